@@ -1,0 +1,99 @@
+"""Ed25519 signing for SM(m): the signed-bytes layout and the key ring.
+
+Pure computation (PyNaCl); keys are handed in, nothing is read from disk here.
+The signed bytes bind the domain tag, cluster, tick, commander, the signer path
+up to and including the signer, and the value, so a signature cannot be replayed
+into another cluster, tick, instance or chain position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import msgpack
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
+from voter.core.values import Value, canonical
+
+DOMAIN_TAG = b"voter/sm/1"
+SIGNATURE_BYTES = 64
+
+
+def signed_bytes(cluster: str, tick: int, path: Sequence[int], value: Value) -> bytes:
+    """The exact bytes signer path[-1] signs for `value` relayed along `path`."""
+    packed: bytes = msgpack.packb(
+        [DOMAIN_TAG, cluster, tick, path[0], list(path), canonical(value)],
+        use_bin_type=True,
+    )
+    return packed
+
+
+@dataclass
+class KeyRing:
+    """Every node's verify key, plus the private keys this process may sign with.
+
+    A loyal board holds one private key (its own). The in-process simulator and
+    the adversary search hold the traitors' keys too, which is exactly what a
+    colluding coalition of traitors has.
+
+    Verification results are cached per (node, message, signature): Ed25519 is
+    deterministic, so a cached answer is the answer; the cache is bounded.
+    """
+
+    verify_keys: Mapping[int, VerifyKey]
+    signing_keys: dict[int, SigningKey] = field(default_factory=dict)
+    cache_limit: int = 65536
+    _sign_cache: dict[tuple[int, bytes], bytes] = field(default_factory=dict, repr=False)
+    _verify_cache: dict[tuple[int, bytes, bytes], bool] = field(default_factory=dict, repr=False)
+    signs: int = 0
+    verifies: int = 0
+
+    def can_sign(self, node: int) -> bool:
+        return node in self.signing_keys
+
+    def sign(self, node: int, message: bytes) -> bytes:
+        key = (node, message)
+        sig = self._sign_cache.get(key)
+        if sig is None:
+            self.signs += 1
+            sig = self.signing_keys[node].sign(message).signature
+            if len(self._sign_cache) >= self.cache_limit:
+                self._sign_cache.clear()
+            self._sign_cache[key] = sig
+        return sig
+
+    def verify(self, node: int, message: bytes, signature: bytes) -> bool:
+        vk = self.verify_keys.get(node)
+        if vk is None or len(signature) != SIGNATURE_BYTES:
+            return False
+        key = (node, message, signature)
+        ok = self._verify_cache.get(key)
+        if ok is None:
+            self.verifies += 1
+            try:
+                vk.verify(message, signature)
+                ok = True
+            except BadSignatureError:
+                ok = False
+            if len(self._verify_cache) >= self.cache_limit:
+                self._verify_cache.clear()
+            self._verify_cache[key] = ok
+        return ok
+
+
+def keyring_from_seeds(seeds: Mapping[int, bytes], own: Sequence[int]) -> KeyRing:
+    """Build a ring from 32-byte Ed25519 seeds; private keys kept only for `own`."""
+    signing = {n: SigningKey(s) for n, s in seeds.items()}
+    return KeyRing(
+        verify_keys={n: k.verify_key for n, k in signing.items()},
+        signing_keys={n: signing[n] for n in own},
+    )
+
+
+def deterministic_seeds(nodes: int, label: bytes = b"voter-test") -> dict[int, bytes]:
+    """Reproducible per-node seeds for simulations and tests (never for a real cluster)."""
+    import hashlib
+
+    return {n: hashlib.sha256(label + n.to_bytes(2, "big")).digest() for n in range(nodes)}

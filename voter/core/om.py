@@ -1,0 +1,108 @@
+"""OM(m), the oral-messages algorithm of Lamport, Shostak and Pease (1982), round by round.
+
+The node keeps the EIG tree: val(σ) is what it received under label σ (the
+commander, then each relayer). In round r it relays every label of length r-1
+to each node not on it, whether or not the label was received (a missing
+message takes the default, and a lieutenant that got nothing still acts as the
+commander of its sub-instance with that default, as LSP define). After m+1
+rounds the tree is resolved bottom-up by LSP's majority. That resolution is
+exactly the recursive OM(m): at label σ the node is a lieutenant of the
+sub-instance commanded by σ[-1], and combines the value it received directly
+with its decisions in the sub-sub-instances of every other lieutenant.
+
+No I/O, no clock, no randomness: frames in, frames out, decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from voter.core.protocol import Counters, Entry, Params, Rejected, check_path, labels
+from voter.core.values import Domain, Invalid, Value
+from voter.core.vote import majority
+
+
+class OMNode:
+    """One node's OM(m) state for one tick, for every commander of `params` at once."""
+
+    def __init__(
+        self,
+        params: Params,
+        me: int,
+        domain: Domain,
+        own_value: Value = None,
+        tick: int = 0,
+    ) -> None:
+        self.params = params
+        self.me = me
+        self.domain = domain
+        self.own_value = own_value
+        self.tick = tick
+        self.counters = Counters()
+        self._val: dict[tuple[int, ...], Value] = {}
+        self._round = 0
+
+    # -- sending ---------------------------------------------------------------
+    def outgoing(self, round_no: int) -> dict[int, list[Entry]]:
+        """The entries this node sends in `round_no`, per destination."""
+        p = self.params
+        out: dict[int, list[Entry]] = {j: [] for j in range(p.nodes) if j != self.me}
+        if round_no == 1:
+            if self.me in p.commanders:
+                for j in out:
+                    out[j].append(Entry((self.me,), self.own_value))
+        elif 2 <= round_no <= p.rounds:
+            for c in p.commanders:
+                for sigma in labels(p.nodes, c, round_no - 1, self.me):
+                    v = self._val.get(sigma, p.default)
+                    relayed = (*sigma, self.me)
+                    for j in out:
+                        if j not in sigma:
+                            out[j].append(Entry(relayed, v))
+        self.counters.sent += sum(len(es) for es in out.values())
+        return out
+
+    # -- receiving -------------------------------------------------------------
+    def receive(self, round_no: int, src: int, entries: Sequence[Entry]) -> list[Rejected]:
+        """Take the entries that came in on the link from `src` in `round_no`."""
+        rejected: list[Rejected] = []
+        for index, e in enumerate(entries):
+            reason = check_path(self.params, self.me, round_no, src, e.path)
+            value: Value = None
+            if reason is None and e.path in self._val:
+                reason = "duplicate label"
+            if reason is None:
+                try:
+                    value = self.domain.normalize(e.value)
+                except Invalid:
+                    reason = "value outside domain"
+            if reason is not None:
+                self.counters.reject(reason)
+                rejected.append(Rejected(round_no, src, reason, index))
+                continue
+            self.counters.received += 1
+            self._val[e.path] = value
+        return rejected
+
+    # -- deciding --------------------------------------------------------------
+    def decide(self) -> dict[int, Value]:
+        """Every commander's agreed value (own value for the node's own instance)."""
+        return {
+            c: self.own_value if c == self.me else self._resolve((c,))
+            for c in self.params.commanders
+        }
+
+    def _resolve(self, sigma: tuple[int, ...]) -> Value:
+        p = self.params
+        direct = self._val.get(sigma, p.default)
+        if len(sigma) == p.rounds:
+            return direct
+        votes = [direct]
+        for j in range(p.nodes):
+            if j != self.me and j not in sigma:
+                votes.append(self._resolve((*sigma, j)))
+        return majority(votes, p.default)
+
+    def received_values(self) -> Mapping[tuple[int, ...], Value]:
+        """The EIG tree as received (for traces and the independent monitor path)."""
+        return dict(self._val)

@@ -1,0 +1,120 @@
+"""Shared vocabulary of the agreement state machines: parameters, entries, rejections.
+
+An *entry* is one LSP message: a value relayed along a path of node ids that
+starts with the commander and ends with the sender (the EIG label), plus for SM
+one signature per node on the path. Entries for all commanders of a tick travel
+batched, one frame per link per round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import permutations
+from typing import Literal
+
+from voter.core.values import Value
+
+Algorithm = Literal["om", "sm"]
+
+#: Hard bounds (TigerBeetle: put a limit on everything). A cluster beyond these is refused.
+NODES_MAX = 16
+M_MAX = 6
+
+
+class ConfigError(ValueError):
+    """Parameters that cannot describe a cluster (our caller's mistake, not a peer's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """One agreement tick: who takes part, which algorithm, how many rounds."""
+
+    nodes: int
+    m: int
+    algorithm: Algorithm
+    commanders: tuple[int, ...]
+    default: Value
+    cluster: str = "voter"
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.nodes <= NODES_MAX:
+            raise ConfigError(f"nodes must be 2..{NODES_MAX}, got {self.nodes}")
+        if not 0 <= self.m <= M_MAX:
+            raise ConfigError(f"m must be 0..{M_MAX}, got {self.m}")
+        if self.algorithm not in ("om", "sm"):
+            raise ConfigError(f"algorithm must be 'om' or 'sm', got {self.algorithm!r}")
+        if not self.commanders or any(not 0 <= c < self.nodes for c in self.commanders):
+            raise ConfigError("commanders must be node ids of the cluster")
+        if len(set(self.commanders)) != len(self.commanders):
+            raise ConfigError("commanders must be distinct")
+
+    @property
+    def rounds(self) -> int:
+        return self.m + 1
+
+    @property
+    def fault_bound(self) -> int:
+        """The most traitors the theory says this cluster tolerates."""
+        if self.algorithm == "om":
+            return min(self.m, (self.nodes - 1) // 3)
+        return min(self.m, self.nodes - 2)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One message: `value` relayed along `path` (commander first, sender last)."""
+
+    path: tuple[int, ...]
+    value: Value
+    sigs: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A peer's entry that was dropped, and why (an event, never an exception)."""
+
+    round: int
+    src: int
+    reason: str
+    index: int = -1  #: position of the entry in the frame
+
+
+@dataclass(slots=True)
+class Counters:
+    """Per-tick message accounting, reported by the engine (not derived from formulas)."""
+
+    sent: int = 0
+    received: int = 0
+    rejected: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def reject(self, reason: str) -> None:
+        self.rejected += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+
+def labels(nodes: int, commander: int, length: int, exclude: int) -> Iterator[tuple[int, ...]]:
+    """Every path of `length` distinct ids starting at `commander` and avoiding `exclude`."""
+    if length < 1 or commander == exclude:
+        return
+    rest = [n for n in range(nodes) if n not in (commander, exclude)]
+    for tail in permutations(rest, length - 1):
+        yield (commander, *tail)
+
+
+def check_path(params: Params, me: int, round_no: int, src: int, path: object) -> str | None:
+    """Why a received path is structurally wrong for (me, round, link), or None if it is fine."""
+    if not isinstance(path, tuple) or len(path) != round_no:
+        return "path length != round"
+    if not all(isinstance(p, int) and 0 <= p < params.nodes for p in path):
+        return "unknown node in path"
+    if path[-1] != src:
+        return "path does not end at the link's peer"
+    if path[0] not in params.commanders:
+        return "not a commander"
+    if me in path:
+        return "path contains receiver"
+    if len(set(path)) != len(path):
+        return "repeated node in path"
+    return None

@@ -1,0 +1,123 @@
+"""SM(m), the signed-messages algorithm of LSP (1982), in its round-by-round (Dolev-Strong) form.
+
+In round r a node accepts a value that carries a valid chain of exactly r
+Ed25519 signatures (commander first, then each relayer, the link's peer last)
+that does not already contain the node. A value not seen before for that
+commander is added to V; if r <= m the node appends its own signature and
+relays it to every node not yet on the chain. After m+1 rounds it decides
+choice(V). A value already in V changes nothing, so its chain is not even
+verified (which saves crypto without changing the outcome).
+
+No I/O, no clock, no randomness: keys come in through the KeyRing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from voter.core.crypto import KeyRing, signed_bytes
+from voter.core.protocol import Counters, Entry, Params, Rejected, check_path
+from voter.core.values import Domain, Invalid, Value
+from voter.core.vote import choice
+
+
+class SMNode:
+    """One node's SM(m) state for one tick, for every commander of `params` at once."""
+
+    def __init__(
+        self,
+        params: Params,
+        me: int,
+        domain: Domain,
+        keys: KeyRing,
+        own_value: Value = None,
+        tick: int = 0,
+    ) -> None:
+        self.params = params
+        self.me = me
+        self.domain = domain
+        self.keys = keys
+        self.own_value = own_value
+        self.tick = tick
+        self.counters = Counters()
+        #: V per commander, in order of acceptance
+        self._accepted: dict[int, list[Value]] = {c: [] for c in params.commanders}
+        #: chains accepted in the last round, to be relayed in the next
+        self._to_relay: list[Entry] = []
+
+    def _sign(self, path: tuple[int, ...], value: Value) -> bytes:
+        return self.keys.sign(self.me, signed_bytes(self.params.cluster, self.tick, path, value))
+
+    def chain_is_valid(self, path: tuple[int, ...], value: Value, sigs: Sequence[bytes]) -> bool:
+        """Every signer on `path` signed `value` at its own position of this cluster and tick."""
+        if len(sigs) != len(path):
+            return False
+        for k, signer in enumerate(path):
+            msg = signed_bytes(self.params.cluster, self.tick, path[: k + 1], value)
+            if not self.keys.verify(signer, msg, sigs[k]):
+                return False
+        return True
+
+    # -- sending ---------------------------------------------------------------
+    def outgoing(self, round_no: int) -> dict[int, list[Entry]]:
+        p = self.params
+        out: dict[int, list[Entry]] = {j: [] for j in range(p.nodes) if j != self.me}
+        if round_no == 1:
+            self._to_relay = []
+            if self.me in p.commanders:
+                own_path: tuple[int, ...] = (self.me,)
+                entry = Entry(own_path, self.own_value, (self._sign(own_path, self.own_value),))
+                for j in out:
+                    out[j].append(entry)
+        elif 2 <= round_no <= p.rounds:
+            for e in self._to_relay:
+                path = (*e.path, self.me)
+                relayed = Entry(path, e.value, (*e.sigs, self._sign(path, e.value)))
+                for j in out:
+                    if j not in path:
+                        out[j].append(relayed)
+            self._to_relay = []
+        self.counters.sent += sum(len(es) for es in out.values())
+        return out
+
+    # -- receiving -------------------------------------------------------------
+    def receive(self, round_no: int, src: int, entries: Sequence[Entry]) -> list[Rejected]:
+        rejected: list[Rejected] = []
+        for index, e in enumerate(entries):
+            reason = check_path(self.params, self.me, round_no, src, e.path)
+            value: Value = None
+            if reason is None and len(e.sigs) != len(e.path):
+                reason = "signature count != path length"
+            if reason is None:
+                try:
+                    value = self.domain.normalize(e.value)
+                except Invalid:
+                    reason = "value outside domain"
+            if reason is None:
+                seen = self._accepted[e.path[0]]
+                if value in seen:
+                    self.counters.received += 1
+                    continue
+                if not self.chain_is_valid(e.path, value, e.sigs):
+                    reason = "bad signature"
+            if reason is not None:
+                self.counters.reject(reason)
+                rejected.append(Rejected(round_no, src, reason, index))
+                continue
+            self.counters.received += 1
+            self._accepted[e.path[0]].append(value)
+            if round_no <= self.params.m:
+                self._to_relay.append(Entry(e.path, value, e.sigs))
+        return rejected
+
+    # -- deciding --------------------------------------------------------------
+    def decide(self) -> dict[int, Value]:
+        p = self.params
+        return {
+            c: self.own_value if c == self.me else choice(self._accepted[c], p.default)
+            for c in p.commanders
+        }
+
+    def accepted(self, commander: int) -> list[Value]:
+        """V for `commander` (for traces)."""
+        return list(self._accepted[commander])
