@@ -28,11 +28,11 @@ from voter.core.adversary import (
     Traitor,
     Withhold,
 )
-from voter.core.crypto import KeyRing, deterministic_seeds, keyring_from_seeds
 from voter.core.ic import make_node
 from voter.core.protocol import Algorithm, ConfigError, Params
 from voter.core.rounds import Delivery, run_tick
 from voter.core.values import LabelDomain, Value
+from voter.testing import cluster_keys
 
 
 class ScenarioError(ValueError):
@@ -192,18 +192,12 @@ def adversary_for(
     raise ScenarioError(f"unknown strategy {spec.strategy!r}")
 
 
-def build_keys(nodes: int, traitors: list[int]) -> tuple[KeyRing, KeyRing]:
-    """(ring for loyal nodes, ring for the traitor coalition), from fixed test seeds."""
-    seeds = deterministic_seeds(nodes)
-    return keyring_from_seeds(seeds, range(nodes)), keyring_from_seeds(seeds, traitors)
-
-
 def run_generals(s: Scenario, *, trace: bool = True) -> GeneralsResult:
     domain = LabelDomain((s.value, s.default))
     alg: Algorithm = "om" if s.algorithm == "om" else "sm"
     params = Params(s.nodes, s.m, alg, (s.commander,), s.default)
     traitor_ids = sorted(t.node for t in s.traitors)
-    loyal_keys, coalition_keys = build_keys(s.nodes, traitor_ids)
+    loyal_keys, coalition_keys = cluster_keys(s.nodes, traitor_ids)
     forge = ChainForge(params, coalition_keys, domain) if alg == "sm" else None
     rng = random.Random(s.seed)
     nodes: dict[int, RoundNode] = {}

@@ -26,6 +26,7 @@ from voter.core.ic import make_node
 from voter.core.protocol import Algorithm, Params
 from voter.core.rounds import run_tick
 from voter.core.values import LabelDomain, Value
+from voter.testing import cluster_keys
 
 VALUES: tuple[str, str] = ("attack", "retreat")
 DEFAULT = "retreat"
@@ -120,9 +121,7 @@ class Searcher:
         self.options: tuple[Option, ...] = (
             ("v0", "v1", "silent") if alg == "om" else ("v0", "v1", "both", "silent")
         )
-        from hil.generals import build_keys
-
-        self._loyal_keys, _ = build_keys(nodes, [])
+        self._loyal_keys, _ = cluster_keys(nodes, [])
         self._coalitions: dict[tuple[int, ...], KeyRing] = {}
 
     def slots(self, traitors: Sequence[int]) -> list[Slot]:
@@ -144,9 +143,7 @@ class Searcher:
         p = self.params
         coalition = self._coalitions.get(case.traitors)
         if coalition is None:
-            from hil.generals import build_keys
-
-            _, coalition = build_keys(p.nodes, list(case.traitors))
+            _, coalition = cluster_keys(p.nodes, list(case.traitors))
             self._coalitions[case.traitors] = coalition
         forge = ChainForge(p, coalition, self.domain) if p.algorithm == "sm" else None
         nodes: dict[int, RoundNode] = {
@@ -277,11 +274,12 @@ def search(
 
 
 def format_result(r: SearchResult) -> str:
-    how = (
-        f"exhaustive: all {r.checked:,} cases"
-        if r.exhaustive
-        else f"sampled: {r.checked:,} random cases of {r.space:,} (seed {r.seed})"
-    )
+    if r.exhaustive and r.holds:
+        how = f"exhaustive: all {r.checked:,} cases"
+    elif r.exhaustive:
+        how = f"exhaustive over {r.space:,} cases, fewest lies first: violated at case {r.checked:,}"
+    else:
+        how = f"sampled: {r.checked:,} random cases of {r.space:,} (seed {r.seed})"
     head = f"{r.algorithm.upper()}({r.m}), N={r.nodes}, {r.traitors} traitor(s): {how}"
     if r.holds:
         return f"{head}\nholds: agreement and validity in every case checked"

@@ -1,0 +1,76 @@
+"""Shared Hypothesis strategies: readings, clusters inside and outside the theory's bound."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import strategies as st
+
+from voter.core.adversary import (
+    Adversary,
+    Equivocate,
+    Flip,
+    Forge,
+    Lie,
+    RandomLies,
+    Silent,
+    Withhold,
+)
+from voter.core.values import ReadingDomain
+
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+
+
+def readings(channels: int = 3) -> st.SearchStrategy[tuple[float | None, ...]]:
+    return st.tuples(
+        *[st.one_of(finite, st.none()) if ch == 2 else finite for ch in range(channels)]
+    )
+
+
+STRATEGY_NAMES = ("silent", "equivocate", "lie", "flip", "random", "forge", "withhold")
+
+
+def adversary(name: str, domain: ReadingDomain, seed: int) -> Adversary:
+    match name:
+        case "silent":
+            return Silent()
+        case "equivocate":
+            return Equivocate(domain)
+        case "lie":
+            return Lie((-1.0, 2.0, 3.0))
+        case "flip":
+            return Flip(domain)
+        case "random":
+            return RandomLies(domain, random.Random(seed))
+        case "forge":
+            return Forge(domain)
+        case "withhold":
+            return Withhold()
+    raise ValueError(name)
+
+
+@st.composite
+def ic_inside_bound(draw: st.DrawFn) -> dict[str, object]:
+    """A cluster and traitor set the theory says is safe: OM N > 3f, SM N >= f + 2, f <= m."""
+    algorithm = draw(st.sampled_from(["om", "sm"]))
+    if algorithm == "om":
+        m = draw(st.integers(1, 2))
+        nodes = draw(st.integers(3 * m + 1, 3 * m + 2)) if m == 1 else 7
+        f_max = min(m, (nodes - 1) // 3)
+    else:
+        m = draw(st.integers(1, 2))
+        nodes = draw(st.integers(m + 2, 5))
+        f_max = min(m, nodes - 2)
+    f = draw(st.integers(0, f_max))
+    traitors = draw(st.lists(st.integers(0, nodes - 1), min_size=f, max_size=f, unique=True))
+    names = draw(st.lists(st.sampled_from(STRATEGY_NAMES), min_size=f, max_size=f))
+    values = {i: draw(readings()) for i in range(nodes)}
+    seed = draw(st.integers(0, 2**16))
+    return {
+        "algorithm": algorithm,
+        "m": m,
+        "nodes": nodes,
+        "traitors": dict(zip(traitors, names, strict=True)),
+        "readings": values,
+        "seed": seed,
+    }

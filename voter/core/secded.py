@@ -1,0 +1,204 @@
+"""Hamming(72,64) SECDED words and the ECC-protected store for a board's per-tick state.
+
+A 64-bit data word becomes a 72-bit codeword: a 71-bit Hamming code (parity at
+positions 1, 2, 4, ..., 64, data at the other positions 3..71, bit p of the int
+is position p) plus an overall even-parity bit at bit 0. One flipped bit is
+corrected; two are detected and never "corrected" into wrong data. `EccStore`
+keeps named byte blobs as codewords, writes corrections back (scrubbing), and
+raises `UncorrectableError` on a double error so the node can stop itself
+(crash-on-inconsistency) instead of voting on corrupted state.
+
+Pure computation: no I/O, no clock, no randomness, no logging. Fault injection
+(`flip_bit`) is driven from outside; the store never flips bits on its own.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgpack
+
+DATA_BITS = 64
+CODE_BITS = 72
+WORD_BYTES = DATA_BITS // 8
+
+_DATA_LIMIT = 1 << DATA_BITS
+_CODE_LIMIT = 1 << CODE_BITS
+_HAMMING_LAST = CODE_BITS - 1  # positions 1..71; bit 0 is the overall parity
+
+
+def _data_runs() -> tuple[tuple[int, int], ...]:
+    # Data positions (non-powers of two) form 6 contiguous runs, so spreading a
+    # word is 6 mask-and-shift steps rather than 64 single-bit moves.
+    positions = [p for p in range(1, _HAMMING_LAST + 1) if p & (p - 1)]
+    assert len(positions) == DATA_BITS
+    runs: list[tuple[int, int]] = []
+    for i, pos in enumerate(positions):
+        shift = pos - i
+        if runs and runs[-1][1] == shift:
+            runs[-1] = (runs[-1][0] | 1 << i, shift)
+        else:
+            runs.append((1 << i, shift))
+    return tuple(runs)
+
+
+#: (mask over data bits, left shift to their codeword positions) per contiguous run.
+_RUNS = _data_runs()
+#: Per Hamming parity k: its syndrome bit, its codeword bit (position 2**k), and the
+#: positions it covers (every index with bit k set, its own included).
+_PARITY = tuple(
+    (1 << k, 1 << (1 << k), sum(1 << p for p in range(1, _HAMMING_LAST + 1) if p >> k & 1))
+    for k in range(7)
+)
+
+
+class Status(StrEnum):
+    """What `decode_word` found in a codeword."""
+
+    OK = "ok"
+    CORRECTED = "corrected"
+    DOUBLE = "double"
+
+
+class UncorrectableError(Exception):
+    """The store found a double-bit error: internal state is inconsistent, stop the node."""
+
+
+def encode_word(data: int) -> int:
+    """The 72-bit SECDED codeword of a 64-bit data word."""
+    if not 0 <= data < _DATA_LIMIT:
+        raise ValueError(f"data word out of range: {data:#x}")
+    code = 0
+    for mask, shift in _RUNS:
+        code |= (data & mask) << shift
+    # Parity positions are still zero here, so each parity sees data bits only.
+    for _, parity_bit, mask in _PARITY:
+        if (code & mask).bit_count() & 1:
+            code |= parity_bit
+    return code | (code.bit_count() & 1)
+
+
+def _extract(code: int) -> int:
+    data = 0
+    for mask, shift in _RUNS:
+        data |= (code >> shift) & mask
+    return data
+
+
+def decode_word(code: int) -> tuple[int, Status]:
+    """The data word of a codeword and whether it was intact, corrected or doubly hit.
+
+    With `Status.DOUBLE` the returned data is the raw, uncorrected extraction and
+    must not be used.
+    """
+    if not 0 <= code < _CODE_LIMIT:
+        raise ValueError(f"codeword out of range: {code:#x}")
+    syndrome = 0
+    for syndrome_bit, _, mask in _PARITY:
+        if (code & mask).bit_count() & 1:
+            syndrome |= syndrome_bit
+    parity_wrong = code.bit_count() & 1
+    if not syndrome:
+        # A lone flip of the overall parity bit leaves the data untouched.
+        return _extract(code), Status.CORRECTED if parity_wrong else Status.OK
+    # Syndromes 72..127 name no bit, so they cannot come from a single flip.
+    if not parity_wrong or syndrome > _HAMMING_LAST:
+        return _extract(code), Status.DOUBLE
+    return _extract(code ^ (1 << syndrome)), Status.CORRECTED
+
+
+class EccStore:
+    """Named byte blobs held as SECDED codewords.
+
+    Word 0 of a key holds the blob's length (so the length is protected too);
+    the blob follows in little-endian 8-byte words, the last zero-padded.
+    `corrected` counts single-bit errors fixed (and written back), `detected`
+    counts uncorrectable findings.
+    """
+
+    def __init__(self) -> None:
+        self._words: dict[str, list[int]] = {}
+        self.corrected = 0
+        self.detected = 0
+
+    def put(self, key: str, blob: bytes) -> None:
+        """Store `blob` under `key`, replacing any previous blob."""
+        size = len(blob)
+        words = [encode_word(size)]
+        for start in range(0, size, WORD_BYTES):
+            words.append(encode_word(int.from_bytes(blob[start : start + WORD_BYTES], "little")))
+        self._words[key] = words
+
+    def get(self, key: str) -> bytes:
+        """The blob under `key`, with single-bit errors corrected in place."""
+        data = self._check(key)
+        size = data[0]
+        raw = b"".join(word.to_bytes(WORD_BYTES, "little") for word in data[1:])
+        return raw[:size]
+
+    def delete(self, key: str) -> None:
+        """Remove `key` (KeyError if absent)."""
+        del self._words[key]
+
+    def clear(self) -> None:
+        """Remove every key; the counters are kept."""
+        self._words.clear()
+
+    def keys(self) -> list[str]:
+        """A snapshot of the stored keys, in insertion order."""
+        return list(self._words)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._words
+
+    def bit_count(self, key: str) -> int:
+        """How many raw codeword bits `key` occupies (the valid `flip_bit` range)."""
+        return CODE_BITS * len(self._words[key])
+
+    def flip_bit(self, key: str, bit: int) -> None:
+        """Fault injection: flip raw bit `bit` (word `bit // 72`, bit `bit % 72`) of `key`."""
+        words = self._words[key]
+        if not 0 <= bit < CODE_BITS * len(words):
+            raise IndexError(f"bit {bit} outside {key!r} ({CODE_BITS * len(words)} bits)")
+        index, offset = divmod(bit, CODE_BITS)
+        words[index] ^= 1 << offset
+
+    def scrub(self) -> int:
+        """Check every word of every key, correcting singles in place; how many were fixed."""
+        before = self.corrected
+        for key in self.keys():
+            self._check(key)
+        return self.corrected - before
+
+    def put_obj(self, key: str, obj: object) -> None:
+        """Store a msgpack-able object (tuples come back as lists)."""
+        packed: bytes = msgpack.packb(obj, use_bin_type=True)
+        self.put(key, packed)
+
+    def get_obj(self, key: str) -> object:
+        """The object stored by `put_obj` under `key`."""
+        obj: object = msgpack.unpackb(self.get(key), raw=False, strict_map_key=False)
+        return obj
+
+    def _check(self, key: str) -> list[int]:
+        # Every read is also a scrub of the key (up to the first double), so a
+        # single error cannot sit and wait for a second one in the same word.
+        # The length/padding check is cheap extra cover: a 3+ bit hit can
+        # miscorrect into a valid-looking word, and some of those land here.
+        words = self._words[key]
+        data: list[int] = []
+        for index, code in enumerate(words):
+            value, status = decode_word(code)
+            if status is Status.DOUBLE:
+                self.detected += 1
+                raise UncorrectableError(f"double-bit error in {key!r} word {index}")
+            if status is Status.CORRECTED:
+                words[index] = encode_word(value)
+                self.corrected += 1
+            data.append(value)
+        size = data[0]
+        full, tail = divmod(size, WORD_BYTES)
+        if full + (tail > 0) != len(data) - 1 or (tail and data[-1] >> (8 * tail)):
+            self.detected += 1
+            raise UncorrectableError(f"length word of {key!r} ({size}) contradicts its words")
+        return data
