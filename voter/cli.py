@@ -1,20 +1,268 @@
-"""voter: cluster keys and configuration. Not built yet."""
+"""voter: the operator's CLI for keys and the cluster configuration (keygen, cluster init/show).
+
+Everything here is argument handling and printing around voter.keys and voter.config. User
+errors (bad options, existing files, bad permissions, invalid config) end in one stderr line
+and exit status 2 via `fail()`, never a traceback. It must not touch serial ports or run the
+protocol, and must never print private key material.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
 
-from voter._cli_util import not_implemented
+from voter._cli_util import fail
+from voter.config import (
+    ALGORITHMS,
+    DEFAULT_BAUD,
+    DEFAULT_LOG_DIR,
+    MAX_BAUD,
+    MAX_CHANNELS,
+    MAX_M,
+    MAX_NODES,
+    MAX_TICK_HZ,
+    MIN_NODES,
+    ClusterConfig,
+    ConfigFileError,
+    NodeConfig,
+    dump_cluster,
+    load_cluster,
+    loads_cluster,
+)
+from voter.keys import KeyFileError, generate_key, public_key_hex
+
+DEFAULT_CHANNELS = "altitude_m,airspeed_mps,pitch_deg"
+DEFAULT_LINK_TEMPLATE = "/dev/voter-link{peer}"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and a pointer to --help), like other errors."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(f"{message} (see: {self.prog} --help)")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="voter", description="Keys and cluster configuration for voterd.")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    kg = sub.add_parser(
+        "keygen",
+        help="write one Ed25519 key file (mode 0600) and print its public key",
+        description="Write a new Ed25519 key (64 hex chars, mode 0600; never overwrites) and "
+        "print its public key in hex, as it goes into cluster.toml.",
+    )
+    kg.add_argument("--out", required=True, type=Path, metavar="FILE", help="key file to create")
+
+    cluster = sub.add_parser(
+        "cluster", help="cluster configuration", description="Create or inspect a cluster.toml."
+    )
+    csub = cluster.add_subparsers(
+        dest="cluster_cmd", required=True, metavar="SUBCOMMAND", parser_class=_Parser
+    )
+    init = csub.add_parser(
+        "init",
+        help="write DIR/cluster.toml and one key per node",
+        description="Write DIR/cluster.toml and DIR/keys/node<i>.key (0600, DIR/keys 0700) with "
+        "every node's public key in the TOML. Copy cluster.toml to every board, and each key "
+        "only to its own board.",
+    )
+    init.add_argument("--nodes", type=int, required=True, metavar="N", help="number of boards")
+    init.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    init.add_argument("--algorithm", choices=ALGORITHMS, default="om", help="default: om")
+    init.add_argument("--m", type=int, default=1, metavar="M", help="rounds - 1 (default: 1)")
+    init.add_argument(
+        "--tick-hz", type=float, default=50.0, metavar="H", help="ticks per second (default: 50)"
+    )
+    init.add_argument("--id", default="voter", metavar="NAME", help="cluster id (default: voter)")
+    init.add_argument(
+        "--baud", type=int, default=DEFAULT_BAUD, metavar="B", help=f"default: {DEFAULT_BAUD}"
+    )
+    init.add_argument(
+        "--channels",
+        default=DEFAULT_CHANNELS,
+        metavar="a,b,c",
+        help=f"comma-separated channel names (default: {DEFAULT_CHANNELS})",
+    )
+    init.add_argument(
+        "--link-template",
+        default=DEFAULT_LINK_TEMPLATE,
+        metavar="URL",
+        help="port of each link; {peer} and {node} are substituted "
+        f"(default: {DEFAULT_LINK_TEMPLATE})",
+    )
+    init.add_argument(
+        "--log-dir",
+        default=DEFAULT_LOG_DIR,
+        metavar="DIR",
+        help="decision log folder, relative to the config's folder (default: logs)",
+    )
+    init.add_argument(
+        "--output-socket",
+        default="",
+        metavar="PATH",
+        help="unix datagram socket for the voted output; may contain {node} (default: none)",
+    )
+
+    show = csub.add_parser(
+        "show",
+        help="summarise a cluster.toml",
+        description="Check a cluster.toml and print its nodes, algorithm, fault bound and links.",
+    )
+    show.add_argument("config", type=Path, metavar="CLUSTER.toml")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="voter", description="Keys and cluster configuration.")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("keygen", help="write an Ed25519 key (mode 0600)")
-    cluster = sub.add_parser("cluster", help="cluster configuration")
-    csub = cluster.add_subparsers(dest="cluster_cmd", required=True)
-    init = csub.add_parser("init", help="write a cluster TOML and one key per node")
-    init.add_argument("--nodes", type=int, required=True)
-    init.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
-    not_implemented(f"voter {args.cmd}")
+    args = _build_parser().parse_args(argv)
+    try:
+        if args.cmd == "keygen":
+            _keygen(args)
+        elif args.cluster_cmd == "init":
+            _cluster_init(args)
+        else:
+            _cluster_show(args)
+    except (KeyFileError, ConfigFileError) as exc:
+        fail(str(exc))
+
+
+def _keygen(args: argparse.Namespace) -> None:
+    vk = generate_key(args.out)
+    print(f"wrote {args.out} (mode 0600)", file=sys.stderr)
+    print(public_key_hex(vk))
+
+
+def _expand(template: str, node: int, peer: int) -> str:
+    return template.replace("{node}", str(node)).replace("{peer}", str(peer))
+
+
+def _check_init_args(args: argparse.Namespace) -> list[str]:
+    """Validate options before anything is written; returns the channel names."""
+    if not MIN_NODES <= args.nodes <= MAX_NODES:
+        fail(f"--nodes must be {MIN_NODES}..{MAX_NODES}, got {args.nodes}")
+    if not 0 <= args.m <= MAX_M:
+        fail(f"--m must be 0..{MAX_M}, got {args.m}")
+    if not 0 < args.tick_hz <= MAX_TICK_HZ:
+        fail(f"--tick-hz must be in (0, {MAX_TICK_HZ:g}], got {args.tick_hz:g}")
+    if not 1 <= args.baud <= MAX_BAUD:
+        fail(f"--baud must be 1..{MAX_BAUD}, got {args.baud}")
+    channels = [c.strip() for c in args.channels.split(",")]
+    if not 1 <= len(channels) <= MAX_CHANNELS or not all(channels):
+        fail(f"--channels must be 1..{MAX_CHANNELS} comma-separated names, got {args.channels!r}")
+    rest = args.link_template.replace("{peer}", "").replace("{node}", "")
+    if "{" in rest or "}" in rest:
+        fail(f"--link-template may only use {{peer}} and {{node}}, got {args.link_template!r}")
+    if "{peer}" not in args.link_template and args.nodes > 2:
+        # Without {peer} every link of a board would name the same port.
+        fail(f"--link-template must contain {{peer}}, got {args.link_template!r}")
+    return channels
+
+
+def _make_config(
+    args: argparse.Namespace, channels: list[str], keys: list[bytes], out: Path
+) -> ClusterConfig:
+    n = args.nodes
+    return ClusterConfig(
+        id=args.id,
+        algorithm=args.algorithm,
+        m=args.m,
+        tick_hz=float(args.tick_hz),
+        channels=tuple(channels),
+        baud=args.baud,
+        log_dir=out / args.log_dir,
+        output_socket=args.output_socket,
+        nodes=tuple(
+            NodeConfig(
+                id=i,
+                public_key=keys[i],
+                key_file=out / "keys" / f"node{i}.key",
+                control="",
+                sensor={"kind": "sim", "seed": i},
+                links={p: _expand(args.link_template, i, p) for p in range(n) if p != i},
+            )
+            for i in range(n)
+        ),
+        path=out / "cluster.toml",
+    )
+
+
+def _cluster_init(args: argparse.Namespace) -> None:
+    channels = _check_init_args(args)
+    out: Path = args.out.absolute()
+    cfg_path = out / "cluster.toml"
+    key_dir = out / "keys"
+    # Check every option through the real loader before writing anything, with stand-in keys,
+    # so a bad option cannot leave half a cluster behind.
+    probe = _make_config(args, channels, [bytes([i + 1]) * 32 for i in range(args.nodes)], out)
+    try:
+        loads_cluster(dump_cluster(probe), cfg_path)
+    except ConfigFileError as exc:
+        fail(f"invalid option: {str(exc).split(': ', 1)[-1]}")
+
+    if out.exists() and not out.is_dir():
+        fail(f"{out} exists and is not a folder")
+    if cfg_path.exists() and cfg_path.stat().st_size > 0:
+        fail(f"{cfg_path} already exists; refusing to overwrite it")
+    key_paths = [key_dir / f"node{i}.key" for i in range(args.nodes)]
+    existing = [p for p in key_paths if p.exists()]
+    if existing:
+        fail(f"{existing[0]} already exists; refusing to overwrite a key")
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not key_dir.exists():
+            key_dir.mkdir(mode=0o700)
+            # mkdir's mode is filtered by the umask; state it exactly.
+            os.chmod(key_dir, 0o700)
+    except OSError as exc:
+        fail(f"cannot create {exc.filename or out}: {exc.strerror}")
+
+    public = [bytes(generate_key(p)) for p in key_paths]
+    cfg = _make_config(args, channels, public, out)
+    text = dump_cluster(cfg)
+    tmp = cfg_path.with_name(".cluster.toml.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, cfg_path)
+    except OSError as exc:
+        fail(f"cannot write {cfg_path}: {exc.strerror}")
+    load_cluster(cfg_path)  # self-check: what we wrote is what the daemon will accept
+
+    print(f"wrote {cfg_path}")
+    print(
+        f"  cluster {cfg.id}: {cfg.n} nodes, {cfg.algorithm.upper()}({cfg.m}), "
+        f"{cfg.tick_hz:g} Hz, tolerates f <= {cfg.fault_bound}"
+    )
+    for p, pk in zip(key_paths, public, strict=True):
+        print(f"wrote {p} (mode 0600)  public key {pk.hex()}")
+    print("copy cluster.toml to every board; copy keys/node<i>.key only to board i")
+
+
+def _cluster_show(args: argparse.Namespace) -> None:
+    cfg = load_cluster(args.config)
+    algo = cfg.algorithm.upper()
+    if cfg.algorithm == "om":
+        rule = f"OM tolerates f < N/3 and f <= m: f <= {cfg.fault_bound}"
+        if cfg.fault_bound < cfg.m:
+            # Allowed on purpose: N <= 3m is how the impossibility result is demonstrated.
+            rule += f" (OM({cfg.m}) needs N >= {3 * cfg.m + 1} to tolerate m={cfg.m} faults)"
+    else:
+        rule = f"SM tolerates f <= N-2 and f <= m: f <= {cfg.fault_bound}"
+    print(f"cluster {cfg.id} ({cfg.path})")
+    print(f"  nodes: {cfg.n}   algorithm: {algo}({cfg.m})   {rule}")
+    print(f"  tick: {cfg.tick_hz:g} Hz ({cfg.period_s * 1000:g} ms)   baud: {cfg.baud}")
+    print(f"  channels: {', '.join(cfg.channels)}")
+    print(f"  decision logs: {cfg.log_dir}/node<ID>.jsonl")
+    if cfg.output_socket:
+        print(f"  output socket: {cfg.output_socket}")
+    for nd in cfg.nodes:
+        links = "  ".join(f"{p}={url}" for p, url in sorted(nd.links.items()))
+        extra = f"   control: {nd.control}" if nd.control else ""
+        print(f"  node {nd.id}: key {nd.public_key.hex()[:16]}...  links: {links}{extra}")
+
+
+if __name__ == "__main__":
+    main()

@@ -121,3 +121,7 @@ class SMNode:
     def accepted(self, commander: int) -> list[Value]:
         """V for `commander` (for traces)."""
         return list(self._accepted[commander])
+
+    def accepted_all(self) -> dict[int, list[Value]]:
+        """V for every commander (the table the MON path re-decides from)."""
+        return {c: list(vs) for c, vs in self._accepted.items()}

@@ -1,0 +1,312 @@
+"""The HIL link layer: pseudo-terminal pairs between boards, a forwarder, baud and fault emulation.
+
+Each board end of each link is the slave side of its own pty (a real tty path a
+board opens with pyserial, exactly like /dev/ttyAMA1). The fabric holds the
+master sides and forwards bytes between the two ends of every link, one
+direction at a time:
+
+- baud emulation: ptys ignore the line rate, so bytes are released no faster
+  than baud/10 bytes per second per direction (8N1), each frame when its last
+  byte would have arrived;
+- faults per direction: bit flips at a bit error rate (independent, or in
+  bursts), whole-frame drops with probability p, an added delay; each may be
+  limited to a time window.
+
+The fabric keeps the slave sides open too, so a board can be killed and
+restarted on the same path. Randomness comes from one seeded generator.
+It runs as its own process (`python -m firmware_sim.fabric SPEC.json`) so its
+timing does not share a GIL with anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import random
+import selectors
+import signal
+import time
+import tty
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+READ_MAX = 65536
+#: bytes a direction may hold back (queued for baud emulation) before it drops input
+QUEUE_BYTES_MAX = 1 << 20
+
+
+@dataclass
+class LinkFault:
+    """A fault on one direction of a link (SPEC.md kinds link-bitflip, link-drop, link-delay)."""
+
+    kind: str  # "bitflip" | "drop" | "delay"
+    ber: float = 0.0
+    burst: int = 1  # bits flipped together per error event (1 = independent)
+    p: float = 0.0
+    delay_s: float = 0.0
+    start_s: float = 0.0  # seconds since the fabric's t0; window of activity
+    end_s: float | None = None
+
+    def active(self, t: float) -> bool:
+        return t >= self.start_s and (self.end_s is None or t <= self.end_s)
+
+
+@dataclass
+class DirectionStats:
+    bytes: int = 0
+    frames: int = 0
+    flipped_bits: int = 0
+    corrupted_frames: int = 0
+    dropped_frames: int = 0
+    delayed_frames: int = 0
+    overflow_bytes: int = 0
+
+
+@dataclass
+class Direction:
+    """Bytes from board `src`'s end to board `dst`'s end of their link."""
+
+    src: int
+    dst: int
+    read_fd: int
+    write_fd: int
+    baud: int
+    faults: list[LinkFault] = field(default_factory=list)
+    stats: DirectionStats = field(default_factory=DirectionStats)
+    partial: bytearray = field(default_factory=bytearray)
+    queue: list[tuple[float, bytes]] = field(default_factory=list)
+    wire_free: float = 0.0
+    pending: bytearray = field(default_factory=bytearray)  # released but not yet written
+
+    def byte_time(self) -> float:
+        return 10.0 / self.baud if self.baud > 0 else 0.0
+
+
+class Fabric:
+    """All links of a cluster. `ends[(a, b)]` is the tty path board a opens for its link to b."""
+
+    def __init__(self, nodes: int, baud: int, seed: int = 0, t0: float | None = None) -> None:
+        self.nodes = nodes
+        self.baud = baud
+        self.rng = random.Random(seed)
+        self.t0 = time.monotonic() if t0 is None else t0
+        self.ends: dict[tuple[int, int], str] = {}
+        self._masters: dict[tuple[int, int], int] = {}
+        self._slaves: list[int] = []
+        self.directions: list[Direction] = []
+        for a in range(nodes):
+            for b in range(nodes):
+                if a == b:
+                    continue
+                master, slave = os.openpty()
+                tty.setraw(slave)
+                os.set_blocking(master, False)
+                self._masters[(a, b)] = master
+                self._slaves.append(slave)
+                self.ends[(a, b)] = os.ttyname(slave)
+        for a in range(nodes):
+            for b in range(nodes):
+                if a != b:
+                    # what a writes on its end (a,b) comes out at b's end (b,a)
+                    self.directions.append(
+                        Direction(a, b, self._masters[(a, b)], self._masters[(b, a)], baud)
+                    )
+        self._stop = False
+
+    def direction(self, src: int, dst: int) -> Direction:
+        for d in self.directions:
+            if d.src == src and d.dst == dst:
+                return d
+        raise KeyError((src, dst))
+
+    def add_fault(self, link: str, fault: LinkFault) -> None:
+        """`link` = "a-b" (both directions), "a>b" (one) or "*" (every link)."""
+        for d in self._select(link):
+            d.faults.append(fault)
+
+    def _select(self, link: str) -> list[Direction]:
+        if link == "*":
+            return list(self.directions)
+        if ">" in link:
+            a, b = (int(x) for x in link.split(">"))
+            return [self.direction(a, b)]
+        a, b = (int(x) for x in link.split("-"))
+        return [self.direction(a, b), self.direction(b, a)]
+
+    # -- forwarding ----------------------------------------------------------------
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def _ingest(self, d: Direction, data: bytes) -> None:
+        d.stats.bytes += len(data)
+        d.partial += data
+        while True:
+            idx = d.partial.find(b"\x00")
+            if idx < 0:
+                if len(d.partial) > 8192:  # no delimiter at all: forward as is
+                    self._frame(d, bytes(d.partial))
+                    d.partial.clear()
+                return
+            frame = bytes(d.partial[: idx + 1])
+            del d.partial[: idx + 1]
+            self._frame(d, frame)
+
+    def _frame(self, d: Direction, frame: bytes) -> None:
+        t = self.now()
+        d.stats.frames += 1
+        delay = 0.0
+        for f in d.faults:
+            if not f.active(t):
+                continue
+            if f.kind == "drop" and self.rng.random() < f.p:
+                d.stats.dropped_frames += 1
+                return
+            if f.kind == "delay":
+                delay += f.delay_s
+                d.stats.delayed_frames += 1
+            if f.kind == "bitflip" and f.ber > 0:
+                frame = self._flip(d, frame, f)
+        start = max(d.wire_free, t)
+        d.wire_free = start + len(frame) * d.byte_time()
+        if sum(len(q) for _, q in d.queue) > QUEUE_BYTES_MAX:
+            d.stats.overflow_bytes += len(frame)
+            return
+        d.queue.append((d.wire_free + delay, frame))
+
+    def _flip(self, d: Direction, frame: bytes, f: LinkFault) -> bytes:
+        bits = len(frame) * 8
+        data = bytearray(frame)
+        flipped = 0
+        # Geometric skipping: the gap to the next error event at rate ber per bit.
+        pos = self._gap(f.ber)
+        while pos < bits:
+            for k in range(f.burst):
+                if pos + k < bits:
+                    data[(pos + k) // 8] ^= 1 << ((pos + k) % 8)
+                    flipped += 1
+            pos += f.burst + self._gap(f.ber)
+        if flipped:
+            d.stats.flipped_bits += flipped
+            d.stats.corrupted_frames += 1
+        return bytes(data)
+
+    def _gap(self, ber: float) -> int:
+        if ber >= 1:
+            return 0
+        u = self.rng.random()
+        return int(math.log(1.0 - u) / math.log(1.0 - ber))
+
+    def _release(self) -> float | None:
+        """Write what is due; return seconds until the next release (None = nothing queued)."""
+        t = self.now()
+        soonest: float | None = None
+        for d in self.directions:
+            if d.queue:
+                keep = []
+                for due, data in d.queue:
+                    if due <= t:
+                        d.pending += data
+                    else:
+                        keep.append((due, data))
+                        soonest = due if soonest is None else min(soonest, due)
+                d.queue = keep
+            if d.pending:
+                try:
+                    n = os.write(d.write_fd, d.pending)
+                    del d.pending[:n]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    d.stats.overflow_bytes += len(d.pending)
+                    d.pending.clear()
+                if len(d.pending) > QUEUE_BYTES_MAX:
+                    d.stats.overflow_bytes += len(d.pending)
+                    d.pending.clear()
+                if d.pending:
+                    soonest = t + 0.001 if soonest is None else min(soonest, t + 0.001)
+        return None if soonest is None else max(0.0, soonest - t)
+
+    def serve(self, duration_s: float | None = None) -> None:
+        """Forward until stop() (or SIGTERM in the process form), or for `duration_s`."""
+        # select(2): microsecond timeouts (epoll rounds up to whole milliseconds)
+        sel = selectors.SelectSelector()
+        for d in self.directions:
+            sel.register(d.read_fd, selectors.EVENT_READ, d)
+        end = None if duration_s is None else self.now() + duration_s
+        while not self._stop and (end is None or self.now() < end):
+            wait = self._release()
+            timeout = 0.05 if wait is None else min(wait, 0.05)
+            for key, _ in sel.select(timeout):
+                d = key.data
+                try:
+                    data = os.read(d.read_fd, READ_MAX)
+                except (BlockingIOError, OSError):
+                    continue  # EIO while the board end is closed (board restarting)
+                if data:
+                    self._ingest(d, data)
+        sel.close()
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def stats(self) -> dict[str, Any]:
+        return {f"{d.src}>{d.dst}": asdict(d.stats) for d in self.directions}
+
+    def close(self) -> None:
+        for fd in [*self._masters.values(), *self._slaves]:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def fault_from_spec(spec: dict[str, Any]) -> tuple[str, LinkFault]:
+    kind = spec["kind"].removeprefix("link-")
+    fault = LinkFault(
+        kind=kind,
+        ber=float(spec.get("ber", 0.0)),
+        burst=int(spec.get("burst", 1)),
+        p=float(spec.get("p", 0.0)),
+        delay_s=float(spec.get("delay_ms", 0.0)) / 1000.0,
+        start_s=float(spec.get("start_s", 0.0)),
+        end_s=None if spec.get("end_s") is None else float(spec["end_s"]),
+    )
+    return str(spec["link"]), fault
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Process form: read a JSON spec, write the tty map, forward until SIGTERM, write stats."""
+    ap = argparse.ArgumentParser(prog="python -m firmware_sim.fabric")
+    ap.add_argument("spec", help="JSON: nodes, baud, seed, t0, faults, ends_out, stats_out")
+    args = ap.parse_args(argv)
+    spec = json.loads(Path(args.spec).read_text())
+    fabric = Fabric(int(spec["nodes"]), int(spec.get("baud", 0)), int(spec.get("seed", 0)),
+                    spec.get("t0"))
+    for f in spec.get("faults", []):
+        link, fault = fault_from_spec(f)
+        fabric.add_fault(link, fault)
+
+    def _stop(signum: int, frame: object) -> None:
+        fabric.stop()
+
+    # The fabric stands for copper: it must not queue behind the boards' CPU work, so it
+    # runs above their real-time priority when the machine allows it.
+    with contextlib.suppress(PermissionError, OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(30))
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    ends = {f"{a}-{b}": path for (a, b), path in fabric.ends.items()}
+    tmp = Path(spec["ends_out"] + ".tmp")
+    tmp.write_text(json.dumps(ends))
+    tmp.rename(spec["ends_out"])  # atomic: the parent waits for this file
+    try:
+        fabric.serve()
+    finally:
+        Path(spec["stats_out"]).write_text(json.dumps(fabric.stats(), indent=1))
+        fabric.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,448 @@
+"""The cluster configuration file (TOML): strict loading, dataclasses, and writing it back.
+
+`load_cluster` turns a cluster.toml into frozen `ClusterConfig`/`NodeConfig` values or raises
+`ConfigFileError` with one line naming the file and the offending key. Unknown keys are errors,
+because a typo that silently falls back to a default is exactly the kind of divergence between
+boards that this project exists to rule out. `dump_cluster` is a small hand-written TOML emitter
+for this schema only (no extra dependency) with `load(dump(x)) == x`.
+
+This module must not read key files (only their paths are kept), open serial ports or sockets,
+or log: it parses and checks, the daemon and CLIs act.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voter.keys import KeyFileError, parse_public_key
+
+ALGORITHMS = ("om", "sm")
+MIN_NODES, MAX_NODES = 2, 16
+MAX_M = 6
+MAX_TICK_HZ = 1000.0
+MAX_CHANNELS = 32
+MAX_BAUD = 16_000_000
+DEFAULT_BAUD = 921600
+DEFAULT_LOG_DIR = "logs"
+SENSOR_KINDS = ("sim", "csv", "socket")
+
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
+
+_CLUSTER_REQUIRED = ("id", "algorithm", "m", "tick_hz", "channels")
+_CLUSTER_OPTIONAL = ("baud", "log_dir", "output_socket")
+_NODE_REQUIRED = ("id", "public_key", "key_file", "links")
+_NODE_OPTIONAL = ("control", "sensor")
+
+
+class ConfigFileError(Exception):
+    """The cluster file is unreadable or invalid; the message is one line naming file and key."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """One board: its identity, key file location, HIL control port, sensor and links."""
+
+    id: int
+    public_key: bytes
+    key_file: Path
+    control: str = ""
+    # Dicts are not hashable; leave them out of the hash so a NodeConfig stays usable as a key.
+    sensor: dict[str, Any] = field(default_factory=dict, hash=False)
+    links: dict[int, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """The whole cluster as every board must see it (identical file on every board)."""
+
+    id: str
+    algorithm: str
+    m: int
+    tick_hz: float
+    channels: tuple[str, ...]
+    baud: int
+    log_dir: Path
+    output_socket: str
+    nodes: tuple[NodeConfig, ...]
+    path: Path
+
+    @property
+    def n(self) -> int:
+        """Number of nodes."""
+        return len(self.nodes)
+
+    @property
+    def period_s(self) -> float:
+        """Tick period in seconds."""
+        return 1.0 / self.tick_hz
+
+    @property
+    def fault_bound(self) -> int:
+        """Largest number of arbitrary faults this configuration is meant to tolerate.
+
+        OM(m): f < N/3 and f <= m. SM(m): f <= N-2 and f <= m. A cluster with OM and N <= 3m is
+        accepted (it is how the impossibility result is demonstrated); its bound is then below m.
+        """
+        limit = (self.n - 1) // 3 if self.algorithm == "om" else self.n - 2
+        return max(0, min(self.m, limit))
+
+    def node(self, node_id: int) -> NodeConfig:
+        """The node with this id; ConfigFileError naming the cluster if there is none."""
+        if isinstance(node_id, int) and not isinstance(node_id, bool) and 0 <= node_id < self.n:
+            return self.nodes[node_id]
+        raise ConfigFileError(f"node {node_id} is not in cluster {self.id} (nodes 0-{self.n - 1})")
+
+    def log_path(self, node_id: int) -> Path:
+        """Where node `node_id` writes its decision log."""
+        return self.log_dir / f"node{self.node(node_id).id}.jsonl"
+
+    def output_socket_for(self, node_id: int) -> str:
+        """The output socket path for a node with {node} substituted ("" = none)."""
+        return self.output_socket.replace("{node}", str(self.node(node_id).id))
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _Checker:
+    """Type checks that raise ConfigFileError prefixed with the file name and the key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def error(self, key: str, problem: str) -> ConfigFileError:
+        return ConfigFileError(f"{self.path}: {key}: {problem}")
+
+    def table(self, value: object, key: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.error(key, f"must be a table, got {_tname(value)}")
+        return value
+
+    def keys(
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        required: tuple[str, ...],
+        optional: tuple[str, ...],
+    ) -> None:
+        for k in table:
+            if k not in required and k not in optional:
+                allowed = ", ".join(required + optional)
+                raise self.error(_join(key, k), f"unknown key (allowed: {allowed})")
+        for k in required:
+            if k not in table:
+                raise self.error(_join(key, k), "missing")
+
+    def integer(self, value: object, key: str, lo: int, hi: int) -> int:
+        # bool is a subclass of int in Python; `m = true` must not mean m = 1.
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.error(key, f"must be an integer, got {_tname(value)}")
+        if not lo <= value <= hi:
+            raise self.error(key, f"must be in {lo}..{hi}, got {value}")
+        return value
+
+    def string(self, value: object, key: str) -> str:
+        if not isinstance(value, str):
+            raise self.error(key, f"must be a string, got {_tname(value)}")
+        return value
+
+    def name(self, value: object, key: str) -> str:
+        s = self.string(value, key)
+        if not _NAME_RE.fullmatch(s):
+            raise self.error(key, f"must be 1..64 characters of [A-Za-z0-9._-], got {s!r}")
+        return s
+
+
+def _tname(value: object) -> str:
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a float",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def load_cluster(path: Path) -> ClusterConfig:
+    """Read and check a cluster TOML file; ConfigFileError (one line) on any problem."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigFileError(f"{path}: not UTF-8 text") from None
+    return loads_cluster(text, path)
+
+
+def loads_cluster(text: str, path: Path) -> ClusterConfig:
+    """Parse cluster TOML text as if read from `path` (relative paths resolve from its folder)."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigFileError(f"{path}: invalid TOML: {exc}") from None
+    return _parse(raw, path)
+
+
+def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
+    c = _Checker(path)
+    # Relative paths are anchored at the config's folder, not the daemon's working directory,
+    # which under systemd is "/" and on a developer's shell is anything.
+    abspath = path.resolve()
+    base = abspath.parent
+    c.keys(raw, "", ("cluster", "node"), ())
+    cl = c.table(raw["cluster"], "cluster")
+    c.keys(cl, "cluster", _CLUSTER_REQUIRED, _CLUSTER_OPTIONAL)
+
+    cluster_id = c.name(cl["id"], "cluster.id")
+    algorithm = c.string(cl["algorithm"], "cluster.algorithm")
+    if algorithm not in ALGORITHMS:
+        raise c.error("cluster.algorithm", f'must be "om" or "sm", got {algorithm!r}')
+    m = c.integer(cl["m"], "cluster.m", 0, MAX_M)
+
+    tick_hz = cl["tick_hz"]
+    if isinstance(tick_hz, bool) or not isinstance(tick_hz, int | float):
+        raise c.error("cluster.tick_hz", f"must be a number, got {_tname(tick_hz)}")
+    tick_hz = float(tick_hz)
+    if not (math.isfinite(tick_hz) and 0.0 < tick_hz <= MAX_TICK_HZ):
+        raise c.error("cluster.tick_hz", f"must be in (0, {MAX_TICK_HZ:g}], got {tick_hz:g}")
+
+    channels_raw = cl["channels"]
+    if not isinstance(channels_raw, list):
+        raise c.error("cluster.channels", f"must be an array of names, got {_tname(channels_raw)}")
+    if not 1 <= len(channels_raw) <= MAX_CHANNELS:
+        raise c.error(
+            "cluster.channels", f"must have 1..{MAX_CHANNELS} names, got {len(channels_raw)}"
+        )
+    channels = tuple(c.name(ch, f"cluster.channels[{i}]") for i, ch in enumerate(channels_raw))
+    if len(set(channels)) != len(channels):
+        dup = next(ch for ch in channels if channels.count(ch) > 1)
+        raise c.error("cluster.channels", f"duplicate channel {dup!r}")
+
+    baud = c.integer(cl.get("baud", DEFAULT_BAUD), "cluster.baud", 1, MAX_BAUD)
+    log_dir_s = c.string(cl.get("log_dir", DEFAULT_LOG_DIR), "cluster.log_dir")
+    if not log_dir_s:
+        raise c.error("cluster.log_dir", "must not be empty")
+    log_dir = (base / log_dir_s).resolve()
+    output_socket = c.string(cl.get("output_socket", ""), "cluster.output_socket")
+    _check_template(c, output_socket, "cluster.output_socket")
+
+    nodes_raw = raw["node"]
+    if not isinstance(nodes_raw, list):
+        raise c.error("node", f"must be an array of tables ([[node]]), got {_tname(nodes_raw)}")
+    count = len(nodes_raw)
+    if not MIN_NODES <= count <= MAX_NODES:
+        raise c.error("node", f"cluster must have {MIN_NODES}..{MAX_NODES} nodes, got {count}")
+
+    # First pass: ids, so that later messages can name nodes by id and links can be checked.
+    ids: list[int] = []
+    for i, nd in enumerate(nodes_raw):
+        t = c.table(nd, f"node[{i}]")
+        if "id" not in t:
+            raise c.error(f"node[{i}].id", "missing")
+        nid = c.integer(t["id"], f"node[{i}].id", 0, MAX_NODES - 1)
+        if nid in ids:
+            raise c.error(f"node[{i}].id", f"duplicate node id {nid}")
+        ids.append(nid)
+    if sorted(ids) != list(range(count)):
+        missing = sorted(set(range(count)) - set(ids))
+        raise c.error(
+            "node.id",
+            f"node ids must be exactly 0..{count - 1}; got {sorted(ids)} (missing {missing})",
+        )
+
+    nodes: dict[int, NodeConfig] = {}
+    seen_keys: dict[bytes, int] = {}
+    for nd, nid in zip(nodes_raw, ids, strict=True):
+        k = f"node[{nid}]"
+        c.keys(nd, k, _NODE_REQUIRED, _NODE_OPTIONAL)
+        pk_s = c.string(nd["public_key"], f"{k}.public_key")
+        try:
+            pk = bytes(parse_public_key(pk_s))
+        except KeyFileError as exc:
+            raise c.error(f"{k}.public_key", str(exc).removeprefix("public key: ")) from None
+        if pk in seen_keys:
+            raise c.error(f"{k}.public_key", f"same key as node {seen_keys[pk]}")
+        seen_keys[pk] = nid
+        key_file_s = c.string(nd["key_file"], f"{k}.key_file")
+        if not key_file_s:
+            raise c.error(f"{k}.key_file", "must not be empty")
+        control = c.string(nd.get("control", ""), f"{k}.control")
+        sensor = _parse_sensor(c, nd.get("sensor", {"kind": "sim"}), f"{k}.sensor")
+        links = _parse_links(c, nd["links"], f"{k}.links", nid, count)
+        nodes[nid] = NodeConfig(
+            id=nid,
+            public_key=pk,
+            key_file=(base / key_file_s).resolve(),
+            control=control,
+            sensor=sensor,
+            links=links,
+        )
+
+    return ClusterConfig(
+        id=cluster_id,
+        algorithm=algorithm,
+        m=m,
+        tick_hz=tick_hz,
+        channels=channels,
+        baud=baud,
+        log_dir=log_dir,
+        output_socket=output_socket,
+        nodes=tuple(nodes[i] for i in range(count)),
+        path=abspath,
+    )
+
+
+def _check_template(c: _Checker, template: str, key: str) -> None:
+    """Only the {node} placeholder is allowed; anything else in braces is a typo."""
+    rest = template.replace("{node}", "")
+    if "{" in rest or "}" in rest:
+        raise c.error(key, "only the {node} placeholder is allowed")
+
+
+def _parse_sensor(c: _Checker, value: object, key: str) -> dict[str, Any]:
+    t = c.table(value, key)
+    if "kind" not in t:
+        raise c.error(f"{key}.kind", "missing")
+    kind = c.string(t["kind"], f"{key}.kind")
+    if kind not in SENSOR_KINDS:
+        raise c.error(f"{key}.kind", f"must be one of {', '.join(SENSOR_KINDS)}, got {kind!r}")
+    if kind in ("csv", "socket"):
+        if "path" not in t:
+            raise c.error(f"{key}.path", f'missing (required for kind = "{kind}")')
+        c.string(t["path"], f"{key}.path")
+    # Passed through to the sensor source, but restricted to values dump_cluster can write back.
+    for k, v in t.items():
+        if isinstance(v, list):
+            for i, item in enumerate(v):
+                if not isinstance(item, bool | int | float | str):
+                    raise c.error(f"{key}.{k}[{i}]", f"unsupported value {_tname(item)}")
+        elif not isinstance(v, bool | int | float | str):
+            raise c.error(f"{key}.{k}", f"unsupported value {_tname(v)}")
+    return dict(t)
+
+
+def _parse_links(c: _Checker, value: object, key: str, nid: int, count: int) -> dict[int, str]:
+    t = c.table(value, key)
+    links: dict[int, str] = {}
+    for peer_s, url in t.items():
+        if not (peer_s.isascii() and peer_s.isdigit()):
+            raise c.error(f"{key}.{peer_s}", "link keys must be peer node ids")
+        peer = int(peer_s)
+        if peer in links:
+            raise c.error(f"{key}.{peer_s}", f"second link to node {peer}")
+        if peer == nid:
+            raise c.error(f"{key}.{peer_s}", "a node has no link to itself")
+        if peer >= count:
+            raise c.error(f"{key}.{peer_s}", f"node {peer} is not in the cluster (0-{count - 1})")
+        url_s = c.string(url, f"{key}.{peer_s}")
+        if not url_s:
+            raise c.error(f"{key}.{peer_s}", "port must not be empty")
+        links[peer] = url_s
+    missing = [p for p in range(count) if p != nid and p not in links]
+    if missing:
+        raise c.error(key, f"not a full mesh: no link to node(s) {missing}")
+    return dict(sorted(links.items()))
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _toml_str(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        o = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif o < 0x20 or o == 0x7F:
+            out.append(f"\\u{o:04X}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _toml_key(k: str) -> str:
+    return k if _BARE_KEY_RE.fullmatch(k) else _toml_str(k)
+
+
+def _toml_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        # repr is the shortest string that round-trips, and always a valid TOML float.
+        return repr(v)
+    if isinstance(v, str):
+        return _toml_str(v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        inner = ", ".join(f"{_toml_key(str(k))} = {_toml_value(x)}" for k, x in v.items())
+        return "{ " + inner + " }" if inner else "{}"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+
+def _rel(p: Path, base: Path) -> str:
+    """A path relative to the config's folder when it lies beneath it (keeps the file portable)."""
+    try:
+        return str(p.relative_to(base)) or "."
+    except ValueError:
+        return str(p)
+
+
+def dump_cluster(cfg: ClusterConfig) -> str:
+    """The cluster as TOML text; loading it from `cfg.path` gives back an equal ClusterConfig."""
+    base = cfg.path.parent
+    lines = [
+        "# voter cluster configuration: the same file goes on every board.",
+        "[cluster]",
+        f"id = {_toml_str(cfg.id)}",
+        f"algorithm = {_toml_str(cfg.algorithm)}",
+        f"m = {cfg.m}",
+        f"tick_hz = {_toml_value(float(cfg.tick_hz))}",
+        f"channels = {_toml_value(list(cfg.channels))}",
+        f"baud = {cfg.baud}",
+        f"log_dir = {_toml_str(_rel(cfg.log_dir, base))}",
+        f"output_socket = {_toml_str(cfg.output_socket)}",
+    ]
+    for nd in cfg.nodes:
+        lines += [
+            "",
+            "[[node]]",
+            f"id = {nd.id}",
+            f"public_key = {_toml_str(nd.public_key.hex())}",
+            f"key_file = {_toml_str(_rel(nd.key_file, base))}",
+            f"control = {_toml_str(nd.control)}",
+            f"sensor = {_toml_value(nd.sensor)}",
+            "[node.links]",
+        ]
+        lines += [f"{peer} = {_toml_str(url)}" for peer, url in sorted(nd.links.items())]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,244 @@
+"""One board's side of every tick, sans-I/O: decoded frames in, frames out, a checked decision.
+
+The daemon (serial links, monotonic clock) and the simulator (virtual links and
+clock) both drive a `Board`: `begin_tick` -> frames of round 1, `on_frame` for
+whatever arrives, `next_round` at each round deadline, `finish_tick` for the
+decision. Frames for a round already closed are *late* (an omission); frames a
+little ahead (a peer whose clock leads) wait in a bounded buffer.
+
+`finish_tick` is where crash-on-inconsistency lives: the message table is kept
+in the ECC store, read back (1-bit errors corrected, 2-bit errors raise), the
+decision is recomputed from it by the independent MON path, and any
+disagreement with COM raises `InconsistencyError`. Nothing a peer sends can
+reach that exception: peer input only ever becomes a counted drop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from voter.core import monitor
+from voter.core.adversary import Adversary, ChainForge, Traitor
+from voter.core.crypto import KeyRing
+from voter.core.frame import WIRE_VERSION, Drop, Frame, check_frame
+from voter.core.ic import Decision, as_json_vector, decide, make_node
+from voter.core.om import OMNode
+from voter.core.protocol import Params
+from voter.core.secded import EccStore, UncorrectableError
+from voter.core.sm import SMNode
+from voter.core.values import ReadingDomain, Value
+
+DROP_LATE = "late"
+DROP_DUPLICATE = "duplicate"
+DROP_FUTURE = "future"
+
+
+class InconsistencyError(Exception):
+    """This board's own state is inconsistent: it must stop (systemd restarts it)."""
+
+
+@dataclass(slots=True)
+class TickCounters:
+    late: int = 0
+    dropped: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, reason: str) -> None:
+        self.dropped += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class TickReport:
+    decision: Decision
+    late: int
+    dropped: int
+    reasons: dict[str, int]
+
+
+@dataclass(slots=True)
+class Totals:
+    """Counters over the board's life (for STATUS= and run summaries)."""
+
+    ticks: int = 0
+    frames_in: int = 0
+    frames_out: int = 0
+    late: int = 0
+    dropped: int = 0
+    rejected_entries: int = 0
+    corrected: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+MemoryFault = Callable[[EccStore], None]
+
+
+class Board:
+    """A board's agreement engine across ticks (one tick open at a time)."""
+
+    def __init__(self, params: Params, me: int, channels: int, keys: KeyRing) -> None:
+        self.params = params
+        self.me = me
+        self.channels = channels
+        self.domain = ReadingDomain(channels)
+        self.keys = keys
+        self.store = EccStore()
+        self.adversary: Adversary | None = None
+        self.tick: int | None = None
+        self.round = 0
+        self.totals = Totals()
+        self._node: OMNode | SMNode | None = None
+        self._driven: OMNode | SMNode | Traitor | None = None
+        self._local: Value = None
+        self._counters = TickCounters()
+        self._early: dict[tuple[int, int, int], Frame] = {}
+        self._early_max = (params.nodes - 1) * (params.rounds + 1)
+
+    # -- the tick --------------------------------------------------------------
+    def begin_tick(self, tick: int, reading: Value) -> list[Frame]:
+        """Open `tick` with this board's reading; the frames of round 1."""
+        if self.tick is not None and tick <= self.tick:
+            raise ValueError(f"tick {tick} after tick {self.tick}: ticks only go forward")
+        self.tick, self.round = tick, 1
+        self._local = reading
+        self._counters = TickCounters()
+        node = make_node(self.params, self.me, self.domain, reading, tick, self.keys)
+        self._node = node
+        if self.adversary is not None:
+            forge = (
+                ChainForge(self.params, self.keys, self.domain, tick)
+                if self.params.algorithm == "sm"
+                else None
+            )
+            self._driven = Traitor(node, self.adversary, forge)
+        else:
+            self._driven = node
+        # Buffered frames from older ticks can no longer be used.
+        for key in [k for k in self._early if k[0] < tick]:
+            del self._early[key]
+            self._counters.late += 1
+        frames = self._frames(1)
+        self._deliver_early()
+        return frames
+
+    def next_round(self) -> list[Frame]:
+        """Close the current round; the next round's frames ([] after the last round)."""
+        if self._driven is None or self.round >= self.params.rounds:
+            self.round = self.params.rounds + 1
+            return []
+        self.round += 1
+        frames = self._frames(self.round)
+        self._deliver_early()
+        return frames
+
+    def on_frame(self, peer: int, item: Frame | Drop) -> None:
+        """Whatever the link from `peer` delivered: a decoded frame or a decoder drop."""
+        c = self._counters
+        if isinstance(item, Drop):
+            c.drop(item.reason)
+            return
+        bad = check_frame(item, cluster=self.params.cluster, src=peer, dst=self.me)
+        if bad is not None:
+            c.drop(bad.reason)
+            return
+        self.totals.frames_in += 1
+        now = (self.tick if self.tick is not None else -1, self.round)
+        at = (item.tick, item.round)
+        if self._driven is not None and at == now and self.round <= self.params.rounds:
+            self._receive(item)
+        elif at <= now:
+            c.late += 1
+        elif item.tick > now[0] + 1:
+            c.drop(DROP_FUTURE)
+        else:
+            key = (item.tick, item.round, peer)
+            if key in self._early:
+                c.drop(DROP_DUPLICATE)
+            elif len(self._early) >= self._early_max:
+                c.drop(DROP_FUTURE)
+            else:
+                self._early[key] = item
+
+    def finish_tick(self, memory_fault: MemoryFault | None = None) -> TickReport:
+        """Decide, with COM/MON and the ECC store; raises InconsistencyError to stop the board."""
+        node = self._node
+        if node is None or self.tick is None:
+            raise InconsistencyError("finish_tick without an open tick")
+        self.round = self.params.rounds + 1
+        com = node.decide()
+        if isinstance(node, OMNode):
+            self.store.put_obj("table", monitor.om_table(node.received_values()))
+        else:
+            self.store.put_obj("table", monitor.sm_table(node.accepted_all()))
+        if memory_fault is not None:
+            memory_fault(self.store)
+        corrected_before = self.store.corrected
+        try:
+            table = self.store.get_obj("table")
+        except UncorrectableError as e:
+            raise InconsistencyError(f"memory: {e}") from None
+        if not isinstance(table, list):
+            raise InconsistencyError("memory: message table unreadable")
+        mon_decide = monitor.om_decisions if isinstance(node, OMNode) else monitor.sm_decisions
+        try:
+            mon = mon_decide(self.params, self.me, self._local, table)
+        except (ValueError, TypeError, KeyError, AssertionError) as e:
+            raise InconsistencyError(f"memory: message table malformed ({e})") from None
+        if mon != com:
+            diff = sorted(c for c in com if com[c] != mon.get(c))
+            raise InconsistencyError(f"COM/MON disagree on commanders {diff}")
+        decision = decide(
+            self.tick, self.me, self._local, com, node.counters, self.params.nodes, self.channels
+        )
+        if monitor.vote(decision.vector, self.channels) != decision.output:
+            raise InconsistencyError("COM/MON disagree on the voted output")
+        # The agreed vector is what gets published: it too passes through the store.
+        self.store.put_obj("vector", as_json_vector(decision.vector))
+        try:
+            stored = self.store.get_obj("vector")
+        except UncorrectableError as e:
+            raise InconsistencyError(f"memory: {e}") from None
+        if not isinstance(stored, list) or tuple(map(monitor.freeze, stored)) != decision.vector:
+            raise InconsistencyError("memory: agreed vector changed in the store")
+        t = self.totals
+        t.ticks += 1
+        t.late += self._counters.late
+        t.dropped += self._counters.dropped
+        t.rejected_entries += node.counters.rejected
+        t.corrected += self.store.corrected - corrected_before
+        for r, n in self._counters.reasons.items():
+            t.reasons[r] = t.reasons.get(r, 0) + n
+        for r, n in node.counters.reasons.items():
+            t.reasons[r] = t.reasons.get(r, 0) + n
+        self._node = self._driven = None
+        return TickReport(
+            decision,
+            self._counters.late,
+            self._counters.dropped + node.counters.rejected,
+            dict(self._counters.reasons),
+        )
+
+    # -- internals -------------------------------------------------------------
+    def _frames(self, round_no: int) -> list[Frame]:
+        assert self._driven is not None and self.tick is not None
+        out = self._driven.outgoing(round_no)
+        frames = [
+            Frame(
+                WIRE_VERSION, self.params.cluster, self.me, dst, self.tick, round_no, tuple(entries)
+            )
+            for dst, entries in sorted(out.items())
+            if entries or round_no == 1
+        ]
+        self.totals.frames_out += len(frames)
+        return frames
+
+    def _receive(self, frame: Frame) -> None:
+        assert self._driven is not None
+        self._driven.receive(frame.round, frame.src, frame.entries)
+
+    def _deliver_early(self) -> None:
+        if self.tick is None:
+            return
+        for key in sorted(k for k in self._early if k[0] == self.tick and k[1] == self.round):
+            self._receive(self._early.pop(key))

@@ -1,0 +1,108 @@
+"""The MON half of COM/MON: the tick's decision recomputed by a second, independent path.
+
+COM is the node's own `decide()` (recursive EIG resolution, or choice(V)) and
+`vote.vote_readings`. MON starts from the message table as read back from the
+ECC store, resolves the EIG tree iteratively from the leaves up with its own
+majority count, and votes with its own selection. The two paths share no code
+beyond the data, so a software fault or an undetected memory fault in one shows
+up as a disagreement, and the board stops (crash-on-inconsistency).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping, Sequence
+from itertools import permutations
+
+from voter.core.protocol import Params
+from voter.core.values import Value
+
+
+def freeze(raw: object) -> Value:
+    """msgpack gives lists back; the agreement values are tuples."""
+    if isinstance(raw, list):
+        return tuple(raw)
+    return raw
+
+
+def om_table(values: Mapping[tuple[int, ...], Value]) -> list[list[object]]:
+    """The EIG table in a msgpack-ready form for the ECC store."""
+    return [[list(p), list(v) if isinstance(v, tuple) else v] for p, v in sorted(values.items())]
+
+
+def sm_table(accepted: Mapping[int, Sequence[Value]]) -> list[list[object]]:
+    return [
+        [c, [list(v) if isinstance(v, tuple) else v for v in vs]]
+        for c, vs in sorted(accepted.items())
+    ]
+
+
+def _strict_majority(votes: list[Value], default: Value) -> Value:
+    # A separate counting scheme from vote.majority: pairwise equality tally.
+    need = len(votes) // 2 + 1
+    for candidate in votes:
+        if sum(1 for v in votes if v == candidate) >= need:
+            return candidate
+    return default
+
+
+def om_decisions(
+    params: Params, me: int, own: Value, table: list[list[object]]
+) -> dict[int, Value]:
+    """Resolve every commander's EIG tree from the leaves up."""
+    received: dict[tuple[int, ...], Value] = {}
+    for path, value in table:
+        assert isinstance(path, list)
+        received[tuple(int(x) for x in path)] = freeze(value)
+    out: dict[int, Value] = {}
+    for c in params.commanders:
+        if c == me:
+            out[c] = own
+            continue
+        others = [n for n in range(params.nodes) if n not in (c, me)]
+        resolved: dict[tuple[int, ...], Value] = {}
+        for depth in range(params.rounds, 0, -1):
+            for tail in permutations(others, depth - 1):
+                label = (c, *tail)
+                direct = received.get(label, params.default)
+                if depth == params.rounds:
+                    resolved[label] = direct
+                    continue
+                below = [resolved[(*label, j)] for j in others if j not in tail]
+                resolved[label] = _strict_majority([direct, *below], params.default)
+        out[c] = resolved[(c,)]
+    return out
+
+
+def sm_decisions(
+    params: Params, me: int, own: Value, table: list[list[object]]
+) -> dict[int, Value]:
+    accepted: dict[int, list[Value]] = {}
+    for c, vs in table:
+        if not isinstance(c, int) or not isinstance(vs, list):
+            raise ValueError("SM table row must be [commander, [values]]")
+        accepted[c] = [freeze(v) for v in vs]
+    out: dict[int, Value] = {}
+    for c in params.commanders:
+        if c == me:
+            out[c] = own
+            continue
+        distinct: list[Value] = []
+        for v in accepted.get(c, []):
+            if v not in distinct:
+                distinct.append(v)
+        out[c] = distinct[0] if len(distinct) == 1 else params.default
+    return out
+
+
+def vote(vector: Sequence[Value], channels: int) -> tuple[float | None, ...]:
+    """Lower median per channel, via a partial heap selection (not a full sort)."""
+    out: list[float | None] = []
+    for ch in range(channels):
+        xs = [e[ch] for e in vector if isinstance(e, tuple) and isinstance(e[ch], float)]
+        if not xs:
+            out.append(None)
+            continue
+        k = (len(xs) - 1) // 2 + 1
+        out.append(heapq.nsmallest(k, xs)[-1])
+    return tuple(out)

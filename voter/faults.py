@@ -1,0 +1,153 @@
+"""Faults a daemon in HIL mode takes on command: traitor strategies, memory flips, clock drift.
+
+Only `voterd --hil` opens the control socket; a board in service has no way to
+receive these. Commands are JSON datagrams (documented in docs/hil.md):
+
+    {"cmd": "traitor", "strategy": "equivocate", "value": [..], "from_tick": 10, "to_tick": 90}
+    {"cmd": "memory-bitflip", "rate_hz": 10, "bits": 1}
+    {"cmd": "clock-drift", "ppm": 500}
+    {"cmd": "clear"}
+
+Frame-level strategies (late, garbage, replay) act on what the daemon writes;
+the others become a voter.core adversary. All randomness comes from one seeded
+generator so a run can be replayed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from voter.core.adversary import (
+    Adversary,
+    Equivocate,
+    Flip,
+    Forge,
+    Lie,
+    RandomLies,
+    Silent,
+    Withhold,
+)
+from voter.core.secded import EccStore
+from voter.core.values import ReadingDomain
+
+CORE_STRATEGIES = ("silent", "equivocate", "lie", "flip", "random", "forge", "withhold")
+FRAME_STRATEGIES = ("late", "garbage", "replay")
+STRATEGIES = CORE_STRATEGIES + FRAME_STRATEGIES
+
+
+class FaultCommandError(ValueError):
+    """A control datagram that is not a valid command (counted and logged, never fatal)."""
+
+
+@dataclass
+class Window:
+    from_tick: int = 0
+    to_tick: int | None = None
+
+    def active(self, tick: int) -> bool:
+        return tick >= self.from_tick and (self.to_tick is None or tick <= self.to_tick)
+
+
+@dataclass
+class FaultState:
+    domain: ReadingDomain
+    rng: random.Random
+    period_s: float
+    strategy: str | None = None
+    value: Any = None
+    traitor_window: Window = field(default_factory=Window)
+    late_ms: float = 0.0
+    memory_rate_hz: float = 0.0
+    memory_bits: int = 1
+    memory_window: Window = field(default_factory=Window)
+    drift_ppm: float = 0.0
+    injected_memory: int = 0
+    commands: int = 0
+
+    def apply(self, raw: bytes) -> dict[str, Any]:
+        """Parse and apply one command datagram; returns it (for the log)."""
+        try:
+            cmd = json.loads(raw)
+        except ValueError:
+            raise FaultCommandError("not JSON") from None
+        if not isinstance(cmd, dict) or not isinstance(cmd.get("cmd"), str):
+            raise FaultCommandError("expected an object with a 'cmd' string")
+        window = Window(int(cmd.get("from_tick", 0)),
+                        None if cmd.get("to_tick") is None else int(cmd["to_tick"]))
+        kind = cmd["cmd"]
+        if kind == "traitor":
+            strategy = cmd.get("strategy")
+            if strategy not in STRATEGIES:
+                raise FaultCommandError(f"strategy must be one of {', '.join(STRATEGIES)}")
+            self.strategy, self.value, self.traitor_window = strategy, cmd.get("value"), window
+            self.late_ms = float(cmd.get("delay_ms", 0.6 * self.period_s * 1000))
+        elif kind == "memory-bitflip":
+            bits = int(cmd.get("bits", 1))
+            if bits not in (1, 2):
+                raise FaultCommandError("bits must be 1 or 2")
+            self.memory_rate_hz, self.memory_bits = float(cmd["rate_hz"]), bits
+            self.memory_window = window
+        elif kind == "clock-drift":
+            self.drift_ppm = float(cmd["ppm"])
+        elif kind == "clear":
+            self.strategy, self.memory_rate_hz, self.drift_ppm = None, 0.0, 0.0
+        else:
+            raise FaultCommandError(f"unknown command {kind!r}")
+        self.commands += 1
+        return cmd
+
+    def traitor(self, tick: int) -> str | None:
+        if self.strategy is not None and self.traitor_window.active(tick):
+            return self.strategy
+        return None
+
+    def adversary(self, tick: int) -> Adversary | None:
+        """The core adversary for `tick`, or None for an honest tick (or a frame-level fault)."""
+        match self.traitor(tick):
+            case "silent":
+                return Silent()
+            case "equivocate":
+                return Equivocate(self.domain)
+            case "lie":
+                value = self.value
+                if value is None:
+                    value = self.domain.alternative(None, 0)
+                return Lie(self.domain.normalize(value))
+            case "flip":
+                return Flip(self.domain)
+            case "random":
+                return RandomLies(self.domain, self.rng)
+            case "forge":
+                return Forge(self.domain)
+            case "withhold":
+                return Withhold()
+        return None
+
+    def memory_fault(self, tick: int) -> Any:
+        """A callback flipping bits in the ECC store this tick, or None."""
+        if self.memory_rate_hz <= 0 or not self.memory_window.active(tick):
+            return None
+        expected = self.memory_rate_hz * self.period_s
+        flips = int(expected) + (1 if self.rng.random() < expected - int(expected) else 0)
+        if flips == 0:
+            return None
+
+        def inject(store: EccStore) -> None:
+            for _ in range(flips):
+                key = "table"
+                words = store.bit_count(key) // 72
+                word = self.rng.randrange(words)
+                bits = self.rng.sample(range(72), self.memory_bits)
+                for b in bits:
+                    store.flip_bit(key, word * 72 + b)
+                self.injected_memory += 1
+
+        return inject
+
+    def garbage(self, size: int) -> bytes:
+        """Random bytes shaped like a frame (non-zero body, then the delimiter)."""
+        body = bytes(self.rng.randrange(1, 256) for _ in range(max(4, size - 1)))
+        return body + b"\x00"
