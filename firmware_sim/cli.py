@@ -1,15 +1,94 @@
-"""firmware-sim: N real voterd processes on pty links. Not built yet."""
+"""firmware-sim: N real voterd processes on pty links through the HIL link fabric."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-from voter._cli_util import not_implemented
+from voter._cli_util import fail
+
+
+def _run(args: argparse.Namespace) -> int:
+    from firmware_sim.cluster import ClusterError
+    from firmware_sim.run import FeasibilityError, RunSpec, run, summary
+    from firmware_sim.view import LiveView
+    from hil.faultspec import FaultSpecError, parse_fault
+
+    if not 2 <= args.nodes <= 16:
+        fail("--nodes must be 2..16")
+    if args.ticks < 1 or args.tick_hz <= 0 or args.tick_hz > 1000:
+        fail("--ticks must be >= 1 and --tick-hz in (0, 1000]")
+    if not 0 <= args.m <= 6:
+        fail("--m must be 0..6")
+    try:
+        faults = [parse_fault(f, args.nodes) for f in args.fault]
+    except FaultSpecError as e:
+        fail(f"--fault: {e}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out} exists and is not a directory")
+    spec = RunSpec(
+        out=out,
+        nodes=args.nodes,
+        algorithm=args.algorithm,
+        m=args.m,
+        tick_hz=args.tick_hz,
+        ticks=args.ticks,
+        baud=args.baud,
+        seed=args.seed,
+        faults=faults,
+        realtime=not args.no_realtime,
+    )
+    view = LiveView(spec) if args.live or (args.live is None and sys.stdout.isatty()) else None
+    try:
+        if view is not None:
+            with view:
+                result = run(spec, progress=view.update)
+        else:
+            result = run(spec)
+    except FeasibilityError as e:
+        fail(str(e))
+    except ClusterError as e:
+        fail(str(e), 1)
+    except KeyboardInterrupt:
+        print(f"interrupted: boards and fabric stopped; logs in {out}", file=sys.stderr)
+        return 130
+    print(summary(result))
+    return 0 if result.ok else 1
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="firmware-sim", description="Simulated boards on ptys.")
+    parser = argparse.ArgumentParser(
+        prog="firmware-sim",
+        description="Simulated boards on a laptop: real voterd processes on pty serial links.",
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("run", help="run N boards for K ticks")
-    parser.parse_args(argv)
-    not_implemented("firmware-sim run")
+    r = sub.add_parser("run", help="run N boards for K ticks and check agreement and validity")
+    r.add_argument("--nodes", type=int, default=4)
+    r.add_argument("--algorithm", choices=("om", "sm"), default="om")
+    r.add_argument("--m", type=int, default=1)
+    r.add_argument("--tick-hz", type=float, default=50.0)
+    r.add_argument("--ticks", type=int, default=500)
+    r.add_argument("--out", required=True, help="run directory (decision logs, run.json)")
+    r.add_argument(
+        "--baud", type=int, default=921600, help="emulated line rate of every link (0 = no limit)"
+    )
+    r.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        help="KIND:TARGET[:PARAM], e.g. traitor:3:equivocate, link-bitflip:0-1:1e-4, "
+        "crash:1@150 (repeatable)",
+    )
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument(
+        "--live",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="live terminal view (default: when stdout is a terminal)",
+    )
+    r.add_argument("--no-realtime", action="store_true", help="boards do not ask for SCHED_FIFO")
+    r.set_defaults(func=_run)
+    args = parser.parse_args(argv)
+    raise SystemExit(args.func(args))

@@ -1,30 +1,36 @@
-"""`make demo`: the main job.
+"""`make demo`: the main job. Four boards on pty serial links, board 3 lying, its link to 2 noisy.
 
-Until the board simulator lands (firmware_sim issue), the demo replays the
-seed's worked generals examples and runs exhaustive adversary searches, so it
-already shows the real agreement core at work.
+Real voterd processes (the code that runs on the Raspberry Pis) exchange
+readings at 50 Hz with OM(1) through the link fabric; board 3 equivocates
+(tells each peer a different reading) and the wire from 3 to 2 flips bits.
+The view shows every board's reading, the voted output and the counters; the
+summary at the end says whether agreement and validity held for boards 0-2.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from hil.generals import format_trace, load_scenario, run_generals
-from hil.verify import format_result, search
+from firmware_sim.cli import main as firmware_sim
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "generals"
+OUT = Path("runs/demo")
 
 
 def main() -> None:
-    for name in ("lsp-fig3-lieutenant-traitor", "lsp-fig4-commander-traitor", "n3-om-impossible"):
-        print(f"== hil generals examples/generals/{name}.toml")
-        print(format_trace(run_generals(load_scenario(EXAMPLES / f"{name}.toml"))))
-        print()
-    for args in ((4, 1, "om", 1), (3, 1, "om", 1), (3, 1, "sm", 1), (4, 2, "sm", 2)):
-        n, m, alg, f = args
-        print(f"== hil verify --nodes {n} --m {m} --algorithm {alg} --traitors {f}")
-        print(format_result(search(n, m, alg, f, max_runs=100_000, samples=5_000)))
-        print()
+    print("voter demo: 4 boards, OM(1) at 50 Hz for 20 s; board 3 equivocates and its link "
+          "to board 2 flips bits (BER 1e-4).", flush=True)
+    args = ["run", "--nodes", "4", "--algorithm", "om", "--m", "1", "--tick-hz", "50",
+            "--ticks", "1000", "--out", str(OUT), "--fault", "traitor:3:equivocate",
+            "--fault", "link-bitflip:3-2:1e-4", *sys.argv[1:]]
+    try:
+        firmware_sim(args)
+    except SystemExit as e:
+        if e.code == 0:
+            print(f"\nDecision logs: {OUT}/node<ID>.jsonl, run summary: {OUT}/run.json")
+            print("Next: .venv/bin/hil verify --nodes 3 --m 1 --algorithm om --traitors 1"
+                  "   (why three boards are not enough)")
+        raise
 
 
 if __name__ == "__main__":

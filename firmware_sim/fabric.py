@@ -282,8 +282,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("spec", help="JSON: nodes, baud, seed, t0, faults, ends_out, stats_out")
     args = ap.parse_args(argv)
     spec = json.loads(Path(args.spec).read_text())
-    fabric = Fabric(int(spec["nodes"]), int(spec.get("baud", 0)), int(spec.get("seed", 0)),
-                    spec.get("t0"))
+    fabric = Fabric(
+        int(spec["nodes"]), int(spec.get("baud", 0)), int(spec.get("seed", 0)), spec.get("t0")
+    )
     for f in spec.get("faults", []):
         link, fault = fault_from_spec(f)
         fabric.add_fault(link, fault)

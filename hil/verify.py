@@ -277,7 +277,7 @@ def format_result(r: SearchResult) -> str:
     if r.exhaustive and r.holds:
         how = f"exhaustive: all {r.checked:,} cases"
     elif r.exhaustive:
-        how = f"exhaustive over {r.space:,} cases, fewest lies first: violated at case {r.checked:,}"
+        how = f"exhaustive over {r.space:,} cases, fewest lies first: violated at {r.checked:,}"
     else:
         how = f"sampled: {r.checked:,} random cases of {r.space:,} (seed {r.seed})"
     head = f"{r.algorithm.upper()}({r.m}), N={r.nodes}, {r.traitors} traitor(s): {how}"

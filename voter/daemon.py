@@ -84,13 +84,22 @@ class Options:
     start_at: float | None = None  # a common epoch on time.monotonic() (HIL: shared power-on)
     seed: int = 0
     max_ticks: int | None = None
+    until_tick: int | None = None
     #: fixed latency of a link beyond the wire time (a USB adapter, the pty forwarder)
     link_latency_s: float = 0.0
 
 
 class Daemon:
-    def __init__(self, cfg: ClusterConfig, node_id: int, keys: KeyRing, links: dict[int, Link],
-                 sensor: SensorSource, opts: Options, log: Log) -> None:
+    def __init__(
+        self,
+        cfg: ClusterConfig,
+        node_id: int,
+        keys: KeyRing,
+        links: dict[int, Link],
+        sensor: SensorSource,
+        opts: Options,
+        log: Log,
+    ) -> None:
         self.cfg = cfg
         self.me = node_id
         self.links = links
@@ -110,8 +119,9 @@ class Daemon:
         self.notifier = Notifier()
         wd = watchdog_interval_s()
         self.watchdog_every = wd / 4 if wd else 1.0
-        self.faults = FaultState(ReadingDomain(len(cfg.channels)), random.Random(opts.seed),
-                                 self.period)
+        self.faults = FaultState(
+            ReadingDomain(len(cfg.channels)), random.Random(opts.seed), self.period
+        )
         self.dlog = DecisionLog(cfg.log_path(node_id))
         self.stopping = False
         # select(2) takes a microsecond timeout; epoll/poll round up to whole milliseconds.
@@ -186,8 +196,13 @@ class Daemon:
             return
         arrival = self.vt()
         for item in items:
-            if isinstance(item, Frame) and item.round == 1 and item.src == link.peer \
-                    and item.dst == self.me and item.cluster == self.cfg.id:
+            if (
+                isinstance(item, Frame)
+                and item.round == 1
+                and item.src == link.peer
+                and item.dst == self.me
+                and item.cluster == self.cfg.id
+            ):
                 self.sync.observe(link.peer, item.tick, arrival, self._wire_s(item))
             if board_active:
                 self.board.on_frame(link.peer, item)
@@ -250,8 +265,9 @@ class Daemon:
             if cmd["cmd"] in ("clock-drift", "clear"):
                 self.clock.set_drift(self.faults.drift_ppm)
             self.dlog.event("fault", node=self.me, **cmd)
-            self.log.event("HIL fault applied", **{k: v for k, v in cmd.items() if k != "cmd"},
-                           cmd=cmd["cmd"])
+            self.log.event(
+                "HIL fault applied", **{k: v for k, v in cmd.items() if k != "cmd"}, cmd=cmd["cmd"]
+            )
 
     # -- joining -----------------------------------------------------------------
     def join(self) -> int:
@@ -261,8 +277,7 @@ class Daemon:
             first = max(0, int(self.vt() // self.period) + 1)
             self.dlog.event("joined", node=self.me, tick=first, how="common-start")
             return first
-        listen = self.opts.listen_s if self.opts.listen_s is not None else max(0.5,
-                                                                               5 * self.period)
+        listen = self.opts.listen_s if self.opts.listen_s is not None else max(0.5, 5 * self.period)
         self.epoch = self.clock.now()
         deadline = listen
         offsets: dict[int, float] = {}
@@ -291,8 +306,14 @@ class Daemon:
         self._setup_io()
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        self.dlog.event("start", node=self.me, pid=os.getpid(), algorithm=self.cfg.algorithm,
-                        m=self.cfg.m, tick_hz=self.cfg.tick_hz)
+        self.dlog.event(
+            "start",
+            node=self.me,
+            pid=os.getpid(),
+            algorithm=self.cfg.algorithm,
+            m=self.cfg.m,
+            tick_hz=self.cfg.tick_hz,
+        )
         try:
             tick = self.join()
             self.notifier.ready()
@@ -300,6 +321,8 @@ class Daemon:
             done = 0
             # The one unbounded loop of the daemon: one iteration per tick until SIGTERM.
             while not self.stopping:
+                if self.opts.until_tick is not None and tick > self.opts.until_tick:
+                    break
                 tick = self._run_tick(tick)
                 done += 1
                 if self.opts.max_ticks is not None and done >= self.opts.max_ticks:
@@ -310,8 +333,13 @@ class Daemon:
             self.dlog.close()
             return EXIT_INCONSISTENT
         self.notifier.stopping()
-        self.dlog.event("stop", node=self.me, reason="signal" if self.stopping else "done",
-                        code=EXIT_OK, ticks=self.board.totals.ticks)
+        self.dlog.event(
+            "stop",
+            node=self.me,
+            reason="signal" if self.stopping else "done",
+            code=EXIT_OK,
+            ticks=self.board.totals.ticks,
+        )
         self.dlog.close()
         for link in self.links.values():
             link.close()
@@ -328,8 +356,9 @@ class Daemon:
         if lateness > self.slot:
             # Too late to send round 1 in its slot (a stall or a clock step): skip ahead.
             nxt = int(self.vt() // self.period) + 1
-            self.dlog.event("skip", node=self.me, tick=tick, to=nxt,
-                            late_ms=round(lateness * 1e3, 3))
+            self.dlog.event(
+                "skip", node=self.me, tick=tick, to=nxt, late_ms=round(lateness * 1e3, 3)
+            )
             return nxt
         self.lateness_us.append(lateness * 1e6)
         reading = self.sensor.read(tick)
@@ -344,12 +373,17 @@ class Daemon:
         correction = self.sync.correction()
         self.epoch -= correction
         self._publish(report)
-        self.dlog.decision(report, self.cfg.algorithm,
-                           lateness_us=round(lateness * 1e6, 1),
-                           clock_us=round(correction * 1e6, 1),
-                           offset_us=None if self.sync.last_midpoint is None
-                           else round(self.sync.last_midpoint * 1e6, 1),
-                           sync=self.sync.in_sync_ticks > 0)
+        self.dlog.decision(
+            report,
+            self.cfg.algorithm,
+            lateness_us=round(lateness * 1e6, 1),
+            corrected=report.corrected,
+            clock_us=round(correction * 1e6, 1),
+            offset_us=None
+            if self.sync.last_midpoint is None
+            else round(self.sync.last_midpoint * 1e6, 1),
+            sync=self.sync.in_sync_ticks > 0,
+        )
         self._health(report, tick)
         return tick + 1
 
@@ -357,8 +391,12 @@ class Daemon:
         if self.out_sock is None:
             return
         d = report.decision
-        msg = {"tick": d.tick, "node": d.node, "output": list(d.output),
-               "entries": sum(1 for v in d.vector if v is not None)}
+        msg = {
+            "tick": d.tick,
+            "node": d.node,
+            "output": list(d.output),
+            "entries": sum(1 for v in d.vector if v is not None),
+        }
         try:
             self.out_sock.sendto(json.dumps(msg).encode(), self.out_path)
         except OSError:
@@ -397,8 +435,9 @@ def build(args: argparse.Namespace) -> Daemon:
     verify = {n.id: parse_public_key(n.public_key.hex()) for n in cfg.nodes}
     keys = KeyRing(verify_keys=verify, signing_keys={args.node: own})
     try:
-        sensor = open_sensor(node.sensor, len(cfg.channels), args.node, cfg.period_s,
-                             cfg.path.parent)
+        sensor = open_sensor(
+            node.sensor, len(cfg.channels), args.node, cfg.period_s, cfg.path.parent
+        )
     except SensorError as e:
         fail(str(e))
     links: dict[int, Link] = {}
@@ -418,6 +457,7 @@ def build(args: argparse.Namespace) -> Daemon:
         start_at=args.start_at,
         seed=args.seed if args.seed is not None else args.node,
         max_ticks=args.ticks,
+        until_tick=args.until_tick,
         link_latency_s=args.link_latency_us * 1e-6,
     )
     return Daemon(cfg, args.node, keys, links, sensor, opts, log)
@@ -429,18 +469,34 @@ def main(argv: list[str] | None = None, exit_fn: Callable[[int], Any] = SystemEx
     )
     parser.add_argument("--config", required=True, help="cluster TOML (voter cluster init)")
     parser.add_argument("--node", required=True, type=int, help="this board's node id")
-    parser.add_argument("--hil", action="store_true",
-                        help="HIL mode: accept fault commands on the control socket")
+    parser.add_argument(
+        "--hil", action="store_true", help="HIL mode: accept fault commands on the control socket"
+    )
     parser.add_argument("--control", default="", help="HIL control socket path (overrides config)")
-    parser.add_argument("--listen", type=float, default=None,
-                        help="seconds to listen for running peers before a cold start")
-    parser.add_argument("--start-at", type=float, default=None,
-                        help="HIL: common epoch on CLOCK_MONOTONIC instead of listening")
+    parser.add_argument(
+        "--listen",
+        type=float,
+        default=None,
+        help="seconds to listen for running peers before a cold start",
+    )
+    parser.add_argument(
+        "--start-at",
+        type=float,
+        default=None,
+        help="HIL: common epoch on CLOCK_MONOTONIC instead of listening",
+    )
     parser.add_argument("--ticks", type=int, default=None, help="stop after this many ticks")
+    parser.add_argument(
+        "--until-tick", type=int, default=None, help="stop after deciding this tick"
+    )
     parser.add_argument("--seed", type=int, default=None, help="HIL: seed of injected faults")
     parser.add_argument("--no-realtime", action="store_true", help="do not ask for SCHED_FIFO")
-    parser.add_argument("--link-latency-us", type=float, default=0.0,
-                        help="fixed link latency beyond the wire time (USB adapter, pty forwarder)")
+    parser.add_argument(
+        "--link-latency-us",
+        type=float,
+        default=0.0,
+        help="fixed link latency beyond the wire time (USB adapter, pty forwarder)",
+    )
     args = parser.parse_args(argv)
     if args.start_at is not None and not args.hil:
         fail("--start-at is a HIL option (add --hil)")

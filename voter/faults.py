@@ -75,8 +75,10 @@ class FaultState:
             raise FaultCommandError("not JSON") from None
         if not isinstance(cmd, dict) or not isinstance(cmd.get("cmd"), str):
             raise FaultCommandError("expected an object with a 'cmd' string")
-        window = Window(int(cmd.get("from_tick", 0)),
-                        None if cmd.get("to_tick") is None else int(cmd["to_tick"]))
+        window = Window(
+            int(cmd.get("from_tick", 0)),
+            None if cmd.get("to_tick") is None else int(cmd["to_tick"]),
+        )
         kind = cmd["cmd"]
         if kind == "traitor":
             strategy = cmd.get("strategy")

@@ -55,6 +55,7 @@ class TickReport:
     late: int
     dropped: int
     reasons: dict[str, int]
+    corrected: int = 0  #: memory bit errors the ECC store corrected this tick
 
 
 @dataclass(slots=True)
@@ -206,7 +207,8 @@ class Board:
         t.late += self._counters.late
         t.dropped += self._counters.dropped
         t.rejected_entries += node.counters.rejected
-        t.corrected += self.store.corrected - corrected_before
+        corrected = self.store.corrected - corrected_before
+        t.corrected += corrected
         for r, n in self._counters.reasons.items():
             t.reasons[r] = t.reasons.get(r, 0) + n
         for r, n in node.counters.reasons.items():
@@ -217,6 +219,7 @@ class Board:
             self._counters.late,
             self._counters.dropped + node.counters.rejected,
             dict(self._counters.reasons),
+            corrected,
         )
 
     # -- internals -------------------------------------------------------------

@@ -1,0 +1,56 @@
+"""Does a tick rate fit the wire? Frame sizes measured from real frames, not a formula.
+
+One loyal tick of the cluster is run in memory with the same Board objects as
+the daemons, every frame is encoded, and the largest frame of each round on any
+link gives the time that round needs on an 8N1 line (10 bits per byte). The
+rounds share ROUNDS_FRACTION of the period in equal slots, as in voterd.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voter.core.board import Board
+from voter.core.frame import encode_frame
+from voter.core.ic import ic_params
+from voter.core.protocol import Algorithm
+from voter.daemon import ROUNDS_FRACTION
+from voter.testing import board_keys
+
+
+@dataclass(frozen=True)
+class Budget:
+    round_bytes: tuple[int, ...]  # largest frame (bytes on the wire) per round
+    link_tick_bytes: int  # bytes one link direction carries per tick
+
+    def round_time_s(self, baud: int, latency_s: float = 0.0) -> float:
+        return max(self.round_bytes) * 10 / baud + latency_s
+
+    def max_tick_hz(self, baud: int, latency_s: float = 0.0) -> float:
+        """The highest rate whose every round's frame fits its slot."""
+        rounds = len(self.round_bytes)
+        return ROUNDS_FRACTION / (rounds * self.round_time_s(baud, latency_s))
+
+
+def measure(nodes: int, m: int, algorithm: Algorithm, channels: int) -> Budget:
+    params = ic_params(nodes, m, algorithm, "sim-budget")
+    keys = board_keys(nodes, "sim-budget")
+    boards = [Board(params, i, channels, keys[i]) for i in range(nodes)]
+    # Readings with full-width float64 values: the largest a reading gets on the wire.
+    out = [
+        b.begin_tick(1, tuple(1000.123456 + i + c for c in range(channels)))
+        for i, b in enumerate(boards)
+    ]
+    round_bytes: list[int] = []
+    per_link: dict[tuple[int, int], int] = {}
+    for _ in range(params.rounds):
+        biggest = 0
+        for frames in out:
+            for f in frames:
+                size = len(encode_frame(f))
+                biggest = max(biggest, size)
+                per_link[(f.src, f.dst)] = per_link.get((f.src, f.dst), 0) + size
+                boards[f.dst].on_frame(f.src, f)
+        round_bytes.append(biggest)
+        out = [b.next_round() for b in boards]
+    return Budget(tuple(round_bytes), max(per_link.values()))

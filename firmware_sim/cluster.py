@@ -1,0 +1,253 @@
+"""A throwaway cluster of real `voterd` processes on pty links (firmware-sim, the tests).
+
+It generates keys and a cluster.toml whose links are the fabric's pty paths,
+starts the link fabric as its own process, starts one `voterd --hil` per board
+with a common start time (the shared power-on of a rig), and can send HIL
+commands, kill and restart boards, and stop everything cleanly. Every process it
+starts is in its own list and is reaped on `stop()`, also after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voter.config import ClusterConfig, NodeConfig, dump_cluster
+from voter.keys import generate_key
+
+#: Fixed latency of a pty link through the Python forwarder on a loaded 2-core machine,
+#: beyond the wire time (measured: see docs/design.md, clock).
+PTY_LINK_LATENCY_US = 400.0
+START_MARGIN_S = 1.5
+
+
+class ClusterError(Exception):
+    """The simulated cluster could not be set up (one line for the user)."""
+
+
+@dataclass
+class SimCluster:
+    out: Path
+    nodes: int = 4
+    algorithm: str = "om"
+    m: int = 1
+    tick_hz: float = 50.0
+    baud: int = 921600
+    seed: int = 0
+    channels: tuple[str, ...] = ("altitude_m", "airspeed_mps", "pitch_deg")
+    link_faults: list[dict[str, Any]] = field(default_factory=list)
+    link_latency_us: float = PTY_LINK_LATENCY_US
+    realtime: bool = True
+    procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    fabric: subprocess.Popen[bytes] | None = None
+    start_at: float | None = None
+    cfg: ClusterConfig | None = None
+    restarts: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def config_path(self) -> Path:
+        return self.out / "cluster.toml"
+
+    def control_path(self, node: int) -> Path:
+        return self.out / f"ctl{node}.sock"
+
+    def log_path(self, node: int) -> Path:
+        return self.out / f"node{node}.jsonl"
+
+    # -- set-up ------------------------------------------------------------------
+    def setup(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        for stale in [
+            *self.out.glob("node*.jsonl"),
+            *self.out.glob("ctl*.sock"),
+            self.out / "fabric-ends.json",
+        ]:
+            stale.unlink(missing_ok=True)
+        ends = self._start_fabric()
+        keys = self.out / "keys"
+        keys.mkdir(mode=0o700, exist_ok=True)
+        nodes = []
+        for i in range(self.nodes):
+            key_file = keys / f"node{i}.key"
+            key_file.unlink(missing_ok=True)
+            vk = generate_key(key_file)
+            links = {j: ends[f"{i}-{j}"] for j in range(self.nodes) if j != i}
+            nodes.append(
+                NodeConfig(
+                    i, bytes(vk), key_file.resolve(), "", {"kind": "sim", "seed": self.seed}, links
+                )
+            )
+        self.cfg = ClusterConfig(
+            id=f"sim-{self.seed}",
+            algorithm=self.algorithm,
+            m=self.m,
+            tick_hz=self.tick_hz,
+            channels=self.channels,
+            baud=self.baud,
+            log_dir=self.out.resolve(),
+            output_socket="",
+            nodes=tuple(nodes),
+            path=self.config_path.resolve(),
+        )
+        self.config_path.write_text(dump_cluster(self.cfg))
+
+    def _start_fabric(self) -> dict[str, str]:
+        spec = {
+            "nodes": self.nodes,
+            "baud": self.baud,
+            "seed": self.seed,
+            "faults": self.link_faults,
+            "ends_out": str(self.out / "fabric-ends.json"),
+            "stats_out": str(self.out / "fabric.json"),
+        }
+        spec_path = self.out / "fabric-spec.json"
+        spec_path.write_text(json.dumps(spec, indent=1))
+        self.fabric = subprocess.Popen(
+            [sys.executable, "-m", "firmware_sim.fabric", str(spec_path)],
+            stderr=(self.out / "fabric.stderr").open("wb"),
+        )
+        ends_file = self.out / "fabric-ends.json"
+        deadline = time.monotonic() + 10
+        while not ends_file.exists():
+            if self.fabric.poll() is not None or time.monotonic() > deadline:
+                raise ClusterError("the link fabric did not start (see fabric.stderr)")
+            time.sleep(0.01)
+        ends: dict[str, str] = json.loads(ends_file.read_text())
+        return ends
+
+    # -- boards ------------------------------------------------------------------
+    def voterd_cmd(self, node: int, *, common_start: bool, until_tick: int | None) -> list[str]:
+        cmd = [
+            str(Path(sys.executable).parent / "voterd"),
+            "--config",
+            str(self.config_path),
+            "--node",
+            str(node),
+            "--hil",
+            "--control",
+            str(self.control_path(node)),
+            "--seed",
+            str(self.seed * 100 + node),
+            "--link-latency-us",
+            str(self.link_latency_us),
+        ]
+        if common_start and self.start_at is not None:
+            cmd += ["--start-at", f"{self.start_at:.6f}"]
+        else:
+            cmd += ["--listen", str(max(0.3, 6 / self.tick_hz))]
+        if until_tick is not None:
+            cmd += ["--until-tick", str(until_tick)]
+        if not self.realtime:
+            cmd.append("--no-realtime")
+        return cmd
+
+    def start(self, until_tick: int | None = None) -> None:
+        """Start every board with a common start time a little in the future."""
+        self.start_at = time.monotonic() + START_MARGIN_S
+        for i in range(self.nodes):
+            self.start_node(i, common_start=True, until_tick=until_tick)
+        for i in range(self.nodes):
+            self.wait_control(i)
+
+    def start_node(self, node: int, *, common_start: bool, until_tick: int | None) -> None:
+        err = (self.out / f"node{node}.stderr").open("ab")
+        self.procs[node] = subprocess.Popen(
+            self.voterd_cmd(node, common_start=common_start, until_tick=until_tick),
+            stdout=err,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def wait_control(self, node: int, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self.control_path(node).exists():
+            proc = self.procs[node]
+            if proc.poll() is not None:
+                raise ClusterError(
+                    f"voterd {node} exited with {proc.returncode} "
+                    f"(see {self.out / f'node{node}.stderr'})"
+                )
+            if time.monotonic() > deadline:
+                raise ClusterError(f"voterd {node} did not open its control socket")
+            time.sleep(0.01)
+
+    def control(self, node: int, command: dict[str, Any]) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sock.sendto(json.dumps(command).encode(), str(self.control_path(node)))
+        finally:
+            sock.close()
+
+    def kill(self, node: int, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.get(node)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(sig)
+            proc.wait(timeout=10)
+
+    def restart(self, node: int, until_tick: int | None) -> None:
+        """Start a board again the way systemd would: it must learn the tick from its peers."""
+        self.control_path(node).unlink(missing_ok=True)
+        self.restarts[node] = self.restarts.get(node, 0) + 1
+        self.start_node(node, common_start=False, until_tick=until_tick)
+
+    def last_tick(self, node: int) -> int | None:
+        """The newest tick in node's decision log (cheap tail read)."""
+        path = self.log_path(node)
+        try:
+            with path.open("rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                size = fh.tell()
+                fh.seek(max(0, size - 4096))
+                tail = fh.read().decode(errors="replace").splitlines()
+        except OSError:
+            return None
+        for line in reversed(tail):
+            if line.startswith('{"tick":'):
+                with contextlib.suppress(ValueError):
+                    return int(json.loads(line)["tick"])
+        return None
+
+    def running(self) -> list[int]:
+        return [i for i, p in self.procs.items() if p.poll() is None]
+
+    def wait(self, timeout_s: float) -> dict[int, int | None]:
+        deadline = time.monotonic() + timeout_s
+        for proc in self.procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        return {i: p.poll() for i, p in self.procs.items()}
+
+    def stop(self) -> dict[str, Any]:
+        """SIGTERM every board (they finish the tick and flush), then the fabric; reap all."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        stats: dict[str, Any] = {}
+        if self.fabric is not None:
+            if self.fabric.poll() is None:
+                self.fabric.send_signal(signal.SIGTERM)
+                try:
+                    self.fabric.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.fabric.kill()
+                    self.fabric.wait()
+            with contextlib.suppress(OSError, ValueError):
+                stats = json.loads((self.out / "fabric.json").read_text())
+        for i in range(self.nodes):
+            self.control_path(i).unlink(missing_ok=True)
+        return stats

@@ -1,0 +1,215 @@
+"""`firmware-sim run`: N real voterd processes on pty links for K ticks, then the verdict.
+
+Writes the run directory (SPEC.md): node<ID>.jsonl decision logs, run.json
+(nodes, algorithm, faulty, ticks, faults, the fabric's counters, the check), and
+exits 0 only if agreement, validity and liveness held for the loyal boards.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from firmware_sim.budget import measure
+from firmware_sim.cluster import SimCluster
+from hil.checks import CheckResult, check, read_run
+from hil.faultspec import Fault, fault_budget, faulty_nodes
+from voter.core.protocol import Algorithm
+
+RESTART_DELAY_S = 0.5  # systemd RestartSec in the shipped unit is 1 s; the sim is quicker
+
+
+class FeasibilityError(ValueError):
+    """The requested tick rate does not fit the links (one line, with the highest feasible rate)."""
+
+
+@dataclass
+class RunSpec:
+    out: Path
+    nodes: int = 4
+    algorithm: Algorithm = "om"
+    m: int = 1
+    tick_hz: float = 50.0
+    ticks: int = 500
+    baud: int = 921600
+    seed: int = 0
+    faults: list[Fault] = field(default_factory=list)
+    realtime: bool = True
+
+
+@dataclass
+class RunResult:
+    spec: RunSpec
+    check: CheckResult
+    fabric: dict[str, Any]
+    exit_codes: dict[int, int | None]
+    restarts: dict[int, int]
+    injected: dict[str, int]
+    duration_s: float
+    run_json: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return self.check.agreement and self.check.validity and self.check.liveness
+
+
+def check_feasible(spec: RunSpec, latency_s: float) -> None:
+    if spec.baud <= 0:
+        return
+    budget = measure(spec.nodes, spec.m, spec.algorithm, 3)
+    best = budget.max_tick_hz(spec.baud, latency_s)
+    if spec.tick_hz > best:
+        raise FeasibilityError(
+            f"{spec.tick_hz:g} Hz does not fit {spec.baud} baud: the largest frame is "
+            f"{max(budget.round_bytes)} bytes ({budget.round_time_s(spec.baud) * 1e3:.2f} ms on "
+            f"the wire) per round; the highest feasible rate is {best:.1f} Hz"
+        )
+
+
+Progress = Callable[[SimCluster, dict[int, int | None]], None]
+
+
+def run(spec: RunSpec, progress: Progress | None = None) -> RunResult:
+    """Set up, run K ticks with the faults, stop cleanly (also on Ctrl-C), check."""
+    link_faults = [f.fabric_fault(1.0 / spec.tick_hz) for f in spec.faults]
+    cluster = SimCluster(
+        spec.out,
+        nodes=spec.nodes,
+        algorithm=spec.algorithm,
+        m=spec.m,
+        tick_hz=spec.tick_hz,
+        baud=spec.baud,
+        seed=spec.seed,
+        link_faults=[f for f in link_faults if f is not None],
+        realtime=spec.realtime,
+    )
+    check_feasible(spec, cluster.link_latency_us * 1e-6)
+    last = spec.ticks - 1
+    crashes = {f.node: f.at_tick for f in spec.faults if f.kind == "crash" and f.node is not None}
+    crashed: set[int] = set()
+    started = time.monotonic()
+    exit_codes: dict[int, int | None] = {}
+    fabric: dict[str, Any] = {}
+    try:
+        cluster.setup()
+        cluster.start(until_tick=last)
+        for f in spec.faults:
+            cmd = f.control_command()
+            if cmd is not None and f.node is not None:
+                cluster.control(f.node, cmd)
+        deadline = (cluster.start_at or time.monotonic()) + spec.ticks / spec.tick_hz + 15
+        while time.monotonic() < deadline:
+            ticks = {i: cluster.last_tick(i) for i in range(spec.nodes)}
+            for node, at in crashes.items():
+                if node not in crashed and (ticks[node] or -1) >= (at or 0):
+                    cluster.kill(node)
+                    crashed.add(node)
+                    time.sleep(RESTART_DELAY_S)
+                    cluster.restart(node, until_tick=last)
+            if progress is not None:
+                progress(cluster, ticks)
+            if not cluster.running():
+                break
+            time.sleep(0.1)
+        exit_codes = {i: p.poll() for i, p in cluster.procs.items()}
+    finally:
+        fabric = cluster.stop()
+    logs = read_run(spec.out, spec.nodes)
+    faulty = faulty_nodes(spec.faults)
+    result = check(logs, faulty, window=(0, last))
+    injected = {
+        "flipped_bits": sum(d.get("flipped_bits", 0) for d in fabric.values()),
+        "corrupted_frames": sum(d.get("corrupted_frames", 0) for d in fabric.values()),
+        "dropped_frames": sum(d.get("dropped_frames", 0) for d in fabric.values()),
+        "delayed_frames": sum(d.get("delayed_frames", 0) for d in fabric.values()),
+    }
+    counted, reasons = fault_budget(spec.faults)
+    bound = (spec.nodes - 1) // 3 if spec.algorithm == "om" else spec.nodes - 2
+    bound = min(bound, spec.m)
+    node_totals = _node_totals(logs)
+    run_json: dict[str, Any] = {
+        "nodes": spec.nodes,
+        "algorithm": spec.algorithm,
+        "m": spec.m,
+        "tick_hz": spec.tick_hz,
+        "ticks": spec.ticks,
+        "baud": spec.baud,
+        "seed": spec.seed,
+        "faulty": faulty,
+        "faults": [f.describe() for f in spec.faults],
+        "fault_budget": {
+            "counted": counted,
+            "bound": bound,
+            "inside_bound": counted <= bound,
+            "reasons": reasons,
+        },
+        "restarts": cluster.restarts,
+        "exit_codes": {str(k): v for k, v in exit_codes.items()},
+        "fabric": fabric,
+        "injected": injected,
+        "boards": node_totals,
+        "check": result.to_json(),
+    }
+    (spec.out / "run.json").write_text(json.dumps(run_json, indent=1))
+    return RunResult(
+        spec,
+        result,
+        fabric,
+        exit_codes,
+        cluster.restarts,
+        injected,
+        time.monotonic() - started,
+        run_json,
+    )
+
+
+def _node_totals(logs: dict[int, Any]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for i, log in logs.items():
+        lines = log.decisions.values()
+        out[str(i)] = {
+            "decided": len(log.decisions),
+            "dropped": sum(int(x.get("dropped", 0)) for x in lines),
+            "late": sum(int(x.get("late", 0)) for x in lines),
+            "corrected": sum(int(x.get("corrected", 0)) for x in lines),
+            "stops": sum(
+                1 for e in log.events if e.get("event") == "stop" and e.get("code") not in (0, None)
+            ),
+            "joins": sum(1 for e in log.events if e.get("event") == "joined"),
+        }
+    return out
+
+
+def summary(res: RunResult) -> str:
+    c = res.check
+    s = res.spec
+    lines = [
+        f"{s.nodes} boards, {s.algorithm.upper()}({s.m}), {s.tick_hz:g} Hz, {s.ticks} ticks, "
+        f"{s.baud} baud, faults: {', '.join(f.describe() for f in s.faults) or 'none'}",
+        f"loyal boards {c.loyal}: {c.decisions} decisions over {c.ticks_checked} ticks",
+        f"agreement: {'held' if c.agreement else 'VIOLATED'}   "
+        f"validity: {'held' if c.validity else 'VIOLATED'}   "
+        f"liveness: {'held' if c.liveness else 'VIOLATED'}",
+    ]
+    inj = res.injected
+    boards = res.run_json["boards"]
+    dropped = sum(b["dropped"] for b in boards.values())
+    corrected = sum(b["corrected"] for b in boards.values())
+    lines.append(
+        f"injected: {inj['flipped_bits']} bit flips in {inj['corrupted_frames']} frames, "
+        f"{inj['dropped_frames']} frames dropped, {inj['delayed_frames']} delayed; "
+        f"boards dropped {dropped} bad frames/entries, corrected {corrected} memory errors"
+    )
+    budget = res.run_json["fault_budget"]
+    lines.append(
+        f"fault budget: {budget['counted']} counted, bound {budget['bound']} "
+        f"({'inside' if budget['inside_bound'] else 'OUTSIDE'} the theory's bound)"
+    )
+    for v in c.violations[:5]:
+        lines.append(f"  {v.prop} violated at tick {v.tick} on {v.nodes}: {v.detail}")
+    lines.append(f"run directory: {s.out}")
+    return "\n".join(lines)

@@ -1,0 +1,148 @@
+"""The live terminal view of a firmware-sim run (rich): readings, vectors, votes, counters."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from hil.faultspec import faulty_nodes
+
+if TYPE_CHECKING:
+    from firmware_sim.cluster import SimCluster
+    from firmware_sim.run import RunSpec
+
+
+def last_decision(path: Path) -> dict[str, Any] | None:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4096))
+            lines = fh.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.startswith('{"tick":'):
+            try:
+                obj: dict[str, Any] = json.loads(line)
+            except ValueError:
+                continue
+            return obj
+    return None
+
+
+def _fmt(values: Any) -> str:
+    if values is None:
+        return "[red]ERROR[/]"
+    return " ".join(f"{v:9.2f}" if isinstance(v, float) else "    -    " for v in values)
+
+
+class LiveView:
+    def __init__(self, spec: RunSpec) -> None:
+        self.spec = spec
+        self.traitors = set(faulty_nodes(spec.faults))
+        self.totals: dict[int, dict[str, int]] = {}
+        self._offsets: dict[int, int] = {}
+        self.live = Live(self._render({}), refresh_per_second=8, transient=False)
+
+    def __enter__(self) -> LiveView:
+        self.live.__enter__()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.live.__exit__(t, e, tb)
+
+    def update(self, cluster: SimCluster, ticks: dict[int, int | None]) -> None:
+        lines = {i: last_decision(cluster.log_path(i)) for i in range(self.spec.nodes)}
+        self._accumulate(cluster)
+        self.live.update(self._render(lines, cluster))
+
+    def _accumulate(self, cluster: SimCluster) -> None:
+        # Incrementally sum counters from each log (only the new bytes are read).
+        for i in range(self.spec.nodes):
+            path = cluster.log_path(i)
+            t = self.totals.setdefault(i, {"dropped": 0, "late": 0, "corrected": 0, "ticks": 0})
+            try:
+                with path.open("rb") as fh:
+                    fh.seek(self._offsets.get(i, 0))
+                    data = fh.read()
+            except OSError:
+                continue
+            cut = data.rfind(b"\n") + 1
+            self._offsets[i] = self._offsets.get(i, 0) + cut
+            for raw in data[:cut].splitlines():
+                try:
+                    obj = json.loads(raw)
+                except ValueError:
+                    continue
+                if "vector" in obj:
+                    t["ticks"] += 1
+                    t["dropped"] += int(obj.get("dropped", 0))
+                    t["late"] += int(obj.get("late", 0))
+                    t["corrected"] += int(obj.get("corrected", 0))
+
+    def _render(
+        self, lines: dict[int, dict[str, Any] | None], cluster: SimCluster | None = None
+    ) -> Panel:
+        s = self.spec
+        table = Table(expand=True, show_edge=False)
+        for col in (
+            "board",
+            "role",
+            "tick",
+            "own reading",
+            "voted output",
+            "vector ok",
+            "dropped",
+            "late",
+            "ECC fixed",
+        ):
+            table.add_column(col, justify="right" if col not in ("role",) else "left")
+        for i in range(s.nodes):
+            line = lines.get(i)
+            role = "[red]traitor[/]" if i in self.traitors else "[green]loyal[/]"
+            t = self.totals.get(i, {})
+            alive = cluster is None or i in cluster.running()
+            if line is None:
+                table.add_row(str(i), role, "-", "", "", "", "", "", "")
+                continue
+            ok = sum(1 for v in line["vector"] if v is not None)
+            table.add_row(
+                str(i),
+                role if alive else "[yellow]restarting[/]",
+                str(line["tick"]),
+                _fmt(line.get("local")),
+                _fmt(line.get("output")),
+                f"{ok}/{s.nodes}",
+                str(t.get("dropped", 0)),
+                str(t.get("late", 0)),
+                str(t.get("corrected", 0)),
+            )
+        loyal = [x for i, x in lines.items() if i not in self.traitors and x is not None]
+        common = {
+            json.dumps(x["vector"])
+            for x in loyal
+            if x["tick"] == max((y["tick"] for y in loyal), default=-1)
+        }
+        head = Text.from_markup(
+            f"[b]{s.nodes} boards[/], {s.algorithm.upper()}({s.m}) at {s.tick_hz:g} Hz, "
+            f"{s.baud} baud, faults: {', '.join(f.describe() for f in s.faults) or 'none'}\n"
+            + (
+                "loyal boards hold [green]the same vector[/]"
+                if len(common) == 1
+                else "loyal boards: waiting for a common tick"
+                if not common
+                else "[red]loyal vectors differ[/]"
+            )
+        )
+        return Panel(Group(head, table), title="firmware-sim", border_style="blue")
