@@ -18,18 +18,40 @@ OUT = Path("runs/demo")
 
 
 def main() -> None:
-    print("voter demo: 4 boards, OM(1) at 50 Hz for 20 s; board 3 equivocates and its link "
-          "to board 2 flips bits (BER 1e-4).", flush=True)
-    args = ["run", "--nodes", "4", "--algorithm", "om", "--m", "1", "--tick-hz", "50",
-            "--ticks", "1000", "--out", str(OUT), "--fault", "traitor:3:equivocate",
-            "--fault", "link-bitflip:3-2:1e-4", *sys.argv[1:]]
+    print(
+        "voter demo: 4 boards, OM(1) at 50 Hz for 20 s; board 3 equivocates and its link "
+        "to board 2 flips bits (BER 1e-4).",
+        flush=True,
+    )
+    args = [
+        "run",
+        "--nodes",
+        "4",
+        "--algorithm",
+        "om",
+        "--m",
+        "1",
+        "--tick-hz",
+        "50",
+        "--ticks",
+        "1000",
+        "--out",
+        str(OUT),
+        "--fault",
+        "traitor:3:equivocate",
+        "--fault",
+        "link-bitflip:3-2:1e-4",
+        *sys.argv[1:],
+    ]
     try:
         firmware_sim(args)
     except SystemExit as e:
         if e.code == 0:
             print(f"\nDecision logs: {OUT}/node<ID>.jsonl, run summary: {OUT}/run.json")
-            print("Next: .venv/bin/hil verify --nodes 3 --m 1 --algorithm om --traitors 1"
-                  "   (why three boards are not enough)")
+            print(
+                "Next: .venv/bin/hil verify --nodes 3 --m 1 --algorithm om --traitors 1"
+                "   (why three boards are not enough)"
+            )
         raise
 
 

@@ -137,6 +137,7 @@ class Daemon:
         self._last_status = 0.0
         self.lateness_us: list[float] = []
         self.send_delay_s = 0.0
+        self._warmup = 2
 
     # -- set-up ----------------------------------------------------------------
     def _setup_io(self) -> None:
@@ -230,7 +231,7 @@ class Daemon:
             self._last_frames = [d for _, d in encoded]
             encoded = [(link, old[i]) for i, (link, _) in enumerate(encoded) if i < len(old)]
         elif strategy == "late":
-            due = self.clock.now() + self.faults.late_ms / 1000
+            due = self.clock.now() + self.faults.late_ms(tick) / 1000
             self._delayed.extend((due, link, data) for link, data in encoded)
             return
         for link, data in encoded:
@@ -330,7 +331,7 @@ class Daemon:
         except InconsistencyError as e:
             self.log.error("crash-on-inconsistency: stopping", reason=str(e))
             self.dlog.event("stop", node=self.me, reason=str(e), code=EXIT_INCONSISTENT)
-            self.dlog.close()
+            self._close(fsync=False)
             return EXIT_INCONSISTENT
         self.notifier.stopping()
         self.dlog.event(
@@ -340,14 +341,22 @@ class Daemon:
             code=EXIT_OK,
             ticks=self.board.totals.ticks,
         )
-        self.dlog.close()
+        self._close()
+        return EXIT_OK
+
+    def _close(self, fsync: bool = True) -> None:
+        # Leave real-time priority first: interpreter teardown at SCHED_FIFO would hold a
+        # core for milliseconds and delay the boards that are still voting.
+        with contextlib.suppress(PermissionError, OSError, AttributeError):
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        # The lines are already in the kernel; after a crash, restart fast rather than fsync.
+        self.dlog.close(fsync=fsync)
         for link in self.links.values():
             link.close()
         self.sensor.close()
         if self.control is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self.opts.control)
-        return EXIT_OK
 
     def _run_tick(self, tick: int) -> int:
         t0 = tick * self.period
@@ -370,6 +379,9 @@ class Daemon:
             self.wait_until_vt(t0 + r * self.slot)
             self._send(self.board.next_round(), tick)
         report = self.board.finish_tick(self.faults.memory_fault(tick))
+        if self._warmup > 0:
+            self._warmup -= 1  # the first ticks after joining run cold code paths
+            self.sync.discard()
         correction = self.sync.correction()
         self.epoch -= correction
         self._publish(report)
@@ -378,6 +390,7 @@ class Daemon:
             self.cfg.algorithm,
             lateness_us=round(lateness * 1e6, 1),
             corrected=report.corrected,
+            **({"reasons": report.reasons} if report.reasons else {}),
             clock_us=round(correction * 1e6, 1),
             offset_us=None
             if self.sync.last_midpoint is None

@@ -51,8 +51,9 @@ class DecisionLog:
         self._fh.flush()
         os.fsync(self._fh.fileno())
 
-    def close(self) -> None:
+    def close(self, fsync: bool = True) -> None:
         try:
-            self.sync()
+            if fsync:
+                self.sync()
         finally:
             self._fh.close()

@@ -31,7 +31,7 @@ from voter.core.adversary import (
     Withhold,
 )
 from voter.core.secded import EccStore
-from voter.core.values import ReadingDomain
+from voter.core.values import Invalid, ReadingDomain
 
 CORE_STRATEGIES = ("silent", "equivocate", "lie", "flip", "random", "forge", "withhold")
 FRAME_STRATEGIES = ("late", "garbage", "replay")
@@ -56,10 +56,8 @@ class FaultState:
     domain: ReadingDomain
     rng: random.Random
     period_s: float
-    strategy: str | None = None
-    value: Any = None
-    traitor_window: Window = field(default_factory=Window)
-    late_ms: float = 0.0
+    #: (window, strategy, value, late_ms): the first active one rules a tick
+    traitors: list[tuple[Window, str, Any, float]] = field(default_factory=list)
     memory_rate_hz: float = 0.0
     memory_bits: int = 1
     memory_window: Window = field(default_factory=Window)
@@ -84,8 +82,18 @@ class FaultState:
             strategy = cmd.get("strategy")
             if strategy not in STRATEGIES:
                 raise FaultCommandError(f"strategy must be one of {', '.join(STRATEGIES)}")
-            self.strategy, self.value, self.traitor_window = strategy, cmd.get("value"), window
-            self.late_ms = float(cmd.get("delay_ms", 0.6 * self.period_s * 1000))
+            late_ms = float(cmd.get("delay_ms") or 0.6 * self.period_s * 1000)
+            if len(self.traitors) >= 64:
+                raise FaultCommandError("too many traitor windows (64)")
+            value = cmd.get("value")
+            if value is not None:
+                try:
+                    value = self.domain.normalize(value)
+                except Invalid:
+                    raise FaultCommandError(
+                        f"value must be a reading of {self.domain.channels} floats"
+                    ) from None
+            self.traitors.append((window, strategy, value, late_ms))
         elif kind == "memory-bitflip":
             bits = int(cmd.get("bits", 1))
             if bits not in (1, 2):
@@ -95,16 +103,25 @@ class FaultState:
         elif kind == "clock-drift":
             self.drift_ppm = float(cmd["ppm"])
         elif kind == "clear":
-            self.strategy, self.memory_rate_hz, self.drift_ppm = None, 0.0, 0.0
+            self.traitors, self.memory_rate_hz, self.drift_ppm = [], 0.0, 0.0
         else:
             raise FaultCommandError(f"unknown command {kind!r}")
         self.commands += 1
         return cmd
 
-    def traitor(self, tick: int) -> str | None:
-        if self.strategy is not None and self.traitor_window.active(tick):
-            return self.strategy
+    def _active(self, tick: int) -> tuple[Window, str, Any, float] | None:
+        for t in self.traitors:
+            if t[0].active(tick):
+                return t
         return None
+
+    def traitor(self, tick: int) -> str | None:
+        t = self._active(tick)
+        return None if t is None else t[1]
+
+    def late_ms(self, tick: int) -> float:
+        t = self._active(tick)
+        return 0.0 if t is None else t[3]
 
     def adversary(self, tick: int) -> Adversary | None:
         """The core adversary for `tick`, or None for an honest tick (or a frame-level fault)."""
@@ -114,10 +131,11 @@ class FaultState:
             case "equivocate":
                 return Equivocate(self.domain)
             case "lie":
-                value = self.value
+                active = self._active(tick)
+                value = None if active is None else active[2]
                 if value is None:
                     value = self.domain.alternative(None, 0)
-                return Lie(self.domain.normalize(value))
+                return Lie(value)
             case "flip":
                 return Flip(self.domain)
             case "random":

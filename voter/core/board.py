@@ -103,7 +103,6 @@ class Board:
             raise ValueError(f"tick {tick} after tick {self.tick}: ticks only go forward")
         self.tick, self.round = tick, 1
         self._local = reading
-        self._counters = TickCounters()
         node = make_node(self.params, self.me, self.domain, reading, tick, self.keys)
         self._node = node
         if self.adversary is not None:
@@ -214,13 +213,16 @@ class Board:
         for r, n in node.counters.reasons.items():
             t.reasons[r] = t.reasons.get(r, 0) + n
         self._node = self._driven = None
-        return TickReport(
+        report = TickReport(
             decision,
             self._counters.late,
             self._counters.dropped + node.counters.rejected,
-            dict(self._counters.reasons),
+            {**self._counters.reasons, **node.counters.reasons},
             corrected,
         )
+        # Frames that arrive from now until the next tick opens count in the next report.
+        self._counters = TickCounters()
+        return report
 
     # -- internals -------------------------------------------------------------
     def _frames(self, round_no: int) -> list[Frame]:

@@ -28,12 +28,16 @@ def ft_midpoint(values: Sequence[float], f: int) -> float | None:
 class ClockSync:
     """Collects peer offsets during a tick and turns them into one epoch correction.
 
-    `step_s`: a correction at least this large is applied at once (start-up, a
-    re-joining board); smaller ones are slewed by `gain` so jitter is not amplified,
-    and clamped to `slew_ppm_max` of the period. The clamp bounds how far an
-    uncompensated link delay (which every board sees alike, so they all slew the
-    same way) can pull the cluster's tick rate: crystals are good to ~50 ppm,
-    the default allows 1000.
+    Three bands, by the size of the fault-tolerant midpoint:
+
+    - below `fast_s`: slewed by `gain`, clamped to `slew_ppm_max` of the period.
+      The clamp bounds how far an uncompensated link delay (every board sees it
+      alike, so all slew the same way) can pull the cluster's tick rate; crystals
+      are good to ~50 ppm, the default allows 1000.
+    - from `fast_s`: a real misalignment (start-up, a re-joining board): corrected
+      by `gain` per tick, or at once from `step_s`, but only when two consecutive
+      ticks agree on the direction, so one slow tick of a peer (a page fault, the
+      first tick after start) cannot throw the board off.
     """
 
     period_s: float
@@ -41,16 +45,20 @@ class ClockSync:
     step_s: float
     gain: float = 0.5
     slew_ppm_max: float = 1000.0
+    fast_s: float = 0.0
     #: corrections smaller than this count as "in sync"
     tolerance_s: float = 0.0
     in_sync_ticks: int = 0
     #: the raw fault-tolerant midpoint of the last tick (None: too few peers heard)
     last_midpoint: float | None = None
+    _pending: int = 0  # sign of an unconfirmed large offset
     _offsets: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.tolerance_s <= 0:
             self.tolerance_s = self.step_s / 2
+        if self.fast_s <= 0:
+            self.fast_s = self.step_s / 4
 
     def observe(self, peer: int, peer_tick: int, arrival_vt: float, delay_s: float) -> float:
         """Record peer's round-1 frame for `peer_tick` seen at our virtual time `arrival_vt`."""
@@ -61,6 +69,10 @@ class ClockSync:
     def offsets(self) -> Mapping[int, float]:
         return dict(self._offsets)
 
+    def discard(self) -> None:
+        """Forget this tick's samples (e.g. the first tick after joining, never typical)."""
+        self._offsets.clear()
+
     def correction(self) -> float:
         """This tick's epoch correction (seconds to add to our virtual time); resets samples."""
         values = [0.0, *self._offsets.values()]
@@ -69,15 +81,21 @@ class ClockSync:
         self.last_midpoint = mid
         if mid is None:
             self.in_sync_ticks = 0
+            self._pending = 0
             return 0.0
         if abs(mid) < self.tolerance_s:
             self.in_sync_ticks += 1
         else:
             self.in_sync_ticks = 0
-        if abs(mid) >= self.step_s:
-            return mid
-        limit = self.slew_ppm_max * 1e-6 * self.period_s
-        return max(-limit, min(limit, mid * self.gain))
+        if abs(mid) < self.fast_s:
+            self._pending = 0
+            limit = self.slew_ppm_max * 1e-6 * self.period_s
+            return max(-limit, min(limit, mid * self.gain))
+        sign = 1 if mid > 0 else -1
+        if self._pending != sign:
+            self._pending = sign  # wait for a second tick to confirm
+            return 0.0
+        return mid if abs(mid) >= self.step_s else mid * self.gain
 
 
 def join_offset(offsets: Sequence[float], f: int, agree_s: float) -> float | None:

@@ -1,0 +1,177 @@
+"""The pure Board: one board's tick engine with late frames, drops, ECC and COM/MON."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from voter.core import monitor
+from voter.core.adversary import Equivocate
+from voter.core.board import Board, InconsistencyError
+from voter.core.frame import Frame, FrameSplitter, encode_frame
+from voter.core.ic import ic_params
+from voter.core.secded import EccStore
+from voter.core.values import ReadingDomain
+from voter.testing import board_keys
+
+READINGS = [(1.0 + i, 2.0, 3.0) for i in range(4)]
+
+
+def cluster(alg: str = "om") -> list[Board]:
+    params = ic_params(4, 1, "om" if alg == "om" else "sm", "t")
+    keys = board_keys(4, "t")
+    return [Board(params, i, 3, keys[i]) for i in range(4)]
+
+
+def run_tick(boards: list[Board], tick: int, skip: set[tuple[int, int]] | None = None) -> list:
+    """Deliver every frame through encode/decode; `skip` = (src, dst) links cut."""
+    out = [b.begin_tick(tick, READINGS[i]) for i, b in enumerate(boards)]
+    for _ in range(boards[0].params.rounds):
+        for frames in out:
+            for f in frames:
+                if skip and (f.src, f.dst) in skip:
+                    continue
+                for item in FrameSplitter().feed(encode_frame(f)):
+                    boards[f.dst].on_frame(f.src, item)
+        out = [b.next_round() for b in boards]
+    return [b.finish_tick() for b in boards]
+
+
+@pytest.mark.parametrize("alg", ["om", "sm"])
+def test_loyal_cluster_agrees_on_every_reading(alg: str) -> None:
+    """Four loyal boards: same vector, every entry the board's own reading."""
+    reports = run_tick(cluster(alg), 7)
+    assert {tuple(READINGS)} == {r.decision.vector for r in reports}
+    assert {(2.0, 2.0, 3.0)} == {r.decision.output for r in reports}
+
+
+def test_frame_for_a_closed_round_is_late() -> None:
+    """A round-1 frame arriving after round 1 closed is counted late, not used."""
+    boards = cluster()
+    frames = boards[1].begin_tick(3, READINGS[1])
+    b0 = boards[0]
+    b0.begin_tick(3, READINGS[0])
+    b0.next_round()
+    b0.on_frame(1, next(f for f in frames if f.dst == 0))
+    report = b0.finish_tick()
+    assert 1 == report.late
+
+
+def test_early_frame_waits_for_its_round() -> None:
+    """A peer ahead of us: its frame for the next tick is kept and used when the tick opens."""
+    boards = cluster()
+    ahead = boards[1].begin_tick(5, READINGS[1])
+    boards[0].begin_tick(4, READINGS[0])
+    boards[0].on_frame(1, next(f for f in ahead if f.dst == 0))
+    boards[0].next_round()
+    boards[0].finish_tick()
+    boards[0].begin_tick(5, READINGS[0])
+    assert 1 == boards[0]._driven.counters.received  # type: ignore[union-attr]
+
+
+def test_wrong_link_cluster_and_garbage_are_counted_drops() -> None:
+    """Frames naming another link or cluster, and undecodable bytes, are drops with reasons."""
+    b = cluster()[0]
+    b.begin_tick(1, READINGS[0])
+    b.on_frame(2, Frame(1, "t", 1, 0, 1, 1, ()))  # says src 1 on the link from 2
+    b.on_frame(1, Frame(1, "other", 1, 0, 1, 1, ()))
+    for item in FrameSplitter().feed(b"\x05garbage\x00"):
+        b.on_frame(1, item)
+    b.next_round()
+    report = b.finish_tick()
+    assert {"link": 1, "cluster": 1} == {
+        k: v for k, v in report.reasons.items() if k != "cobs" and k != "crc"
+    }
+    assert 3 == report.dropped
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.binary(max_size=300), max_size=8))
+def test_random_bytes_never_raise(chunks: list[bytes]) -> None:
+    """300 random byte streams into a board mid-tick: drops only, and the tick still decides."""
+    b = cluster()[0]
+    b.begin_tick(1, READINGS[0])
+    splitter = FrameSplitter()
+    for c in chunks:
+        for item in splitter.feed(c):
+            b.on_frame(1, item)
+    b.next_round()
+    assert READINGS[0] == b.finish_tick().decision.vector[0]
+
+
+def test_traitor_board_equivocates_but_loyal_boards_agree() -> None:
+    """Board 3 with an Equivocate adversary: loyal vectors agree, entry 3 is ERROR."""
+    boards = cluster()
+    boards[3].adversary = Equivocate(ReadingDomain(3))
+    reports = run_tick(boards, 1)
+    loyal = {reports[i].decision.vector for i in range(3)}
+    assert 1 == len(loyal)
+    assert next(iter(loyal))[3] is None
+
+
+def flip(bits: list[int]):  # type: ignore[no-untyped-def]
+    def inject(store: EccStore) -> None:
+        for bit in bits:
+            store.flip_bit("table", bit)
+
+    return inject
+
+
+def test_single_memory_bit_flip_is_corrected_and_counted() -> None:
+    """One flipped bit in the message table: corrected, counted, same decision."""
+    b = cluster()[0]
+    b.begin_tick(1, READINGS[0])
+    b.next_round()
+    report = b.finish_tick(flip([100]))
+    assert 1 == report.corrected and 1 == b.totals.corrected
+
+
+def test_double_memory_bit_flip_stops_the_board() -> None:
+    """Two flipped bits in one word: detected, InconsistencyError (the board stops)."""
+    b = cluster()[0]
+    b.begin_tick(1, READINGS[0])
+    b.next_round()
+    with pytest.raises(InconsistencyError, match="memory"):
+        b.finish_tick(flip([80, 81]))
+
+
+def test_com_mon_disagreement_stops_the_board(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the MON path decides differently from COM, the board stops."""
+    b = cluster()[0]
+    b.begin_tick(1, READINGS[0])
+    b.next_round()
+    real = monitor.om_decisions
+
+    def wrong(*args, **kw):  # type: ignore[no-untyped-def]
+        out = real(*args, **kw)
+        out[2] = (9.0, 9.0, 9.0)
+        return out
+
+    monkeypatch.setattr(monitor, "om_decisions", wrong)
+    with pytest.raises(InconsistencyError, match="COM/MON"):
+        b.finish_tick()
+
+
+def test_monitor_matches_engine_on_random_traitors() -> None:
+    """MON's iterative EIG equals COM's recursive one on OM(2), N=7 with lying boards."""
+    import random
+
+    from voter.core.adversary import RandomLies
+    from voter.core.ic import make_node
+    from voter.core.rounds import run_tick as drive
+
+    params = ic_params(7, 2, "om")
+    domain = ReadingDomain(1)
+    for seed in range(20):
+        rng = random.Random(seed)
+        nodes = {i: make_node(params, i, domain, (float(i),), 0) for i in range(7)}
+        driven = dict(nodes)
+        from voter.core.adversary import Traitor
+
+        for t in rng.sample(range(7), 2):
+            driven[t] = Traitor(nodes[t], RandomLies(domain, rng))  # type: ignore[assignment]
+        drive(driven, params.rounds)  # type: ignore[arg-type]
+        for i in range(7):
+            table = monitor.om_table(nodes[i].received_values())  # type: ignore[union-attr]
+            assert nodes[i].decide() == monitor.om_decisions(params, i, (float(i),), table)

@@ -1,0 +1,243 @@
+"""voterd end to end: real daemons on real pseudo-terminals through the link fabric."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from firmware_sim.cluster import SimCluster
+from hil.checks import check, read_run
+from tests.conftest import BIN, run_cli
+
+
+def run_cluster(
+    tmp_path: Path, ticks: int, commands: dict[int, list[dict]] | None = None, **kw: object
+) -> tuple[SimCluster, dict[int, int | None]]:
+    c = SimCluster(tmp_path / "run", **kw)  # type: ignore[arg-type]
+    c.setup()
+    try:
+        c.start(until_tick=ticks - 1)
+        for node, cmds in (commands or {}).items():
+            for cmd in cmds:
+                c.control(node, cmd)
+        codes = c.wait(ticks / c.tick_hz + 15)
+    finally:
+        c.stop()
+    return c, codes
+
+
+def events(c: SimCluster, node: int) -> list[dict]:
+    lines = [json.loads(x) for x in c.log_path(node).read_text().splitlines()]
+    return [x for x in lines if "event" in x]
+
+
+@pytest.mark.parametrize("alg", ["om", "sm"])
+def test_four_daemons_decide_every_tick_identically(tmp_path: Path, alg: str) -> None:
+    """4 voterd on ptys, 150 ticks at 50 Hz: every board decides every tick, same vectors."""
+    c, codes = run_cluster(tmp_path, 150, algorithm=alg)
+    assert {0} == set(codes.values())
+    res = check(read_run(c.out, 4), faulty=[], window=(0, 149))
+    assert res.agreement and res.validity and res.liveness
+    assert 600 == res.decisions
+    first = json.loads(c.log_path(0).read_text().splitlines()[2])
+    assert {
+        "tick",
+        "node",
+        "algorithm",
+        "local",
+        "vector",
+        "output",
+        "messages",
+        "late",
+        "dropped",
+    } <= set(first)
+    assert 18 == first["messages"] and alg == first["algorithm"]
+
+
+def test_no_lie_or_garbage_stops_a_loyal_daemon(tmp_path: Path) -> None:
+    """Board 3 goes through every traitor strategy (25 ticks each) on noisy links: loyal
+    boards never stop, decide every tick, agree, and keep validity."""
+    strategies = [
+        "silent",
+        "equivocate",
+        "lie",
+        "flip",
+        "random",
+        "late",
+        "garbage",
+        "replay",
+        "forge",
+        "withhold",
+    ]
+    cmds = [
+        {"cmd": "traitor", "strategy": s, "from_tick": 10 + 25 * k, "to_tick": 34 + 25 * k}
+        for k, s in enumerate(strategies)
+    ]
+    faults = [
+        {"kind": "link-bitflip", "link": "3-0", "ber": 1e-3},
+        {"kind": "link-bitflip", "link": "3-1", "ber": 1e-3, "burst": 4},
+    ]
+    c, codes = run_cluster(tmp_path, 270, {3: cmds}, algorithm="sm", link_faults=faults)
+    assert all(codes[i] == 0 for i in range(3)), codes
+    res = check(read_run(c.out, 4), faulty=[3], window=(0, 269))
+    assert res.agreement and res.validity and res.liveness, res.violations
+    assert not [
+        e for i in range(3) for e in events(c, i) if e["event"] == "stop" and e["code"] != 0
+    ]
+    dropped = sum(
+        json.loads(x).get("dropped", 0)
+        for i in range(3)
+        for x in c.log_path(i).read_text().splitlines()
+        if '"vector"' in x
+    )
+    assert dropped > 50  # the garbage and forgeries really arrived and were counted
+
+
+def test_one_bit_memory_flips_are_corrected_two_bits_stop_with_70(tmp_path: Path) -> None:
+    """memory-bitflip: 1-bit errors corrected and logged; a 2-bit error stops the board (70)."""
+    cmds = {
+        1: [{"cmd": "memory-bitflip", "rate_hz": 25, "bits": 1}],
+        2: [{"cmd": "memory-bitflip", "rate_hz": 25, "bits": 2, "from_tick": 50}],
+    }
+    c, codes = run_cluster(tmp_path, 150, cmds)
+    assert 70 == codes[2] and 0 == codes[1]
+    stop = [e for e in events(c, 2) if e["event"] == "stop"]
+    assert stop and 70 == stop[-1]["code"] and "memory" in stop[-1]["reason"]
+    corrected = sum(
+        json.loads(x).get("corrected", 0)
+        for x in c.log_path(1).read_text().splitlines()
+        if '"vector"' in x
+    )
+    assert corrected > 20
+    res = check(read_run(c.out, 4), faulty=[], window=(0, 149))
+    assert res.agreement and res.validity
+
+
+def test_clock_drift_board_stays_in_step(tmp_path: Path) -> None:
+    """Board 2's clock runs 500 ppm fast: it keeps correcting itself, nobody misses a tick."""
+    c, codes = run_cluster(tmp_path, 250, {2: [{"cmd": "clock-drift", "ppm": 500}]})
+    assert {0} == set(codes.values())
+    res = check(read_run(c.out, 4), faulty=[], window=(0, 249))
+    assert res.agreement and res.validity and res.liveness
+    lines = [json.loads(x) for x in c.log_path(2).read_text().splitlines() if '"vector"' in x]
+    late = sum(x["late"] for x in lines)
+    assert late <= 5
+
+
+def test_killed_board_rejoins_from_its_peers(tmp_path: Path) -> None:
+    """kill -9 of board 1, restart: it learns the tick from its peers and decides again within
+    2 s (100 ticks at 50 Hz) of its restart, agreeing with the others."""
+    c = SimCluster(tmp_path / "run")
+    c.setup()
+    try:
+        c.start(until_tick=399)
+        while (c.last_tick(1) or 0) < 100:
+            time.sleep(0.05)
+        c.kill(1)
+        killed_at = c.last_tick(1) or 0
+        time.sleep(0.5)
+        c.restart(1, until_tick=399)
+        codes = c.wait(20)
+    finally:
+        c.stop()
+    assert {0} == set(codes.values())
+    joins = [e for e in events(c, 1) if e["event"] == "joined"]
+    assert ["common-start", "peers"] == [j["how"] for j in joins]
+    assert joins[1]["tick"] - killed_at <= 100 + 25  # restart delay 0.5 s = 25 ticks
+    res = check(read_run(c.out, 4), faulty=[], window=(0, 399))
+    assert res.agreement and res.validity and res.liveness
+    assert max(read_run(c.out, 4)[1].decisions) == 399
+
+
+def test_sd_notify_ready_watchdog_status_stopping(tmp_path: Path) -> None:
+    """Against a real AF_UNIX datagram socket: READY=1, periodic WATCHDOG=1, STATUS=, STOPPING=1."""
+    c = SimCluster(tmp_path / "run")
+    c.setup()
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(0.2)
+    try:
+        c.start_at = time.monotonic() + 1.0
+        for i in (1, 2, 3):
+            c.start_node(i, common_start=True, until_tick=None)
+        env = dict(os.environ, NOTIFY_SOCKET=str(sock_path), WATCHDOG_USEC="400000")
+        proc = subprocess.Popen(
+            c.voterd_cmd(0, common_start=True, until_tick=None), env=env, stderr=subprocess.DEVNULL
+        )
+        c.procs[0] = proc
+        got: list[str] = []
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            try:
+                got.append(sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+        proc.send_signal(signal.SIGTERM)
+        assert 0 == proc.wait(timeout=5)
+        with __import__("contextlib").suppress(TimeoutError):
+            while True:
+                got.append(sock.recv(4096).decode())
+    finally:
+        c.stop()
+        sock.close()
+    assert "READY=1" == got[0]
+    assert got.count("WATCHDOG=1") >= 30  # every 0.1 s for ~4 s of ticking
+    assert any(g.startswith("STATUS=tick ") for g in got)
+    assert "STOPPING=1" == got[-1]
+
+
+def test_busy_port_is_one_clear_line(tmp_path: Path) -> None:
+    """A second voterd for a board whose ports are held: exit 2, one line naming the port."""
+    c = SimCluster(tmp_path / "run")
+    c.setup()
+    try:
+        c.start(until_tick=None)
+        proc = run_cli("voterd", "--config", str(c.config_path), "--node", "0")
+    finally:
+        c.stop()
+    assert 2 == proc.returncode
+    assert "busy" in proc.stderr and "Traceback" not in proc.stderr
+    assert 1 == len(proc.stderr.strip().splitlines())
+
+
+def test_key_readable_by_others_is_refused(tmp_path: Path) -> None:
+    """A 0644 key file: voterd refuses with one line and the chmod hint."""
+    c = SimCluster(tmp_path / "run")
+    c.setup()
+    try:
+        (c.out / "keys" / "node0.key").chmod(0o644)
+        proc = run_cli("voterd", "--config", str(c.config_path), "--node", "0")
+    finally:
+        c.stop()
+    assert 2 == proc.returncode and "chmod 600" in proc.stderr
+    assert 1 == len(proc.stderr.strip().splitlines())
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--node", "9"], "node 9 is not in cluster"),
+        (["--node", "0", "--config", "/nonexistent.toml"], "cannot read"),
+    ],
+)
+def test_bad_invocation_is_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
+    """Unknown node, missing config: one line, exit 2, no traceback."""
+    cfg = tmp_path / "c"
+    assert 0 == run_cli("voter", "cluster", "init", "--nodes", "4", "--out", str(cfg)).returncode
+    full = ["--config", str(cfg / "cluster.toml"), *args]
+    proc = run_cli("voterd", *full)
+    assert 2 == proc.returncode and expected in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_voterd_console_script_exists() -> None:
+    """The console script is installed next to the interpreter."""
+    assert (BIN / "voterd").exists()
