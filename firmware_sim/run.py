@@ -196,13 +196,19 @@ def summary(res: RunResult) -> str:
         f"liveness: {'held' if c.liveness else 'VIOLATED'}",
     ]
     inj = res.injected
-    boards = res.run_json["boards"]
-    dropped = sum(b["dropped"] for b in boards.values())
-    corrected = sum(b["corrected"] for b in boards.values())
+    boards = {int(k): v for k, v in res.run_json["boards"].items()}
+    loyal = [boards[i] for i in c.loyal if i in boards]
+    dropped = sum(b["dropped"] for b in loyal)
+    corrected = sum(b["corrected"] for b in loyal)
+    stops = sum(b["stops"] for b in loyal)
     lines.append(
         f"injected: {inj['flipped_bits']} bit flips in {inj['corrupted_frames']} frames, "
-        f"{inj['dropped_frames']} frames dropped, {inj['delayed_frames']} delayed; "
-        f"boards dropped {dropped} bad frames/entries, corrected {corrected} memory errors"
+        f"{inj['dropped_frames']} frames dropped, {inj['delayed_frames']} delayed"
+    )
+    lines.append(
+        f"loyal boards dropped {dropped} damaged or lying frames/entries, corrected {corrected} "
+        f"memory errors, stopped themselves {stops} times"
+        + (" — every fault masked" if c.safe and c.liveness else "")
     )
     budget = res.run_json["fault_budget"]
     lines.append(

@@ -81,7 +81,7 @@ def test_wrong_link_cluster_and_garbage_are_counted_drops() -> None:
     b.next_round()
     report = b.finish_tick()
     assert {"link": 1, "cluster": 1} == {
-        k: v for k, v in report.reasons.items() if k != "cobs" and k != "crc"
+        k: v for k, v in report.reasons.items() if k not in {"cobs", "crc"}
     }
     assert 3 == report.dropped
 

@@ -161,7 +161,8 @@ class Daemon:
             self.out_sock.setblocking(False)
         if self.opts.realtime:
             try:
-                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(20))
+                if os.sched_getscheduler(0) != os.SCHED_FIFO:  # the unit may have set it
+                    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(20))
                 self.log.event("real-time scheduling on", policy="SCHED_FIFO")
             except (PermissionError, OSError, AttributeError):
                 pass  # not granted by the unit (or not Linux): run as a normal process
