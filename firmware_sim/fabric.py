@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import random
 import selectors
@@ -33,6 +32,8 @@ import tty
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from hil.linkmodel import flip_bits
 
 READ_MAX = 65536
 #: bytes a direction may hold back (queued for baud emulation) before it drops input
@@ -178,27 +179,11 @@ class Fabric:
         d.queue.append((d.wire_free + delay, frame))
 
     def _flip(self, d: Direction, frame: bytes, f: LinkFault) -> bytes:
-        bits = len(frame) * 8
-        data = bytearray(frame)
-        flipped = 0
-        # Geometric skipping: the gap to the next error event at rate ber per bit.
-        pos = self._gap(f.ber)
-        while pos < bits:
-            for k in range(f.burst):
-                if pos + k < bits:
-                    data[(pos + k) // 8] ^= 1 << ((pos + k) % 8)
-                    flipped += 1
-            pos += f.burst + self._gap(f.ber)
+        out, flipped = flip_bits(frame, f.ber, f.burst, self.rng)
         if flipped:
             d.stats.flipped_bits += flipped
             d.stats.corrupted_frames += 1
-        return bytes(data)
-
-    def _gap(self, ber: float) -> int:
-        if ber >= 1:
-            return 0
-        u = self.rng.random()
-        return int(math.log(1.0 - u) / math.log(1.0 - ber))
+        return out
 
     def _release(self) -> float | None:
         """Write what is due; return seconds until the next release (None = nothing queued)."""

@@ -54,7 +54,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return self.check.agreement and self.check.validity and self.check.liveness
+        return self.check.holds
 
 
 def check_feasible(spec: RunSpec, latency_s: float) -> None:
@@ -120,7 +120,7 @@ def run(spec: RunSpec, progress: Progress | None = None) -> RunResult:
         fabric = cluster.stop()
     logs = read_run(spec.out, spec.nodes)
     faulty = faulty_nodes(spec.faults)
-    result = check(logs, faulty, window=(0, last))
+    result = check(logs, faulty, window=(0, last), period_us=1e6 / spec.tick_hz)
     injected = {
         "flipped_bits": sum(d.get("flipped_bits", 0) for d in fabric.values()),
         "corrupted_frames": sum(d.get("corrupted_frames", 0) for d in fabric.values()),
@@ -193,7 +193,9 @@ def summary(res: RunResult) -> str:
         f"loyal boards {c.loyal}: {c.decisions} decisions over {c.ticks_checked} ticks",
         f"agreement: {'held' if c.agreement else 'VIOLATED'}   "
         f"validity: {'held' if c.validity else 'VIOLATED'}   "
-        f"liveness: {'held' if c.liveness else 'VIOLATED'}",
+        f"liveness: {'held' if c.liveness else 'VIOLATED'}   "
+        f"integrity: {'held' if c.integrity else 'VIOLATED'}   "
+        f"timeliness: {'held' if c.timeliness else 'VIOLATED'}",
     ]
     inj = res.injected
     boards = {int(k): v for k, v in res.run_json["boards"].items()}

@@ -84,7 +84,13 @@ class CheckResult:
     ticks_checked: int = 0
     decisions: int = 0
     counts: dict[str, int] = field(
-        default_factory=lambda: {"agreement": 0, "validity": 0, "liveness": 0}
+        default_factory=lambda: {
+            "agreement": 0,
+            "validity": 0,
+            "liveness": 0,
+            "integrity": 0,
+            "timeliness": 0,
+        }
     )
     violations: list[Violation] = field(default_factory=list)
     keep: int = 20
@@ -107,8 +113,21 @@ class CheckResult:
         return self.counts["liveness"] == 0
 
     @property
+    def integrity(self) -> bool:
+        return self.counts["integrity"] == 0
+
+    @property
+    def timeliness(self) -> bool:
+        return self.counts["timeliness"] == 0
+
+    @property
     def safe(self) -> bool:
-        return self.agreement and self.validity
+        return self.agreement and self.validity and self.integrity
+
+    @property
+    def holds(self) -> bool:
+        """Every property: the run's outcome is "safe" exactly when this is true."""
+        return self.safe and self.liveness and self.timeliness
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -124,9 +143,18 @@ class CheckResult:
 
 
 def check(
-    logs: Mapping[int, NodeLog], faulty: Iterable[int], window: tuple[int, int] | None = None
+    logs: Mapping[int, NodeLog],
+    faulty: Iterable[int],
+    window: tuple[int, int] | None = None,
+    period_us: float | None = None,
 ) -> CheckResult:
-    """Check every tick (inside `window`, if given) over the loyal boards that decided it."""
+    """Check every tick (inside `window`, if given) over the loyal boards that decided it.
+
+    agreement: identical vectors; validity: entry j is loyal board j's own reading;
+    integrity: every voted channel is a value some entry of the vector holds (the vote
+    invents nothing); timeliness: decided within the period (when the log says when);
+    liveness: no tick missing while a board was up.
+    """
     bad = set(faulty)
     loyal = sorted(i for i in logs if i not in bad)
     res = CheckResult(loyal)
@@ -159,6 +187,13 @@ def check(
                         "validity", t, wrong, f"entry {j} differs from board {j}'s own reading"
                     )
                 )
+        for i, line in lines.items():
+            bad_out = _invented(line)
+            if bad_out is not None:
+                res.add(Violation("integrity", t, [i], bad_out))
+            decided = line.get("decided_us")
+            if period_us is not None and isinstance(decided, int | float) and decided > period_us:
+                res.add(Violation("timeliness", t, [i], f"decided {decided:.0f} us after t0"))
     for i in loyal:
         for start, end in logs[i].up_intervals():
             lo, hi = start, end
@@ -176,3 +211,17 @@ def _entry(line: Mapping[str, Any], j: int) -> Any:
     if isinstance(vector, list) and 0 <= j < len(vector):
         return vector[j]
     return "missing"
+
+
+def _invented(line: Mapping[str, Any]) -> str | None:
+    """Why the voted output holds a value no vector entry has, or None."""
+    vector, output = line.get("vector"), line.get("output")
+    if not isinstance(vector, list) or not isinstance(output, list):
+        return "vector or output missing"
+    for ch, out in enumerate(output):
+        if out is None:
+            continue
+        seen = [e[ch] for e in vector if isinstance(e, list) and ch < len(e)]
+        if out not in seen:
+            return f"output channel {ch} = {out} is in no entry of the vector"
+    return None

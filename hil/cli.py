@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from voter._cli_util import fail, not_implemented
+from voter._cli_util import fail
 
 
 def _generals(args: argparse.Namespace) -> int:
@@ -61,6 +61,61 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _campaign_run(args: argparse.Namespace) -> int:
+    from hil.campaign import CampaignError
+    from hil.runner import Options, parse_shard, run_campaign
+
+    if args.jobs < 1 or (args.ticks is not None and args.ticks < 1):
+        fail("--jobs and --ticks must be >= 1")
+    try:
+        shard = parse_shard(args.shard) if args.shard else None
+        opts = Options(
+            out=Path(args.out),
+            mode=args.mode,
+            jobs=args.jobs,
+            seed=args.seed,
+            shard=shard,
+            only=args.only,
+            ticks=args.ticks,
+            shrink=not args.no_shrink,
+            progress=not args.no_progress and sys.stderr.isatty(),
+        )
+        code = run_campaign(Path(args.campaign), opts)
+    except CampaignError as e:
+        fail(str(e))
+    print(f"report: {Path(args.out) / 'report.html'}")
+    _print_summary(Path(args.out))
+    return code
+
+
+def _campaign_merge(args: argparse.Namespace) -> int:
+    from hil.campaign import CampaignError
+    from hil.runner import merge
+
+    try:
+        code = merge(Path(args.out), [Path(p) for p in args.parts])
+    except CampaignError as e:
+        fail(str(e))
+    _print_summary(Path(args.out))
+    return code
+
+
+def _print_summary(out: Path) -> None:
+    report = json.loads((out / "report.json").read_text())
+    for s in report["scenarios"]:
+        mark = "PASS" if s["passed"] else "FAIL"
+        print(
+            f"{mark}  {s['name']}: expected {s['expect']}, got {s['outcome']} "
+            f"({s['ticks']} ticks, seed {s['seed']})"
+        )
+        if not s["passed"]:
+            print(f"      reproduce: {s['command']}")
+        if s.get("shrunk"):
+            print(f"      shrunk to {s['shrunk']['ticks']} ticks: {s['shrunk']['command']}")
+    ok = sum(1 for s in report["scenarios"] if s["passed"])
+    print(f"{ok}/{len(report['scenarios'])} scenarios passed")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="hil", description="Hardware-in-the-loop rig: generals, adversary search, campaigns."
@@ -90,9 +145,29 @@ def main(argv: list[str] | None = None) -> None:
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=_verify)
 
-    c = sub.add_parser("campaign", help="fault campaigns (not implemented yet)")
-    c.add_argument("rest", nargs=argparse.REMAINDER)
-    c.set_defaults(func=lambda a: not_implemented("hil campaign"))
+    c = sub.add_parser("campaign", help="fault campaigns: run, merge shards")
+    csub = c.add_subparsers(dest="campaign_cmd", required=True)
+    cr = csub.add_parser("run", help="run a campaign; writes report.json, report.html, junit.xml")
+    cr.add_argument("campaign", help="campaign TOML")
+    cr.add_argument("--out", required=True, help="report directory")
+    cr.add_argument(
+        "--mode",
+        choices=("sim", "pty", "serial"),
+        default="sim",
+        help="sim: in-process simulator; pty: real voterd processes on ptys",
+    )
+    cr.add_argument("--jobs", type=int, default=1, help="scenarios in parallel (sim mode)")
+    cr.add_argument("--seed", type=int, default=None, help="override every scenario's seed")
+    cr.add_argument("--shard", default=None, help="run shard I/N of the scenarios (0 <= I < N)")
+    cr.add_argument("--only", action="append", default=[], help="run only this scenario")
+    cr.add_argument("--ticks", type=int, default=None, help="override every scenario's ticks")
+    cr.add_argument("--no-shrink", action="store_true", help="do not shrink violations")
+    cr.add_argument("--no-progress", action="store_true")
+    cr.set_defaults(func=_campaign_run)
+    cm = csub.add_parser("merge", help="merge shard report directories into one report")
+    cm.add_argument("--out", required=True)
+    cm.add_argument("parts", nargs="+", help="shard report directories")
+    cm.set_defaults(func=_campaign_merge)
 
     args = parser.parse_args(argv)
     raise SystemExit(args.func(args))

@@ -380,6 +380,7 @@ class Daemon:
             self.wait_until_vt(t0 + r * self.slot)
             self._send(self.board.next_round(), tick)
         report = self.board.finish_tick(self.faults.memory_fault(tick))
+        decided_us = (self.vt() - t0) * 1e6
         if self._warmup > 0:
             self._warmup -= 1  # the first ticks after joining run cold code paths
             self.sync.discard()
@@ -390,6 +391,7 @@ class Daemon:
             report,
             self.cfg.algorithm,
             lateness_us=round(lateness * 1e6, 1),
+            decided_us=round(decided_us, 1),
             corrected=report.corrected,
             **({"reasons": report.reasons} if report.reasons else {}),
             clock_us=round(correction * 1e6, 1),

@@ -1,0 +1,329 @@
+"""Campaign reports: report.json (SPEC.md), junit.xml for dashboards, a self-contained report.html.
+
+The HTML embeds its plots (matplotlib, Agg, PNG as base64): a timeline per
+scenario (ticks across, boards down, fault windows shaded, violations marked),
+and detection coverage with Wilson 95 % intervals. It needs no network and no
+JavaScript.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.artist import Artist
+from matplotlib.colors import ListedColormap
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+
+STATES = ("ok", "error", "down", "stop", "missing")
+COLORS = ("#4caf50", "#ffc107", "#bdbdbd", "#d32f2f", "#90a4ae")
+MAX_COLUMNS = 2000  # timelines wider than this are binned (worst state per bin)
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval for a proportion (sensible at 0 and n successes)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def timeline_png(
+    path: Path,
+    name: str,
+    timeline: Mapping[int, Sequence[str]],
+    faults: Sequence[Mapping[str, Any]],
+    violations: Sequence[Mapping[str, Any]],
+    ticks: int,
+) -> None:
+    boards = sorted(timeline)
+    width = max((len(timeline[b]) for b in boards), default=0)
+    step = max(1, math.ceil(width / MAX_COLUMNS))
+    cols = math.ceil(width / step) if width else 1
+    grid = [[0] * cols for _ in boards]
+    for r, b in enumerate(boards):
+        row = timeline[b]
+        for c in range(cols):
+            chunk = row[c * step : (c + 1) * step]
+            grid[r][c] = max(
+                (STATES.index(s) if s in STATES else 4 for s in chunk),
+                default=2,
+                key=lambda i: (0, 1, 2, 4, 3)[i],
+            )
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(boards) + 1.4), dpi=100)
+    ax.imshow(
+        grid,
+        aspect="auto",
+        interpolation="nearest",
+        cmap=ListedColormap(COLORS),
+        vmin=0,
+        vmax=len(STATES) - 1,
+        extent=(0, cols * step, len(boards) - 0.5, -0.5),
+    )
+    for f in faults:
+        lo = f.get("from_tick", 0)
+        hi = f.get("to_tick")
+        hi = ticks if hi is None else hi + 1
+        rows = f.get("boards") or []
+        if rows:
+            for b in rows:
+                if b in boards:
+                    r = boards.index(b)
+                    ax.add_patch(
+                        Rectangle(
+                            (lo, r - 0.5),
+                            hi - lo,
+                            1.0,
+                            fill=False,
+                            hatch="//",
+                            edgecolor="#1e3a8a",
+                            lw=0.0,
+                            alpha=0.5,
+                        )
+                    )
+        else:
+            ax.axvspan(lo, hi, color="#1e3a8a", alpha=0.08)
+    for v in violations:
+        for b in v.get("nodes", []):
+            if b in boards:
+                ax.plot(v["tick"] + 0.5, boards.index(b), "x", color="black", ms=7, mew=2)
+    ax.set_yticks(range(len(boards)), [f"board {b}" for b in boards])
+    ax.set_xlabel("tick")
+    ax.set_title(name, fontsize=10, loc="left")
+    handles: list[Artist] = [
+        Patch(color=c, label=s) for s, c in zip(STATES[:4], COLORS, strict=False)
+    ]
+    handles.append(Patch(facecolor="white", edgecolor="#1e3a8a", hatch="//", label="fault"))
+    handles.append(Line2D([], [], marker="x", color="black", ls="", label="violation"))
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+        fontsize=8,
+        frameon=False,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def coverage_png(path: Path, rows: Sequence[tuple[str, int, int]]) -> None:
+    """rows: (label, detected-or-corrected, injected)."""
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.2), dpi=100)
+    for k, (_label, good, n) in enumerate(rows):
+        lo, hi = wilson(good, n)
+        p = good / n if n else 0.0
+        ax.barh(k, p, color="#4caf50")
+        ax.errorbar(p, k, xerr=[[p - lo], [hi - p]], color="black", capsize=4)
+        ax.text(1.01, k, f"{good}/{n}", va="center", fontsize=8)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("fraction handled (95 % Wilson interval)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def coverage_rows(scenarios: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    link = sum(s.get("coverage", {}).get("link_corrupted", 0) for s in scenarios)
+    link_det = sum(s.get("coverage", {}).get("link_detected", 0) for s in scenarios)
+    link_und = sum(s.get("coverage", {}).get("link_undetected", 0) for s in scenarios)
+    m1 = sum(s.get("coverage", {}).get("memory_single", 0) for s in scenarios)
+    m1c = sum(s.get("coverage", {}).get("memory_corrected", 0) for s in scenarios)
+    m2 = sum(s.get("coverage", {}).get("memory_double", 0) for s in scenarios)
+    m2s = sum(s.get("coverage", {}).get("memory_stops", 0) for s in scenarios)
+    out = []
+    for label, good, n, how in [
+        ("link bit errors detected", link_det, link, "CRC-32C/COBS drop -> omission"),
+        ("memory 1-bit errors corrected", m1c, m1, "SECDED correction"),
+        ("memory 2-bit errors detected (stop)", m2s, m2, "SECDED detection -> stop, restart"),
+    ]:
+        if n:
+            lo, hi = wilson(good, n)
+            out.append(
+                {
+                    "fault": label,
+                    "handled": good,
+                    "injected": n,
+                    "how": how,
+                    "rate": good / n,
+                    "ci95": [lo, hi],
+                    "undetected": link_und if label.startswith("link") else n - good,
+                }
+            )
+    return out
+
+
+def write_json(out: Path, report: Mapping[str, Any]) -> None:
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+
+
+def write_junit(out: Path, report: Mapping[str, Any]) -> None:
+    scenarios = report["scenarios"]
+    suite = ET.Element(
+        "testsuite",
+        name=str(report["campaign"]),
+        tests=str(len(scenarios)),
+        failures=str(sum(1 for s in scenarios if not s["passed"])),
+        time=f"{sum(s.get('duration_s', 0) for s in scenarios):.3f}",
+    )
+    for s in scenarios:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=str(report["campaign"]),
+            name=str(s["name"]),
+            time=f"{s.get('duration_s', 0):.3f}",
+        )
+        if not s["passed"]:
+            fail = ET.SubElement(
+                case, "failure", message=f"expected {s['expect']}, got {s['outcome']}"
+            )
+            fail.text = json.dumps(s.get("violations", [])[:5], indent=1) + "\n" + s["command"]
+        out_el = ET.SubElement(case, "system-out")
+        out_el.text = f"seed {s['seed']}; reproduce: {s['command']}"
+    ET.ElementTree(suite).write(out / "junit.xml", encoding="utf-8", xml_declaration=True)
+
+
+def _img(path: Path) -> str:
+    if not path.exists():
+        return "<p><em>(plot missing)</em></p>"
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def write_html(out: Path, report: Mapping[str, Any]) -> None:
+    e = html.escape
+    scenarios = report["scenarios"]
+    passed = sum(1 for s in scenarios if s["passed"])
+    rows = []
+    for s in scenarios:
+        badge = "pass" if s["passed"] else "fail"
+        rows.append(
+            f"<tr class='{badge}'><td><a href='#{e(s['name'])}'>{e(s['name'])}</a></td>"
+            f"<td>{e(s['mode'])}</td><td>{s['nodes']}</td><td>{e(s['algorithm'].upper())}"
+            f"({s['m']})</td><td>{e(', '.join(s['faults']) or '-')}</td>"
+            f"<td>{'yes' if s['inside_bound'] else 'no'}</td><td>{e(s['expect'])}</td>"
+            f"<td>{e(s['outcome'])}</td><td class='{badge}'>{badge.upper()}</td>"
+            f"<td>{s['ticks']}</td><td>{s['seed']}</td></tr>"
+        )
+    cov = report.get("coverage", [])
+    cov_rows = "".join(
+        f"<tr><td>{e(c['fault'])}</td><td>{c['handled']}/{c['injected']}</td>"
+        f"<td>{c['rate']:.4f}</td><td>[{c['ci95'][0]:.4f}, {c['ci95'][1]:.4f}]</td>"
+        f"<td>{c['undetected']}</td><td>{e(c['how'])}</td></tr>"
+        for c in cov
+    )
+    sections = []
+    for s in scenarios:
+        counters = "".join(
+            f"<tr><td>{e(k)}</td><td>{v}</td></tr>"
+            for k, v in sorted(s.get("counters", {}).items())
+        )
+        props = " ".join(
+            f"<span class='{'pass' if ok else 'fail'}'>{e(p)}</span>"
+            for p, ok in s["properties"].items()
+        )
+        viol = "".join(
+            f"<li>tick {v['tick']}: {e(v['property'])} on boards {v['nodes']} — "
+            f"{e(v['detail'])}</li>"
+            for v in s.get("violations", [])[:5]
+        )
+        shrunk = ""
+        if s.get("shrunk"):
+            sh = s["shrunk"]
+            shrunk = (
+                f"<p>Shrunk to {sh['ticks']} ticks and {len(sh['faults'])} fault(s): "
+                f"{e(', '.join(sh['faults']) or 'none')}. Reproduce: "
+                f"<code>{e(sh['command'])}</code></p>"
+            )
+        reasons = "; ".join(s["fault_budget"]["reasons"]) or "no faults"
+        sections.append(f"""
+<section id="{e(s["name"])}"><h2>{e(s["name"])} <small class="{"pass" if s["passed"] else "fail"}">
+{"PASS" if s["passed"] else "FAIL"}</small></h2>
+<p>{s["nodes"]} boards, {e(s["algorithm"].upper())}({s["m"]}), {s["ticks"]} ticks at
+{s["tick_hz"]:g} Hz, mode {e(s["mode"])}, seed {s["seed"]}. Expected <b>{e(s["expect"])}</b>,
+got <b>{e(s["outcome"])}</b>. Fault budget: {s["fault_budget"]["counted"]} counted, bound
+{s["fault_budget"]["bound"]} ({"inside" if s["inside_bound"] else "outside"} the theory's bound:
+{e(reasons)}).</p>
+<p>Properties: {props}</p>
+{_img(out / "plots" / (s["name"] + ".png"))}
+{f"<ul>{viol}</ul>" if viol else ""}{shrunk}
+<details><summary>counters</summary><table>{counters}</table></details>
+<p>Reproduce: <code>{e(s["command"])}</code></p></section>""")
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>voter campaign {e(str(report["campaign"]))}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0; }}
+td, th {{ border: 1px solid #ccc; padding: 3px 8px; font-size: 14px; }}
+th {{ background: #f0f0f0; }}
+.pass {{ color: #1b5e20; font-weight: 600; }} .fail {{ color: #b71c1c; font-weight: 600; }}
+tr.fail td {{ background: #ffebee; }} img {{ max-width: 100%; }}
+section {{ border-top: 1px solid #ddd; margin-top: 1.5em; }} code {{ background: #f5f5f5; }}
+span.pass, span.fail {{ margin-right: 0.8em; }}
+</style></head><body>
+<h1>Campaign {e(str(report["campaign"]))}</h1>
+<p id="verdict" class="{"pass" if passed == len(scenarios) else "fail"}">{passed} of
+{len(scenarios)} scenarios passed (seed {report["seed"]}).</p>
+<table id="summary"><tr><th>scenario</th><th>mode</th><th>N</th><th>algorithm</th>
+<th>faults</th><th>inside bound</th><th>expect</th><th>outcome</th><th>result</th>
+<th>ticks</th><th>seed</th></tr>
+{"".join(rows)}</table>
+<h2>Detection coverage</h2>
+{
+        '<table id="coverage"><tr><th>fault</th><th>handled</th><th>rate</th><th>95 % CI</th>'
+        "<th>undetected</th><th>mechanism</th></tr>"
+        + cov_rows
+        + "</table>"
+        + _img(out / "plots" / "coverage.png")
+        if cov
+        else "<p>No link or memory faults injected.</p>"
+    }
+{"".join(sections)}
+</body></html>"""
+    (out / "report.html").write_text(page, encoding="utf-8")
+
+
+def fault_windows(s: Mapping[str, Any], faults: Sequence[Any]) -> list[dict[str, Any]]:
+    """Where to shade each fault on the timeline: its boards and its tick window."""
+    out = []
+    for f in faults:
+        boards: list[int] = []
+        if f.node is not None:
+            boards = [f.node]
+        elif f.link and f.link != "*":
+            boards = list(f.link_ends())
+        lo = f.at_tick if f.kind == "crash" else f.from_tick
+        out.append({"from_tick": lo or 0, "to_tick": f.to_tick, "boards": boards})
+    return out
+
+
+def write_all(out: Path, report: dict[str, Any]) -> None:
+    rows = report.get("coverage") or coverage_rows(report["scenarios"])
+    report["coverage"] = rows
+    if rows:
+        coverage_png(
+            out / "plots" / "coverage.png",
+            [(r["fault"], r["handled"], r["injected"]) for r in rows],
+        )
+    write_json(out, report)
+    write_junit(out, report)
+    write_html(out, report)

@@ -1,0 +1,187 @@
+"""`hil campaign run` and `hil campaign merge`: scenarios in parallel or in shards, then reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hil.campaign import (
+    Campaign,
+    CampaignError,
+    Scenario,
+    ScenarioResult,
+    load_campaign,
+    run_scenario,
+    scenario_to_json,
+    scenario_toml,
+    shrink,
+)
+from hil.report import fault_windows, timeline_png, write_all
+
+SHRINK_MAX_TICKS = 20_000  # beyond this, shrinking costs more than it tells
+
+
+@dataclass
+class Options:
+    out: Path
+    mode: str = "sim"
+    jobs: int = 1
+    seed: int | None = None
+    shard: tuple[int, int] | None = None
+    only: Sequence[str] = ()
+    ticks: int | None = None
+    shrink: bool = True
+    progress: bool = True
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise CampaignError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
+    if not 0 <= i < n:
+        raise CampaignError(f"--shard {text!r}: need 0 <= I < N")
+    return i, n
+
+
+def select(c: Campaign, opts: Options) -> list[Scenario]:
+    chosen = list(c.scenarios)
+    if opts.only:
+        unknown = sorted(set(opts.only) - {s.name for s in chosen})
+        if unknown:
+            raise CampaignError(f"--only: no scenario named {', '.join(unknown)}")
+        chosen = [s for s in chosen if s.name in opts.only]
+    if opts.seed is not None:
+        chosen = [replace(s, seed=opts.seed) for s in chosen]
+    if opts.ticks is not None:
+        chosen = [replace(s, ticks=opts.ticks) for s in chosen]
+    if opts.shard is not None:
+        i, n = opts.shard
+        chosen = [s for k, s in enumerate(chosen) if k % n == i]
+    return chosen
+
+
+def _run_one(args: tuple[Scenario, str, str]) -> ScenarioResult:
+    sc, mode, out = args
+    return run_scenario(sc, mode, Path(out))
+
+
+def run_campaign(path: Path, opts: Options) -> int:
+    campaign = load_campaign(path)
+    scenarios = select(campaign, opts)
+    out = opts.out
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[ScenarioResult] = []
+    jobs = max(1, opts.jobs)
+    if opts.mode != "sim" and jobs > 1:
+        jobs = 1  # real processes on 2 cores: parallel runs would make their own timing faults
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=not opts.progress,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(f"campaign {campaign.name} ({opts.mode})", total=len(scenarios))
+        if jobs > 1:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                for r in pool.map(_run_one, [(s, opts.mode, str(out)) for s in scenarios]):
+                    results.append(r)
+                    bar.advance(task)
+        else:
+            for s in scenarios:
+                bar.update(task, description=f"{s.name} ({opts.mode})")
+                results.append(run_scenario(s, opts.mode, out))
+                bar.advance(task)
+    report = _report(campaign, results, opts)
+    write_all(out, report)
+    return 0 if all(s["passed"] for s in report["scenarios"]) else 1
+
+
+def _report(campaign: Campaign, results: list[ScenarioResult], opts: Options) -> dict[str, Any]:
+    out = opts.out
+    rows = []
+    for r in results:
+        if (
+            opts.shrink
+            and r.mode == "sim"
+            and r.outcome == "violation"
+            and r.scenario.ticks <= SHRINK_MAX_TICKS
+        ):
+            small = shrink(r.scenario)
+            repro = out / "repro" / f"{small.name}.toml"
+            repro.parent.mkdir(parents=True, exist_ok=True)
+            repro.write_text(scenario_toml(small, campaign.name))
+            r.shrunk = {
+                "ticks": small.ticks,
+                "faults": [f.describe() for f in small.faults],
+                "file": str(repro),
+                "command": f"hil campaign run {repro} --out {out / 'repro' / small.name} "
+                f"--mode sim",
+            }
+        row = scenario_to_json(r, campaign, out)
+        timeline_png(
+            out / "plots" / f"{r.scenario.name}.png",
+            r.scenario.name,
+            r.timeline,
+            fault_windows(row, r.scenario.faults),
+            row["violations"],
+            r.scenario.ticks,
+        )
+        rows.append(row)
+    report: dict[str, Any] = {
+        "campaign": campaign.name,
+        "seed": campaign.seed,
+        "mode": opts.mode,
+        "scenarios": rows,
+    }
+    if opts.shard is not None:
+        report["shard"] = f"{opts.shard[0]}/{opts.shard[1]}"
+    return report
+
+
+def merge(out: Path, parts: Sequence[Path]) -> int:
+    """Combine shard directories (each with report.json and plots/) into one report."""
+    scenarios: list[dict[str, Any]] = []
+    head: dict[str, Any] | None = None
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        try:
+            rep = json.loads((part / "report.json").read_text())
+        except (OSError, ValueError) as e:
+            raise CampaignError(f"{part}: no readable report.json ({e})") from None
+        head = head or rep
+        if rep["campaign"] != head["campaign"]:
+            raise CampaignError(
+                f"{part}: campaign {rep['campaign']!r}, expected {head['campaign']!r}"
+            )
+        scenarios.extend(rep["scenarios"])
+        for png in (part / "plots").glob("*.png"):
+            if png.name != "coverage.png" and os.path.abspath(png.parent) != os.path.abspath(
+                out / "plots"
+            ):
+                shutil.copy(png, out / "plots" / png.name)
+    if head is None:
+        raise CampaignError("nothing to merge")
+    names = [s["name"] for s in scenarios]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise CampaignError(f"scenario(s) in more than one shard: {', '.join(dup)}")
+    report = {
+        "campaign": head["campaign"],
+        "seed": head["seed"],
+        "mode": head.get("mode"),
+        "scenarios": scenarios,
+        "merged_from": [str(p) for p in parts],
+    }
+    write_all(out, report)
+    return 0 if all(s["passed"] for s in scenarios) else 1
