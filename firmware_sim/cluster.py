@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,13 +54,17 @@ class SimCluster:
     start_at: float | None = None
     cfg: ClusterConfig | None = None
     restarts: dict[int, int] = field(default_factory=dict)
+    _sock_dir: Path | None = None
 
     @property
     def config_path(self) -> Path:
         return self.out / "cluster.toml"
 
     def control_path(self, node: int) -> Path:
-        return self.out / f"ctl{node}.sock"
+        # AF_UNIX paths are limited to 107 bytes, so the sockets live in a short temp folder.
+        if self._sock_dir is None:
+            self._sock_dir = Path(tempfile.mkdtemp(prefix="voter-"))
+        return self._sock_dir / f"ctl{node}.sock"
 
     def log_path(self, node: int) -> Path:
         return self.out / f"node{node}.jsonl"
@@ -68,7 +74,6 @@ class SimCluster:
         self.out.mkdir(parents=True, exist_ok=True)
         for stale in [
             *self.out.glob("node*.jsonl"),
-            *self.out.glob("ctl*.sock"),
             self.out / "fabric-ends.json",
         ]:
             stale.unlink(missing_ok=True)
@@ -248,6 +253,6 @@ class SimCluster:
                     self.fabric.wait()
             with contextlib.suppress(OSError, ValueError):
                 stats = json.loads((self.out / "fabric.json").read_text())
-        for i in range(self.nodes):
-            self.control_path(i).unlink(missing_ok=True)
+        if self._sock_dir is not None:
+            shutil.rmtree(self._sock_dir, ignore_errors=True)
         return stats

@@ -129,7 +129,7 @@ def coverage_png(path: Path, rows: Sequence[tuple[str, int, int]]) -> None:
         lo, hi = wilson(good, n)
         p = good / n if n else 0.0
         ax.barh(k, p, color="#4caf50")
-        ax.errorbar(p, k, xerr=[[p - lo], [hi - p]], color="black", capsize=4)
+        ax.errorbar(p, k, xerr=[[max(0.0, p - lo)], [max(0.0, hi - p)]], color="black", capsize=4)
         ax.text(1.01, k, f"{good}/{n}", va="center", fontsize=8)
     ax.set_yticks(range(len(rows)), [r[0] for r in rows])
     ax.set_xlim(0, 1)

@@ -53,6 +53,10 @@ EXIT_INCONSISTENT = 70
 ROUNDS_FRACTION = 0.8
 
 
+class SetupError(Exception):
+    """The environment refuses something the daemon needs (one line for the user, exit 2)."""
+
+
 class Clock:
     """The board's local clock: monotonic, optionally drifting (HIL clock-drift fault)."""
 
@@ -152,7 +156,11 @@ class Daemon:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            sock.bind(str(path))
+            try:
+                sock.bind(str(path))
+            except OSError as e:
+                sock.close()
+                raise SetupError(f"cannot bind HIL control socket {path}: {e}") from None
             sock.setblocking(False)
             self.control = sock
             self.sel.register(sock, selectors.EVENT_READ, "control")
@@ -521,4 +529,6 @@ def main(argv: list[str] | None = None, exit_fn: Callable[[int], Any] = SystemEx
         code = daemon.run()
     except KeyboardInterrupt:
         code = EXIT_OK
+    except SetupError as e:
+        fail(str(e))
     raise exit_fn(code)
