@@ -1,0 +1,421 @@
+"""`make bench`: wire, CPU, real-time, simulator and scaling benchmarks -> bench/results.json.
+
+Every figure is a median (or a rate over a whole run) measured here, next to the
+limit it should be compared with, measured or computed in the same run: the
+payload floor for wire bytes, the Ed25519 cost for CPU, the wire-limited rate
+for real time, O(N^(m+1)) for scaling. `--quick` runs a reduced version (same
+keys) in about a minute. The markdown table goes into docs/performance.md
+between the BENCH markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from bench.cpu import crypto_costs_us
+from firmware_sim.budget import measure as measure_frames
+from voter.core.board import Board
+from voter.core.frame import Frame, FrameSplitter, encode_frame
+from voter.core.ic import ic_params
+from voter.core.protocol import Algorithm
+from voter.testing import board_keys
+
+ROOT = Path(__file__).resolve().parent.parent
+CHANNELS = 3
+BAUDS = (115200, 921600, 3_000_000)
+VALUE_BYTES = 8 * CHANNELS  # float64 per channel
+SIG_BYTES = 64
+CRC_BYTES = 4
+
+
+def case_name(alg: str, m: int, n: int) -> str:
+    return f"{alg}{m}_n{n}"
+
+
+# -- 1. wire ---------------------------------------------------------------------------
+def one_tick_frames(alg: Algorithm, m: int, n: int) -> list[Frame]:
+    """Every frame of one loyal tick (all rounds, all links)."""
+    params = ic_params(n, m, alg, "bench")
+    keys = board_keys(n, "bench")
+    boards = [Board(params, i, CHANNELS, keys[i]) for i in range(n)]
+    out = [
+        b.begin_tick(1, tuple(1000.123456 + i + c for c in range(CHANNELS)))
+        for i, b in enumerate(boards)
+    ]
+    frames: list[Frame] = []
+    for _ in range(params.rounds):
+        for fs in out:
+            for f in fs:
+                frames.append(f)
+                boards[f.dst].on_frame(f.src, f)
+        out = [b.next_round() for b in boards]
+    return frames
+
+
+def wire_case(alg: Algorithm, m: int, n: int) -> dict[str, Any]:
+    frames = one_tick_frames(alg, m, n)
+    per_link: dict[tuple[int, int], int] = {}
+    floor: dict[tuple[int, int], int] = {}
+    for f in frames:
+        link = (f.src, f.dst)
+        per_link[link] = per_link.get(link, 0) + len(encode_frame(f))
+        payload = sum(VALUE_BYTES + len(e.path) + SIG_BYTES * len(e.sigs) for e in f.entries)
+        floor[link] = floor.get(link, 0) + payload + CRC_BYTES
+    worst = max(per_link, key=lambda k: per_link[k])
+    budget = measure_frames(n, m, alg, CHANNELS)
+    out: dict[str, Any] = {
+        "bytes_per_link_tick": per_link[worst],
+        "floor_bytes": floor[worst],
+        "ratio": round(per_link[worst] / floor[worst], 3),
+        "round_bytes": list(budget.round_bytes),
+    }
+    for baud in BAUDS:
+        out[f"wire_limited_hz_{baud}"] = round(budget.max_tick_hz(baud), 1)
+    return out
+
+
+# -- 2. CPU ----------------------------------------------------------------------------
+def cpu_case(alg: Algorithm, m: int, n: int, ticks: int) -> dict[str, Any]:
+    """One node's full tick: decode, verify, decide (COM/MON, ECC), vote, sign, encode.
+
+    The cluster runs in one process with real encoded frames; each board has its
+    own key ring and caches. Per-node time = cluster time / N.
+    """
+    params = ic_params(n, m, alg, "bench")
+    keys = board_keys(n, "bench")
+    boards = [Board(params, i, CHANNELS, keys[i]) for i in range(n)]
+    splitters = {(i, j): FrameSplitter() for i in range(n) for j in range(n)}
+    times = []
+    for tick in range(ticks):
+        t0 = time.perf_counter_ns()
+        out = [
+            b.begin_tick(tick, (1000.0 + i + tick * 1e-3, 60.0, 2.0)) for i, b in enumerate(boards)
+        ]
+        for _ in range(params.rounds):
+            for fs in out:
+                for f in fs:
+                    for item in splitters[(f.src, f.dst)].feed(encode_frame(f)):
+                        boards[f.dst].on_frame(f.src, item)
+            out = [b.next_round() for b in boards]
+        for b in boards:
+            b.finish_tick()
+        times.append(time.perf_counter_ns() - t0)
+    signs = sum(k.signs for k in keys.values()) / ticks / n
+    verifies = sum(k.verifies for k in keys.values()) / ticks / n
+    return {
+        "tick_us": round(statistics.median(times) / 1e3 / n, 1),
+        "signs": signs,
+        "verifies": verifies,
+    }
+
+
+# -- 3. real time ----------------------------------------------------------------------
+def realtime(
+    alg: Algorithm, baud: int, rates: list[float], ticks: int, out: Path
+) -> dict[str, Any]:
+    """Highest tick rate at which >= 99.9 % of ticks are decided on time on 4 pty boards."""
+    from firmware_sim.run import FeasibilityError, RunSpec, run
+
+    best: float | None = None
+    detail: dict[str, Any] = {}
+    for hz in rates:
+        spec = RunSpec(
+            out=out / f"{alg}-{baud}-{hz:g}", algorithm=alg, tick_hz=hz, ticks=ticks, baud=baud
+        )
+        try:
+            res = run(spec)
+        except FeasibilityError:
+            break
+        on_time, total, lat, dec = 0, 0, [], []
+        for i in range(4):
+            path = spec.out / f"node{i}.jsonl"
+            for line in path.read_text().splitlines():
+                x = json.loads(line)
+                if "vector" not in x:
+                    continue
+                total += 1
+                ok = (
+                    all(v is not None for v in x["vector"])
+                    and x["late"] == 0
+                    and x.get("decided_us", 0) <= 1e6 / hz
+                )
+                on_time += ok
+                lat.append(x["lateness_us"])
+                dec.append(x.get("decided_us", 0.0))
+        expected = 4 * ticks
+        frac = on_time / expected if expected else 0.0
+        detail[f"{hz:g}"] = {"on_time": round(frac, 5), "decided": total, "holds": res.check.holds}
+        if frac >= 0.999 and res.check.holds:
+            best = hz
+            detail["latency_us_median"] = statistics.median(dec)
+            detail["latency_us_p99"] = sorted(dec)[int(0.99 * len(dec))]
+            detail["lateness_us_median"] = statistics.median(lat)
+            detail["lateness_us_p99"] = sorted(lat)[int(0.99 * len(lat))]
+        else:
+            break
+    detail["max_hz_on_time"] = best
+    return detail
+
+
+# -- 4. simulator ----------------------------------------------------------------------
+def sim_rate(alg: Algorithm, n: int, m: int, ticks: int, faults: list[str]) -> float:
+    from hil.faultspec import parse_fault
+    from hil.sim import SimConfig, simulate
+
+    cfg = SimConfig(
+        nodes=n,
+        algorithm=alg,
+        m=m,
+        ticks=ticks,
+        seed=1,
+        tick_hz=20.0,
+        faults=[parse_fault(f, n) for f in faults],
+    )
+    t0 = time.perf_counter()
+    simulate(cfg)
+    return round(ticks / (time.perf_counter() - t0), 1)
+
+
+# -- driver ----------------------------------------------------------------------------
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return f"{cpu}, {os.cpu_count()} vCPU, Python {platform.python_version()}, {platform.system()}"
+
+
+def run(quick: bool) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "date": datetime.date.today().isoformat(),
+        "quick": quick,
+    }
+    sign_us, verify_us = crypto_costs_us(500 if quick else 3000)
+    results["crypto"] = {"sign_us": sign_us, "verify_us": verify_us}
+    print(f"crypto: sign {sign_us:.1f} us, verify {verify_us:.1f} us", flush=True)
+
+    wire_cases = [("om", 1, 4), ("om", 2, 4), ("sm", 1, 4), ("sm", 2, 4), ("om", 2, 7)]
+    results["wire"] = {case_name(a, m, n): wire_case(a, m, n) for a, m, n in wire_cases}
+    print("wire:", {k: v["bytes_per_link_tick"] for k, v in results["wire"].items()}, flush=True)
+
+    cpu_ticks = 60 if quick else 400
+    results["cpu"] = {}
+    for a, m, n in [("om", 1, 4), ("sm", 1, 4)]:
+        r = cpu_case(a, m, n, cpu_ticks)  # type: ignore[arg-type]
+        r["crypto_floor_us"] = round(r["signs"] * sign_us + r["verifies"] * verify_us, 1)
+        r["ratio"] = round(r["tick_us"] / r["crypto_floor_us"], 2) if r["crypto_floor_us"] else None
+        results["cpu"][case_name(a, m, n)] = r
+    print("cpu:", results["cpu"], flush=True)
+
+    sim_ticks = 300 if quick else 3000
+    results["sim"] = {}
+    for a in ("om", "sm"):
+        results["sim"][case_name(a, 1, 4)] = {
+            "cluster_ticks_per_s": sim_rate(a, 4, 1, sim_ticks, []),  # type: ignore[arg-type]
+            "with_faults": sim_rate(
+                a,
+                4,
+                1,
+                sim_ticks,  # type: ignore[arg-type]
+                ["traitor:3:random", "link-bitflip:0-1:1e-3", "memory-bitflip:2:5/s"],
+            ),
+        }
+    print("sim:", results["sim"], flush=True)
+
+    out = ROOT / "runs" / "bench"
+    rt_ticks = 300 if quick else 2000
+    rates = {"om": [50, 100, 150, 200, 250, 300, 400], "sm": [25, 50, 75, 100, 125, 150, 200]}
+    if quick:
+        rates = {"om": [100, 250], "sm": [50, 100]}
+    results["realtime"] = {}
+    for a in ("om", "sm"):
+        entry: dict[str, Any] = {}
+        for baud in (0, 921600, 115200):
+            if quick and baud == 115200:
+                continue
+            r = realtime(a, baud, rates[a], rt_ticks, out)  # type: ignore[arg-type]
+            key = "nolimit" if baud == 0 else str(baud)
+            entry[key] = r
+            if baud == 0:
+                entry["max_hz_on_time"] = r["max_hz_on_time"]
+            print(f"realtime {a} baud {baud}: {r['max_hz_on_time']}", flush=True)
+        for baud in BAUDS:
+            entry[f"wire_limited_hz_{baud}"] = results["wire"][case_name(a, 1, 4)][
+                f"wire_limited_hz_{baud}"
+            ]
+        results["realtime"][a] = entry
+
+    results["scaling"] = scaling(quick)
+    return results
+
+
+def scaling(quick: bool) -> list[dict[str, Any]]:
+    rows = []
+    combos = [
+        ("om", 4, 1),
+        ("om", 7, 1),
+        ("om", 7, 2),
+        ("om", 10, 1),
+        ("om", 10, 2),
+        ("om", 10, 3),
+        ("sm", 4, 1),
+        ("sm", 4, 2),
+        ("sm", 7, 1),
+        ("sm", 7, 2),
+        ("sm", 10, 1),
+        ("sm", 10, 3),
+    ]
+    if quick:
+        combos = [("om", 4, 1), ("om", 7, 2), ("sm", 4, 1), ("sm", 7, 2)]
+    for a, n, m in combos:
+        w = wire_case(a, m, n)  # type: ignore[arg-type]
+        c = cpu_case(a, m, n, 10 if quick else 40)  # type: ignore[arg-type]
+        sim = sim_rate(a, n, m, 20 if quick else 100, [])  # type: ignore[arg-type]
+        rows.append(
+            {
+                "case": case_name(a, m, n),
+                "n": n,
+                "m": m,
+                "bytes_per_link_tick": w["bytes_per_link_tick"],
+                "tick_us": c["tick_us"],
+                "sim_cluster_ticks_per_s": sim,
+                "n_pow_m_plus_1": n ** (m + 1),
+            }
+        )
+        print("scaling", rows[-1], flush=True)
+    return rows
+
+
+def markdown(r: dict[str, Any]) -> str:
+    lines = [
+        f"Measured by `make bench` on {r['machine']}, {r['date']}"
+        + (" (QUICK=1: reduced)" if r.get("quick") else "")
+        + ".",
+        "",
+        f"Ed25519 in the same run: sign {r['crypto']['sign_us']:.1f} µs, verify "
+        f"{r['crypto']['verify_us']:.1f} µs (median).",
+        "",
+        "### Wire (3 float channels; bytes per link direction per tick, worst link)",
+        "",
+        "| case | bytes | payload floor | ratio | rounds' largest frames | "
+        "wire-limited Hz @115200 / 921600 / 3M |",
+        "|---|---|---|---|---|---|",
+    ]
+    for k, w in r["wire"].items():
+        lines.append(
+            f"| {k} | {w['bytes_per_link_tick']} | {w['floor_bytes']} | {w['ratio']} | "
+            f"{w['round_bytes']} | {w['wire_limited_hz_115200']} / "
+            f"{w['wire_limited_hz_921600']} / {w['wire_limited_hz_3000000']} |"
+        )
+    lines += [
+        "",
+        "### CPU: one node's full tick (decode, verify, decide with COM/MON and ECC, "
+        "vote, sign, encode)",
+        "",
+        "| case | tick | signs + verifies | crypto floor | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for k, c in r["cpu"].items():
+        lines.append(
+            f"| {k} | {c['tick_us']} µs | {c['signs']:.0f} + {c['verifies']:.0f} | "
+            f"{c['crypto_floor_us']} µs | {c['ratio']} |"
+        )
+    lines += [
+        "",
+        "### Real time: 4 voterd processes on ptys through the link fabric",
+        "",
+        "| algorithm | link | max Hz with ≥ 99.9 % on time | wire-limited Hz | "
+        "decided after t0 (median / p99) | tick lateness (median / p99) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for a, e in r["realtime"].items():
+        for key, label, wl in [
+            ("nolimit", "no baud limit", "—"),
+            ("921600", "921,600 baud", e.get("wire_limited_hz_921600")),
+            ("115200", "115,200 baud", e.get("wire_limited_hz_115200")),
+        ]:
+            d = e.get(key)
+            if not d:
+                continue
+            lat = (
+                f"{d.get('latency_us_median', 0):.0f} / {d.get('latency_us_p99', 0):.0f} µs"
+                if "latency_us_median" in d
+                else "—"
+            )
+            late = (
+                f"{d.get('lateness_us_median', 0):.0f} / {d.get('lateness_us_p99', 0):.0f} µs"
+                if "lateness_us_median" in d
+                else "—"
+            )
+            lines.append(
+                f"| {a.upper()}(1) | {label} | {d['max_hz_on_time']} | {wl} | {lat} | {late} |"
+            )
+    lines += [
+        "",
+        "### Simulator (`hil campaign --mode sim`), N=4",
+        "",
+        "| case | cluster-ticks/s | with faults |",
+        "|---|---|---|",
+    ]
+    for k, s in r["sim"].items():
+        lines.append(f"| {k} | {s['cluster_ticks_per_s']} | {s['with_faults']} |")
+    lines += [
+        "",
+        "### Scaling",
+        "",
+        "| case | N^(m+1) | bytes/link/tick | node tick | sim cluster-ticks/s |",
+        "|---|---|---|---|---|",
+    ]
+    for row in r["scaling"]:
+        lines.append(
+            f"| {row['case']} | {row['n_pow_m_plus_1']} | {row['bytes_per_link_tick']} | "
+            f"{row['tick_us']} µs | {row['sim_cluster_ticks_per_s']} |"
+        )
+    return "\n".join(lines)
+
+
+def update_doc(md: str) -> None:
+    doc = ROOT / "docs" / "performance.md"
+    text = doc.read_text()
+    start, end = "<!-- BENCH:START -->", "<!-- BENCH:END -->"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{start}\n{md}\n{end}{tail}"
+    else:
+        text += f"\n{start}\n{md}\n{end}\n"
+    doc.write_text(text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/performance.md")
+    args = ap.parse_args()
+    _ = SigningKey  # PyNaCl must be importable before any timing starts
+    r = run(args.quick)
+    (ROOT / "bench" / "results.json").write_text(json.dumps(r, indent=1))
+    md = markdown(r)
+    if not args.no_doc:
+        update_doc(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
