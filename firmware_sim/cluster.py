@@ -30,6 +30,7 @@ from voter.keys import generate_key
 #: beyond the wire time (measured: see docs/design.md, clock).
 PTY_LINK_LATENCY_US = 400.0
 START_MARGIN_S = 1.5
+CONFIG_BAUD_UNLIMITED = 16_000_000
 
 
 class ClusterError(Exception):
@@ -97,7 +98,8 @@ class SimCluster:
             m=self.m,
             tick_hz=self.tick_hz,
             channels=self.channels,
-            baud=self.baud,
+            # baud 0 = the fabric does not limit; the boards then expect (almost) no wire time
+            baud=self.baud or CONFIG_BAUD_UNLIMITED,
             log_dir=self.out.resolve(),
             output_socket="",
             nodes=tuple(nodes),

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firmware_sim.budget import measure
 from firmware_sim.cluster import SimCluster
 from hil.checks import CheckResult, check, read_run
 from hil.faultspec import Fault, fault_budget, faulty_nodes
+from voter.budget import check_cluster
 from voter.core.protocol import Algorithm
 
 RESTART_DELAY_S = 0.5  # systemd RestartSec in the shipped unit is 1 s; the sim is quicker
@@ -58,9 +58,12 @@ class RunResult:
 
 
 def check_feasible(spec: RunSpec, latency_s: float) -> None:
+    try:
+        budget = check_cluster(spec.nodes, spec.m, spec.algorithm, 3)
+    except ValueError as e:
+        raise FeasibilityError(str(e)) from None
     if spec.baud <= 0:
         return
-    budget = measure(spec.nodes, spec.m, spec.algorithm, 3)
     best = budget.max_tick_hz(spec.baud, latency_s)
     if spec.tick_hz > best:
         raise FeasibilityError(

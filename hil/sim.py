@@ -29,12 +29,12 @@ from typing import Any
 from hil.checks import NodeLog
 from hil.faultspec import Fault
 from hil.linkmodel import flip_bits
+from voter.budget import ROUNDS_FRACTION
 from voter.core.board import Board, InconsistencyError
 from voter.core.clock import ClockSync
 from voter.core.frame import Frame, FrameSplitter, decode_frame, encode_frame
 from voter.core.ic import as_json_vector, ic_params
 from voter.core.protocol import Algorithm
-from voter.daemon import ROUNDS_FRACTION
 from voter.faults import FaultState
 from voter.sensors import SimSensor
 from voter.testing import board_keys
@@ -335,7 +335,7 @@ class Simulator:
                     src,
                     item.tick,
                     t + self.phase[dst],
-                    len(encode_frame(item)) * 10 / max(1, self.cfg.baud),
+                    len(data) * 10 / max(1, self.cfg.baud),
                 )
             b.board.on_frame(src, item)
 

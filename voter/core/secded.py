@@ -64,10 +64,8 @@ class UncorrectableError(Exception):
     """The store found a double-bit error: internal state is inconsistent, stop the node."""
 
 
-def encode_word(data: int) -> int:
-    """The 72-bit SECDED codeword of a 64-bit data word."""
-    if not 0 <= data < _DATA_LIMIT:
-        raise ValueError(f"data word out of range: {data:#x}")
+def _encode_reference(data: int) -> int:
+    """The 72-bit SECDED codeword of a 64-bit data word, bit by bit (builds the tables)."""
     code = 0
     for mask, shift in _RUNS:
         code |= (data & mask) << shift
@@ -85,6 +83,38 @@ def _extract(code: int) -> int:
     return data
 
 
+def _syndrome_reference(code: int) -> int:
+    syndrome = 0
+    for syndrome_bit, _, mask in _PARITY:
+        if (code & mask).bit_count() & 1:
+            syndrome |= syndrome_bit
+    return syndrome
+
+
+# Encoding is linear over GF(2), so a codeword is the XOR of its 8 data bytes'
+# contributions: 8 table look-ups instead of 6 shifts and 7 masked popcounts
+# (0.39 us instead of 0.8 us per word here). The tables come from the bit-by-bit
+# reference above. (The same trick for the syndrome measured no faster.)
+_ENC = tuple(tuple(_encode_reference(v << (8 * b)) for v in range(256)) for b in range(8))
+
+
+def encode_word(data: int) -> int:
+    """The 72-bit SECDED codeword of a 64-bit data word."""
+    if not 0 <= data < _DATA_LIMIT:
+        raise ValueError(f"data word out of range: {data:#x}")
+    e = _ENC
+    return (
+        e[0][data & 255]
+        ^ e[1][data >> 8 & 255]
+        ^ e[2][data >> 16 & 255]
+        ^ e[3][data >> 24 & 255]
+        ^ e[4][data >> 32 & 255]
+        ^ e[5][data >> 40 & 255]
+        ^ e[6][data >> 48 & 255]
+        ^ e[7][data >> 56]
+    )
+
+
 def decode_word(code: int) -> tuple[int, Status]:
     """The data word of a codeword and whether it was intact, corrected or doubly hit.
 
@@ -93,10 +123,7 @@ def decode_word(code: int) -> tuple[int, Status]:
     """
     if not 0 <= code < _CODE_LIMIT:
         raise ValueError(f"codeword out of range: {code:#x}")
-    syndrome = 0
-    for syndrome_bit, _, mask in _PARITY:
-        if (code & mask).bit_count() & 1:
-            syndrome |= syndrome_bit
+    syndrome = _syndrome_reference(code)
     parity_wrong = code.bit_count() & 1
     if not syndrome:
         # A lone flip of the overall parity bit leaves the data untouched.

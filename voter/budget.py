@@ -1,4 +1,4 @@
-"""Does a tick rate fit the wire? Frame sizes measured from real frames, not a formula.
+"""Does a cluster fit its links? Frame sizes measured from real frames, not a formula.
 
 One loyal tick of the cluster is run in memory with the same Board objects as
 the daemons, every frame is encoded, and the largest frame of each round on any
@@ -11,17 +11,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from voter.core.board import Board
-from voter.core.frame import encode_frame
+from voter.core.frame import encoded_size
 from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm
-from voter.daemon import ROUNDS_FRACTION
 from voter.testing import board_keys
+
+#: fraction of the period given to the rounds; the rest is for deciding and logging
+ROUNDS_FRACTION = 0.8
 
 
 @dataclass(frozen=True)
 class Budget:
     round_bytes: tuple[int, ...]  # largest frame (bytes on the wire) per round
     link_tick_bytes: int  # bytes one link direction carries per tick
+
+    @property
+    def largest_body(self) -> int:
+        """The largest frame body (between delimiters), as FRAME_BYTES_MAX bounds it."""
+        return max(self.round_bytes) - 1
 
     def round_time_s(self, baud: int, latency_s: float = 0.0) -> float:
         return max(self.round_bytes) * 10 / baud + latency_s
@@ -47,10 +54,23 @@ def measure(nodes: int, m: int, algorithm: Algorithm, channels: int) -> Budget:
         biggest = 0
         for frames in out:
             for f in frames:
-                size = len(encode_frame(f))
+                size = encoded_size(f)
                 biggest = max(biggest, size)
                 per_link[(f.src, f.dst)] = per_link.get((f.src, f.dst), 0) + size
                 boards[f.dst].on_frame(f.src, f)
         round_bytes.append(biggest)
         out = [b.next_round() for b in boards]
     return Budget(tuple(round_bytes), max(per_link.values()))
+
+
+def check_cluster(nodes: int, m: int, algorithm: Algorithm, channels: int) -> Budget:
+    """The budget, or ValueError (one line) when a round's frame exceeds FRAME_BYTES_MAX."""
+    from voter.core.frame import FRAME_BYTES_MAX
+
+    budget = measure(nodes, m, algorithm, channels)
+    if budget.largest_body > FRAME_BYTES_MAX:
+        raise ValueError(
+            f"{algorithm.upper()}({m}) with {nodes} nodes needs {budget.largest_body}-byte frames; "
+            f"the frame limit is {FRAME_BYTES_MAX} bytes (use fewer nodes or a smaller m)"
+        )
+    return budget
