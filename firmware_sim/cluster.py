@@ -50,6 +50,7 @@ class SimCluster:
     link_faults: list[dict[str, Any]] = field(default_factory=list)
     link_latency_us: float = PTY_LINK_LATENCY_US
     realtime: bool = True
+    output_socket: str = ""  # may contain {node}
     procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     fabric: subprocess.Popen[bytes] | None = None
     start_at: float | None = None
@@ -101,7 +102,7 @@ class SimCluster:
             # baud 0 = the fabric does not limit; the boards then expect (almost) no wire time
             baud=self.baud or CONFIG_BAUD_UNLIMITED,
             log_dir=self.out.resolve(),
-            output_socket="",
+            output_socket=self.output_socket,
             nodes=tuple(nodes),
             path=self.config_path.resolve(),
         )

@@ -2,7 +2,9 @@
 
 Real voterd processes (the code that runs on the Raspberry Pis) exchange
 readings at 50 Hz with OM(1) through the link fabric; board 3 equivocates
-(tells each peer a different reading) and the wire from 3 to 2 flips bits.
+(tells each peer a different reading) and the wire from 3 to 2 flips bits;
+from tick 400 to 600 board 0's altimeter spikes by 5 km (a loyal board with a bad
+sensor: the mid-value vote masks it).
 The view shows every board's reading, the voted output and the counters; the
 summary at the end says whether agreement and validity held for boards 0-2.
 """
@@ -19,8 +21,8 @@ OUT = Path("runs/demo")
 
 def main() -> None:
     print(
-        "voter demo: 4 boards, OM(1) at 50 Hz for 20 s; board 3 equivocates and its link "
-        "to board 2 flips bits (BER 1e-4).",
+        "voter demo: 4 boards, OM(1) at 50 Hz for 20 s; board 3 equivocates, its link "
+        "to board 2 flips bits (BER 1e-4), and board 0's altimeter spikes at ticks 400-600.",
         flush=True,
     )
     args = [
@@ -41,6 +43,8 @@ def main() -> None:
         "traitor:3:equivocate",
         "--fault",
         "link-bitflip:3-2:1e-4",
+        "--fault",
+        "sensor:0:spike:400-600",
         *sys.argv[1:],
     ]
     try:

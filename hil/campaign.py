@@ -48,6 +48,7 @@ FAULT_TOML_KEYS = (
     "bits",
     "at_tick",
     "ppm",
+    "mode",
     "from_tick",
     "to_tick",
 )

@@ -21,7 +21,9 @@ KINDS = (
     "memory-bitflip",
     "crash",
     "clock-drift",
+    "sensor",
 )
+SENSOR_MODES = ("stuck", "spike", "dropout")
 TRAITOR_STRATEGIES = (
     "silent",
     "equivocate",
@@ -56,6 +58,7 @@ class Fault:
     bits: int = 1
     at_tick: int | None = None
     ppm: float = 0.0
+    mode: str | None = None  # sensor: stuck | spike | dropout
     from_tick: int = 0
     to_tick: int | None = None
 
@@ -75,6 +78,8 @@ class Fault:
                 return f"crash:{self.node}@{self.at_tick}"
             case "clock-drift":
                 return f"clock-drift:{self.node}:{self.ppm:g}ppm"
+            case "sensor":
+                return f"sensor:{self.node}:{self.mode}"
         return self.kind
 
     def link_ends(self) -> tuple[int, ...]:
@@ -101,6 +106,8 @@ class Fault:
             return {"cmd": "memory-bitflip", "rate_hz": self.rate_hz, "bits": self.bits, **window}
         if self.kind == "clock-drift":
             return {"cmd": "clock-drift", "ppm": self.ppm}
+        if self.kind == "sensor":
+            return {"cmd": "sensor", "mode": self.mode, **window}
         return None
 
     def fabric_fault(self, tick_s: float) -> dict[str, Any] | None:
@@ -188,6 +195,15 @@ def parse_fault(text: str, nodes: int) -> Fault:
             rate_hz=_float(param or "10/s", "rate", "/s"),
             bits=bits,
         )
+    if kind == "sensor":
+        mode = param or "spike"
+        if mode not in SENSOR_MODES:
+            raise FaultSpecError(f"sensor mode must be one of {', '.join(SENSOR_MODES)}")
+        lo, hi = 0, None
+        if len(params) > 1:  # sensor:1:spike:100-200
+            first, _, last = params[1].partition("-")
+            lo, hi = int(_float(first, "tick")), int(_float(last, "tick"))
+        return Fault(kind, node=_node(target, nodes), mode=mode, from_tick=lo, to_tick=hi)
     # clock-drift
     return Fault(kind, node=_node(target, nodes), ppm=_float(param or "500ppm", "drift", "ppm"))
 
@@ -240,6 +256,11 @@ def fault_from_table(t: Mapping[str, Any], nodes: int) -> Fault:
                 return Fault(
                     kind, node=_node(str(t["node"]), nodes), at_tick=int(t["at_tick"]), **common
                 )
+            case "sensor":
+                mode = t.get("mode", "spike")
+                if mode not in SENSOR_MODES:
+                    raise FaultSpecError(f"sensor mode must be one of {', '.join(SENSOR_MODES)}")
+                return Fault(kind, node=_node(str(t["node"]), nodes), mode=mode, **common)
             case _:
                 return Fault(kind, node=_node(str(t["node"]), nodes), ppm=float(t["ppm"]), **common)
     except KeyError as e:

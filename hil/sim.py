@@ -214,7 +214,8 @@ class Simulator:
         if not b.up:
             return
         b.board.adversary = self.faults[i].adversary(k)
-        frames = b.board.begin_tick(k, self.sensors[i].read(k))
+        reading = self.faults[i].corrupt_reading(k, self.sensors[i].read(k))
+        frames = b.board.begin_tick(k, reading)
         b.tick_open = k
         self._send(t, i, k, frames)
         self._push(t + self.slot, "close", (i, k, 1))

@@ -385,7 +385,7 @@ class Daemon:
             )
             return nxt
         self.lateness_us.append(lateness * 1e6)
-        reading = self.sensor.read(tick)
+        reading = self.faults.corrupt_reading(tick, self.sensor.read(tick))
         self.board.adversary = self.faults.adversary(tick)
         self._send(self.board.begin_tick(tick, reading), tick)
         # Peers' round-1 frames carry the same send delay as ours: measure ours to discount it.

@@ -6,6 +6,7 @@ receive these. Commands are JSON datagrams (documented in docs/hil.md):
     {"cmd": "traitor", "strategy": "equivocate", "value": [..], "from_tick": 10, "to_tick": 90}
     {"cmd": "memory-bitflip", "rate_hz": 10, "bits": 1}
     {"cmd": "clock-drift", "ppm": 500}
+    {"cmd": "sensor", "mode": "stuck" | "spike" | "dropout", "from_tick": 100, "to_tick": 200}
     {"cmd": "clear"}
 
 Frame-level strategies (late, garbage, replay) act on what the daemon writes;
@@ -36,6 +37,8 @@ from voter.core.values import Invalid, ReadingDomain
 CORE_STRATEGIES = ("silent", "equivocate", "lie", "flip", "random", "forge", "withhold")
 FRAME_STRATEGIES = ("late", "garbage", "replay")
 STRATEGIES = CORE_STRATEGIES + FRAME_STRATEGIES
+SENSOR_MODES = ("stuck", "spike", "dropout")
+SPIKE = 5000.0
 
 
 class FaultCommandError(ValueError):
@@ -62,6 +65,9 @@ class FaultState:
     memory_bits: int = 1
     memory_window: Window = field(default_factory=Window)
     drift_ppm: float = 0.0
+    #: (window, mode) sensor faults: the board stays loyal, its sensor lies to it
+    sensor: list[tuple[Window, str]] = field(default_factory=list)
+    _last_reading: Any = None
     injected_memory: int = 0
     commands: int = 0
 
@@ -100,10 +106,18 @@ class FaultState:
                 raise FaultCommandError("bits must be 1 or 2")
             self.memory_rate_hz, self.memory_bits = float(cmd["rate_hz"]), bits
             self.memory_window = window
+        elif kind == "sensor":
+            mode = cmd.get("mode")
+            if mode not in SENSOR_MODES:
+                raise FaultCommandError(f"sensor mode must be one of {', '.join(SENSOR_MODES)}")
+            if len(self.sensor) >= 64:
+                raise FaultCommandError("too many sensor windows (64)")
+            self.sensor.append((window, mode))
         elif kind == "clock-drift":
             self.drift_ppm = float(cmd["ppm"])
         elif kind == "clear":
             self.traitors, self.memory_rate_hz, self.drift_ppm = [], 0.0, 0.0
+            self.sensor = []
         else:
             raise FaultCommandError(f"unknown command {kind!r}")
         self.commands += 1
@@ -171,3 +185,21 @@ class FaultState:
         """Random bytes shaped like a frame (non-zero body, then the delimiter)."""
         body = bytes(self.rng.randrange(1, 256) for _ in range(max(4, size - 1)))
         return body + b"\x00"
+
+    def corrupt_reading(self, tick: int, reading: Any) -> Any:
+        """The reading as a faulty sensor delivers it (stuck, spike, dropout), any source."""
+        mode = next((m for w, m in self.sensor if w.active(tick)), None)
+        if mode is None or reading is None:
+            if mode is None:
+                self._last_reading = reading
+            return None if mode == "dropout" else reading
+        if mode == "dropout":
+            return None
+        if mode == "stuck":
+            if self._last_reading is None:
+                self._last_reading = reading
+            return self._last_reading
+        spiked = list(reading)
+        if spiked and spiked[0] is not None:
+            spiked[0] += SPIKE
+        return tuple(spiked)

@@ -38,8 +38,9 @@ class SimSensor:
     """A small air-data model: altitude, airspeed, pitch (and more channels as slow sines).
 
     Deterministic from (seed, tick): every board sees the same physical truth;
-    each board adds its own noise and bias from (seed, node). Fault models
-    (stuck, spike, dropout) are switched on by the simulator.
+    each board adds its own noise, bias and slow drift from (seed, node). Sensor faults
+    (stuck, spike, dropout) are applied on top by the HIL fault layer
+    (voter.faults.FaultState.corrupt_reading), for any source.
     """
 
     def __init__(self, channels: int, node: int, seed: int = 0, period_s: float = 0.02) -> None:
@@ -49,9 +50,9 @@ class SimSensor:
         self.period_s = period_s
         rng = random.Random(f"{seed}/{node}/bias")
         self.bias = [rng.gauss(0.0, 0.05) for _ in range(channels)]
+        # each board's sensor also wanders off slowly (units per second), as real ones do
+        self.drift = [rng.gauss(0.0, 0.002) for _ in range(channels)]
         self.noise = [0.5, 0.2, 0.05] + [0.01] * max(0, channels - 3)
-        self.fault: str | None = None  # "stuck" | "spike" | "dropout"
-        self._last: Reading | None = None
 
     def truth(self, tick: int) -> list[float]:
         t = tick * self.period_s
@@ -64,19 +65,13 @@ class SimSensor:
         return base[: self.channels]
 
     def read(self, tick: int) -> Reading | None:
-        if self.fault == "dropout":
-            return None
-        if self.fault == "stuck" and self._last is not None:
-            return self._last
         rng = random.Random(f"{self.seed}/{self.node}/{tick}")
+        t = tick * self.period_s
         values = [
-            round(x + b + rng.gauss(0.0, n), 4)
-            for x, b, n in zip(self.truth(tick), self.bias, self.noise, strict=True)
+            round(x + b + d * t + rng.gauss(0.0, n), 4)
+            for x, b, d, n in zip(self.truth(tick), self.bias, self.drift, self.noise, strict=True)
         ]
-        if self.fault == "spike":
-            values[0] += 5000.0
-        self._last = tuple(values)
-        return self._last
+        return tuple(values)
 
     def close(self) -> None:
         pass
