@@ -77,6 +77,7 @@ def _campaign_run(args: argparse.Namespace) -> int:
             shard=shard,
             only=args.only,
             ticks=args.ticks,
+            tick_hz=args.max_tick_hz,
             shrink=not args.no_shrink,
             progress=not args.no_progress and sys.stderr.isatty(),
         )
@@ -161,6 +162,12 @@ def main(argv: list[str] | None = None) -> None:
     cr.add_argument("--shard", default=None, help="run shard I/N of the scenarios (0 <= I < N)")
     cr.add_argument("--only", action="append", default=[], help="run only this scenario")
     cr.add_argument("--ticks", type=int, default=None, help="override every scenario's ticks")
+    cr.add_argument(
+        "--max-tick-hz",
+        type=float,
+        default=None,
+        help="cap every scenario's tick rate (slow or loaded machines, --mode pty)",
+    )
     cr.add_argument("--no-shrink", action="store_true", help="do not shrink violations")
     cr.add_argument("--no-progress", action="store_true")
     cr.set_defaults(func=_campaign_run)

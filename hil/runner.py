@@ -38,6 +38,7 @@ class Options:
     shard: tuple[int, int] | None = None
     only: Sequence[str] = ()
     ticks: int | None = None
+    tick_hz: float | None = None
     shrink: bool = True
     progress: bool = True
 
@@ -63,6 +64,8 @@ def select(c: Campaign, opts: Options) -> list[Scenario]:
         chosen = [replace(s, seed=opts.seed) for s in chosen]
     if opts.ticks is not None:
         chosen = [replace(s, ticks=opts.ticks) for s in chosen]
+    if opts.tick_hz is not None:
+        chosen = [replace(s, tick_hz=min(s.tick_hz, opts.tick_hz)) for s in chosen]
     if opts.shard is not None:
         i, n = opts.shard
         chosen = [s for k, s in enumerate(chosen) if k % n == i]

@@ -71,9 +71,17 @@ def test_shrunk_violation_reproduces_from_its_command(tmp_path: Path) -> None:
 
 
 def test_seed_theorems_pass_on_real_processes(tmp_path: Path) -> None:
-    """The same file in --mode pty (60 ticks per scenario) passes every scenario."""
+    """The same file in --mode pty (60 ticks per scenario, at most 25 Hz) passes every scenario."""
     proc, report = campaign(
-        tmp_path, "seed-theorems", "--mode", "pty", "--ticks", "60", "--no-shrink"
+        tmp_path,
+        "seed-theorems",
+        "--mode",
+        "pty",
+        "--ticks",
+        "60",
+        "--max-tick-hz",
+        "25",
+        "--no-shrink",
     )
     assert 0 == proc.returncode, proc.stdout + proc.stderr
     assert all(s["passed"] for s in report["scenarios"])

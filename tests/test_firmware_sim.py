@@ -18,9 +18,12 @@ def sim(
     tmp_path: Path, *args: str, ticks: int = 200
 ) -> tuple[subprocess.CompletedProcess[str], dict]:
     out = tmp_path / "run"
+    # 25 Hz: these tests are about faults, not about timing margins on a loaded machine
     proc = run_cli(
         "firmware-sim",
         "run",
+        "--tick-hz",
+        "25",
         "--ticks",
         str(ticks),
         "--out",
