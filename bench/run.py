@@ -24,8 +24,9 @@ from nacl.signing import SigningKey
 
 from bench.cpu import crypto_costs_us
 from voter.budget import measure as measure_frames
+from voter.budget import one_tick_frames
 from voter.core.board import Board
-from voter.core.frame import Frame, FrameSplitter, encode_frame
+from voter.core.frame import FrameSplitter, encode_frame
 from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm
 from voter.testing import board_keys
@@ -44,27 +45,8 @@ def case_name(alg: str, m: int, n: int) -> str:
 
 
 # -- 1. wire ---------------------------------------------------------------------------
-def one_tick_frames(alg: Algorithm, m: int, n: int) -> list[Frame]:
-    """Every frame of one loyal tick (all rounds, all links)."""
-    params = ic_params(n, m, alg, "bench")
-    keys = board_keys(n, "bench")
-    boards = [Board(params, i, CHANNELS, keys[i]) for i in range(n)]
-    out = [
-        b.begin_tick(1, tuple(1000.123456 + i + c for c in range(CHANNELS)))
-        for i, b in enumerate(boards)
-    ]
-    frames: list[Frame] = []
-    for _ in range(params.rounds):
-        for fs in out:
-            for f in fs:
-                frames.append(f)
-                boards[f.dst].on_frame(f.src, f)
-        out = [b.next_round() for b in boards]
-    return frames
-
-
 def wire_case(alg: Algorithm, m: int, n: int) -> dict[str, Any]:
-    frames = one_tick_frames(alg, m, n)
+    frames = [f for sent in one_tick_frames(n, m, alg, CHANNELS, "bench") for f in sent]
     per_link: dict[tuple[int, int], int] = {}
     floor: dict[tuple[int, int], int] = {}
     for f in frames:

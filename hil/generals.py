@@ -17,16 +17,10 @@ from voter.core.adversary import (
     STRATEGIES,
     Adversary,
     ChainForge,
-    Equivocate,
-    Flip,
-    Forge,
-    Lie,
-    RandomLies,
     RoundNode,
     Scripted,
-    Silent,
     Traitor,
-    Withhold,
+    make_adversary,
 )
 from voter.core.ic import make_node
 from voter.core.protocol import Algorithm, ConfigError, Params
@@ -174,21 +168,10 @@ def adversary_for(
 ) -> Adversary:
     if spec.strategy is None:
         return Scripted(spec.sends, spec.relays, (s.value, s.default))
-    match spec.strategy:
-        case "silent":
-            return Silent()
-        case "equivocate":
-            return Equivocate(domain)
-        case "lie":
-            return Lie(spec.relays if spec.relays is not None else s.default)
-        case "flip":
-            return Flip(domain)
-        case "random":
-            return RandomLies(domain, rng)
-        case "forge":
-            return Forge(domain)
-        case "withhold":
-            return Withhold()
+    lie = spec.relays if spec.relays is not None else s.default
+    adversary = make_adversary(spec.strategy, domain, rng, lie)
+    if adversary is not None:
+        return adversary
     raise ScenarioError(f"unknown strategy {spec.strategy!r}")
 
 

@@ -6,16 +6,7 @@ import random
 
 from hypothesis import strategies as st
 
-from voter.core.adversary import (
-    Adversary,
-    Equivocate,
-    Flip,
-    Forge,
-    Lie,
-    RandomLies,
-    Silent,
-    Withhold,
-)
+from voter.core.adversary import Adversary, make_adversary
 from voter.core.values import ReadingDomain
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
@@ -31,22 +22,9 @@ STRATEGY_NAMES = ("silent", "equivocate", "lie", "flip", "random", "forge", "wit
 
 
 def adversary(name: str, domain: ReadingDomain, seed: int) -> Adversary:
-    match name:
-        case "silent":
-            return Silent()
-        case "equivocate":
-            return Equivocate(domain)
-        case "lie":
-            return Lie((-1.0, 2.0, 3.0))
-        case "flip":
-            return Flip(domain)
-        case "random":
-            return RandomLies(domain, random.Random(seed))
-        case "forge":
-            return Forge(domain)
-        case "withhold":
-            return Withhold()
-    raise ValueError(name)
+    made = make_adversary(name, domain, random.Random(seed), (-1.0, 2.0, 3.0))
+    assert made is not None, name
+    return made
 
 
 @st.composite

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from voter.core.board import Board
-from voter.core.frame import encoded_size
+from voter.core.frame import Frame, encoded_size
 from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm
 from voter.testing import board_keys
@@ -39,27 +39,40 @@ class Budget:
         return ROUNDS_FRACTION / (rounds * self.round_time_s(baud, latency_s))
 
 
-def measure(nodes: int, m: int, algorithm: Algorithm, channels: int) -> Budget:
-    params = ic_params(nodes, m, algorithm, "sim-budget")
-    keys = board_keys(nodes, "sim-budget")
+def one_tick_frames(
+    nodes: int, m: int, algorithm: Algorithm, channels: int, cluster: str = "sim-budget"
+) -> list[list[Frame]]:
+    """Every frame of one loyal tick, per round, through real Board objects.
+
+    The readings are full-width float64 values: the largest a reading gets on the wire.
+    """
+    params = ic_params(nodes, m, algorithm, cluster)
+    keys = board_keys(nodes, cluster)
     boards = [Board(params, i, channels, keys[i]) for i in range(nodes)]
-    # Readings with full-width float64 values: the largest a reading gets on the wire.
     out = [
         b.begin_tick(1, tuple(1000.123456 + i + c for c in range(channels)))
         for i, b in enumerate(boards)
     ]
+    rounds: list[list[Frame]] = []
+    for _ in range(params.rounds):
+        sent = [f for frames in out for f in frames]
+        for f in sent:
+            boards[f.dst].on_frame(f.src, f)
+        rounds.append(sent)
+        out = [b.next_round() for b in boards]
+    return rounds
+
+
+def measure(nodes: int, m: int, algorithm: Algorithm, channels: int) -> Budget:
     round_bytes: list[int] = []
     per_link: dict[tuple[int, int], int] = {}
-    for _ in range(params.rounds):
+    for sent in one_tick_frames(nodes, m, algorithm, channels):
         biggest = 0
-        for frames in out:
-            for f in frames:
-                size = encoded_size(f)
-                biggest = max(biggest, size)
-                per_link[(f.src, f.dst)] = per_link.get((f.src, f.dst), 0) + size
-                boards[f.dst].on_frame(f.src, f)
+        for f in sent:
+            size = encoded_size(f)
+            biggest = max(biggest, size)
+            per_link[(f.src, f.dst)] = per_link.get((f.src, f.dst), 0) + size
         round_bytes.append(biggest)
-        out = [b.next_round() for b in boards]
     return Budget(tuple(round_bytes), max(per_link.values()))
 
 

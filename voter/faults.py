@@ -21,16 +21,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from voter.core.adversary import (
-    Adversary,
-    Equivocate,
-    Flip,
-    Forge,
-    Lie,
-    RandomLies,
-    Silent,
-    Withhold,
-)
+from voter.core.adversary import Adversary, make_adversary
 from voter.core.secded import EccStore
 from voter.core.values import Invalid, ReadingDomain
 
@@ -139,26 +130,11 @@ class FaultState:
 
     def adversary(self, tick: int) -> Adversary | None:
         """The core adversary for `tick`, or None for an honest tick (or a frame-level fault)."""
-        match self.traitor(tick):
-            case "silent":
-                return Silent()
-            case "equivocate":
-                return Equivocate(self.domain)
-            case "lie":
-                active = self._active(tick)
-                value = None if active is None else active[2]
-                if value is None:
-                    value = self.domain.alternative(None, 0)
-                return Lie(value)
-            case "flip":
-                return Flip(self.domain)
-            case "random":
-                return RandomLies(self.domain, self.rng)
-            case "forge":
-                return Forge(self.domain)
-            case "withhold":
-                return Withhold()
-        return None
+        name = self.traitor(tick)
+        if name is None or name in FRAME_STRATEGIES:
+            return None
+        active = self._active(tick)
+        return make_adversary(name, self.domain, self.rng, None if active is None else active[2])
 
     def memory_fault(self, tick: int) -> Any:
         """A callback flipping bits in the ECC store this tick, or None."""

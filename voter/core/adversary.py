@@ -204,6 +204,32 @@ class Choices:
         return out
 
 
+def make_adversary(
+    name: str, domain: Domain, rng: Rng, lie: Value | None = None
+) -> Adversary | None:
+    """The adversary for a strategy name (STRATEGIES), or None for an unknown name.
+
+    `lie` is the fixed value of the "lie" strategy (default: the domain's first
+    alternative to no value).
+    """
+    match name:
+        case "silent":
+            return Silent()
+        case "equivocate":
+            return Equivocate(domain)
+        case "lie":
+            return Lie(domain.alternative(None, 0) if lie is None else lie)
+        case "flip":
+            return Flip(domain)
+        case "random":
+            return RandomLies(domain, rng)
+        case "forge":
+            return Forge(domain)
+        case "withhold":
+            return Withhold()
+    return None
+
+
 def traitor_slots(
     params: Params, traitor: int, commander: int
 ) -> Iterator[tuple[tuple[int, ...], int]]:
