@@ -79,7 +79,8 @@ class Fault:
             case "clock-drift":
                 return f"clock-drift:{self.node}:{self.ppm:g}ppm"
             case "sensor":
-                return f"sensor:{self.node}:{self.mode}"
+                window = "" if self.to_tick is None else f":{self.from_tick}-{self.to_tick}"
+                return f"sensor:{self.node}:{self.mode}{window}"
         return self.kind
 
     def link_ends(self) -> tuple[int, ...]:

@@ -49,6 +49,7 @@ def timeline_png(
     faults: Sequence[Mapping[str, Any]],
     violations: Sequence[Mapping[str, Any]],
     ticks: int,
+    traitors: Sequence[int] = (),
 ) -> None:
     boards = sorted(timeline)
     width = max((len(timeline[b]) for b in boards), default=0)
@@ -101,7 +102,10 @@ def timeline_png(
         for b in v.get("nodes", []):
             if b in boards:
                 ax.plot(v["tick"] + 0.5, boards.index(b), "x", color="black", ms=7, mew=2)
-    ax.set_yticks(range(len(boards)), [f"board {b}" for b in boards])
+    ax.set_yticks(
+        range(len(boards)),
+        [f"board {b} (traitor)" if b in traitors else f"board {b}" for b in boards],
+    )
     ax.set_xlabel("tick")
     ax.set_title(name, fontsize=10, loc="left")
     handles: list[Artist] = [
@@ -312,7 +316,8 @@ def fault_windows(s: Mapping[str, Any], faults: Sequence[Any]) -> list[dict[str,
         elif f.link and f.link != "*":
             boards = list(f.link_ends())
         lo = f.at_tick if f.kind == "crash" else f.from_tick
-        out.append({"from_tick": lo or 0, "to_tick": f.to_tick, "boards": boards})
+        hi = f.at_tick if f.kind == "crash" else f.to_tick  # a crash is an instant; "down" shows
+        out.append({"from_tick": lo or 0, "to_tick": hi, "boards": boards})
     return out
 
 

@@ -24,6 +24,7 @@ from hil.campaign import (
     scenario_toml,
     shrink,
 )
+from hil.faultspec import faulty_nodes
 from hil.report import fault_windows, timeline_png, write_all
 
 SHRINK_MAX_TICKS = 20_000  # beyond this, shrinking costs more than it tells
@@ -139,6 +140,7 @@ def _report(campaign: Campaign, results: list[ScenarioResult], opts: Options) ->
             fault_windows(row, r.scenario.faults),
             row["violations"],
             r.scenario.ticks,
+            faulty_nodes(list(r.scenario.faults)),
         )
         rows.append(row)
     report: dict[str, Any] = {
