@@ -219,15 +219,21 @@ class Simulator:
         b.tick_open = k
         self._send(t, i, k, frames)
         self._push(t + self.slot, "close", (i, k, 1))
+        if b.board.round_complete():
+            self._push(t, "close", (i, k, 1))
 
     def _close(self, t: float, i: int, k: int, r: int) -> None:
+        """Round r of board i closes: at its deadline, or earlier when every frame is in."""
         b = self.boards[i]
-        if not b.up or b.tick_open != k:
-            return
+        if not b.up or b.tick_open != k or b.board.round != r:
+            return  # already closed early (this is the deadline event) or tick over
         frames = b.board.next_round()
         if r < self.params.rounds:
             self._send(t, i, k, frames)
-            self._push(t + self.slot, "close", (i, k, r + 1))
+            deadline = k * self.period - self.phase[i] + (r + 1) * self.slot
+            self._push(deadline, "close", (i, k, r + 1))
+            if b.board.round_complete():  # early frames may complete it at once
+                self._push(t, "close", (i, k, r + 1))
             return
         self._finish(i, k)
 
@@ -339,6 +345,8 @@ class Simulator:
                     len(data) * 10 / max(1, self.cfg.baud),
                 )
             b.board.on_frame(src, item)
+        if b.tick_open is not None and b.board.round_complete():
+            self._push(t, "close", (dst, b.tick_open, b.board.round))
 
 
 def _on_link(f: Fault, a: int, b: int) -> bool:

@@ -138,7 +138,6 @@ class Daemon:
         self._delayed: list[tuple[float, Link, bytes]] = []
         self._last_wd = 0.0
         self._last_status = 0.0
-        self.lateness_us: list[float] = []
         self.send_delay_s = 0.0
         self._warmup = 2
 
@@ -181,10 +180,17 @@ class Daemon:
     def vt(self) -> float:
         return self.clock.now() - self.epoch
 
-    def wait_until_vt(self, deadline_vt: float, board_active: bool = True) -> None:
-        """Serve the links and the control socket until our virtual time reaches the deadline."""
+    def wait_until_vt(
+        self,
+        deadline_vt: float,
+        board_active: bool = True,
+        done: Callable[[], bool] | None = None,
+    ) -> None:
+        """Serve the links and the control socket until the deadline, or until `done()`."""
         while True:
             self._flush_delayed()
+            if done is not None and done():
+                return
             remaining = deadline_vt - self.vt()
             if remaining <= 0:
                 return
@@ -384,14 +390,14 @@ class Daemon:
                 "skip", node=self.me, tick=tick, to=nxt, late_ms=round(lateness * 1e3, 3)
             )
             return nxt
-        self.lateness_us.append(lateness * 1e6)
         reading = self.faults.corrupt_reading(tick, self.sensor.read(tick))
         self.board.adversary = self.faults.adversary(tick)
         self._send(self.board.begin_tick(tick, reading), tick)
         # Peers' round-1 frames carry the same send delay as ours: measure ours to discount it.
         self.send_delay_s += 0.1 * ((self.vt() - t0) - self.send_delay_s)
         for r in range(1, self.rounds + 1):
-            self.wait_until_vt(t0 + r * self.slot)
+            # A round closes at its deadline, or as soon as every peer's frame is in.
+            self.wait_until_vt(t0 + r * self.slot, done=self.board.round_complete)
             self._send(self.board.next_round(), tick)
         report = self.board.finish_tick(self.faults.memory_fault(tick))
         decided_us = (self.vt() - t0) * 1e6

@@ -95,6 +95,7 @@ class Board:
         self._counters = TickCounters()
         self._early: dict[tuple[int, int, int], Frame] = {}
         self._early_max = (params.nodes - 1) * (params.rounds + 1)
+        self._got: set[int] = set()  # peers whose frame for the open round was delivered
 
     # -- the tick --------------------------------------------------------------
     def begin_tick(self, tick: int, reading: Value) -> list[Frame]:
@@ -102,6 +103,7 @@ class Board:
         if self.tick is not None and tick <= self.tick:
             raise ValueError(f"tick {tick} after tick {self.tick}: ticks only go forward")
         self.tick, self.round = tick, 1
+        self._got = set()
         self._local = reading
         node = make_node(self.params, self.me, self.domain, reading, tick, self.keys)
         self._node = node
@@ -128,9 +130,19 @@ class Board:
             self.round = self.params.rounds + 1
             return []
         self.round += 1
+        self._got = set()
         frames = self._frames(self.round)
         self._deliver_early()
         return frames
+
+    def round_complete(self) -> bool:
+        """Every peer's frame for the open round is in: the round can close before its deadline.
+
+        Loyal boards send a frame on every link in every round (empty if there is
+        nothing to relay), so waiting longer could only add frames a loyal board
+        never sends. A silent or slow peer keeps the round open until its deadline.
+        """
+        return self._driven is not None and len(self._got) >= self.params.nodes - 1
 
     def on_frame(self, peer: int, item: Frame | Drop) -> None:
         """Whatever the link from `peer` delivered: a decoded frame or a decoder drop."""
@@ -233,13 +245,16 @@ class Board:
                 WIRE_VERSION, self.params.cluster, self.me, dst, self.tick, round_no, tuple(entries)
             )
             for dst, entries in sorted(out.items())
-            if entries or round_no == 1
+            # Loyal boards always send (an empty frame says "nothing to relay" and lets the
+            # receiver close the round early); a traitor's empty frame would undo its silence.
+            if entries or self.adversary is None
         ]
         self.totals.frames_out += len(frames)
         return frames
 
     def _receive(self, frame: Frame) -> None:
         assert self._driven is not None
+        self._got.add(frame.src)
         self._driven.receive(frame.round, frame.src, frame.entries)
 
     def _deliver_early(self) -> None:
