@@ -16,10 +16,15 @@ from firmware_sim.cluster import SimCluster
 from hil.checks import check, read_run
 from tests.conftest import BIN, run_cli
 
+TEST_HZ = 25.0
+
 
 def run_cluster(
     tmp_path: Path, ticks: int, commands: dict[int, list[dict]] | None = None, **kw: object
 ) -> tuple[SimCluster, dict[int, int | None]]:
+    # 25 Hz leaves 16 ms round slots: these tests are about faults, and this shared
+    # machine sometimes stalls every process for ~8 ms (seen at 50 Hz as a skipped tick).
+    kw.setdefault("tick_hz", TEST_HZ)
     c = SimCluster(tmp_path / "run", **kw)  # type: ignore[arg-type]
     c.setup()
     try:
@@ -133,27 +138,27 @@ def test_clock_drift_board_stays_in_step(tmp_path: Path) -> None:
 
 def test_killed_board_rejoins_from_its_peers(tmp_path: Path) -> None:
     """kill -9 of board 1, restart: it learns the tick from its peers and decides again within
-    2 s (100 ticks at 50 Hz) of its restart, agreeing with the others."""
-    c = SimCluster(tmp_path / "run")
+    2 s of its restart (0.5 s later), agreeing with the others."""
+    c = SimCluster(tmp_path / "run", tick_hz=TEST_HZ)
     c.setup()
     try:
-        c.start(until_tick=399)
-        while (c.last_tick(1) or 0) < 100:
+        c.start(until_tick=249)
+        while (c.last_tick(1) or 0) < 60:
             time.sleep(0.05)
         c.kill(1)
         killed_at = c.last_tick(1) or 0
         time.sleep(0.5)
-        c.restart(1, until_tick=399)
+        c.restart(1, until_tick=249)
         codes = c.wait(20)
     finally:
         c.stop()
     assert {0} == set(codes.values())
     joins = [e for e in events(c, 1) if e["event"] == "joined"]
     assert ["common-start", "peers"] == [j["how"] for j in joins]
-    assert joins[1]["tick"] - killed_at <= 100 + 25  # restart delay 0.5 s = 25 ticks
-    res = check(read_run(c.out, 4), faulty=[], window=(0, 399))
+    assert (joins[1]["tick"] - killed_at) / TEST_HZ <= 2.0 + 0.5
+    res = check(read_run(c.out, 4), faulty=[], window=(0, 249))
     assert res.agreement and res.validity and res.liveness
-    assert max(read_run(c.out, 4)[1].decisions) == 399
+    assert max(read_run(c.out, 4)[1].decisions) == 249
 
 
 def test_sd_notify_ready_watchdog_status_stopping(tmp_path: Path) -> None:
