@@ -144,6 +144,19 @@ def test_reports_junit_and_html(tmp_path: Path) -> None:
     assert page.images >= 7  # one timeline per scenario plus coverage
 
 
+# As the machine notes say: headless, no sandbox as root, and no background network traffic.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
 @pytest.mark.skipif(
     not (shutil.which("chromium") or shutil.which("chromium-browser")),
     reason="Chromium not installed (.ci/run installs it)",
@@ -157,14 +170,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     proc = subprocess.run(
         [
             str(browser),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *CHROMIUM_FLAGS,
             f"--user-data-dir={tmp_path / 'profile'}",
             "--dump-dom",
             page.as_uri(),
@@ -181,14 +187,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     subprocess.run(
         [
             str(browser),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *CHROMIUM_FLAGS,
             f"--user-data-dir={tmp_path / 'profile2'}",
             f"--screenshot={shot}",
             "--window-size=1200,900",
