@@ -35,6 +35,7 @@ from voter.core.clock import ClockSync
 from voter.core.frame import Frame, FrameSplitter, decode_frame, encode_frame
 from voter.core.ic import as_json_vector, ic_params
 from voter.core.protocol import Algorithm
+from voter.core.values import ReadingDomain
 from voter.faults import FaultState
 from voter.sensors import SimSensor
 from voter.testing import board_keys
@@ -105,7 +106,7 @@ class Simulator:
         self.link_rng = random.Random(root.getrandbits(64))
         phase_rng = random.Random(root.getrandbits(64))
         self.faults = {
-            i: FaultState(self.params_domain(), random.Random(root.getrandbits(64)), self.period)
+            i: FaultState(ReadingDomain(CHANNELS), random.Random(root.getrandbits(64)), self.period)
             for i in range(cfg.nodes)
         }
         for f in cfg.faults:
@@ -142,11 +143,6 @@ class Simulator:
         self._hash = hashlib.sha256()
         for i in range(cfg.nodes):
             self._event(i, {"event": "joined", "node": i, "tick": 0, "how": "common-start"})
-
-    def params_domain(self) -> Any:
-        from voter.core.values import ReadingDomain
-
-        return ReadingDomain(CHANNELS)
 
     # -- bookkeeping -------------------------------------------------------------
     def _push(self, t: float, kind: str, payload: Any) -> None:

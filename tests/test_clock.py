@@ -67,10 +67,8 @@ def test_lying_clock_does_not_drag_loyal_boards() -> None:
 
 def test_join_needs_f_plus_one_agreeing_peers() -> None:
     """A joining board adopts the peers' offset only when f+1 of them agree."""
-    assert (
-        join_offset([1.0, 1.0001, 5.0], 1, 0.001) == 1.0001
-        or join_offset([1.0, 1.0001, 5.0], 1, 0.001) == 1.0
-    )
+    # lower median of the peers, backed by two of them within 1 ms; the outlier is ignored
+    assert 1.0001 == join_offset([1.0, 1.0001, 5.0], 1, 0.001)
     assert join_offset([1.0, 3.0], 1, 0.001) is None
     assert join_offset([2.0], 1, 0.001) is None
 
