@@ -96,13 +96,15 @@ def sm_decisions(
 
 
 def vote(vector: Sequence[Value], channels: int) -> tuple[float | None, ...]:
-    """Lower median per channel, via a partial heap selection (not a full sort)."""
+    """Lower median per channel, by heap selection (COM sorts; this pops a min-heap)."""
     out: list[float | None] = []
     for ch in range(channels):
         xs = [e[ch] for e in vector if isinstance(e, tuple) and isinstance(e[ch], float)]
         if not xs:
             out.append(None)
             continue
-        k = (len(xs) - 1) // 2 + 1
-        out.append(heapq.nsmallest(k, xs)[-1])
+        heapq.heapify(xs)
+        for _ in range((len(xs) - 1) // 2):
+            heapq.heappop(xs)
+        out.append(xs[0])
     return tuple(out)

@@ -17,7 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from voter.core.protocol import Counters, Entry, Params, Rejected, check_path, labels
+from voter.core.protocol import (
+    Counters,
+    Entry,
+    Params,
+    Rejected,
+    check_path,
+    labels,
+    path_ok,
+    valid_paths,
+)
 from voter.core.values import Domain, Invalid, Value
 from voter.core.vote import majority
 
@@ -39,6 +48,7 @@ class OMNode:
         self.own_value = own_value
         self.tick = tick
         self.counters = Counters()
+        self._valid = valid_paths(params, me)
         self._val: dict[tuple[int, ...], Value] = {}
         self._round = 0
 
@@ -67,7 +77,11 @@ class OMNode:
         """Take the entries that came in on the link from `src` in `round_no`."""
         rejected: list[Rejected] = []
         for index, e in enumerate(entries):
-            reason = check_path(self.params, self.me, round_no, src, e.path)
+            reason = (
+                None
+                if path_ok(self._valid, round_no, src, e.path)
+                else check_path(self.params, self.me, round_no, src, e.path)
+            )
             value: Value = None
             if reason is None and e.path in self._val:
                 reason = "duplicate label"

@@ -152,6 +152,8 @@ def _check_byte(code: int) -> int:
 
 #: Per data byte position b: the check byte contributed by each byte value at b.
 _CHECK = tuple(bytes(_check_byte(_ENC[b][v]) for v in range(256)) for b in range(8))
+
+
 def _positions() -> tuple[int, ...]:
     out: list[int] = []
     data_bits = 0

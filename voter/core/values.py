@@ -78,6 +78,13 @@ class ReadingDomain:
     def normalize(self, raw: object) -> Value:
         if raw is None:
             return ERROR
+        # What a decoded frame carries: a tuple of finite floats, already canonical.
+        if (
+            type(raw) is tuple
+            and len(raw) == self.channels
+            and all(type(x) is float and math.isfinite(x) for x in raw)
+        ):
+            return raw
         if not isinstance(raw, list | tuple) or len(raw) != self.channels:
             raise Invalid(f"reading must have {self.channels} channels")
         out: list[float | None] = []
