@@ -74,3 +74,19 @@ def test_keyring_raw_bindings_sign_and_verify_like_pynacl() -> None:
     assert not ring.verify(2, msg, sig)
     assert not ring.verify(1, msg, bytes([sig[0] ^ 1]) + sig[1:])
     assert not ring.verify(1, msg + b"!", sig)
+
+
+def test_shared_verify_cache_checks_each_signature_once() -> None:
+    """Rings in one process share answers (good and bad ones), never across clusters."""
+    seeds = deterministic_seeds(3)
+    a, b = keyring_from_seeds(seeds, [0]), keyring_from_seeds(seeds, [1])
+    b.share_verify_cache(a)
+    msg = b"chain"
+    sig = a.sign(0, msg)
+    bad = bytes(64)
+    assert a.verify(0, msg, sig) and b.verify(0, msg, sig)
+    assert not a.verify(0, msg, bad) and not b.verify(0, msg, bad)
+    assert (2, 0) == (a.verifies, b.verifies)
+    other = keyring_from_seeds(deterministic_seeds(3, b"other"), [0])
+    with pytest.raises(ValueError):
+        other.share_verify_cache(a)

@@ -75,6 +75,18 @@ class KeyRing:
             self._sign_cache[key] = sig
         return sig
 
+    def share_verify_cache(self, other: KeyRing) -> None:
+        """Use `other`'s verification cache (same verify keys): for boards in one process.
+
+        A verification's answer depends only on (verify key, message, signature),
+        so boards simulated in one process can share it: each chain is checked
+        once per cluster rather than once per receiving board. Real boards never
+        share anything; `verifies` still counts this ring's own checks only.
+        """
+        if dict(self.verify_keys) != dict(other.verify_keys):
+            raise ValueError("rings with different verify keys cannot share a cache")
+        self._verify_cache = other._verify_cache
+
     def verify(self, node: int, message: bytes, signature: bytes) -> bool:
         vk = self.verify_keys.get(node)
         if vk is None or len(signature) != SIGNATURE_BYTES:
