@@ -175,8 +175,9 @@ _POSITION = _positions()
 def _checks(data: bytes | bytearray) -> int:
     """Every word's check byte at once (byte i of the little-endian result is word i's)."""
     acc = 0
+    from_bytes = int.from_bytes
     for b, table in enumerate(_CHECK):
-        acc ^= int.from_bytes(data[b::WORD_BYTES].translate(table), "little")
+        acc ^= from_bytes(data[b::WORD_BYTES].translate(table), "little")
     return acc
 
 
@@ -209,13 +210,9 @@ class EccStore:
     def put(self, key: str, blob: bytes) -> None:
         """Store `blob` under `key`, replacing any previous blob."""
         size = len(blob)
-        data = bytearray(size.to_bytes(WORD_BYTES, "little"))
-        data += blob
-        data += bytes(-size % WORD_BYTES)
-        self._words[key] = (
-            data,
-            bytearray(_checks(data).to_bytes(len(data) // WORD_BYTES, "little")),
-        )
+        data = bytearray(size.to_bytes(WORD_BYTES, "little") + blob + bytes(-size % WORD_BYTES))
+        checks = _checks(data).to_bytes(len(data) // WORD_BYTES, "little")
+        self._words[key] = (data, bytearray(checks))
 
     def get(self, key: str) -> bytes:
         """The blob under `key`, with single-bit errors corrected in place."""
