@@ -90,3 +90,25 @@ def test_shared_verify_cache_checks_each_signature_once() -> None:
     other = keyring_from_seeds(deterministic_seeds(3, b"other"), [0])
     with pytest.raises(ValueError):
         other.share_verify_cache(a)
+
+
+def test_signed_bytes_are_the_canonical_list_layout() -> None:
+    """Packing tuples directly gives byte-for-byte the documented list layout."""
+    import msgpack
+
+    from voter.core.crypto import DOMAIN_TAG, signed_bytes
+
+    for path, value in [((0,), (1.5, None, -2.0)), ((2, 0), None), ((1, 3, 0), "attack")]:
+        want = msgpack.packb(
+            [
+                DOMAIN_TAG,
+                "c",
+                7,
+                path[0],
+                list(path),
+                list(value) if value.__class__ is tuple else value,
+            ],
+            use_bin_type=True,
+        )
+        assert want == signed_bytes("c", 7, path, value)
+        assert want == signed_bytes("c", 7, list(path), value)

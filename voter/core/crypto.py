@@ -24,8 +24,12 @@ SIGNATURE_BYTES = 64
 
 def signed_bytes(cluster: str, tick: int, path: Sequence[int], value: Value) -> bytes:
     """The exact bytes signer path[-1] signs for `value` relayed along `path`."""
+    # msgpack packs a tuple exactly as a list, so the path and a reading go in as
+    # they are (the bytes are those of the canonical lists, without the copies).
     packed: bytes = msgpack.packb(
-        [DOMAIN_TAG, cluster, tick, path[0], list(path), canonical(value)],
+        (DOMAIN_TAG, cluster, tick, path[0], path if type(path) is tuple else list(path), value)
+        if type(value) is tuple or value is None or type(value) is str
+        else (DOMAIN_TAG, cluster, tick, path[0], list(path), canonical(value)),
         use_bin_type=True,
     )
     return packed
