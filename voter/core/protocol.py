@@ -121,7 +121,7 @@ def check_path(params: Params, me: int, round_no: int, src: int, path: object) -
     return None
 
 
-#: Largest set of well-formed paths `valid_paths` lists (N=4, m=1 has 9; N=7, m=2 has 186).
+#: Largest set of well-formed paths `valid_paths` lists (N=4, m=1 has 9; N=7, m=2 has 156).
 VALID_PATHS_MAX = 4096
 
 
