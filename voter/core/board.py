@@ -258,7 +258,7 @@ class Board:
         self._driven.receive(frame.round, frame.src, frame.entries)
 
     def _deliver_early(self) -> None:
-        if self.tick is None:
+        if self.tick is None or not self._early:
             return
         for key in sorted(k for k in self._early if k[0] == self.tick and k[1] == self.round):
             self._receive(self._early.pop(key))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from itertools import permutations
 
 from voter.core.protocol import Params
@@ -46,6 +47,31 @@ def _strict_majority(votes: list[Value], default: Value) -> Value:
     return default
 
 
+Label = tuple[int, ...]
+#: Per commander: its EIG labels deepest first, each with the labels just below it.
+Plan = tuple[tuple[int, tuple[tuple[Label, tuple[Label, ...]], ...]], ...]
+
+
+@lru_cache(maxsize=256)
+def _om_plan(params: Params, me: int) -> Plan:
+    """The bottom-up resolution order, worked out once per (cluster, node), not every tick."""
+    plan: list[tuple[int, tuple[tuple[Label, tuple[Label, ...]], ...]]] = []
+    for c in params.commanders:
+        if c == me:
+            continue
+        others = [n for n in range(params.nodes) if n not in (c, me)]
+        steps: list[tuple[Label, tuple[Label, ...]]] = []
+        for depth in range(params.rounds, 0, -1):
+            for tail in permutations(others, depth - 1):
+                label = (c, *tail)
+                below: tuple[Label, ...] = ()
+                if depth < params.rounds:
+                    below = tuple((*label, j) for j in others if j not in tail)
+                steps.append((label, below))
+        plan.append((c, tuple(steps)))
+    return tuple(plan)
+
+
 def om_decisions(
     params: Params, me: int, own: Value, table: list[list[object]]
 ) -> dict[int, Value]:
@@ -53,25 +79,20 @@ def om_decisions(
     received: dict[tuple[int, ...], Value] = {}
     for path, value in table:
         assert isinstance(path, list)
-        received[tuple(int(x) for x in path)] = freeze(value)
-    out: dict[int, Value] = {}
-    for c in params.commanders:
-        if c == me:
-            out[c] = own
-            continue
-        others = [n for n in range(params.nodes) if n not in (c, me)]
-        resolved: dict[tuple[int, ...], Value] = {}
-        for depth in range(params.rounds, 0, -1):
-            for tail in permutations(others, depth - 1):
-                label = (c, *tail)
-                direct = received.get(label, params.default)
-                if depth == params.rounds:
-                    resolved[label] = direct
-                    continue
-                below = [resolved[(*label, j)] for j in others if j not in tail]
-                resolved[label] = _strict_majority([direct, *below], params.default)
+        received[tuple(map(int, path))] = freeze(value)
+    default = params.default
+    out: dict[int, Value] = {c: own for c in params.commanders if c == me}
+    for c, steps in _om_plan(params, me):
+        resolved: dict[Label, Value] = {}
+        for label, below in steps:
+            direct = received.get(label, default)
+            if below:
+                votes = [direct, *[resolved[b] for b in below]]
+                resolved[label] = _strict_majority(votes, default)
+            else:
+                resolved[label] = direct
         out[c] = resolved[(c,)]
-    return out
+    return {c: out[c] for c in params.commanders}
 
 
 def sm_decisions(
@@ -96,13 +117,15 @@ def sm_decisions(
 
 
 def vote(vector: Sequence[Value], channels: int) -> tuple[float | None, ...]:
-    """Lower median per channel, via a partial heap selection (not a full sort)."""
+    """Lower median per channel, by heap selection (COM sorts; this pops a min-heap)."""
     out: list[float | None] = []
     for ch in range(channels):
         xs = [e[ch] for e in vector if isinstance(e, tuple) and isinstance(e[ch], float)]
         if not xs:
             out.append(None)
             continue
-        k = (len(xs) - 1) // 2 + 1
-        out.append(heapq.nsmallest(k, xs)[-1])
+        heapq.heapify(xs)
+        for _ in range((len(xs) - 1) // 2):
+            heapq.heappop(xs)
+        out.append(xs[0])
     return tuple(out)

@@ -16,10 +16,35 @@ No I/O, no clock, no randomness: frames in, frames out, decisions.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
-from voter.core.protocol import Counters, Entry, Params, Rejected, check_path, labels
+from voter.core.protocol import (
+    Counters,
+    Entry,
+    Params,
+    Rejected,
+    check_path,
+    labels,
+    path_ok,
+    valid_paths,
+)
 from voter.core.values import Domain, Invalid, Value
 from voter.core.vote import majority
+
+
+@lru_cache(maxsize=64)
+def _relay_plan(
+    params: Params, me: int, round_no: int
+) -> tuple[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...]:
+    """Per label relayed in `round_no`: the label, the relayed label, its destinations.
+
+    The same every tick for a node, so it is worked out once rather than per tick.
+    """
+    return tuple(
+        (sigma, (*sigma, me), tuple(j for j in range(params.nodes) if j != me and j not in sigma))
+        for c in params.commanders
+        for sigma in labels(params.nodes, c, round_no - 1, me)
+    )
 
 
 class OMNode:
@@ -39,6 +64,7 @@ class OMNode:
         self.own_value = own_value
         self.tick = tick
         self.counters = Counters()
+        self._valid = valid_paths(params, me)
         self._val: dict[tuple[int, ...], Value] = {}
         self._round = 0
 
@@ -52,13 +78,11 @@ class OMNode:
                 for j in out:
                     out[j].append(Entry((self.me,), self.own_value))
         elif 2 <= round_no <= p.rounds:
-            for c in p.commanders:
-                for sigma in labels(p.nodes, c, round_no - 1, self.me):
-                    v = self._val.get(sigma, p.default)
-                    relayed = (*sigma, self.me)
-                    for j in out:
-                        if j not in sigma:
-                            out[j].append(Entry(relayed, v))
+            val, default = self._val, p.default
+            for sigma, relayed, dsts in _relay_plan(p, self.me, round_no):
+                entry = Entry(relayed, val.get(sigma, default))
+                for j in dsts:
+                    out[j].append(entry)
         self.counters.sent += sum(len(es) for es in out.values())
         return out
 
@@ -67,7 +91,11 @@ class OMNode:
         """Take the entries that came in on the link from `src` in `round_no`."""
         rejected: list[Rejected] = []
         for index, e in enumerate(entries):
-            reason = check_path(self.params, self.me, round_no, src, e.path)
+            reason = (
+                None
+                if path_ok(self._valid, round_no, src, e.path)
+                else check_path(self.params, self.me, round_no, src, e.path)
+            )
             value: Value = None
             if reason is None and e.path in self._val:
                 reason = "duplicate label"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import permutations
 from typing import Literal
 
@@ -118,3 +119,50 @@ def check_path(params: Params, me: int, round_no: int, src: int, path: object) -
     if len(set(path)) != len(path):
         return "repeated node in path"
     return None
+
+
+#: Largest set of well-formed paths `valid_paths` lists (N=4, m=1 has 9; N=7, m=2 has 156).
+VALID_PATHS_MAX = 4096
+
+
+@lru_cache(maxsize=256)
+def valid_paths(params: Params, me: int) -> frozenset[tuple[int, ...]] | None:
+    """Every path `check_path` accepts at `me` in some round, or None if there are too many.
+
+    A path of length r ending at the link's peer is exactly what `check_path`
+    accepts in round r from that peer, so a receiver tests one set membership
+    per entry and only calls `check_path` (for the reason) on a path that fails.
+    """
+    count = sum(
+        len(list(labels(params.nodes, c, 1, me))) * _arrangements(params.nodes - 2, r - 1)
+        for c in params.commanders
+        for r in range(1, params.rounds + 1)
+    )
+    if count > VALID_PATHS_MAX:
+        return None
+    return frozenset(
+        path
+        for c in params.commanders
+        for r in range(1, params.rounds + 1)
+        for path in labels(params.nodes, c, r, me)
+    )
+
+
+def _arrangements(n: int, k: int) -> int:
+    out = 1
+    for i in range(k):
+        out *= max(0, n - i)
+    return out
+
+
+def path_ok(
+    valid: frozenset[tuple[int, ...]] | None, round_no: int, src: int, path: object
+) -> bool:
+    """True if `path` is in `valid` for (round, link); False means: ask `check_path` why."""
+    if valid is None or type(path) is not tuple or len(path) != round_no or path[-1] != src:
+        return False
+    # Exact ints only: 0.0 == 0 and hashes alike, so a float would pass the set.
+    for p in path:
+        if type(p) is not int:
+            return False
+    return path in valid

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from voter.core.crypto import KeyRing, signed_bytes
-from voter.core.protocol import Counters, Entry, Params, Rejected, check_path
+from voter.core.protocol import Counters, Entry, Params, Rejected, check_path, path_ok, valid_paths
 from voter.core.values import Domain, Invalid, Value
 from voter.core.vote import choice
 
@@ -40,6 +40,7 @@ class SMNode:
         self.own_value = own_value
         self.tick = tick
         self.counters = Counters()
+        self._valid = valid_paths(params, me)
         #: V per commander, in order of acceptance
         self._accepted: dict[int, list[Value]] = {c: [] for c in params.commanders}
         #: chains accepted in the last round, to be relayed in the next
@@ -84,7 +85,11 @@ class SMNode:
     def receive(self, round_no: int, src: int, entries: Sequence[Entry]) -> list[Rejected]:
         rejected: list[Rejected] = []
         for index, e in enumerate(entries):
-            reason = check_path(self.params, self.me, round_no, src, e.path)
+            reason = (
+                None
+                if path_ok(self._valid, round_no, src, e.path)
+                else check_path(self.params, self.me, round_no, src, e.path)
+            )
             value: Value = None
             if reason is None and len(e.sigs) != len(e.path):
                 reason = "signature count != path length"

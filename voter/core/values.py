@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable
 from dataclasses import dataclass
+from math import isfinite as _isfinite
 from typing import Protocol, TypeAlias
 
 #: A value under agreement: a string for the seed's generals, a tuple of
@@ -78,6 +79,13 @@ class ReadingDomain:
     def normalize(self, raw: object) -> Value:
         if raw is None:
             return ERROR
+        # What a decoded frame carries: a tuple of finite floats, already canonical.
+        if type(raw) is tuple and len(raw) == self.channels:
+            for x in raw:
+                if type(x) is not float or not _isfinite(x):
+                    break
+            else:
+                return raw
         if not isinstance(raw, list | tuple) or len(raw) != self.channels:
             raise Invalid(f"reading must have {self.channels} channels")
         out: list[float | None] = []

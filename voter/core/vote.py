@@ -7,7 +7,6 @@ order surprises).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from voter.core.values import ERROR, Value
@@ -15,12 +14,15 @@ from voter.core.values import ERROR, Value
 
 def majority(values: Sequence[Value], default: Value) -> Value:
     """LSP's majority(v1..vn): the value held by a strict majority, else `default`."""
-    if not values:
-        return default
-    counts = Counter(values)
-    value, count = max(counts.items(), key=lambda kv: kv[1])
-    if 2 * count > len(values):
-        return value
+    # A strict majority is unique, so the first value counted past half is it.
+    # (A plain dict tally: Counter's set-up costs more than the count at n = 3.)
+    half = len(values) // 2
+    counts: dict[Value, int] = {}
+    for v in values:
+        c = counts.get(v, 0) + 1
+        if c > half:
+            return v
+        counts[v] = c
     return default
 
 

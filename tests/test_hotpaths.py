@@ -1,0 +1,114 @@
+"""The fast paths of the engine agree with the slow, obviously-right ones they short-cut."""
+
+from __future__ import annotations
+
+import math
+from itertools import product
+
+import pytest
+
+from voter.core.crypto import KeyRing, deterministic_seeds, keyring_from_seeds
+from voter.core.ic import ic_params
+from voter.core.monitor import vote as mon_vote
+from voter.core.protocol import check_path, path_ok, valid_paths
+from voter.core.values import Invalid, ReadingDomain
+from voter.core.vote import vote_readings
+
+
+@pytest.mark.parametrize(("nodes", "m", "alg"), [(4, 1, "om"), (5, 2, "sm"), (7, 2, "om")])
+def test_valid_path_set_agrees_with_check_path(nodes: int, m: int, alg: str) -> None:
+    """Any path of ids (or junk) is in the set exactly when check_path passes it."""
+    params = ic_params(nodes, m, alg)  # type: ignore[arg-type]
+    ids = range(-1, nodes + 1)
+    for me in range(nodes):
+        valid = valid_paths(params, me)
+        assert valid is not None
+        for length in range(0, params.rounds + 2):
+            for path in product(ids, repeat=length):
+                for rnd in range(1, params.rounds + 1):
+                    for src in range(nodes):
+                        fast = path_ok(valid, rnd, src, path)
+                        assert fast == (check_path(params, me, rnd, src, path) is None), path
+        for junk in ([0], (0, [1]), "01", None, (True,), (0.0,)):
+            assert not path_ok(valid, 1, 0, junk)
+
+
+def test_valid_path_set_is_bounded() -> None:
+    """A cluster with too many paths to list falls back to check_path (None), never a huge set."""
+    assert valid_paths(ic_params(16, 6, "om"), 0) is None
+    assert not path_ok(None, 1, 0, (0,))
+
+
+def test_reading_fast_path_matches_the_slow_one() -> None:
+    """Canonical tuples pass through unchanged; everything else still goes the long way."""
+    d = ReadingDomain(3)
+    t = (1.0, -2.5, 3.0)
+    assert d.normalize(t) is t
+    assert d.normalize([1, None, 2.0]) == (1.0, None, 2.0)
+    assert d.normalize((1.0, None, 2.0)) == (1.0, None, 2.0)
+    for bad in ((1.0, math.nan, 2.0), (math.inf, 1.0, 2.0), (1.0, 2.0), (1.0, True, 2.0)):
+        with pytest.raises(Invalid):
+            d.normalize(bad)
+
+
+def test_monitor_vote_matches_com_vote() -> None:
+    """MON's heap selection gives COM's sorted lower median on mixed vectors."""
+    vectors = [
+        ((1.0, 2.0, None), None, (3.0, 1.0, None), (2.0, 2.0, 5.0)),
+        ((9.0, 1.0, 1.0),),
+        (None, None),
+        ((4.0, 4.0, 4.0), (1.0, 9.0, 2.0), (7.0, -1.0, 3.0), (2.0, 0.0, None), (5.0, 5.0, 5.0)),
+    ]
+    for v in vectors:
+        assert mon_vote(v, 3) == vote_readings(v, 3)
+
+
+def test_keyring_raw_bindings_sign_and_verify_like_pynacl() -> None:
+    """The raw-binding signatures are PyNaCl's, and a flipped bit fails verification."""
+    seeds = deterministic_seeds(3)
+    ring: KeyRing = keyring_from_seeds(seeds, [0, 1, 2])
+    msg = b"voter tick 5"
+    sig = ring.sign(1, msg)
+    assert sig == ring.signing_keys[1].sign(msg).signature
+    assert ring.verify(1, msg, sig)
+    assert not ring.verify(2, msg, sig)
+    assert not ring.verify(1, msg, bytes([sig[0] ^ 1]) + sig[1:])
+    assert not ring.verify(1, msg + b"!", sig)
+
+
+def test_shared_verify_cache_checks_each_signature_once() -> None:
+    """Rings in one process share answers (good and bad ones), never across clusters."""
+    seeds = deterministic_seeds(3)
+    a, b = keyring_from_seeds(seeds, [0]), keyring_from_seeds(seeds, [1])
+    b.share_verify_cache(a)
+    msg = b"chain"
+    sig = a.sign(0, msg)
+    bad = bytes(64)
+    assert a.verify(0, msg, sig) and b.verify(0, msg, sig)
+    assert not a.verify(0, msg, bad) and not b.verify(0, msg, bad)
+    assert (2, 0) == (a.verifies, b.verifies)
+    other = keyring_from_seeds(deterministic_seeds(3, b"other"), [0])
+    with pytest.raises(ValueError):
+        other.share_verify_cache(a)
+
+
+def test_signed_bytes_are_the_canonical_list_layout() -> None:
+    """Packing tuples directly gives byte-for-byte the documented list layout."""
+    import msgpack
+
+    from voter.core.crypto import DOMAIN_TAG, signed_bytes
+
+    for path, value in [((0,), (1.5, None, -2.0)), ((2, 0), None), ((1, 3, 0), "attack")]:
+        want = msgpack.packb(
+            [
+                DOMAIN_TAG,
+                "c",
+                7,
+                path[0],
+                list(path),
+                list(value) if value.__class__ is tuple else value,
+            ],
+            use_bin_type=True,
+        )
+        assert want == signed_bytes("c", 7, path, value)
+        assert want == signed_bytes("c", 7, list(path), value)
