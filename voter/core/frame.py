@@ -320,23 +320,57 @@ def _header_problem(src: object, dst: object, tick: object, rnd: object) -> str 
 
 
 # -- positional slots ----------------------------------------------------------------
-# A slot table is relative: permutations of pool positions 0..size-1, where the
-# pool is the cluster's node ids without src and dst in increasing order. Keyed
-# by (size, length) only, so it is shared by every link and bounded: at most
-# NODES_MAX * PATH_MAX tables, each of at most ENTRIES_MAX slots (callers check).
-@functools.cache
-def _slot_table(size: int, length: int) -> tuple[tuple[int, ...], ...]:
-    return tuple(permutations(range(size), length))
+Path = tuple[int, ...]
+_Slots = tuple[tuple[Path, ...], dict[Path, int]]
 
 
-@functools.cache
-def _slot_index(size: int, length: int) -> dict[tuple[int, ...], int]:
-    return {sigma: k for k, sigma in enumerate(_slot_table(size, length))}
+class _SlotCache:
+    """Slot tables per (nodes, src, dst, round): every path in slot order, and its index.
+
+    Memoisation only (a pure function of the key). A peer can make the decoder
+    ask for any key, so the cache is bounded by the paths it holds rather than
+    by its keys: past the budget it starts over.
+    """
+
+    def __init__(self, paths_max: int) -> None:
+        self.paths_max = paths_max
+        self.paths = 0
+        self.tables: dict[tuple[int, int, int, int], _Slots] = {}
+
+    def get(self, nodes: int, src: int, dst: int, round_no: int) -> _Slots:
+        """The relay slots src->dst in `round_no` of a `nodes` cluster (caller checks the count)."""
+        key = (nodes, src, dst, round_no)
+        table = self.tables.get(key)
+        if table is None:
+            pool = [i for i in range(nodes) if i not in (src, dst)]
+            paths = tuple((*sigma, src) for sigma in permutations(pool, round_no - 1))
+            table = (paths, {p: k for k, p in enumerate(paths)})
+            if self.paths + len(paths) > self.paths_max:
+                self.tables.clear()
+                self.paths = 0
+            self.tables[key] = table
+            self.paths += len(paths)
+        return table
+
+
+_slots = _SlotCache(1 << 16).get
 
 
 def _slot_count(nodes: int, round_no: int) -> int:
     """How many labels a loyal OM node relays on one link in `round_no` of a `nodes` cluster."""
-    return math.perm(nodes - 2, round_no - 1) if nodes >= 2 else 0
+    return math.perm(nodes - 2, round_no - 1)
+
+
+@functools.lru_cache(maxsize=1024)
+def _nodes_for(count: int, round_no: int, least: int) -> int | None:
+    """The cluster size of at least `least` whose slot count is `count` (it grows strictly)."""
+    for nodes in range(max(least, 2), NODES_MAX + 1):
+        have = _slot_count(nodes, round_no)
+        if have == count:
+            return nodes
+        if have > count:
+            return None
+    return None
 
 
 def _positional_slots(frame: Frame) -> tuple[int, list[int]] | None:
@@ -356,43 +390,29 @@ def _positional_slots(frame: Frame) -> tuple[int, list[int]] | None:
         if e.sigs or len(path) != r or path[-1] != src:
             return None
         top = max(top, *path)
-    if r == 1:
-        return (1, [0]) if len(entries) == 1 else None
     count = _slot_count(top + 1, r)
     if count > ENTRIES_MAX or count - len(entries) > len(entries) * (1 + r):
         return None
-    index = _slot_index(top - 1, r - 1)
+    index = _slots(top + 1, src, dst, r)[1]
     slots: list[int] = []
     last = -1
     for e in entries:
-        sigma = e.path[:-1]
-        if src in sigma or dst in sigma:
-            return None
-        slot = index.get(tuple([x - (x > src) - (x > dst) for x in sigma]))
-        if slot is None or slot <= last:
-            return None
+        slot = index.get(e.path, -1)
+        if slot <= last:
+            return None  # not a slot of this link, or out of order, or repeated
         slots.append(slot)
         last = slot
     return count, slots
 
 
-def _slot_paths(
-    src: int, dst: int, round_no: int, count: int
-) -> tuple[tuple[int, ...], ...] | None:
+def _slot_paths(src: int, dst: int, round_no: int, count: int) -> tuple[Path, ...] | None:
     """The paths of a positional body of `count` values, or None if no cluster has that many."""
-    if src == dst:
+    if src == dst or count > ENTRIES_MAX:
         return None
-    if round_no == 1:
-        return ((src,),) if count == 1 else None
-    for nodes in range(max(src, dst) + 1, NODES_MAX + 1):
-        have = _slot_count(nodes, round_no)
-        if have == count:
-            pool = [i for i in range(nodes) if i not in (src, dst)]
-            table = _slot_table(nodes - 2, round_no - 1)
-            return tuple((*[pool[j] for j in sigma], src) for sigma in table)
-        if have > count:
-            return None
-    return None
+    nodes = _nodes_for(count, round_no, max(src, dst) + 1)
+    if nodes is None:
+        return None
+    return _slots(nodes, src, dst, round_no)[0]
 
 
 # -- encode --------------------------------------------------------------------
