@@ -11,8 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.strategies import STRATEGY_NAMES, adversary
 from voter.budget import one_tick_frames
-from voter.core.adversary import Choices, RandomLies, Traitor, Withhold
+from voter.core.adversary import Choices, Option, Traitor, Withhold
+from voter.core.board import Board, TickReport
 from voter.core.frame import (
     ALL_DROP_REASONS,
     CHANNELS_MAX,
@@ -46,6 +48,7 @@ from voter.core.ic import ic_params
 from voter.core.om import OMNode
 from voter.core.protocol import M_MAX, NODES_MAX, Entry
 from voter.core.values import ReadingDomain
+from voter.testing import board_keys
 
 # -- shared strategies ---------------------------------------------------------------
 
@@ -290,28 +293,54 @@ def test_sparse_or_unordered_entries_take_the_explicit_form() -> None:
         assert frame == decode(body(frame), "c")
 
 
-@pytest.mark.parametrize("strategy", ["withhold", "random", "choices"])
-def test_traitor_frames_round_trip_exactly(strategy: str) -> None:
-    """What a traitor sends (skipped slots, duplicates, any order) arrives exactly as sent."""
+def test_traitor_frames_round_trip_exactly() -> None:
+    """Skipped slots (positional) and duplicates out of order (explicit) arrive exactly as sent."""
     params = ic_params(7, 2, "om", "t")
     domain = ReadingDomain(3)
-    import random
-
-    rng = random.Random(7)
-    table = {
-        (p, d): rng.choice(["v0", "v1", "both", "silent"])
-        for p, d in [((0, 3), 1), ((0, 3), 2), ((3,), 1), ((5, 3), 1), ((5, 3), 1)]
+    table: dict[tuple[tuple[int, ...], int], Option] = {
+        ((5, 3), 1): "both",
+        ((0, 3), 1): "v0",
+        ((3,), 1): "v1",
+        ((0, 3), 2): "silent",
     }
-    adversary = {
-        "withhold": Withhold(),
-        "random": RandomLies(domain, rng),
-        "choices": Choices(table, ((1.0, 2.0, 3.0), (4.0, 5.0, 6.0))),
-    }[strategy]
-    traitor = Traitor(OMNode(params, 3, domain, (1.0, 2.0, 3.0), 9), adversary)
-    for round_no in (1, 2, 3):
-        for dst, entries in traitor.outgoing(round_no).items():
-            frame = Frame(WIRE_VERSION, "t", 3, dst, 9, round_no, tuple(entries))
-            assert frame == decode(body(frame), "t")
+    forms: set[bool] = set()
+    for plan in (Withhold(), Choices(table, ((1.0, 2.0, 3.0), (4.0, 5.0, 6.0)))):
+        traitor = Traitor(OMNode(params, 3, domain, (1.0, 2.0, 3.0), 9), plan)
+        for round_no in (1, 2, 3):
+            for dst, entries in traitor.outgoing(round_no).items():
+                frame = Frame(WIRE_VERSION, "t", 3, dst, 9, round_no, tuple(entries))
+                assert frame == decode(body(frame), "t")
+                forms.add(is_positional(frame))
+    assert {True, False} == forms
+
+
+def run_ticks(alg: str, nodes: int, m: int, strategy: str, wire: bool) -> list[TickReport]:
+    """Three ticks of a cluster with one traitor, frames handed over in memory or as wire bytes."""
+    params = ic_params(nodes, m, "om" if alg == "om" else "sm", "t")
+    keys = board_keys(nodes, "t")
+    boards = [Board(params, i, 3, keys[i]) for i in range(nodes)]
+    boards[1].adversary = adversary(strategy, ReadingDomain(3), seed=5)
+    splitters = {(i, j): FrameSplitter("t") for i in range(nodes) for j in range(nodes)}
+    reports: list[TickReport] = []
+    for tick in (1, 2, 3):
+        out = [b.begin_tick(tick, (1000.0 + i, 60.0 - i, None)) for i, b in enumerate(boards)]
+        for _ in range(params.rounds):
+            for frames in out:
+                for f in frames:
+                    items = splitters[f.src, f.dst].feed(encode_frame(f)) if wire else [f]
+                    for item in items:
+                        boards[f.dst].on_frame(f.src, item)
+            out = [b.next_round() for b in boards]
+        reports += [b.finish_tick() for b in boards]
+    return reports
+
+
+@pytest.mark.parametrize("strategy", STRATEGY_NAMES)
+@pytest.mark.parametrize(("alg", "nodes", "m"), [("om", 7, 2), ("sm", 4, 1)])
+def test_the_wire_changes_nothing_a_board_sees(alg: str, nodes: int, m: int, strategy: str) -> None:
+    """Every traitor strategy: decisions, message counts and rejection reasons are the same
+    whether frames go through the codec or are handed over as objects."""
+    assert run_ticks(alg, nodes, m, strategy, True) == run_ticks(alg, nodes, m, strategy, False)
 
 
 def test_floats_are_always_float64_big_endian() -> None:

@@ -6,7 +6,7 @@ untrusted bytes from a peer and must never raise: every failure is returned as a
 loyal board. Encoding raises `ValueError` when a frame breaks a limit, because
 then the bug is ours, not a peer's.
 
-Layout of one frame on the wire (version 2, every multi-byte number big-endian)::
+Layout of one frame on the wire (version 2; CRC, floats and lengths of fixed width big-endian)::
 
     COBS( payload + CRC-32C(cluster prefix + payload), 4 bytes )  0x00
     payload = version:4 form:1 round:3  src:4 dst:4  tick:uvarint  body
@@ -46,9 +46,9 @@ every entry's path cost more than a third of that on top (docs/design.md, Frames
   (`values.ReadingDomain`) rejects those per entry, which costs the peer one
   entry rather than its whole frame.
 
-Every decoded byte sequence has one meaning and every value one encoding (ticks
-and lengths as minimal LEB128, the gap form only with a gap), so what the encoder
-writes is what the decoder accepts and nothing else. Node ids in a path must be
+Every value has one encoding (ticks and lengths as minimal LEB128, the gap form
+only with a gap) and every payload the decoder accepts one meaning, so boards
+never disagree about what a frame said. Node ids in a path must be
 below `NODES_MAX`; whether they fit this cluster, this round and this link is
 `protocol.check_path`'s job, per entry.
 """
@@ -373,27 +373,23 @@ def _nodes_for(count: int, round_no: int, least: int) -> int | None:
     return None
 
 
-def _positional_slots(frame: Frame) -> tuple[int, list[int]] | None:
+def _positional_slots(
+    entries: tuple[Entry, ...], src: int, dst: int, round_no: int, nodes: int
+) -> tuple[int, list[int]] | None:
     """(slot count, slot of each entry) if the entries fit the positional form, else None.
 
-    They fit when every entry is unsigned, its path is a label the sender relays
-    on this link in this round, the paths are in slot order, and the absent
-    slots cost no more than the paths would in the explicit form.
+    The caller has checked that the entries are unsigned, their paths of length
+    `round_no` end at src, and `nodes` exceeds every id named. They fit when
+    every path is a label the sender relays on this link in this round, in slot
+    order without repeats, and the absent slots cost no more than the paths
+    would in the explicit form.
     """
-    entries = frame.entries
-    src, dst, r = frame.src, frame.dst, frame.round
-    if not entries or src == dst:
+    if round_no == 1:
+        return (1, [0]) if len(entries) == 1 else None
+    count = _slot_count(nodes, round_no)
+    if count > ENTRIES_MAX or count - len(entries) > len(entries) * (1 + round_no):
         return None
-    top = max(src, dst)
-    for e in entries:
-        path = e.path
-        if e.sigs or len(path) != r or path[-1] != src:
-            return None
-        top = max(top, *path)
-    count = _slot_count(top + 1, r)
-    if count > ENTRIES_MAX or count - len(entries) > len(entries) * (1 + r):
-        return None
-    index = _slots(top + 1, src, dst, r)[1]
+    index = _slots(nodes, src, dst, round_no)[1]
     slots: list[int] = []
     last = -1
     for e in entries:
@@ -426,15 +422,7 @@ def _put_uvarint(out: bytearray, v: int) -> None:
 
 def _put_value(out: bytearray, value: object) -> None:
     """Append a value already checked by `_entry_problem`."""
-    if value is None:
-        out.append(_NIL)
-    elif type(value) is str:
-        data = value.encode()
-        out.append(_LABEL)
-        _put_uvarint(out, len(data))
-        out += data
-    else:
-        assert type(value) is tuple
+    if type(value) is tuple:
         k = len(value)
         if None in value:
             present = [x for x in value if x is not None]
@@ -445,32 +433,47 @@ def _put_value(out: bytearray, value: object) -> None:
         else:
             out.append(_READING | (k - 1))
             out += _FLOATS[k].pack(*value)
+    elif value is None:
+        out.append(_NIL)
+    else:
+        assert type(value) is str
+        data = value.encode()
+        out.append(_LABEL)
+        _put_uvarint(out, len(data))
+        out += data
 
 
 def _wire_bytes(frame: Frame) -> bytes:
     """Validate every field limit except the total size and return the wire bytes."""
     if type(frame.version) is not int or frame.version != WIRE_VERSION:
         raise ValueError(f"frame version must be {WIRE_VERSION}, got {frame.version!r}")
-    problem = _header_problem(frame.src, frame.dst, frame.tick, frame.round)
+    seed = crc_seed(frame.cluster)
+    src, dst, rnd, entries = frame.src, frame.dst, frame.round, frame.entries
+    problem = _header_problem(src, dst, frame.tick, rnd)
     if problem is not None:
         raise ValueError(problem)
-    entries = frame.entries
     if type(entries) is not tuple or len(entries) > ENTRIES_MAX:
         raise ValueError(f"entries must be a tuple of at most {ENTRIES_MAX} Entry")
+    # One pass validates every entry and rules the positional form in or out.
+    fits = bool(entries) and src != dst
+    top = max(src, dst)
     for index, e in enumerate(entries):
         if type(e) is not Entry:
             raise ValueError(f"entry {index} is {type(e).__name__}, not Entry")
-        sigs = e.sigs
-        problem = _entry_problem(e.path, e.value, sigs, bool(sigs))
+        path, sigs = e.path, e.sigs
+        problem = _entry_problem(path, e.value, sigs, bool(sigs))
         if problem is not None:
             raise ValueError(f"entry {index}: {problem}")
-    positional = _positional_slots(frame)
-    first = WIRE_VERSION << _VERSION_SHIFT | frame.round
-    if positional is not None:
-        first |= _POSITIONAL
-    out = bytearray((first, frame.src << 4 | frame.dst))
+        if fits:
+            if sigs or len(path) != rnd or path[-1] != src:
+                fits = False
+            else:
+                top = max(top, *path)
+    positional = _positional_slots(entries, src, dst, rnd, top + 1) if fits else None
+    out = bytearray((WIRE_VERSION << _VERSION_SHIFT | rnd, src << 4 | dst))
     _put_uvarint(out, frame.tick)
     if positional is not None:
+        out[0] |= _POSITIONAL
         count, slots = positional
         at = 0
         for e, slot in zip(entries, slots, strict=True):
@@ -483,9 +486,11 @@ def _wire_bytes(frame: Frame) -> bytes:
             out.append(len(e.path) | (_SIGNED if e.sigs else 0))
             out += bytes(e.path)
             _put_value(out, e.value)
-            for s in e.sigs:
-                out += s
-    return seal_payload(bytes(out), frame.cluster)
+            for sig in e.sigs:
+                out += sig
+    crc: int = crc32c.crc32c(out, seed)
+    out += crc.to_bytes(CRC_BYTES, "big")
+    return cobs_encode(bytes(out)) + b"\x00"
 
 
 def encode_frame(frame: Frame) -> bytes:
@@ -588,7 +593,11 @@ def _value(buf: bytes, i: int, end: int) -> tuple[object, int]:
 
 
 def decode_frame(body: bytes | bytearray | memoryview, cluster: str) -> Frame | Drop:
-    """Decode one delimited body (no 0x00) of `cluster`; never raises: failures are Drops."""
+    """Decode one delimited body (no 0x00) of `cluster`; never raises: failures are Drops.
+
+    Whatever the body holds; `cluster` is ours, and one no frame can carry is a
+    ValueError (`FrameSplitter` checks it once, when it is made).
+    """
     if len(body) > FRAME_BYTES_MAX:
         return _drop(DROP_TOO_LONG, f"{len(body)} bytes, limit {FRAME_BYTES_MAX}")
     # A bytearray or memoryview read buffer becomes bytes once, so the byte
