@@ -477,8 +477,14 @@ def _wire_bytes(frame: Frame) -> bytes:
         count, slots = positional
         at = 0
         for e, slot in zip(entries, slots, strict=True):
-            out += bytes(slot - at)  # absent slots: one 0x00 each
-            _put_value(out, e.value)
+            if slot > at:
+                out += bytes(slot - at)  # absent slots: one 0x00 each
+            value = e.value
+            if type(value) is tuple and None not in value:  # the common case, inline
+                out.append(_READING | (len(value) - 1))
+                out += _FLOATS[len(value)].pack(*value)
+            else:
+                _put_value(out, value)
             at = slot + 1
         out += bytes(count - at)
     else:
