@@ -682,7 +682,7 @@ def _frame_from(buf: bytes, cluster: str) -> Frame:
                 j = i + SIGNATURE_BYTES * length
                 if j > end:
                     raise _Bad("signatures run past the end")
-                sigs = tuple(buf[k : k + SIGNATURE_BYTES] for k in range(i, j, SIGNATURE_BYTES))
+                sigs = tuple([buf[k : k + SIGNATURE_BYTES] for k in range(i, j, SIGNATURE_BYTES)])
                 i = j
             entries.append(Entry(path, value, sigs))
     return Frame(WIRE_VERSION, cluster, src, dst, tick, rnd, tuple(entries))
