@@ -637,6 +637,7 @@ TWO = reading(1.0, 2.0)
         (payload(b"\x01\x01\x01" * (ENTRIES_MAX + 1)), DROP_SCHEMA),  # too many entries
         # positional bodies
         (payload(positional=True), DROP_SCHEMA),  # no slots
+        (payload(round_no=3, positional=True), DROP_SCHEMA),  # no slots (3 nodes have none)
         (payload(NIL * 4, round_no=3, positional=True), DROP_SCHEMA),  # no cluster has 4
         (payload(NIL, src=2, dst=2, positional=True), DROP_SCHEMA),  # link to itself
         (payload(NIL * 2, round_no=1, positional=True), DROP_SCHEMA),  # round 1 has one slot

@@ -402,8 +402,11 @@ def _positional_slots(
 
 
 def _slot_paths(src: int, dst: int, round_no: int, count: int) -> tuple[Path, ...] | None:
-    """The paths of a positional body of `count` values, or None if no cluster has that many."""
-    if src == dst or count > ENTRIES_MAX:
+    """The paths of a positional body of `count` values, or None if no cluster has that many.
+
+    An empty positional body is refused too: the encoder writes no entries explicitly.
+    """
+    if src == dst or not 0 < count <= ENTRIES_MAX:
         return None
     nodes = _nodes_for(count, round_no, max(src, dst) + 1)
     if nodes is None:
