@@ -98,7 +98,7 @@ def cpu_case(alg: Algorithm, m: int, n: int, ticks: int) -> dict[str, Any]:
     params = ic_params(n, m, alg, "bench")
     keys = board_keys(n, "bench")
     boards = [Board(params, i, CHANNELS, keys[i]) for i in range(n)]
-    splitters = {(i, j): FrameSplitter() for i in range(n) for j in range(n)}
+    splitters = {(i, j): FrameSplitter(params.cluster) for i in range(n) for j in range(n)}
     times = []
     for tick in range(ticks):
         t0 = time.perf_counter_ns()

@@ -103,7 +103,9 @@ class _SimBoard:
         self.up = True
         self.warmup = 2
         self.tick_open: int | None = None
-        self.splitters = {j: FrameSplitter() for j in range(sim.cfg.nodes) if j != node}
+        self.splitters = {
+            j: FrameSplitter(sim.params.cluster) for j in range(sim.cfg.nodes) if j != node
+        }
         self.last_sent: list[tuple[int, bytes]] = []
 
 
@@ -361,7 +363,7 @@ class Simulator:
             # Detected = the damage never became a frame other than the one sent (it was
             # dropped, or merged into a neighbour that was then dropped).
             self.coverage.link_corrupted += 1
-            original = decode_frame(sent[:-1])
+            original = decode_frame(sent[:-1], self.params.cluster)
             if any(isinstance(x, Frame) and x != original for x in items):
                 self.coverage.link_undetected += 1
             else:

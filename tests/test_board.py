@@ -32,7 +32,7 @@ def run_tick(boards: list[Board], tick: int, skip: set[tuple[int, int]] | None =
             for f in frames:
                 if skip and (f.src, f.dst) in skip:
                     continue
-                for item in FrameSplitter().feed(encode_frame(f)):
+                for item in FrameSplitter("t").feed(encode_frame(f)):
                     boards[f.dst].on_frame(f.src, item)
         out = [b.next_round() for b in boards]
     return [b.finish_tick() for b in boards]
@@ -76,7 +76,7 @@ def test_wrong_link_cluster_and_garbage_are_counted_drops() -> None:
     b.begin_tick(1, READINGS[0])
     b.on_frame(2, Frame(1, "t", 1, 0, 1, 1, ()))  # says src 1 on the link from 2
     b.on_frame(1, Frame(1, "other", 1, 0, 1, 1, ()))
-    for item in FrameSplitter().feed(b"\x05garbage\x00"):
+    for item in FrameSplitter("t").feed(b"\x05garbage\x00"):
         b.on_frame(1, item)
     b.next_round()
     report = b.finish_tick()
@@ -92,7 +92,7 @@ def test_random_bytes_never_raise(chunks: list[bytes]) -> None:
     """300 random byte streams into a board mid-tick: drops only, and the tick still decides."""
     b = cluster()[0]
     b.begin_tick(1, READINGS[0])
-    splitter = FrameSplitter()
+    splitter = FrameSplitter("t")
     for c in chunks:
         for item in splitter.feed(c):
             b.on_frame(1, item)

@@ -491,7 +491,7 @@ def build(args: argparse.Namespace) -> Daemon:
     links: dict[int, Link] = {}
     try:
         for peer, url in sorted(node.links.items()):
-            links[peer] = Link.open(peer, url, cfg.baud)
+            links[peer] = Link.open(peer, url, cfg.baud, cfg.id)
     except LinkError as e:
         for link in links.values():
             link.close()

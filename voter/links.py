@@ -10,7 +10,7 @@ whatever `in_waiting` holds and split on 0x00 ourselves: pyserial's
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import serial
 
@@ -28,14 +28,16 @@ class Link:
     peer: int
     url: str
     port: serial.SerialBase
-    splitter: FrameSplitter = field(default_factory=FrameSplitter)
+    splitter: FrameSplitter  #: this link's cluster: a frame from another one fails its CRC
     bytes_in: int = 0
     bytes_out: int = 0
     write_errors: int = 0
     read_errors: int = 0
 
     @classmethod
-    def open(cls, peer: int, url: str, baud: int, write_timeout_s: float = 0.05) -> Link:
+    def open(
+        cls, peer: int, url: str, baud: int, cluster: str, write_timeout_s: float = 0.05
+    ) -> Link:
         try:
             port = serial.serial_for_url(
                 url,
@@ -55,7 +57,7 @@ class Link:
             raise LinkError(f"link to node {peer}: cannot open {url}: {msg}") from None
         except (ValueError, OSError) as e:
             raise LinkError(f"link to node {peer}: cannot open {url}: {e}") from None
-        link = cls(peer, url, port)
+        link = cls(peer, url, port, FrameSplitter(cluster))
         link.discard_input()
         return link
 

@@ -1,4 +1,4 @@
-"""The wire codec (`Frame` <-> COBS(msgpack + CRC-32C) + 0x00, with hard limits); it must stay pure.
+"""The wire codec (`Frame` <-> COBS(header + body + CRC-32C) + 0x00, hard limits); it stays pure.
 
 No I/O, no clock, no randomness, no logging here. Decoding takes
 untrusted bytes from a peer and must never raise: every failure is returned as a
@@ -6,36 +6,62 @@ untrusted bytes from a peer and must never raise: every failure is returned as a
 loyal board. Encoding raises `ValueError` when a frame breaks a limit, because
 then the bug is ours, not a peer's.
 
-Layout of one frame on the wire::
+Layout of one frame on the wire (version 2; CRC, floats and lengths of fixed width big-endian)::
 
-    COBS( msgpack([version, cluster, src, dst, tick, round, entries])
-          + CRC-32C(msgpack bytes), 4 bytes big-endian )  0x00
+    COBS( payload + CRC-32C(cluster prefix + payload), 4 bytes )  0x00
+    payload = version:4 form:1 round:3  src:4 dst:4  tick:uvarint  body
 
-An entry is the msgpack array ``[path, value]`` (OM) or ``[path, value, sigs]``
-(SM). ``value`` is nil, a label (str) or a reading (array of float64-or-nil).
+The payload is a fixed binary layout rather than msgpack: an OM(1) frame carries
+one or two 24-byte readings, and msgpack's type bytes, the cluster string and
+every entry's path cost more than a third of that on top (docs/design.md, Frames).
 
-What the codec accepts on decode, and why:
+- **Cluster in the CRC.** The cluster id is not sent: the CRC covers
+  ``len(cluster):u16 + cluster (UTF-8)`` and then the payload, as TTP/C folds
+  its membership into the CRC. A frame from another cluster fails the CRC like
+  line noise (a ``crc`` drop), so the decoder needs the cluster it belongs to.
+  A version-1 frame (CRC over its payload alone) is recognised and counted as a
+  ``version`` drop.
+- **Two body forms**, told apart by the form bit:
 
-- Any msgpack *encoding* of a valid value is accepted (a non-minimal int, a
-  float32 channel): boards agree on decoded values, never on bytes, and SM
-  signatures are checked over the canonical re-encoding (`crypto.signed_bytes`).
-  The encoder itself always writes float64 and minimal ints.
-- Any float64 is accepted in a reading, NaN and infinities included: the value
-  domain (`values.ReadingDomain`) rejects them per entry, which costs the peer
-  one entry rather than its whole frame.
-- Ints in a reading are refused: our encoder never writes them, so one on the
-  wire means a foreign or broken encoder.
-- Node ids in a path must be below `NODES_MAX`; whether they fit this cluster,
-  this round and this link is `protocol.check_path`'s job, per entry.
+  * *explicit*: entries until the end, each ``head:u8 (path length | 0x08 if
+    signed)``, the path (one byte per node id), the value, and for a signed
+    entry one 64-byte Ed25519 signature per node on the path.
+  * *positional* (OM): values only. A loyal OM board sends src->dst in round r
+    exactly the labels σ of length r-1 over the other nodes, never src or dst,
+    each relayed as σ + (src,), in lexicographic order. So the k-th value of
+    the body belongs to the k-th such path of the smallest cluster that holds
+    every node named; the number of values fixes that cluster size (it grows
+    strictly with it), so the receiver rebuilds every path. A slot the sender
+    left out is the 1-byte ``absent`` tag, so a traitor that skips a slot stays
+    distinguishable from one that sends ERROR: the codec is exact, the receiver
+    sees the entries that were sent. The encoder picks positional whenever the
+    entries fit it and it is not longer than the explicit form.
+
+- **Values** start with a tag: 0x00 absent (positional only), 0x01 nil (ERROR),
+  0x02 label (uvarint byte length, UTF-8), 0x40|k-1 a reading of k float64,
+  0x80|k-1 a reading of k channels some of which are nil (a bitmap of the nil
+  channels, LSB first, then the float64 of the others). Floats are always
+  IEEE float64 big-endian, so every architecture serialises a value the same
+  way; any float64 decodes, NaN and infinities included: the value domain
+  (`values.ReadingDomain`) rejects those per entry, which costs the peer one
+  entry rather than its whole frame.
+
+Every value has one encoding (ticks and lengths as minimal LEB128, the gap form
+only with a gap) and every payload the decoder accepts one meaning, so boards
+never disagree about what a frame said. Node ids in a path must be
+below `NODES_MAX`; whether they fit this cluster, this round and this link is
+`protocol.check_path`'s job, per entry.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import struct
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, permutations
 
 import crc32c
-import msgpack
 
 from voter.core.crypto import SIGNATURE_BYTES
 from voter.core.protocol import M_MAX, NODES_MAX, Entry
@@ -48,7 +74,6 @@ __all__ = [
     "DROP_COBS",
     "DROP_CRC",
     "DROP_LINK",
-    "DROP_MSGPACK",
     "DROP_SCHEMA",
     "DROP_STALE",
     "DROP_TOO_LONG",
@@ -66,13 +91,14 @@ __all__ = [
     "check_frame",
     "cobs_decode",
     "cobs_encode",
+    "crc_seed",
     "decode_frame",
     "encode_frame",
     "encoded_size",
     "seal_payload",
 ]
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 
 #: Limits (TigerBeetle: put a limit on everything). FRAME_BYTES_MAX bounds the
 #: COBS body between two delimiters, so a frame takes at most FRAME_BYTES_MAX + 1
@@ -87,12 +113,30 @@ ROUND_MAX = M_MAX + 1
 PATH_MAX = M_MAX + 1
 
 CRC_BYTES = 4
-_HEADER_FIELDS = 7
+
+# The layout packs the version into four bits, src and dst into four each, the
+# round and a path length into three, the channel count into five: they must fit.
+assert WIRE_VERSION < 16 and NODES_MAX <= 16 and ROUND_MAX <= 7 and PATH_MAX <= 7
+assert CHANNELS_MAX <= 32
+
+_POSITIONAL = 0x08  # first byte: the body holds positional values
+_ROUND_BITS = 0x07
+_VERSION_SHIFT = 4
+_SIGNED = 0x08  # entry head: signatures follow the value
+_PATH_BITS = 0x07
+_ABSENT = 0x00
+_NIL = 0x01
+_LABEL = 0x02
+_READING = 0x40  # | channels - 1: all channels present
+_GAPPY = 0x80  # | channels - 1: a bitmap of nil channels, then the present ones
+_KIND_BITS = 0xE0
+_CHANNEL_BITS = 0x1F
+_LABEL_BYTES_MAX = 4 * LABEL_MAX  # UTF-8: at most 4 bytes a char
+_FLOATS = tuple(struct.Struct(f">{k}d") for k in range(CHANNELS_MAX + 1))
 
 DROP_COBS = "cobs"
 DROP_TOO_LONG = "too-long"
 DROP_CRC = "crc"
-DROP_MSGPACK = "msgpack"
 DROP_SCHEMA = "schema"
 DROP_VERSION = "version"
 DROP_CLUSTER = "cluster"
@@ -102,7 +146,6 @@ ALL_DROP_REASONS = (
     DROP_COBS,
     DROP_TOO_LONG,
     DROP_CRC,
-    DROP_MSGPACK,
     DROP_SCHEMA,
     DROP_VERSION,
     DROP_CLUSTER,
@@ -113,21 +156,14 @@ ALL_DROP_REASONS = (
 #: A peer's detail text ends up in logs; keep it bounded like everything else.
 _DETAIL_MAX = 120
 
-#: Everything msgpack's unpacker raises on bad input (ExtraData, FormatError,
-#: StackError and the max_*_len refusals are ValueError subclasses, invalid UTF-8
-#: is UnicodeDecodeError, itself a ValueError); TypeError and OverflowError are
-#: listed so that no future msgpack change can let a peer's bytes escape as one.
-_UNPACK_ERRORS = (
-    ValueError,
-    TypeError,
-    OverflowError,
-    msgpack.exceptions.UnpackException,
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One link's message for one (tick, round): all entries from `src` to `dst`."""
+    """One link's message for one (tick, round): all entries from `src` to `dst`.
+
+    `cluster` is not on the wire (it is folded into the CRC): a decoded frame
+    carries the cluster its decoder was given, the only one whose CRC it passes.
+    """
 
     version: int
     cluster: str
@@ -203,17 +239,38 @@ def cobs_decode(data: bytes) -> bytes:
     return b"\x00".join(parts)
 
 
-def seal_payload(payload: bytes) -> bytes:
-    """Wrap raw msgpack bytes as wire bytes: append CRC-32C, COBS-encode, add the 0x00.
+# -- CRC ---------------------------------------------------------------------------
+def crc_seed(cluster: str) -> int:
+    """CRC-32C of the cluster prefix: the state the payload's CRC continues from.
 
-    `encode_frame` uses it; tests and the HIL rig use it to build well-framed
-    frames with wrong contents (a schema error must reach the schema check).
+    ValueError for a cluster no encoder may use (too long, or not UTF-8 encodable).
     """
-    crc: int = crc32c.crc32c(payload)
+    if type(cluster) is not str or len(cluster) > CLUSTER_MAX:
+        raise ValueError(f"cluster must be a string of at most {CLUSTER_MAX} chars")
+    return _crc_seed(cluster)
+
+
+@functools.lru_cache(maxsize=16)
+def _crc_seed(cluster: str) -> int:
+    try:
+        name = cluster.encode()
+    except UnicodeEncodeError:
+        raise ValueError("cluster must be encodable as UTF-8") from None
+    seed: int = crc32c.crc32c(len(name).to_bytes(2, "big") + name)
+    return seed
+
+
+def seal_payload(payload: bytes, cluster: str) -> bytes:
+    """Wrap a raw payload as wire bytes for `cluster`: CRC-32C, COBS, the 0x00.
+
+    `encode_frame` uses it; tests use it to build well-framed frames with wrong
+    contents (a schema error must reach the schema check).
+    """
+    crc: int = crc32c.crc32c(payload, crc_seed(cluster))
     return cobs_encode(payload + crc.to_bytes(CRC_BYTES, "big")) + b"\x00"
 
 
-# -- schema (shared by encode and decode, so whatever we send, we accept) ----------
+# -- schema (checked on encode; the decoder's grammar admits nothing else) ----------
 def _entry_problem(path: object, value: object, sigs: object, sm: bool) -> str | None:
     """Why (path, value, sigs) is not a valid entry, or None."""
     if type(path) is not tuple or not 1 <= len(path) <= PATH_MAX:
@@ -227,11 +284,15 @@ def _entry_problem(path: object, value: object, sigs: object, sm: bool) -> str |
     elif type(value) is str:
         if len(value) > LABEL_MAX:
             return f"label longer than {LABEL_MAX} chars"
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return "label is not encodable as UTF-8"
     elif type(value) is tuple:
         if not 1 <= len(value) <= CHANNELS_MAX:
             return f"reading must have 1..{CHANNELS_MAX} channels"
         for x in value:
-            # float64 only: an int channel would pack differently on another encoder.
+            # float64 only: an int channel has no place in the layout.
             if x is not None and type(x) is not float:
                 return "reading channel must be float64 or nil"
     else:
@@ -241,16 +302,12 @@ def _entry_problem(path: object, value: object, sigs: object, sm: bool) -> str |
             return "SM entry needs one signature per node on the path"
         for s in sigs:
             if not isinstance(s, bytes) or len(s) != SIGNATURE_BYTES:
-                return f"signature must be {SIGNATURE_BYTES} bytes of bin"
+                return f"signature must be {SIGNATURE_BYTES} bytes"
     return None
 
 
-def _header_problem(
-    cluster: object, src: object, dst: object, tick: object, rnd: object
-) -> str | None:
-    """Why the header fields after the version are invalid, or None."""
-    if type(cluster) is not str or len(cluster) > CLUSTER_MAX:
-        return f"cluster must be a string of at most {CLUSTER_MAX} chars"
+def _header_problem(src: object, dst: object, tick: object, rnd: object) -> str | None:
+    """Why the header fields are invalid, or None."""
     if type(src) is not int or not 0 <= src < NODES_MAX:
         return "src is not a node id"
     if type(dst) is not int or not 0 <= dst < NODES_MAX:
@@ -262,41 +319,187 @@ def _header_problem(
     return None
 
 
+# -- positional slots ----------------------------------------------------------------
+Path = tuple[int, ...]
+_Slots = tuple[tuple[Path, ...], dict[Path, int]]
+
+
+class _SlotCache:
+    """Slot tables per (nodes, src, dst, round): every path in slot order, and its index.
+
+    Memoisation only (a pure function of the key). A peer can make the decoder
+    ask for any key, so the cache is bounded by the paths it holds rather than
+    by its keys: past the budget it starts over.
+    """
+
+    def __init__(self, paths_max: int) -> None:
+        self.paths_max = paths_max
+        self.paths = 0
+        self.tables: dict[tuple[int, int, int, int], _Slots] = {}
+
+    def get(self, nodes: int, src: int, dst: int, round_no: int) -> _Slots:
+        """The relay slots src->dst in `round_no` of a `nodes` cluster (caller checks the count)."""
+        key = (nodes, src, dst, round_no)
+        table = self.tables.get(key)
+        if table is None:
+            pool = [i for i in range(nodes) if i not in (src, dst)]
+            paths = tuple((*sigma, src) for sigma in permutations(pool, round_no - 1))
+            table = (paths, {p: k for k, p in enumerate(paths)})
+            if self.paths + len(paths) > self.paths_max:
+                self.tables.clear()
+                self.paths = 0
+            self.tables[key] = table
+            self.paths += len(paths)
+        return table
+
+
+_slots = _SlotCache(1 << 16).get
+
+
+def _slot_count(nodes: int, round_no: int) -> int:
+    """How many labels a loyal OM node relays on one link in `round_no` of a `nodes` cluster."""
+    return math.perm(nodes - 2, round_no - 1)
+
+
+@functools.lru_cache(maxsize=1024)
+def _nodes_for(count: int, round_no: int, least: int) -> int | None:
+    """The cluster size of at least `least` whose slot count is `count` (it grows strictly)."""
+    for nodes in range(max(least, 2), NODES_MAX + 1):
+        have = _slot_count(nodes, round_no)
+        if have == count:
+            return nodes
+        if have > count:
+            return None
+    return None
+
+
+def _positional_slots(
+    entries: tuple[Entry, ...], src: int, dst: int, round_no: int, nodes: int
+) -> tuple[int, list[int]] | None:
+    """(slot count, slot of each entry) if the entries fit the positional form, else None.
+
+    The caller has checked that the entries are unsigned, their paths of length
+    `round_no` end at src, and `nodes` exceeds every id named. They fit when
+    every path is a label the sender relays on this link in this round, in slot
+    order without repeats, and the absent slots cost no more than the paths
+    would in the explicit form.
+    """
+    if round_no == 1:
+        return (1, [0]) if len(entries) == 1 else None
+    count = _slot_count(nodes, round_no)
+    if count > ENTRIES_MAX or count - len(entries) > len(entries) * (1 + round_no):
+        return None
+    index = _slots(nodes, src, dst, round_no)[1]
+    slots: list[int] = []
+    last = -1
+    for e in entries:
+        slot = index.get(e.path, -1)
+        if slot <= last:
+            return None  # not a slot of this link, or out of order, or repeated
+        slots.append(slot)
+        last = slot
+    return count, slots
+
+
+def _slot_paths(src: int, dst: int, round_no: int, count: int) -> tuple[Path, ...] | None:
+    """The paths of a positional body of `count` values, or None if no cluster has that many.
+
+    An empty positional body is refused too: the encoder writes no entries explicitly.
+    """
+    if src == dst or not 0 < count <= ENTRIES_MAX:
+        return None
+    nodes = _nodes_for(count, round_no, max(src, dst) + 1)
+    if nodes is None:
+        return None
+    return _slots(nodes, src, dst, round_no)[0]
+
+
 # -- encode --------------------------------------------------------------------
+def _put_uvarint(out: bytearray, v: int) -> None:
+    """Unsigned LEB128, minimal: 7 bits a byte, low bits first."""
+    while v > 0x7F:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+
+
+def _put_value(out: bytearray, value: object) -> None:
+    """Append a value already checked by `_entry_problem`."""
+    if type(value) is tuple:
+        k = len(value)
+        if None in value:
+            present = [x for x in value if x is not None]
+            gaps = sum(1 << i for i, x in enumerate(value) if x is None)
+            out.append(_GAPPY | (k - 1))
+            out += gaps.to_bytes((k + 7) // 8, "little")
+            out += _FLOATS[len(present)].pack(*present)
+        else:
+            out.append(_READING | (k - 1))
+            out += _FLOATS[k].pack(*value)
+    elif value is None:
+        out.append(_NIL)
+    else:
+        assert type(value) is str
+        data = value.encode()
+        out.append(_LABEL)
+        _put_uvarint(out, len(data))
+        out += data
+
+
 def _wire_bytes(frame: Frame) -> bytes:
     """Validate every field limit except the total size and return the wire bytes."""
     if type(frame.version) is not int or frame.version != WIRE_VERSION:
         raise ValueError(f"frame version must be {WIRE_VERSION}, got {frame.version!r}")
-    problem = _header_problem(frame.cluster, frame.src, frame.dst, frame.tick, frame.round)
+    seed = crc_seed(frame.cluster)
+    src, dst, rnd, entries = frame.src, frame.dst, frame.round, frame.entries
+    problem = _header_problem(src, dst, frame.tick, rnd)
     if problem is not None:
         raise ValueError(problem)
-    entries = frame.entries
     if type(entries) is not tuple or len(entries) > ENTRIES_MAX:
         raise ValueError(f"entries must be a tuple of at most {ENTRIES_MAX} Entry")
-    packed_entries: list[tuple[object, ...]] = []
-    append = packed_entries.append
+    # One pass validates every entry and rules the positional form in or out.
+    fits = bool(entries) and src != dst
+    top = max(src, dst)
     for index, e in enumerate(entries):
         if type(e) is not Entry:
             raise ValueError(f"entry {index} is {type(e).__name__}, not Entry")
-        sigs = e.sigs
-        problem = _entry_problem(e.path, e.value, sigs, bool(sigs))
+        path, sigs = e.path, e.sigs
+        problem = _entry_problem(path, e.value, sigs, bool(sigs))
         if problem is not None:
             raise ValueError(f"entry {index}: {problem}")
-        # Tuples pack as msgpack arrays as they are: no per-entry list copies.
-        append((e.path, e.value, sigs) if sigs else (e.path, e.value))
-    payload: bytes = msgpack.packb(
-        (
-            WIRE_VERSION,
-            frame.cluster,
-            frame.src,
-            frame.dst,
-            frame.tick,
-            frame.round,
-            packed_entries,
-        ),
-        use_bin_type=True,
-    )
-    return seal_payload(payload)
+        if fits:
+            if sigs or len(path) != rnd or path[-1] != src:
+                fits = False
+            else:
+                top = max(top, *path)
+    positional = _positional_slots(entries, src, dst, rnd, top + 1) if fits else None
+    out = bytearray((WIRE_VERSION << _VERSION_SHIFT | rnd, src << 4 | dst))
+    _put_uvarint(out, frame.tick)
+    if positional is not None:
+        out[0] |= _POSITIONAL
+        count, slots = positional
+        at = 0
+        for e, slot in zip(entries, slots, strict=True):
+            if slot > at:
+                out += bytes(slot - at)  # absent slots: one 0x00 each
+            value = e.value
+            if type(value) is tuple and None not in value:  # the common case, inline
+                out.append(_READING | (len(value) - 1))
+                out += _FLOATS[len(value)].pack(*value)
+            else:
+                _put_value(out, value)
+            at = slot + 1
+        out += bytes(count - at)
+    else:
+        for e in entries:
+            out.append(len(e.path) | (_SIGNED if e.sigs else 0))
+            out += bytes(e.path)
+            _put_value(out, e.value)
+            for sig in e.sigs:
+                out += sig
+    crc: int = crc32c.crc32c(out, seed)
+    out += crc.to_bytes(CRC_BYTES, "big")
+    return cobs_encode(bytes(out)) + b"\x00"
 
 
 def encode_frame(frame: Frame) -> bytes:
@@ -318,12 +521,92 @@ def encoded_size(frame: Frame) -> int:
 
 
 # -- decode --------------------------------------------------------------------
+class _Bad(Exception):
+    """A payload that breaks the layout; never leaves this module (it becomes a Drop)."""
+
+
 def _drop(reason: str, detail: object = "") -> Drop:
     return Drop(reason, str(detail)[:_DETAIL_MAX])
 
 
-def decode_frame(body: bytes | bytearray | memoryview) -> Frame | Drop:
-    """Decode one delimited body (without its 0x00). Never raises: failures are Drops."""
+def _uvarint(buf: bytes, i: int, end: int, limit: int, what: str) -> tuple[int, int]:
+    """Read a minimal LEB128 number of at most `limit` at `i`; (value, next index)."""
+    value = shift = 0
+    while True:
+        if i >= end:
+            raise _Bad(f"{what} runs past the end")
+        byte = buf[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            break
+        shift += 7
+        if shift > 63:
+            raise _Bad(f"{what} longer than 10 bytes")
+    if byte == 0 and shift:
+        raise _Bad(f"{what} is not minimal")
+    if value > limit:
+        raise _Bad(f"{what} above {limit}")
+    return value, i
+
+
+#: What an absent positional slot decodes to before it is skipped (never a value).
+_ABSENT_SLOT = object()
+
+
+def _value(buf: bytes, i: int, end: int) -> tuple[object, int]:
+    """Read one tagged value at `i`: (value or _ABSENT_SLOT, next index)."""
+    if i >= end:
+        raise _Bad("value runs past the end")
+    tag = buf[i]
+    i += 1
+    kind = tag & _KIND_BITS
+    if kind == _READING:
+        k = (tag & _CHANNEL_BITS) + 1
+        j = i + 8 * k
+        if j > end:
+            raise _Bad("reading runs past the end")
+        reading: tuple[float, ...] = _FLOATS[k].unpack_from(buf, i)
+        return reading, j
+    if kind == _GAPPY:
+        k = (tag & _CHANNEL_BITS) + 1
+        j = i + (k + 7) // 8
+        if j > end:
+            raise _Bad("reading runs past the end")
+        gaps = int.from_bytes(buf[i:j], "little")
+        if not gaps or gaps >> k:
+            raise _Bad("nil-channel bitmap is empty or names no channel")
+        present = k - gaps.bit_count()
+        i, j = j, j + 8 * present
+        if j > end:
+            raise _Bad("reading runs past the end")
+        floats = iter(_FLOATS[present].unpack_from(buf, i))
+        return tuple(None if gaps >> c & 1 else next(floats) for c in range(k)), j
+    if tag == _NIL:
+        return None, i
+    if tag == _ABSENT:
+        return _ABSENT_SLOT, i
+    if tag == _LABEL:
+        size, i = _uvarint(buf, i, end, _LABEL_BYTES_MAX, "label length")
+        j = i + size
+        if j > end:
+            raise _Bad("label runs past the end")
+        try:
+            label = buf[i:j].decode()
+        except UnicodeDecodeError:
+            raise _Bad("label is not UTF-8") from None
+        if len(label) > LABEL_MAX:
+            raise _Bad(f"label longer than {LABEL_MAX} chars")
+        return label, j
+    raise _Bad(f"unknown value tag 0x{tag:02x}")
+
+
+def decode_frame(body: bytes | bytearray | memoryview, cluster: str) -> Frame | Drop:
+    """Decode one delimited body (no 0x00) of `cluster`; never raises: failures are Drops.
+
+    Whatever the body holds; `cluster` is ours, and one no frame can carry is a
+    ValueError (`FrameSplitter` checks it once, when it is made).
+    """
     if len(body) > FRAME_BYTES_MAX:
         return _drop(DROP_TOO_LONG, f"{len(body)} bytes, limit {FRAME_BYTES_MAX}")
     # A bytearray or memoryview read buffer becomes bytes once, so the byte
@@ -337,59 +620,74 @@ def decode_frame(body: bytes | bytearray | memoryview) -> Frame | Drop:
         return _drop(DROP_CRC, f"{len(raw)} bytes is too short for payload + CRC")
     payload = raw[:-CRC_BYTES]
     got = int.from_bytes(raw[-CRC_BYTES:], "big")
-    want: int = crc32c.crc32c(payload)
+    want: int = crc32c.crc32c(payload, crc_seed(cluster))
     if got != want:
-        return _drop(DROP_CRC, f"got {got:08x}, computed {want:08x}")
-    try:
-        # Explicit limits: no string, bin or array may be larger than a valid
-        # frame needs; maps and ext types are never valid (only length 0 gets past
-        # the unpacker, and the schema refuses it). The buffer itself is bounded
-        # by FRAME_BYTES_MAX above (unpackb takes no max_buffer_size).
-        # use_list=False hands back tuples, which is what Frame and Entry hold.
-        obj: object = msgpack.unpackb(
-            payload,
-            use_list=False,
-            raw=False,
-            strict_map_key=True,
-            max_str_len=4 * max(LABEL_MAX, CLUSTER_MAX),  # UTF-8: at most 4 bytes a char
-            max_bin_len=SIGNATURE_BYTES,
-            max_array_len=ENTRIES_MAX,
-            max_map_len=0,
-            max_ext_len=0,
-        )
-    except _UNPACK_ERRORS as exc:
-        return _drop(DROP_MSGPACK, f"{type(exc).__name__}: {exc}")
-    return _frame_from(obj)
-
-
-def _frame_from(obj: object) -> Frame | Drop:
-    """Check the unpacked object against the schema and build the Frame."""
-    if type(obj) is not tuple or not obj:
-        return _drop(DROP_SCHEMA, "frame must be a non-empty array")
-    version = obj[0]
-    if type(version) is not int:
-        return _drop(DROP_SCHEMA, "version must be an int")
-    # Checked before the layout: another version may lay the frame out differently.
+        if got == crc32c.crc32c(payload):
+            # Version 1 sealed the payload alone (and a v1 payload is a msgpack array).
+            return _drop(DROP_VERSION, f"version 1 frame, expected {WIRE_VERSION}")
+        return _drop(DROP_CRC, f"got {got:08x}, computed {want:08x} (noise or another cluster)")
+    version = payload[0] >> _VERSION_SHIFT
     if version != WIRE_VERSION:
+        # Checked before the layout: another version may lay the frame out differently.
         return _drop(DROP_VERSION, f"version {version}, expected {WIRE_VERSION}")
-    if len(obj) != _HEADER_FIELDS:
-        return _drop(DROP_SCHEMA, f"frame must have {_HEADER_FIELDS} fields, got {len(obj)}")
-    _, cluster, src, dst, tick, rnd, raw_entries = obj
-    problem = _header_problem(cluster, src, dst, tick, rnd)
-    if problem is not None:
-        return _drop(DROP_SCHEMA, problem)
-    if type(raw_entries) is not tuple:
-        return _drop(DROP_SCHEMA, "entries must be an array")
+    try:
+        return _frame_from(payload, cluster)
+    except _Bad as exc:
+        return _drop(DROP_SCHEMA, exc)
+
+
+def _frame_from(buf: bytes, cluster: str) -> Frame:
+    """Parse a version-2 payload (CRC already checked); raises _Bad."""
+    end = len(buf)
+    if end < 3:
+        raise _Bad("payload shorter than its header")
+    rnd = buf[0] & _ROUND_BITS
+    if rnd == 0:
+        raise _Bad(f"round must be 1..{ROUND_MAX}")
+    src, dst = buf[1] >> 4, buf[1] & 0x0F
+    tick, i = _uvarint(buf, 2, end, TICK_MAX, "tick")
     entries: list[Entry] = []
-    for index, e in enumerate(raw_entries):
-        if type(e) is not tuple or len(e) not in (2, 3):
-            return _drop(DROP_SCHEMA, f"entry {index} must be [path, value] or [path, value, sigs]")
-        sm = len(e) == 3
-        sigs = e[2] if sm else ()
-        problem = _entry_problem(e[0], e[1], sigs, sm)
-        if problem is not None:
-            return _drop(DROP_SCHEMA, f"entry {index}: {problem}")
-        entries.append(Entry(e[0], e[1], sigs))
+    if buf[0] & _POSITIONAL:
+        values: list[object] = []
+        while i < end:
+            if len(values) >= ENTRIES_MAX:
+                raise _Bad(f"more than {ENTRIES_MAX} positional slots")
+            value, i = _value(buf, i, end)
+            values.append(value)
+        paths = _slot_paths(src, dst, rnd, len(values))
+        if paths is None:
+            raise _Bad(f"no cluster has {len(values)} slots on link {src}->{dst} in round {rnd}")
+        entries = [
+            Entry(path, value)
+            for path, value in zip(paths, values, strict=True)
+            if value is not _ABSENT_SLOT
+        ]
+    else:
+        while i < end:
+            if len(entries) >= ENTRIES_MAX:
+                raise _Bad(f"more than {ENTRIES_MAX} entries")
+            head = buf[i]
+            length = head & _PATH_BITS
+            if head & ~(_PATH_BITS | _SIGNED) or length == 0:
+                raise _Bad(f"entry head 0x{head:02x}: path length must be 1..{PATH_MAX}")
+            i += 1
+            j = i + length
+            if j > end:
+                raise _Bad("path runs past the end")
+            path = tuple(buf[i:j])
+            if max(path) >= NODES_MAX:
+                raise _Bad(f"path holds a node id above {NODES_MAX - 1}")
+            value, i = _value(buf, j, end)
+            if value is _ABSENT_SLOT:
+                raise _Bad("absent value outside a positional body")
+            sigs: tuple[bytes, ...] = ()
+            if head & _SIGNED:
+                j = i + SIGNATURE_BYTES * length
+                if j > end:
+                    raise _Bad("signatures run past the end")
+                sigs = tuple([buf[k : k + SIGNATURE_BYTES] for k in range(i, j, SIGNATURE_BYTES)])
+                i = j
+            entries.append(Entry(path, value, sigs))
     return Frame(WIRE_VERSION, cluster, src, dst, tick, rnd, tuple(entries))
 
 
@@ -409,6 +707,8 @@ def check_frame(
     receiver knows who sent a frame, so a frame naming anyone else is dropped
     (the oral-messages assumption). `tick`/`round_no`, when given, are the ones
     the receiver is collecting; anything else is a replay or arrived too late.
+    A frame off the wire always names the receiver's cluster (another cluster's
+    fails the CRC); the cluster check catches frames handed over in memory.
     """
     if frame.cluster != cluster:
         return _drop(DROP_CLUSTER, f"cluster {frame.cluster!r}, expected {cluster!r}")
@@ -423,7 +723,7 @@ def check_frame(
 
 # -- streaming -------------------------------------------------------------------
 class FrameSplitter:
-    """Split a byte stream on 0x00 into decoded frames and drops, with a bounded buffer.
+    """Split one link's byte stream on 0x00 into `cluster`'s frames and drops, bounded.
 
     Reads may cut a frame anywhere or carry several; a run of more than
     FRAME_BYTES_MAX bytes without a delimiter (line noise, a babbling peer) is
@@ -432,7 +732,9 @@ class FrameSplitter:
     to flush a receiver's partial frame after noise.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cluster: str) -> None:
+        crc_seed(cluster)  # a cluster no frame can carry is the caller's bug: ValueError now
+        self.cluster = cluster
         self._buf = bytearray()
         self._discarding = False  # inside an overlong run, waiting for a 0x00
         self.frames = 0
@@ -467,9 +769,9 @@ class FrameSplitter:
                 self._buf += data[start:end]
                 body = bytes(self._buf)
                 self._buf.clear()
-                out.append(self._count(decode_frame(body)))
+                out.append(self._count(decode_frame(body, self.cluster)))
             elif end > start:
-                out.append(self._count(decode_frame(data[start:end])))
+                out.append(self._count(decode_frame(data[start:end], self.cluster)))
             if idx < 0:
                 break
             start = idx + 1
