@@ -60,6 +60,21 @@ def test_seed_theorems_pass_in_the_simulator(tmp_path: Path) -> None:
     } <= set(n3)
 
 
+@pytest.mark.parametrize("name", ["smoke", "timing", "bitflips"])
+def test_every_shipped_campaign_meets_its_expectations_in_the_simulator(
+    tmp_path: Path, name: str
+) -> None:
+    """A shipped campaign whose scenario no longer gets its expected outcome is a broken example.
+
+    timing.toml once expected a violation from two delayed links, one of which led into
+    the traitor (so it was one more fault on the liar, still inside the bound): found
+    only because nothing ran it.
+    """
+    proc, report = campaign(tmp_path, name, "--ticks", "300")
+    failed = [s["name"] for s in report.get("scenarios", []) if not s["passed"]]
+    assert 0 == proc.returncode and not failed, failed or proc.stdout + proc.stderr
+
+
 def test_shrunk_violation_reproduces_from_its_command(tmp_path: Path) -> None:
     """The one-scenario file written for a shrunk violation reproduces it."""
     _, report = campaign(tmp_path, "seed-theorems", "--only", "om1-n3-one-liar-impossible")
