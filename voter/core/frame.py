@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import chain
+from typing import Generic, TypeVar
 
 import crc32c
 import msgpack
@@ -63,6 +64,7 @@ __all__ = [
     "Drop",
     "Frame",
     "FrameSplitter",
+    "PacketSplitter",
     "check_frame",
     "cobs_decode",
     "cobs_encode",
@@ -70,9 +72,12 @@ __all__ = [
     "encode_frame",
     "encoded_size",
     "seal_payload",
+    "unseal_payload",
 ]
 
 WIRE_VERSION = 1
+
+T = TypeVar("T")
 
 #: Limits (TigerBeetle: put a limit on everything). FRAME_BYTES_MAX bounds the
 #: COBS body between two delimiters, so a frame takes at most FRAME_BYTES_MAX + 1
@@ -322,8 +327,8 @@ def _drop(reason: str, detail: object = "") -> Drop:
     return Drop(reason, str(detail)[:_DETAIL_MAX])
 
 
-def decode_frame(body: bytes | bytearray | memoryview) -> Frame | Drop:
-    """Decode one delimited body (without its 0x00). Never raises: failures are Drops."""
+def unseal_payload(body: bytes | bytearray | memoryview) -> bytes | Drop:
+    """Invert `seal_payload` for one delimited body: COBS, then CRC-32C. Never raises."""
     if len(body) > FRAME_BYTES_MAX:
         return _drop(DROP_TOO_LONG, f"{len(body)} bytes, limit {FRAME_BYTES_MAX}")
     # A bytearray or memoryview read buffer becomes bytes once, so the byte
@@ -340,6 +345,14 @@ def decode_frame(body: bytes | bytearray | memoryview) -> Frame | Drop:
     want: int = crc32c.crc32c(payload)
     if got != want:
         return _drop(DROP_CRC, f"got {got:08x}, computed {want:08x}")
+    return payload
+
+
+def decode_frame(body: bytes | bytearray | memoryview) -> Frame | Drop:
+    """Decode one delimited body (without its 0x00). Never raises: failures are Drops."""
+    payload = unseal_payload(body)
+    if isinstance(payload, Drop):
+        return payload
     try:
         # Explicit limits: no string, bin or array may be larger than a valid
         # frame needs; maps and ext types are never valid (only length 0 gets past
@@ -422,8 +435,8 @@ def check_frame(
 
 
 # -- streaming -------------------------------------------------------------------
-class FrameSplitter:
-    """Split a byte stream on 0x00 into decoded frames and drops, with a bounded buffer.
+class _Splitter(Generic[T]):
+    """Split a byte stream on 0x00 into decoded items and drops, with a bounded buffer.
 
     Reads may cut a frame anywhere or carry several; a run of more than
     FRAME_BYTES_MAX bytes without a delimiter (line noise, a babbling peer) is
@@ -444,9 +457,12 @@ class FrameSplitter:
         """Bytes of an incomplete frame held (never more than FRAME_BYTES_MAX)."""
         return len(self._buf)
 
-    def feed(self, data: bytes | bytearray) -> list[Frame | Drop]:
+    def _decode(self, body: bytes | bytearray) -> T | Drop:
+        raise NotImplementedError
+
+    def feed(self, data: bytes | bytearray) -> list[T | Drop]:
         """Take the next bytes read from the link; return what completed, in order."""
-        out: list[Frame | Drop] = []
+        out: list[T | Drop] = []
         start = 0
         n = len(data)
         while start <= n:
@@ -467,18 +483,36 @@ class FrameSplitter:
                 self._buf += data[start:end]
                 body = bytes(self._buf)
                 self._buf.clear()
-                out.append(self._count(decode_frame(body)))
+                out.append(self._count(self._decode(body)))
             elif end > start:
-                out.append(self._count(decode_frame(data[start:end])))
+                out.append(self._count(self._decode(data[start:end])))
             if idx < 0:
                 break
             start = idx + 1
         return out
 
-    def _count(self, result: Frame | Drop) -> Frame | Drop:
+    def _count(self, result: T | Drop) -> T | Drop:
         if isinstance(result, Drop):
             self.drops += 1
             self.drop_reasons[result.reason] = self.drop_reasons.get(result.reason, 0) + 1
         else:
             self.frames += 1
         return result
+
+
+class FrameSplitter(_Splitter[Frame]):
+    """The link splitter: each body is decoded as a protocol frame."""
+
+    def _decode(self, body: bytes | bytearray) -> Frame | Drop:
+        return decode_frame(body)
+
+
+class PacketSplitter(_Splitter[bytes]):
+    """The same framing for other payloads (the HIL control line): COBS + CRC-32C only.
+
+    Line noise costs the packet it hits (a counted Drop) and the splitter resyncs
+    at the next 0x00, exactly as on a link.
+    """
+
+    def _decode(self, body: bytes | bytearray) -> bytes | Drop:
+        return unseal_payload(body)
