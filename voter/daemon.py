@@ -146,6 +146,8 @@ class Daemon:
         self.control: socket.socket | None = None
         self.serial_ctl: SerialControl | None = None
         self.crash_at: int | None = None
+        # After a HIL restart the watchdog was stretched over the start-up; undo it once ticking.
+        self._restore_watchdog = opts.start_at is not None and bool(os.environ.get("WATCHDOG_USEC"))
         self.out_sock: socket.socket | None = None
         self.out_path = cfg.output_socket_for(node_id)
         self.out_errors = 0
@@ -326,7 +328,10 @@ class Daemon:
             self.log.warning("bad HIL command ignored", error=str(e))
             self.dlog.event("fault-rejected", node=self.me, error=str(e))
             return
-        self.dlog.event("fault", node=self.me, **cmd)
+        # "node" and "event" are the log line's own keys: a command cannot overwrite them.
+        self.dlog.event(
+            "fault", node=self.me, **{k: v for k, v in cmd.items() if k not in ("node", "event")}
+        )
         if cmd["cmd"] == "restart":
             self._reexec(float(cmd.get("start_in_s", 1.5)))
         if cmd["cmd"] == "crash":
@@ -356,6 +361,9 @@ class Daemon:
         (same pid, so systemd keeps tracking it) with --start-at on our monotonic clock.
         """
         start_at = time.monotonic() + start_in_s
+        # Python start-up plus the wait for the common start can outlast WatchdogSec=2s.
+        self.notifier.notify(f"WATCHDOG_USEC={int((start_in_s + 30) * 1e6)}")
+        self.notifier.watchdog()
         self.dlog.event("stop", node=self.me, reason="hil-restart", code=EXIT_OK)
         self._close(fsync=False)
         argv = restart_argv(sys.orig_argv[1:], start_at)
@@ -417,6 +425,8 @@ class Daemon:
             tick = self.join()
             self.notifier.ready()
             self.notifier.status(f"joined at tick {tick}")
+            if self.opts.start_at is not None:
+                self._wait_start(tick)
             done = 0
             # The one unbounded loop of the daemon: one iteration per tick until SIGTERM.
             while not self.stopping:
@@ -441,6 +451,13 @@ class Daemon:
         )
         self._close()
         return EXIT_OK
+
+    def _wait_start(self, tick: int) -> None:
+        """A common start seconds ahead: serve links and control, keep the watchdog fed."""
+        t0 = tick * self.period
+        while not self.stopping and t0 - self.vt() > 0.5:
+            self.wait_until_vt(self.vt() + 0.5, board_active=False)
+            self.notifier.watchdog()
 
     def _close(self, fsync: bool = True) -> None:
         # Leave real-time priority first: interpreter teardown at SCHED_FIFO would hold a
@@ -526,6 +543,9 @@ class Daemon:
         if now - self._last_wd >= self.watchdog_every:
             self.notifier.watchdog()
             self._last_wd = now
+            if self._restore_watchdog:
+                self.notifier.notify(f"WATCHDOG_USEC={os.environ.get('WATCHDOG_USEC', '')}")
+                self._restore_watchdog = False
         if now - self._last_status >= 1.0:
             t = self.board.totals
             agreed = sum(1 for v in report.decision.vector if v is not None)
