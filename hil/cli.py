@@ -67,6 +67,8 @@ def _campaign_run(args: argparse.Namespace) -> int:
 
     if args.jobs < 1 or (args.ticks is not None and args.ticks < 1):
         fail("--jobs and --ticks must be >= 1")
+    if args.rig and args.mode != "serial":
+        fail("--rig is for --mode serial (real boards)")
     try:
         shard = parse_shard(args.shard) if args.shard else None
         opts = Options(

@@ -99,9 +99,8 @@ class SerialRunResult:
 
 
 class RigSession:
-    def __init__(self, rig: Rig, out: Path, nonce: str) -> None:
+    def __init__(self, rig: Rig, nonce: str) -> None:
         self.rig = rig
-        self.out = out
         self.nonce = nonce
         self.boards: dict[int, BoardStream] = {}
 
@@ -178,7 +177,7 @@ def run_on_rig(
     cluster = rig.cluster
     period = 1.0 / cluster.tick_hz
     nonce = f"{out.name}-{os.getpid()}-{time.monotonic_ns()}"
-    session = RigSession(rig, out, nonce)
+    session = RigSession(rig, nonce)
     fabric_proc: subprocess.Popen[bytes] | None = None
     fabric: dict[str, Any] = {}
     last = ticks - 1
