@@ -16,6 +16,12 @@ The fabric keeps the slave sides open too, so a board can be killed and
 restarted on the same path. Randomness comes from one seeded generator.
 It runs as its own process (`python -m firmware_sim.fabric SPEC.json`) so its
 timing does not share a GIL with anything else.
+
+On a real rig (`hil campaign run --mode serial`) the same forwarding and fault
+code runs between real serial ports: the rig PC sits in every link, with one
+port wired to each board's end. Only how the ends are opened differs
+(`serial.serial_for_url` instead of pty masters), and there is no baud emulation
+because the wire itself is real.
 """
 
 from __future__ import annotations
@@ -27,17 +33,26 @@ import os
 import random
 import selectors
 import signal
+import subprocess
+import sys
 import time
 import tty
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import serial
 
 from hil.linkmodel import flip_bits
 
 READ_MAX = 65536
 #: bytes a direction may hold back (queued for baud emulation) before it drops input
 QUEUE_BYTES_MAX = 1 << 20
+
+
+class FabricError(Exception):
+    """A link end that cannot be opened, or a fabric process that did not start (one line)."""
 
 
 @dataclass
@@ -65,6 +80,7 @@ class DirectionStats:
     dropped_frames: int = 0
     delayed_frames: int = 0
     overflow_bytes: int = 0
+    stale_bytes: int = 0
 
 
 @dataclass
@@ -88,19 +104,52 @@ class Direction:
 
 
 class Fabric:
-    """All links of a cluster. `ends[(a, b)]` is the tty path board a opens for its link to b."""
+    """All links of a cluster. `ends[(a, b)]` is the port at board a's end of its link to b.
 
-    def __init__(self, nodes: int, baud: int, seed: int = 0, t0: float | None = None) -> None:
+    Without `ports`, each end is a new pty (its slave path is what board a opens) and
+    the line rate is emulated. With `ports`, `ports[(a, b)]` is the rig's serial port
+    wired to board a's UART for peer b (any `serial_for_url` URL with a descriptor).
+    """
+
+    def __init__(
+        self,
+        nodes: int,
+        baud: int,
+        seed: int = 0,
+        t0: float | None = None,
+        ports: Mapping[tuple[int, int], str] | None = None,
+        port_baud: Mapping[tuple[int, int], int] | None = None,
+        forward_from_s: float | None = None,
+    ) -> None:
         self.nodes = nodes
         self.baud = baud
         self.rng = random.Random(seed)
         self.t0 = time.monotonic() if t0 is None else t0
+        #: bytes read before this time (relative to t0) are the boards' previous life: dropped
+        self.forward_from_s = forward_from_s
         self.ends: dict[tuple[int, int], str] = {}
         self._masters: dict[tuple[int, int], int] = {}
         self._slaves: list[int] = []
+        self._ports: list[serial.SerialBase] = []
         self.directions: list[Direction] = []
+        if ports is None:
+            self._open_ptys()
+            wire_baud = baud  # ptys ignore the line rate: emulate it
+        else:
+            self._open_ports(ports, port_baud or {})
+            wire_baud = 0  # real UARTs: the wire keeps its own time
         for a in range(nodes):
             for b in range(nodes):
+                if a != b:
+                    # what a writes on its end (a,b) comes out at b's end (b,a)
+                    self.directions.append(
+                        Direction(a, b, self._masters[(a, b)], self._masters[(b, a)], wire_baud)
+                    )
+        self._stop = False
+
+    def _open_ptys(self) -> None:
+        for a in range(self.nodes):
+            for b in range(self.nodes):
                 if a == b:
                     continue
                 master, slave = os.openpty()
@@ -109,14 +158,41 @@ class Fabric:
                 self._masters[(a, b)] = master
                 self._slaves.append(slave)
                 self.ends[(a, b)] = os.ttyname(slave)
-        for a in range(nodes):
-            for b in range(nodes):
-                if a != b:
-                    # what a writes on its end (a,b) comes out at b's end (b,a)
-                    self.directions.append(
-                        Direction(a, b, self._masters[(a, b)], self._masters[(b, a)], baud)
+
+    def _open_ports(
+        self, ports: Mapping[tuple[int, int], str], port_baud: Mapping[tuple[int, int], int]
+    ) -> None:
+        for a in range(self.nodes):
+            for b in range(self.nodes):
+                if a == b:
+                    continue
+                url = ports.get((a, b))
+                if url is None:
+                    self.close()
+                    raise FabricError(f"no rig port for board {a}'s end of link {a}-{b}")
+                try:
+                    port = serial.serial_for_url(
+                        url,
+                        baudrate=port_baud.get((a, b), self.baud),
+                        timeout=0,
+                        write_timeout=0,
+                        exclusive=True,
                     )
-        self._stop = False
+                    fd = int(port.fileno())
+                except (serial.SerialException, OSError, ValueError) as e:
+                    self.close()
+                    raise FabricError(
+                        f"link {a}-{b}, board {a}'s side: cannot open {url}: {e}"
+                    ) from None
+                except (AttributeError, NotImplementedError):
+                    self.close()
+                    raise FabricError(f"link {a}-{b}: {url} has no file descriptor") from None
+                self._ports.append(port)
+                with contextlib.suppress(serial.SerialException, OSError):
+                    port.reset_input_buffer()
+                os.set_blocking(fd, False)
+                self._masters[(a, b)] = fd
+                self.ends[(a, b)] = url
 
     def direction(self, src: int, dst: int) -> Direction:
         for d in self.directions:
@@ -143,6 +219,9 @@ class Fabric:
         return time.monotonic() - self.t0
 
     def _ingest(self, d: Direction, data: bytes) -> None:
+        if self.forward_from_s is not None and self.now() < self.forward_from_s:
+            d.stats.stale_bytes += len(data)
+            return
         d.stats.bytes += len(data)
         d.partial += data
         while True:
@@ -242,9 +321,14 @@ class Fabric:
         return {f"{d.src}>{d.dst}": asdict(d.stats) for d in self.directions}
 
     def close(self) -> None:
-        for fd in [*self._masters.values(), *self._slaves]:
+        for port in self._ports:
+            with contextlib.suppress(serial.SerialException, OSError):
+                port.close()
+        owned = set(self._masters.values()) if not self._ports else set()
+        for fd in [*owned, *self._slaves]:
             with contextlib.suppress(OSError):
                 os.close(fd)
+        self._ports, self._masters, self._slaves = [], {}, []
 
 
 def fault_from_spec(spec: dict[str, Any]) -> tuple[str, LinkFault]:
@@ -261,15 +345,64 @@ def fault_from_spec(spec: dict[str, Any]) -> tuple[str, LinkFault]:
     return str(spec["link"]), fault
 
 
+def _pair(key: str) -> tuple[int, int]:
+    a, b = key.split("-")
+    return int(a), int(b)
+
+
+def start_process(
+    spec: dict[str, Any], out: Path, timeout_s: float = 10.0
+) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """Start the fabric as its own process; return it and its map "a-b" -> board a's end.
+
+    Writes out/fabric-spec.json; the process writes out/fabric-ends.json when it is
+    forwarding and out/fabric.json (counters) when it stops.
+    """
+    ends_file = out / "fabric-ends.json"
+    ends_file.unlink(missing_ok=True)
+    spec = {**spec, "ends_out": str(ends_file), "stats_out": str(out / "fabric.json")}
+    spec_path = out / "fabric-spec.json"
+    spec_path.write_text(json.dumps(spec, indent=1))
+    err_path = out / "fabric.stderr"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "firmware_sim.fabric", str(spec_path)], stderr=err_path.open("wb")
+    )
+    deadline = time.monotonic() + timeout_s
+    while not ends_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            lines = err_path.read_text(errors="replace").strip().splitlines()
+            why = lines[-1] if lines else f"see {err_path}"
+            raise FabricError(f"the link fabric did not start: {why}")
+        time.sleep(0.01)
+    ends: dict[str, str] = json.loads(ends_file.read_text())
+    return proc, ends
+
+
 def main(argv: list[str] | None = None) -> None:
     """Process form: read a JSON spec, write the tty map, forward until SIGTERM, write stats."""
     ap = argparse.ArgumentParser(prog="python -m firmware_sim.fabric")
-    ap.add_argument("spec", help="JSON: nodes, baud, seed, t0, faults, ends_out, stats_out")
+    ap.add_argument(
+        "spec", help="JSON: nodes, baud, seed, t0, faults, ends_out, stats_out[, ports, port_baud]"
+    )
     args = ap.parse_args(argv)
     spec = json.loads(Path(args.spec).read_text())
-    fabric = Fabric(
-        int(spec["nodes"]), int(spec.get("baud", 0)), int(spec.get("seed", 0)), spec.get("t0")
-    )
+    ports = spec.get("ports")
+    try:
+        fabric = Fabric(
+            int(spec["nodes"]),
+            int(spec.get("baud", 0)),
+            int(spec.get("seed", 0)),
+            spec.get("t0"),
+            ports=None if ports is None else {_pair(k): str(v) for k, v in ports.items()},
+            port_baud={_pair(k): int(v) for k, v in spec.get("port_baud", {}).items()},
+            forward_from_s=spec.get("forward_from_s"),
+        )
+    except FabricError as e:
+        print(f"fabric: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     for f in spec.get("faults", []):
         link, fault = fault_from_spec(f)
         fabric.add_fault(link, fault)

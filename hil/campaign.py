@@ -18,6 +18,7 @@ from typing import Any
 
 from hil.checks import CheckResult, NodeLog, check, read_run
 from hil.faultspec import Fault, FaultSpecError, fault_budget, fault_from_table, faulty_nodes
+from hil.rig import Rig, mismatch
 from hil.sim import SimConfig, simulate
 from voter.core.protocol import Algorithm
 
@@ -184,9 +185,13 @@ class ScenarioResult:
     history_hash: str | None = None
     shrunk: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: why the scenario was not run (serial mode: another cluster, a silent board)
+    skipped: str | None = None
 
     @property
     def outcome(self) -> str:
+        if self.skipped is not None:
+            return "skipped"
         return "safe" if self.check.holds else "violation"
 
     @property
@@ -195,7 +200,11 @@ class ScenarioResult:
 
 
 def run_scenario(
-    sc: Scenario, mode: str, out: Path, progress: Callable[[int], None] | None = None
+    sc: Scenario,
+    mode: str,
+    out: Path,
+    progress: Callable[[int], None] | None = None,
+    rig: Rig | None = None,
 ) -> ScenarioResult:
     import time
 
@@ -215,10 +224,9 @@ def run_scenario(
         )
     if mode == "pty":
         return _run_pty(sc, out, started)
-    raise CampaignError(
-        "--mode serial needs a rig file naming each board's control and link ports; it is not "
-        "implemented yet (no hardware here). Use --mode sim or --mode pty."
-    )
+    if rig is None:
+        raise CampaignError("--mode serial needs --rig RIG.toml (the boards' ports; docs/hil.md)")
+    return _run_serial(sc, rig, out, started)
 
 
 def _sim_config(sc: Scenario) -> SimConfig:
@@ -279,6 +287,68 @@ def _run_pty(sc: Scenario, out: Path, started: float) -> ScenarioResult:
         timeline_from_logs(logs, sc.ticks),
         time.monotonic() - started,
         extra={"run_dir": str(run_dir)},
+    )
+
+
+def _skipped(sc: Scenario, rig: Rig, why: str, started: float) -> ScenarioResult:
+    import time
+
+    return ScenarioResult(
+        sc,
+        "serial",
+        CheckResult([]),
+        {},
+        {},
+        {i: ["down"] * sc.ticks for i in range(sc.nodes)},
+        time.monotonic() - started,
+        extra={"rig": str(rig.path)},
+        skipped=why,
+    )
+
+
+def _run_serial(sc: Scenario, rig: Rig, out: Path, started: float) -> ScenarioResult:
+    import time
+
+    from hil.serial_run import RigRunError, run_on_rig
+
+    why = mismatch(sc.nodes, sc.algorithm, sc.m, rig)
+    if why is not None:
+        return _skipped(sc, rig, why, started)
+    # The boards tick at their cluster's rate and baud, whatever the scenario asked for.
+    sc = replace(sc, tick_hz=rig.cluster.tick_hz, baud=rig.cluster.baud)
+    run_dir = out / "runs" / sc.name
+    try:
+        result = run_on_rig(rig, run_dir, list(sc.faults), sc.ticks, sc.seed)
+    except RigRunError as e:
+        return _skipped(sc, rig, str(e), started)
+    logs = read_run(run_dir, sc.nodes)
+    res = _judge(sc, logs)
+    run_json = result.run_json
+    run_json["check"] = res.to_json()
+    (run_dir / "run.json").write_text(json.dumps(run_json, indent=1))
+    lines = [d for log in logs.values() for d in log.decisions.values()]
+    counters = {
+        "frames_dropped": sum(int(x.get("dropped", 0)) for x in lines),
+        "late": sum(int(x.get("late", 0)) for x in lines),
+        "corrected": sum(int(x.get("corrected", 0)) for x in lines),
+        "stops": sum(
+            1
+            for log in logs.values()
+            for e in log.events
+            if e.get("event") == "stop" and e.get("code") not in (0, None)
+        ),
+        **result.counters,
+        **result.injected,
+    }
+    return ScenarioResult(
+        sc,
+        "serial",
+        res,
+        counters,
+        {"link_corrupted": result.injected["corrupted_frames"]},
+        timeline_from_logs(logs, sc.ticks),
+        time.monotonic() - started,
+        extra={"run_dir": str(run_dir), "rig": str(rig.path)},
     )
 
 
@@ -383,7 +453,9 @@ def scenario_to_json(r: ScenarioResult, campaign: Campaign, out: Path) -> dict[s
         "duration_s": round(r.duration_s, 3),
         "command": (
             f"hil campaign run {campaign.path} --out {out} --mode {r.mode} --only {sc.name}"
+            + (f" --rig {r.extra['rig']}" if "rig" in r.extra else "")
         ),
         "shrunk": r.shrunk,
+        **({"skipped": r.skipped} if r.skipped is not None else {}),
         **r.extra,
     }

@@ -1,4 +1,4 @@
-"""hil: the rig's command line (generals, verify; campaigns come with the HIL issue)."""
+"""hil: the rig's command line (generals, verify, campaigns in sim, pty and serial mode)."""
 
 from __future__ import annotations
 
@@ -67,6 +67,8 @@ def _campaign_run(args: argparse.Namespace) -> int:
 
     if args.jobs < 1 or (args.ticks is not None and args.ticks < 1):
         fail("--jobs and --ticks must be >= 1")
+    if args.rig and args.mode != "serial":
+        fail("--rig is for --mode serial (real boards)")
     try:
         shard = parse_shard(args.shard) if args.shard else None
         opts = Options(
@@ -80,6 +82,7 @@ def _campaign_run(args: argparse.Namespace) -> int:
             tick_hz=args.max_tick_hz,
             shrink=not args.no_shrink,
             progress=not args.no_progress and sys.stderr.isatty(),
+            rig=Path(args.rig) if args.rig else None,
         )
         code = run_campaign(Path(args.campaign), opts)
     except CampaignError as e:
@@ -155,7 +158,11 @@ def main(argv: list[str] | None = None) -> None:
         "--mode",
         choices=("sim", "pty", "serial"),
         default="sim",
-        help="sim: in-process simulator; pty: real voterd processes on ptys",
+        help="sim: in-process simulator; pty: real voterd processes on ptys; "
+        "serial: real boards through a rig (needs --rig)",
+    )
+    cr.add_argument(
+        "--rig", default=None, help="serial mode: rig TOML (boards' cluster file, rig ports)"
     )
     cr.add_argument("--jobs", type=int, default=1, help="scenarios in parallel (sim mode)")
     cr.add_argument("--seed", type=int, default=None, help="override every scenario's seed")

@@ -196,8 +196,9 @@ def write_junit(out: Path, report: Mapping[str, Any]) -> None:
             time=f"{s.get('duration_s', 0):.3f}",
         )
         if not s["passed"]:
+            why = f": {s['skipped']}" if s.get("skipped") else ""
             fail = ET.SubElement(
-                case, "failure", message=f"expected {s['expect']}, got {s['outcome']}"
+                case, "failure", message=f"expected {s['expect']}, got {s['outcome']}{why}"
             )
             fail.text = json.dumps(s.get("violations", [])[:5], indent=1) + "\n" + s["command"]
         out_el = ET.SubElement(case, "system-out")
@@ -266,6 +267,7 @@ def write_html(out: Path, report: Mapping[str, Any]) -> None:
 got <b>{e(s["outcome"])}</b>. Fault budget: {s["fault_budget"]["counted"]} counted, bound
 {s["fault_budget"]["bound"]} ({"inside" if s["inside_bound"] else "outside"} the theory's bound:
 {e(reasons)}).</p>
+{f"<p><b>Not run:</b> {e(s['skipped'])}</p>" if s.get("skipped") else ""}
 <p>Properties: {props}</p>
 {_img(out / "plots" / (s["name"] + ".png"))}
 {f"<ul>{viol}</ul>" if viol else ""}{shrunk}

@@ -26,6 +26,7 @@ from hil.campaign import (
 )
 from hil.faultspec import faulty_nodes
 from hil.report import fault_windows, timeline_png, write_all
+from hil.rig import Rig, RigError, load_rig
 
 SHRINK_MAX_TICKS = 20_000  # beyond this, shrinking costs more than it tells
 
@@ -42,6 +43,7 @@ class Options:
     tick_hz: float | None = None
     shrink: bool = True
     progress: bool = True
+    rig: Path | None = None
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -80,6 +82,17 @@ def _run_one(args: tuple[Scenario, str, str]) -> ScenarioResult:
 
 def run_campaign(path: Path, opts: Options) -> int:
     campaign = load_campaign(path)
+    rig: Rig | None = None
+    if opts.mode == "serial":
+        if opts.rig is None:
+            raise CampaignError(
+                "--mode serial needs --rig RIG.toml naming the boards' cluster file and the "
+                "rig's control and link ports (docs/hil.md)"
+            )
+        try:
+            rig = load_rig(opts.rig)
+        except RigError as e:
+            raise CampaignError(str(e)) from None
     scenarios = select(campaign, opts)
     out = opts.out
     out.mkdir(parents=True, exist_ok=True)
@@ -104,7 +117,7 @@ def run_campaign(path: Path, opts: Options) -> int:
         else:
             for s in scenarios:
                 bar.update(task, description=f"{s.name} ({opts.mode})")
-                results.append(run_scenario(s, opts.mode, out))
+                results.append(run_scenario(s, opts.mode, out, rig=rig))
                 bar.advance(task)
     report = _report(campaign, results, opts)
     write_all(out, report)

@@ -280,7 +280,7 @@ def test_bad_campaign_file_is_one_line(tmp_path: Path, case: str) -> None:
 
 
 def test_serial_mode_says_what_it_needs(tmp_path: Path) -> None:
-    """--mode serial without hardware: one clear line, not a pretend run."""
+    """--mode serial without a rig file: one clear line, not a pretend run."""
     proc = run_cli(
         "hil",
         "campaign",
@@ -291,4 +291,5 @@ def test_serial_mode_says_what_it_needs(tmp_path: Path) -> None:
         "--mode",
         "serial",
     )
-    assert 2 == proc.returncode and "rig file" in proc.stderr
+    assert 2 == proc.returncode and "needs --rig RIG.toml" in proc.stderr
+    assert 1 == len(proc.stderr.strip().splitlines())

@@ -284,6 +284,8 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
         if not key_file_s:
             raise c.error(f"{k}.key_file", "must not be empty")
         control = c.string(nd.get("control", ""), f"{k}.control")
+        if control.startswith("serial:") and not control.removeprefix("serial:"):
+            raise c.error(f"{k}.control", 'serial control needs a port, e.g. "serial:/dev/ttyAMA2"')
         sensor = _parse_sensor(c, nd.get("sensor", {"kind": "sim"}), f"{k}.sensor")
         links = _parse_links(c, nd["links"], f"{k}.links", nid, count)
         nodes[nid] = NodeConfig(

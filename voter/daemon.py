@@ -8,7 +8,8 @@ All protocol work is in voter.core.board.Board; this module only moves bytes,
 keeps time and talks to systemd.
 
 Exit codes: 0 stopped cleanly, 2 bad configuration or environment,
-70 crash-on-inconsistency (systemd's Restart=on-failure brings the board back).
+70 crash-on-inconsistency, 71 the HIL `crash` command (systemd's
+Restart=on-failure brings the board back after either).
 """
 
 from __future__ import annotations
@@ -22,16 +23,18 @@ import random
 import selectors
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from voter._cli_util import fail
 from voter.budget import ROUNDS_FRACTION, check_cluster
 from voter.config import ClusterConfig, ConfigFileError, load_cluster
+from voter.control import ControlPortError, SerialControl, serial_port_of
 from voter.core.board import Board, InconsistencyError, TickReport
 from voter.core.clock import ClockSync, join_offset
 from voter.core.crypto import KeyRing
@@ -40,7 +43,13 @@ from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm
 from voter.core.values import ReadingDomain
 from voter.decision_log import DecisionLog
-from voter.faults import FaultCommandError, FaultState
+from voter.faults import (
+    PROCESS_COMMANDS,
+    FaultCommandError,
+    FaultState,
+    check_process_command,
+    parse_command,
+)
 from voter.keys import KeyFileError, load_signing_key, parse_public_key
 from voter.links import Link, LinkError
 from voter.logsink import Log
@@ -50,6 +59,9 @@ from voter.sensors import SensorError, SensorSource, open_sensor
 EXIT_OK = 0
 EXIT_CONFIG = 2
 EXIT_INCONSISTENT = 70
+EXIT_HIL_CRASH = 71
+#: longest a crashing or re-executing board waits for its log lines to reach the rig
+DRAIN_S = 0.2
 
 
 class SetupError(Exception):
@@ -81,7 +93,8 @@ class Clock:
 @dataclass
 class Options:
     hil: bool = False
-    control: str = ""
+    control: str = ""  # a unix socket path, or serial:PORT
+    control_baud: int = 0  # serial control port; 0 = the cluster's baud
     listen_s: float | None = None
     realtime: bool = True
     start_at: float | None = None  # a common epoch on time.monotonic() (HIL: shared power-on)
@@ -131,6 +144,10 @@ class Daemon:
         self.sel = selectors.SelectSelector()
         self.poll_links: list[Link] = []
         self.control: socket.socket | None = None
+        self.serial_ctl: SerialControl | None = None
+        self.crash_at: int | None = None
+        # After a HIL restart the watchdog was stretched over the start-up; undo it once ticking.
+        self._restore_watchdog = opts.start_at is not None and bool(os.environ.get("WATCHDOG_USEC"))
         self.out_sock: socket.socket | None = None
         self.out_path = cfg.output_socket_for(node_id)
         self.out_errors = 0
@@ -149,7 +166,20 @@ class Daemon:
                 self.poll_links.append(link)
             else:
                 self.sel.register(fd, selectors.EVENT_READ, link)
-        if self.opts.hil and self.opts.control:
+        port = serial_port_of(self.opts.control)
+        if self.opts.hil and port is not None:
+            try:
+                self.serial_ctl = SerialControl.open(port, self.opts.control_baud or self.cfg.baud)
+            except ControlPortError as e:
+                raise SetupError(f"HIL control: {e}") from None
+            fd = self.serial_ctl.fileno()
+            if fd is None:
+                self.serial_ctl.close()
+                raise SetupError(f"HIL control port {port} has no file descriptor to wait on")
+            self.sel.register(fd, selectors.EVENT_READ, "control")
+            # The rig cannot read this board's disk: every log line also goes to it.
+            self.dlog.tap = self.serial_ctl.send_line
+        elif self.opts.hil and self.opts.control:
             path = Path(self.opts.control)
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -189,6 +219,9 @@ class Daemon:
         """Serve the links and the control socket until the deadline, or until `done()`."""
         while True:
             self._flush_delayed()
+            ctl = self.serial_ctl
+            if ctl is not None and ctl.out:
+                ctl.flush()
             if done is not None and done():
                 return
             remaining = deadline_vt - self.vt()
@@ -197,6 +230,8 @@ class Daemon:
             timeout = self.clock.to_real_delay(remaining)
             if self.poll_links or self._delayed:
                 timeout = min(timeout, 0.0005)
+            if ctl is not None and ctl.out:
+                timeout = min(timeout, 0.002)  # come back to write the rest of the backlog
             for key, _ in self.sel.select(timeout):
                 if key.data == "control":
                     self._control()
@@ -265,24 +300,74 @@ class Daemon:
 
     # -- HIL control -------------------------------------------------------------
     def _control(self) -> None:
+        if self.serial_ctl is not None:
+            bad = self.serial_ctl.bad_packets
+            for raw in self.serial_ctl.read_commands():
+                self._apply_command(raw)
+            if self.serial_ctl.bad_packets > bad:
+                self.dlog.event(
+                    "control-noise", node=self.me, dropped=self.serial_ctl.bad_packets - bad
+                )
+            return
         assert self.control is not None
         while True:
             try:
                 raw = self.control.recv(4096)
             except BlockingIOError:
                 return
-            try:
+            self._apply_command(raw)
+
+    def _apply_command(self, raw: bytes) -> None:
+        try:
+            cmd = parse_command(raw)
+            if cmd["cmd"] in PROCESS_COMMANDS:
+                cmd = check_process_command(cmd)
+            else:
                 cmd = self.faults.apply(raw)
-            except (FaultCommandError, KeyError, ValueError, TypeError) as e:
-                self.log.warning("bad HIL command ignored", error=str(e))
-                self.dlog.event("fault-rejected", node=self.me, error=str(e))
-                continue
-            if cmd["cmd"] in ("clock-drift", "clear"):
-                self.clock.set_drift(self.faults.drift_ppm)
-            self.dlog.event("fault", node=self.me, **cmd)
-            self.log.event(
-                "HIL fault applied", **{k: v for k, v in cmd.items() if k != "cmd"}, cmd=cmd["cmd"]
-            )
+        except (FaultCommandError, KeyError, ValueError, TypeError) as e:
+            self.log.warning("bad HIL command ignored", error=str(e))
+            self.dlog.event("fault-rejected", node=self.me, error=str(e))
+            return
+        # "node" and "event" are the log line's own keys: a command cannot overwrite them.
+        self.dlog.event(
+            "fault", node=self.me, **{k: v for k, v in cmd.items() if k not in ("node", "event")}
+        )
+        if cmd["cmd"] == "restart":
+            self._reexec(float(cmd.get("start_in_s", 1.5)))
+        if cmd["cmd"] == "crash":
+            self.crash_at = int(cmd.get("at_tick") or 0)
+        if cmd["cmd"] in ("clock-drift", "clear"):
+            self.clock.set_drift(self.faults.drift_ppm)
+        self.log.event(
+            "HIL fault applied", **{k: v for k, v in cmd.items() if k != "cmd"}, cmd=cmd["cmd"]
+        )
+
+    def _crash(self) -> NoReturn:
+        """The HIL `crash` command: die like a board that lost power, no stop line, exit 71.
+
+        Only the log lines already queued for the rig get a brief chance to leave; the
+        rig cannot SIGKILL a remote board, so the board does it to itself and systemd
+        (Restart=on-failure) brings it back, to re-join from its peers.
+        """
+        if self.serial_ctl is not None:
+            self.serial_ctl.drain(DRAIN_S)
+        os._exit(EXIT_HIL_CRASH)
+
+    def _reexec(self, start_in_s: float) -> NoReturn:
+        """The HIL `restart` command: start afresh, at tick 0, `start_in_s` from now.
+
+        The rig sends it to every board at once so they share an epoch (a common
+        power-on) without a shared clock; the same process image is re-executed
+        (same pid, so systemd keeps tracking it) with --start-at on our monotonic clock.
+        """
+        start_at = time.monotonic() + start_in_s
+        # Python start-up plus the wait for the common start can outlast WatchdogSec=2s.
+        self.notifier.notify(f"WATCHDOG_USEC={int((start_in_s + 30) * 1e6)}")
+        self.notifier.watchdog()
+        self.dlog.event("stop", node=self.me, reason="hil-restart", code=EXIT_OK)
+        self._close(fsync=False)
+        argv = restart_argv(sys.orig_argv[1:], start_at)
+        os.execv(sys.executable, [sys.executable, *argv])
 
     # -- joining -----------------------------------------------------------------
     def join(self) -> int:
@@ -340,6 +425,8 @@ class Daemon:
             tick = self.join()
             self.notifier.ready()
             self.notifier.status(f"joined at tick {tick}")
+            if self.opts.start_at is not None:
+                self._wait_start(tick)
             done = 0
             # The one unbounded loop of the daemon: one iteration per tick until SIGTERM.
             while not self.stopping:
@@ -365,6 +452,13 @@ class Daemon:
         self._close()
         return EXIT_OK
 
+    def _wait_start(self, tick: int) -> None:
+        """A common start seconds ahead: serve links and control, keep the watchdog fed."""
+        t0 = tick * self.period
+        while not self.stopping and t0 - self.vt() > 0.5:
+            self.wait_until_vt(self.vt() + 0.5, board_active=False)
+            self.notifier.watchdog()
+
     def _close(self, fsync: bool = True) -> None:
         # Leave real-time priority first: interpreter teardown at SCHED_FIFO would hold a
         # core for milliseconds and delay the boards that are still voting.
@@ -375,6 +469,9 @@ class Daemon:
         for link in self.links.values():
             link.close()
         self.sensor.close()
+        if self.serial_ctl is not None:
+            self.serial_ctl.drain(DRAIN_S)
+            self.serial_ctl.close()
         if self.control is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self.opts.control)
@@ -421,6 +518,8 @@ class Daemon:
             sync=self.sync.in_sync_ticks > 0,
         )
         self._health(report, tick)
+        if self.crash_at is not None and tick >= self.crash_at:
+            self._crash()
         gc.collect(1 if tick % 64 else 2)  # after the decision, in the slack before t0 + T
         return tick + 1
 
@@ -444,6 +543,9 @@ class Daemon:
         if now - self._last_wd >= self.watchdog_every:
             self.notifier.watchdog()
             self._last_wd = now
+            if self._restore_watchdog:
+                self.notifier.notify(f"WATCHDOG_USEC={os.environ.get('WATCHDOG_USEC', '')}")
+                self._restore_watchdog = False
         if now - self._last_status >= 1.0:
             t = self.board.totals
             agreed = sum(1 for v in report.decision.vector if v is not None)
@@ -453,6 +555,23 @@ class Daemon:
                 f"corrected {t.corrected}"
             )
             self._last_status = now
+
+
+def restart_argv(args: list[str], start_at: float) -> list[str]:
+    """The command line again, with --start-at (and no --listen: the start is common)."""
+    out: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a in ("--start-at", "--listen"):
+            skip = True
+            continue
+        if a.startswith(("--start-at=", "--listen=")):
+            continue
+        out.append(a)
+    return [*out, "--start-at", f"{start_at:.6f}"]
 
 
 def build(args: argparse.Namespace) -> Daemon:
@@ -500,6 +619,7 @@ def build(args: argparse.Namespace) -> Daemon:
     opts = Options(
         hil=args.hil,
         control=args.control or node.control,
+        control_baud=args.control_baud or 0,
         listen_s=args.listen,
         realtime=not args.no_realtime,
         start_at=args.start_at,
@@ -520,7 +640,17 @@ def main(argv: list[str] | None = None, exit_fn: Callable[[int], Any] = SystemEx
     parser.add_argument(
         "--hil", action="store_true", help="HIL mode: accept fault commands on the control socket"
     )
-    parser.add_argument("--control", default="", help="HIL control socket path (overrides config)")
+    parser.add_argument(
+        "--control",
+        default="",
+        help="HIL control: a unix socket path, or serial:PORT (overrides the config's control)",
+    )
+    parser.add_argument(
+        "--control-baud",
+        type=int,
+        default=None,
+        help="baud of a serial:PORT control line (default: the cluster's baud)",
+    )
     parser.add_argument(
         "--listen",
         type=float,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -36,6 +37,8 @@ class DecisionLog:
         self._fh: TextIO = path.open("a", encoding="utf-8")
         self._size = self._fh.tell()
         self.lines = 0
+        #: HIL over a serial control port: every line also goes to the rig (must not raise)
+        self.tap: Callable[[str], None] | None = None
 
     def decision(self, report: TickReport, algorithm: str, **extra: Any) -> None:
         d = report.decision
@@ -64,6 +67,8 @@ class DecisionLog:
         self._fh.flush()
         self._size += len(text)
         self.lines += 1
+        if self.tap is not None:
+            self.tap(text[:-1])
 
     def _rotate(self) -> None:
         self._fh.close()

@@ -8,6 +8,8 @@ receive these. Commands are JSON datagrams (documented in docs/hil.md):
     {"cmd": "clock-drift", "ppm": 500}
     {"cmd": "sensor", "mode": "stuck" | "spike" | "dropout", "from_tick": 100, "to_tick": 200}
     {"cmd": "clear"}
+    {"cmd": "crash", "at_tick": 150}      (process: exit abruptly, non-zero; systemd restarts)
+    {"cmd": "restart", "start_in_s": 1.5} (process: re-execute with a common start)
 
 Frame-level strategies (late, garbage, replay) act on what the daemon writes;
 the others become a voter.core adversary. All randomness comes from one seeded
@@ -30,6 +32,11 @@ FRAME_STRATEGIES = ("late", "garbage", "replay")
 STRATEGIES = CORE_STRATEGIES + FRAME_STRATEGIES
 SENSOR_MODES = ("stuck", "spike", "dropout")
 SPIKE = 5000.0
+
+
+#: Commands the daemon carries out on its process rather than on its fault state.
+PROCESS_COMMANDS = ("crash", "restart")
+RESTART_MAX_S = 10.0
 
 
 class FaultCommandError(ValueError):
@@ -64,12 +71,7 @@ class FaultState:
 
     def apply(self, raw: bytes) -> dict[str, Any]:
         """Parse and apply one command datagram; returns it (for the log)."""
-        try:
-            cmd = json.loads(raw)
-        except ValueError:
-            raise FaultCommandError("not JSON") from None
-        if not isinstance(cmd, dict) or not isinstance(cmd.get("cmd"), str):
-            raise FaultCommandError("expected an object with a 'cmd' string")
+        cmd = parse_command(raw)
         window = Window(
             int(cmd.get("from_tick", 0)),
             None if cmd.get("to_tick") is None else int(cmd["to_tick"]),
@@ -179,3 +181,29 @@ class FaultState:
         if spiked and spiked[0] is not None:
             spiked[0] += SPIKE
         return tuple(spiked)
+
+
+def parse_command(raw: bytes) -> dict[str, Any]:
+    """A control datagram as a dict with a 'cmd' string (FaultCommandError otherwise)."""
+    try:
+        cmd = json.loads(raw)
+    except ValueError:
+        raise FaultCommandError("not JSON") from None
+    if not isinstance(cmd, dict) or not isinstance(cmd.get("cmd"), str):
+        raise FaultCommandError("expected an object with a 'cmd' string")
+    return cmd
+
+
+def check_process_command(cmd: dict[str, Any]) -> dict[str, Any]:
+    """Validate `crash` (optional at_tick >= 0) and `restart` (0 < start_in_s <= 10)."""
+    if cmd["cmd"] == "crash":
+        at = cmd.get("at_tick")
+        if at is not None and (isinstance(at, bool) or not isinstance(at, int) or at < 0):
+            raise FaultCommandError("crash: at_tick must be a tick number >= 0")
+        return cmd
+    delay = cmd.get("start_in_s", 1.5)
+    if isinstance(delay, bool) or not isinstance(delay, int | float):
+        raise FaultCommandError("restart: start_in_s must be a number")
+    if not 0 < delay <= RESTART_MAX_S:
+        raise FaultCommandError(f"restart: start_in_s must be in (0, {RESTART_MAX_S:g}]")
+    return cmd

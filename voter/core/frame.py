@@ -60,6 +60,7 @@ import math
 import struct
 from dataclasses import dataclass
 from itertools import chain, permutations
+from typing import Generic, TypeVar
 
 import crc32c
 
@@ -70,6 +71,7 @@ __all__ = [
     "ALL_DROP_REASONS",
     "CHANNELS_MAX",
     "CLUSTER_MAX",
+    "CONTROL_DOMAIN",
     "DROP_CLUSTER",
     "DROP_COBS",
     "DROP_CRC",
@@ -88,6 +90,7 @@ __all__ = [
     "Drop",
     "Frame",
     "FrameSplitter",
+    "PacketSplitter",
     "check_frame",
     "cobs_decode",
     "cobs_encode",
@@ -96,9 +99,15 @@ __all__ = [
     "encode_frame",
     "encoded_size",
     "seal_payload",
+    "unseal_payload",
 ]
 
 WIRE_VERSION = 2
+
+#: The CRC domain of HIL control packets (`PacketSplitter`, `voter.control`).
+CONTROL_DOMAIN = "voter/hil-control"
+
+T = TypeVar("T")
 
 #: Limits (TigerBeetle: put a limit on everything). FRAME_BYTES_MAX bounds the
 #: COBS body between two delimiters, so a frame takes at most FRAME_BYTES_MAX + 1
@@ -529,6 +538,37 @@ def _drop(reason: str, detail: object = "") -> Drop:
     return Drop(reason, str(detail)[:_DETAIL_MAX])
 
 
+def _open(body: bytes | bytearray | memoryview) -> tuple[bytes, int] | Drop:
+    """Length, COBS and size checks of one delimited body: (payload, the CRC it carries)."""
+    if len(body) > FRAME_BYTES_MAX:
+        return _drop(DROP_TOO_LONG, f"{len(body)} bytes, limit {FRAME_BYTES_MAX}")
+    # A bytearray or memoryview read buffer becomes bytes once, so the byte
+    # checks below (`in`, slicing) behave as on bytes.
+    data = body if type(body) is bytes else bytes(body)
+    try:
+        raw = cobs_decode(data)
+    except ValueError as exc:
+        return _drop(DROP_COBS, exc)
+    if len(raw) <= CRC_BYTES:
+        return _drop(DROP_CRC, f"{len(raw)} bytes is too short for payload + CRC")
+    return raw[:-CRC_BYTES], int.from_bytes(raw[-CRC_BYTES:], "big")
+
+
+def unseal_payload(body: bytes | bytearray | memoryview, domain: str) -> bytes | Drop:
+    """Invert `seal_payload` for one delimited body of `domain`: COBS, then CRC-32C.
+
+    For packets that are not protocol frames (the HIL control line). Never raises.
+    """
+    opened = _open(body)
+    if isinstance(opened, Drop):
+        return opened
+    payload, got = opened
+    want: int = crc32c.crc32c(payload, crc_seed(domain))
+    if got != want:
+        return _drop(DROP_CRC, f"got {got:08x}, computed {want:08x}")
+    return payload
+
+
 def _uvarint(buf: bytes, i: int, end: int, limit: int, what: str) -> tuple[int, int]:
     """Read a minimal LEB128 number of at most `limit` at `i`; (value, next index)."""
     value = shift = 0
@@ -607,19 +647,10 @@ def decode_frame(body: bytes | bytearray | memoryview, cluster: str) -> Frame | 
     Whatever the body holds; `cluster` is ours, and one no frame can carry is a
     ValueError (`FrameSplitter` checks it once, when it is made).
     """
-    if len(body) > FRAME_BYTES_MAX:
-        return _drop(DROP_TOO_LONG, f"{len(body)} bytes, limit {FRAME_BYTES_MAX}")
-    # A bytearray or memoryview read buffer becomes bytes once, so the byte
-    # checks below (`in`, slicing) behave as on bytes.
-    data = body if type(body) is bytes else bytes(body)
-    try:
-        raw = cobs_decode(data)
-    except ValueError as exc:
-        return _drop(DROP_COBS, exc)
-    if len(raw) <= CRC_BYTES:
-        return _drop(DROP_CRC, f"{len(raw)} bytes is too short for payload + CRC")
-    payload = raw[:-CRC_BYTES]
-    got = int.from_bytes(raw[-CRC_BYTES:], "big")
+    opened = _open(body)
+    if isinstance(opened, Drop):
+        return opened
+    payload, got = opened
     want: int = crc32c.crc32c(payload, crc_seed(cluster))
     if got != want:
         if got == crc32c.crc32c(payload):
@@ -722,8 +753,8 @@ def check_frame(
 
 
 # -- streaming -------------------------------------------------------------------
-class FrameSplitter:
-    """Split one link's byte stream on 0x00 into `cluster`'s frames and drops, bounded.
+class _Splitter(Generic[T]):
+    """Split a byte stream on 0x00 into decoded items and drops, with a bounded buffer.
 
     Reads may cut a frame anywhere or carry several; a run of more than
     FRAME_BYTES_MAX bytes without a delimiter (line noise, a babbling peer) is
@@ -746,9 +777,12 @@ class FrameSplitter:
         """Bytes of an incomplete frame held (never more than FRAME_BYTES_MAX)."""
         return len(self._buf)
 
-    def feed(self, data: bytes | bytearray) -> list[Frame | Drop]:
+    def _decode(self, body: bytes | bytearray) -> T | Drop:
+        raise NotImplementedError
+
+    def feed(self, data: bytes | bytearray) -> list[T | Drop]:
         """Take the next bytes read from the link; return what completed, in order."""
-        out: list[Frame | Drop] = []
+        out: list[T | Drop] = []
         start = 0
         n = len(data)
         while start <= n:
@@ -769,18 +803,42 @@ class FrameSplitter:
                 self._buf += data[start:end]
                 body = bytes(self._buf)
                 self._buf.clear()
-                out.append(self._count(decode_frame(body, self.cluster)))
+                out.append(self._count(self._decode(body)))
             elif end > start:
-                out.append(self._count(decode_frame(data[start:end], self.cluster)))
+                out.append(self._count(self._decode(data[start:end])))
             if idx < 0:
                 break
             start = idx + 1
         return out
 
-    def _count(self, result: Frame | Drop) -> Frame | Drop:
+    def _count(self, result: T | Drop) -> T | Drop:
         if isinstance(result, Drop):
             self.drops += 1
             self.drop_reasons[result.reason] = self.drop_reasons.get(result.reason, 0) + 1
         else:
             self.frames += 1
         return result
+
+
+class FrameSplitter(_Splitter[Frame]):
+    """The link splitter: each body is decoded as a frame of the splitter's cluster."""
+
+    def _decode(self, body: bytes | bytearray) -> Frame | Drop:
+        return decode_frame(body, self.cluster)
+
+
+class PacketSplitter(_Splitter[bytes]):
+    """The same framing for other payloads (the HIL control line): COBS + CRC-32C only.
+
+    The CRC is seeded with its own domain, never a cluster id, so a control
+    packet can never pass as a link frame (or back) on a miswired cable.
+
+    Line noise costs the packet it hits (a counted Drop) and the splitter resyncs
+    at the next 0x00, exactly as on a link.
+    """
+
+    def __init__(self, domain: str = CONTROL_DOMAIN) -> None:
+        super().__init__(domain)
+
+    def _decode(self, body: bytes | bytearray) -> bytes | Drop:
+        return unseal_payload(body, self.cluster)

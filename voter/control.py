@@ -1,0 +1,183 @@
+"""The HIL control channel over a serial port: framed commands in, the board's log lines out.
+
+On real boards the rig cannot reach a unix socket or read the board's disk, so
+`voterd --hil --control serial:PORT` takes the same JSON commands on a separate
+UART and streams back every line it writes to its decision log. Both directions
+use the links' framing (COBS + CRC-32C + 0x00, `voter.core.frame`), so line
+noise is a counted drop and never a crash. One packet's payload:
+
+    b"C" + JSON command                        rig -> board
+    b"L" + 4-byte big-endian sequence + line   board -> rig (the exact log line, no newline)
+
+The sequence number lets the rig count lines it lost; it restarts at 0 when the
+board process restarts. Writes never block the tick loop: packets queue in a
+bounded buffer that is written without blocking whenever the loop passes by; a
+packet that does not fit is dropped whole and counted, so the stream stays framed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import serial
+
+from voter.core.frame import CONTROL_DOMAIN, Drop, PacketSplitter, seal_payload
+
+SERIAL_PREFIX = "serial:"
+KIND_COMMAND = b"C"
+KIND_LINE = b"L"
+#: bytes of log lines a board holds back for a slow rig before it drops lines (~4 s at 50 Hz)
+OUT_BUFFER_MAX = 64 * 1024
+READ_MAX = 65536
+
+
+class ControlPortError(Exception):
+    """The control port cannot be opened (one line for the user)."""
+
+
+def serial_port_of(control: str) -> str | None:
+    """The port URL of a `serial:URL` control address, None for a unix socket path."""
+    if control.startswith(SERIAL_PREFIX):
+        return control[len(SERIAL_PREFIX) :]
+    return None
+
+
+def command_packet(cmd: dict[str, Any]) -> bytes:
+    return seal_payload(
+        KIND_COMMAND + json.dumps(cmd, separators=(",", ":")).encode(), CONTROL_DOMAIN
+    )
+
+
+def line_packet(seq: int, line: str) -> bytes:
+    return seal_payload(
+        KIND_LINE + (seq & 0xFFFFFFFF).to_bytes(4, "big") + line.encode(), CONTROL_DOMAIN
+    )
+
+
+def parse_line_packet(payload: bytes) -> tuple[int, str] | None:
+    """(sequence, line) of a board->rig packet, None if it is not one."""
+    if len(payload) < 5 or payload[:1] != KIND_LINE:
+        return None
+    return int.from_bytes(payload[1:5], "big"), payload[5:].decode("utf-8", errors="replace")
+
+
+def open_port(url: str, baud: int) -> serial.SerialBase:
+    try:
+        port = serial.serial_for_url(
+            url, baudrate=baud, timeout=0, write_timeout=0, exclusive=True, do_not_open=True
+        )
+        port.open()
+    except serial.SerialException as e:
+        raise ControlPortError(f"cannot open control port {url}: {e}") from None
+    except (ValueError, OSError) as e:
+        raise ControlPortError(f"cannot open control port {url}: {e}") from None
+    with contextlib.suppress(serial.SerialException, OSError):
+        port.reset_input_buffer()
+    with contextlib.suppress(AttributeError, NotImplementedError, OSError, ValueError):
+        os.set_blocking(port.fileno(), False)  # writes must never wait
+    return port
+
+
+@dataclass
+class SerialControl:
+    """One end of a control line: a board's (commands in, lines out) or, in reverse, the rig's."""
+
+    url: str
+    port: serial.SerialBase
+    splitter: PacketSplitter = field(default_factory=PacketSplitter)
+    out: bytearray = field(default_factory=bytearray)
+    out_max: int = OUT_BUFFER_MAX
+    seq: int = 0
+    lines_dropped: int = 0
+    bad_packets: int = 0
+    write_errors: int = 0
+    read_errors: int = 0
+
+    @classmethod
+    def open(cls, url: str, baud: int) -> SerialControl:
+        return cls(url, open_port(url, baud))
+
+    def fileno(self) -> int | None:
+        try:
+            return int(self.port.fileno())
+        except (AttributeError, NotImplementedError, OSError, ValueError):
+            return None
+
+    # -- in ------------------------------------------------------------------------
+    def read_payloads(self) -> list[bytes]:
+        """Whole packets that arrived since the last call; noise is counted in `bad_packets`."""
+        try:
+            waiting = self.port.in_waiting
+            data = self.port.read(min(waiting, READ_MAX)) if waiting else b""
+        except (serial.SerialException, OSError):
+            self.read_errors += 1
+            return []
+        out: list[bytes] = []
+        for item in self.splitter.feed(data) if data else []:
+            if isinstance(item, Drop):
+                self.bad_packets += 1
+            else:
+                out.append(item)
+        return out
+
+    def read_commands(self) -> list[bytes]:
+        """JSON command bodies (board side); packets of another kind count as bad."""
+        cmds = []
+        for p in self.read_payloads():
+            if p[:1] == KIND_COMMAND:
+                cmds.append(p[1:])
+            else:
+                self.bad_packets += 1
+        return cmds
+
+    # -- out -----------------------------------------------------------------------
+    def send_line(self, line: str) -> None:
+        """Queue one log line (board side); never blocks, never raises."""
+        self.queue(line_packet(self.seq, line.rstrip("\n")))
+        self.seq += 1
+
+    def queue(self, packet: bytes) -> bool:
+        if len(self.out) + len(packet) > self.out_max:
+            self.lines_dropped += 1
+            return False
+        self.out += packet
+        self.flush()
+        return True
+
+    @property
+    def pending(self) -> int:
+        return len(self.out)
+
+    def flush(self) -> None:
+        """Write what the port takes now, without waiting."""
+        if not self.out:
+            return
+        fd = self.fileno()
+        data = bytes(self.out)
+        try:
+            n = os.write(fd, data) if fd is not None else (self.port.write(data) or 0)
+        except BlockingIOError:
+            return
+        except (serial.SerialException, OSError):
+            self.write_errors += 1
+            self.lines_dropped += 1
+            self.out.clear()  # a broken port: keep no backlog
+            return
+        del self.out[:n]
+
+    def drain(self, timeout_s: float) -> None:
+        """Flush for at most `timeout_s` (before the process exits or re-executes)."""
+        deadline = time.monotonic() + timeout_s
+        while self.out and time.monotonic() < deadline:
+            self.flush()
+            if self.out:
+                time.sleep(0.002)
+
+    def close(self) -> None:
+        with contextlib.suppress(serial.SerialException, OSError):
+            self.port.close()
