@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firmware_sim.fabric import FabricError, start_process
+from firmware_sim.fabric import FabricError, start_process, stop_process
 from voter.config import ClusterConfig, NodeConfig, dump_cluster
 from voter.keys import generate_key
 
@@ -238,13 +238,7 @@ class SimCluster:
                 proc.wait()
         stats: dict[str, Any] = {}
         if self.fabric is not None:
-            if self.fabric.poll() is None:
-                self.fabric.send_signal(signal.SIGTERM)
-                try:
-                    self.fabric.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.fabric.kill()
-                    self.fabric.wait()
+            stop_process(self.fabric)
             with contextlib.suppress(OSError, ValueError):
                 stats = json.loads((self.out / "fabric.json").read_text())
         if self._sock_dir is not None:

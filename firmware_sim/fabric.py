@@ -350,6 +350,17 @@ def _pair(key: str) -> tuple[int, int]:
     return int(a), int(b)
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 5.0) -> None:
+    """SIGTERM `proc` (it flushes and writes its counters), SIGKILL if it hangs; always reaped."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def start_process(
     spec: dict[str, Any], out: Path, timeout_s: float = 10.0
 ) -> tuple[subprocess.Popen[bytes], dict[str, str]]:

@@ -22,14 +22,13 @@ import contextlib
 import json
 import os
 import select
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firmware_sim.fabric import FabricError, start_process
+from firmware_sim.fabric import FabricError, start_process, stop_process
 from hil.faultspec import Fault, fault_budget, faulty_nodes
 from hil.rig import Rig
 from voter.control import ControlPortError, SerialControl, command_packet, parse_line_packet
@@ -232,13 +231,7 @@ def run_on_rig(
                 break
     finally:
         if fabric_proc is not None:
-            if fabric_proc.poll() is None:
-                fabric_proc.send_signal(signal.SIGTERM)
-                try:
-                    fabric_proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    fabric_proc.kill()
-                    fabric_proc.wait()
+            stop_process(fabric_proc)
             with contextlib.suppress(OSError, ValueError):
                 fabric = json.loads((out / "fabric.json").read_text())
         with contextlib.suppress(Exception):

@@ -532,7 +532,9 @@ def test_random_layouts_with_valid_crc_never_raise(
     assert isinstance(result, Frame | Drop)
     if isinstance(result, Frame):
         # Whatever decodes re-encodes to the same frame: the grammar has one meaning per byte.
-        assert result == decode(body(result))
+        # Compared by repr: a NaN channel decodes (the value domain rejects it later, per
+        # entry) and NaN != NaN would fail an equal pair (found by CI's Hypothesis run).
+        assert repr(result) == repr(decode(body(result)))
 
 
 @settings(max_examples=40, deadline=None)

@@ -10,7 +10,6 @@ validation and the scenario/cluster mismatch message.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from firmware_sim.fabric import stop_process
 from hil.campaign import Scenario, run_scenario
 from hil.checks import check, read_run
 from hil.rig import RigError, load_rig, mismatch
@@ -57,13 +57,8 @@ class BoardLoop(threading.Thread):
     def stop(self) -> None:
         self.halt.set()
         proc = self.proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            stop_process(proc)
         self.join(timeout=5)
 
 
@@ -162,12 +157,7 @@ def rig(tmp_path: Path) -> Iterator[Path]:
     finally:
         for loop in loops:
             loop.stop()
-        cables.send_signal(signal.SIGTERM)
-        try:
-            cables.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            cables.kill()
-            cables.wait()
+        stop_process(cables)
     for loop in loops:
         assert loop.proc is None or loop.proc.poll() is not None
 

@@ -13,7 +13,3 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     prog = sys.argv[0].rsplit("/", 1)[-1] if sys.argv else "voter"
     print(f"{prog}: error: {message}", file=sys.stderr)
     raise SystemExit(code)
-
-
-def not_implemented(what: str) -> NoReturn:
-    fail(f"{what} is not implemented yet (see the open issues)")
