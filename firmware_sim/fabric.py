@@ -45,6 +45,7 @@ from typing import Any
 import serial
 
 from hil.linkmodel import flip_bits
+from voter.links import PortError, open_port
 
 READ_MAX = 65536
 #: bytes a direction may hold back (queued for baud emulation) before it drops input
@@ -171,25 +172,16 @@ class Fabric:
                     self.close()
                     raise FabricError(f"no rig port for board {a}'s end of link {a}-{b}")
                 try:
-                    port = serial.serial_for_url(
-                        url,
-                        baudrate=port_baud.get((a, b), self.baud),
-                        timeout=0,
-                        write_timeout=0,
-                        exclusive=True,
-                    )
-                    fd = int(port.fileno())
-                except (serial.SerialException, OSError, ValueError) as e:
+                    port = open_port(url, port_baud.get((a, b), self.baud), write_timeout_s=0)
+                except PortError as e:
                     self.close()
-                    raise FabricError(
-                        f"link {a}-{b}, board {a}'s side: cannot open {url}: {e}"
-                    ) from None
-                except (AttributeError, NotImplementedError):
+                    raise FabricError(f"link {a}-{b}, board {a}'s side: {e}") from None
+                self._ports.append(port)
+                try:
+                    fd = int(port.fileno())
+                except (AttributeError, NotImplementedError, OSError, ValueError):
                     self.close()
                     raise FabricError(f"link {a}-{b}: {url} has no file descriptor") from None
-                self._ports.append(port)
-                with contextlib.suppress(serial.SerialException, OSError):
-                    port.reset_input_buffer()
                 os.set_blocking(fd, False)
                 self._masters[(a, b)] = fd
                 self.ends[(a, b)] = url

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from firmware_sim.cluster import SimCluster
+from firmware_sim.fabric import Fabric, FabricError
 from voter.control import (
+    ControlPortError,
     SerialControl,
     command_packet,
     line_packet,
@@ -152,3 +154,20 @@ def test_daemon_takes_commands_over_serial_and_streams_its_log(tmp_path: Path) -
     assert not any(e["event"] == "stop" for e in events)
     on_disk = c.log_path(0).read_text().splitlines()
     assert text == on_disk[: len(text)] and len(on_disk) == len(text)
+
+
+def test_a_busy_control_or_rig_port_is_named_busy() -> None:
+    """Links, the control line and the rig's ports open one way (`voter.links.open_port`)."""
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    holder = SerialControl.open(path, 115200)
+    try:
+        with pytest.raises(ControlPortError, match=f"control line: port {path} is busy"):
+            SerialControl.open(path, 115200)
+        ports = {(a, b): path for a in range(2) for b in range(2) if a != b}
+        with pytest.raises(FabricError, match=f"port {path} is busy"):
+            Fabric(2, 115200, ports=ports)
+    finally:
+        holder.close()
+        os.close(slave)
+        os.close(master)

@@ -27,6 +27,7 @@ from typing import Any
 import serial
 
 from voter.core.frame import CONTROL_DOMAIN, Drop, PacketSplitter, seal_payload
+from voter.links import PortError, open_port
 
 SERIAL_PREFIX = "serial:"
 KIND_COMMAND = b"C"
@@ -66,18 +67,11 @@ def parse_line_packet(payload: bytes) -> tuple[int, str] | None:
     return int.from_bytes(payload[1:5], "big"), payload[5:].decode("utf-8", errors="replace")
 
 
-def open_port(url: str, baud: int) -> serial.SerialBase:
+def open_control_port(url: str, baud: int) -> serial.SerialBase:
     try:
-        port = serial.serial_for_url(
-            url, baudrate=baud, timeout=0, write_timeout=0, exclusive=True, do_not_open=True
-        )
-        port.open()
-    except serial.SerialException as e:
-        raise ControlPortError(f"cannot open control port {url}: {e}") from None
-    except (ValueError, OSError) as e:
-        raise ControlPortError(f"cannot open control port {url}: {e}") from None
-    with contextlib.suppress(serial.SerialException, OSError):
-        port.reset_input_buffer()
+        port = open_port(url, baud, write_timeout_s=0)
+    except PortError as e:
+        raise ControlPortError(f"control line: {e}") from None
     with contextlib.suppress(AttributeError, NotImplementedError, OSError, ValueError):
         os.set_blocking(port.fileno(), False)  # writes must never wait
     return port
@@ -100,7 +94,7 @@ class SerialControl:
 
     @classmethod
     def open(cls, url: str, baud: int) -> SerialControl:
-        return cls(url, open_port(url, baud))
+        return cls(url, open_control_port(url, baud))
 
     def fileno(self) -> int | None:
         try:

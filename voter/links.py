@@ -23,6 +23,38 @@ class LinkError(Exception):
     """A port that cannot be opened (busy, missing, no permission): one line for the user."""
 
 
+class PortError(Exception):
+    """A serial port that cannot be opened, as one line for the user (which port, why)."""
+
+
+def open_port(url: str, baud: int, write_timeout_s: float | None) -> serial.SerialBase:
+    """Open `url` exclusively, non-blocking reads, with stale input discarded.
+
+    The one place ports are opened: board links, the HIL control line and the rig's
+    link ports all want a busy port named as such rather than pyserial's errno text.
+    """
+    try:
+        port = serial.serial_for_url(
+            url,
+            baudrate=baud,
+            timeout=0,
+            write_timeout=write_timeout_s,
+            exclusive=True,
+            do_not_open=True,
+        )
+        port.open()
+    except serial.SerialException as e:
+        msg = str(e)
+        if "lock" in msg.lower() or "busy" in msg.lower() or "Resource temporarily" in msg:
+            raise PortError(f"port {url} is busy (another process has it)") from None
+        raise PortError(f"cannot open {url}: {msg}") from None
+    except (ValueError, OSError) as e:
+        raise PortError(f"cannot open {url}: {e}") from None
+    with contextlib.suppress(serial.SerialException, OSError):
+        port.reset_input_buffer()
+    return port
+
+
 @dataclass
 class Link:
     peer: int
@@ -39,37 +71,16 @@ class Link:
         cls, peer: int, url: str, baud: int, cluster: str, write_timeout_s: float = 0.05
     ) -> Link:
         try:
-            port = serial.serial_for_url(
-                url,
-                baudrate=baud,
-                timeout=0,
-                write_timeout=write_timeout_s,
-                exclusive=True,
-                do_not_open=True,
-            )
-            port.open()
-        except serial.SerialException as e:
-            msg = str(e)
-            if "lock" in msg.lower() or "busy" in msg.lower() or "Resource temporarily" in msg:
-                raise LinkError(
-                    f"link to node {peer}: port {url} is busy (another process has it)"
-                ) from None
-            raise LinkError(f"link to node {peer}: cannot open {url}: {msg}") from None
-        except (ValueError, OSError) as e:
-            raise LinkError(f"link to node {peer}: cannot open {url}: {e}") from None
-        link = cls(peer, url, port, FrameSplitter(cluster))
-        link.discard_input()
-        return link
+            port = open_port(url, baud, write_timeout_s)
+        except PortError as e:
+            raise LinkError(f"link to node {peer}: {e}") from None
+        return cls(peer, url, port, FrameSplitter(cluster))
 
     def fileno(self) -> int | None:
         try:
             return int(self.port.fileno())
         except (AttributeError, NotImplementedError, OSError, ValueError):
             return None  # loop:// and other URL handlers have no descriptor
-
-    def discard_input(self) -> None:
-        with contextlib.suppress(serial.SerialException, OSError):
-            self.port.reset_input_buffer()
 
     def read_frames(self) -> list[Frame | Drop]:
         """Everything that arrived since the last call, as frames and drops."""

@@ -459,7 +459,7 @@ def _wire_bytes(frame: Frame) -> bytes:
     """Validate every field limit except the total size and return the wire bytes."""
     if type(frame.version) is not int or frame.version != WIRE_VERSION:
         raise ValueError(f"frame version must be {WIRE_VERSION}, got {frame.version!r}")
-    seed = crc_seed(frame.cluster)
+    crc_seed(frame.cluster)  # a cluster no frame can carry: ValueError before any work
     src, dst, rnd, entries = frame.src, frame.dst, frame.round, frame.entries
     problem = _header_problem(src, dst, frame.tick, rnd)
     if problem is not None:
@@ -506,9 +506,7 @@ def _wire_bytes(frame: Frame) -> bytes:
             _put_value(out, e.value)
             for sig in e.sigs:
                 out += sig
-    crc: int = crc32c.crc32c(out, seed)
-    out += crc.to_bytes(CRC_BYTES, "big")
-    return cobs_encode(bytes(out)) + b"\x00"
+    return seal_payload(bytes(out), frame.cluster)
 
 
 def encode_frame(frame: Frame) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import permutations
+from itertools import islice, permutations
 from typing import Literal
 
 from voter.core.values import Value
@@ -133,26 +133,18 @@ def valid_paths(params: Params, me: int) -> frozenset[tuple[int, ...]] | None:
     accepts in round r from that peer, so a receiver tests one set membership
     per entry and only calls `check_path` (for the reason) on a path that fails.
     """
-    count = sum(
-        len(list(labels(params.nodes, c, 1, me))) * _arrangements(params.nodes - 2, r - 1)
-        for c in params.commanders
-        for r in range(1, params.rounds + 1)
+    paths = frozenset(
+        islice(
+            (
+                path
+                for c in params.commanders
+                for r in range(1, params.rounds + 1)
+                for path in labels(params.nodes, c, r, me)
+            ),
+            VALID_PATHS_MAX + 1,
+        )
     )
-    if count > VALID_PATHS_MAX:
-        return None
-    return frozenset(
-        path
-        for c in params.commanders
-        for r in range(1, params.rounds + 1)
-        for path in labels(params.nodes, c, r, me)
-    )
-
-
-def _arrangements(n: int, k: int) -> int:
-    out = 1
-    for i in range(k):
-        out *= max(0, n - i)
-    return out
+    return paths if len(paths) <= VALID_PATHS_MAX else None
 
 
 def path_ok(
