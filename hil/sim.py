@@ -1,28 +1,31 @@
 """The deterministic in-process simulator: the whole cluster in one process, one seed.
 
-The same `voter.core.board.Board` objects the daemons drive, the same frame
-codec, the same HIL fault code (`voter.faults.FaultState`) and the same clock
-sync (`ClockSync`); only the links and the clock are simulated. Time is a
-virtual float in seconds; every event (a frame arriving, a round closing on a
-board) goes through one priority queue ordered by (time, sequence), and every
-random choice comes from generators derived from the scenario seed. Running a
-seed twice gives the identical history (its hash is part of the result).
+Each board is the daemon's own `voter.core.driver.TickDriver` around the same
+`Board`, driven exactly as `voterd` drives it (wake at the deadline, frames as
+they arrive, `done` when the writes are through), with the same HIL fault code
+(`voter.faults.FaultState`). Only the links, the clocks and the CPU are simulated:
 
-Timing model: board i's virtual clock is true time + phase_i. It sends a
-round's frames when its previous round closes (round 1 at its tick start);
-a frame arrives after its wire time at the baud rate plus any link delay, and
-is late for the receiver if its round closed before (the Board counts it).
-Clock drift moves a phase every tick; the board's ClockSync corrects it from
-round-1 arrivals exactly as the daemon does.
+- **time**: true time is a float in seconds; board i's clock reads
+  t * (1 + drift_i) + offset_i (a clock-step fault moves offset_i). Every event (a
+  board waking, a frame arriving) goes through one priority queue ordered by
+  (time, sequence);
+- **CPU**: each call into the driver keeps its board busy for a processing time
+  drawn from a distribution (`cpu_ms` median, with an exponential tail, a
+  decision `decide_ms` more), and a `stall` fault freezes it, before or after it
+  writes round 1. Frames that arrive while a board is busy wait in its input
+  buffer, as in a kernel's. So a board can be late, and the driver's
+  self-checks, clique avoidance and the checker's timeliness check see it;
+- **links**: a frame takes its bytes' time on the wire at the baud rate, after
+  the frame ahead of it on the same direction, plus a fixed latency and any
+  link-delay / link-jitter fault; frames on a direction stay in order.
+
+Every random choice comes from generators derived from the scenario seed, so a
+seed run twice gives the identical history (its hash is part of the result).
 
 Fast lane: a link that no fault of the scenario can touch (no link fault on it,
 and a sender without a frame-level traitor strategy) hands the receiver the
-Frame object itself instead of feeding the encoded bytes through its
-FrameSplitter. The frame is still encoded, because its length sets the wire
-time and the ClockSync's transfer correction; only the decode is skipped, and
-for a frame the encoder accepted the decode gives back an equal Frame. Faulty
-links keep the full byte path, so link-fault coverage is counted as before;
-memory faults are unaffected (every board always goes through its ECC store).
+Frame object instead of feeding the encoded bytes through its FrameSplitter;
+for a frame the encoder accepted the decode gives back an equal Frame.
 `SimConfig.fast_lane=False` forces the full path everywhere (the differential
 tests compare the two).
 """
@@ -42,9 +45,9 @@ from hil.faultspec import Fault
 from hil.linkmodel import flip_bits
 from voter.budget import ROUNDS_FRACTION
 from voter.core.board import Board, InconsistencyError
-from voter.core.clock import ClockSync
-from voter.core.frame import Drop, Frame, FrameSplitter, decode_frame, encode_frame
-from voter.core.ic import as_json_vector, ic_params
+from voter.core.driver import Actions, Publish, Timing, TickDriver
+from voter.core.frame import Drop, Frame, FrameSplitter, decode_frame
+from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm
 from voter.core.values import ReadingDomain
 from voter.faults import FRAME_STRATEGIES, FaultState
@@ -67,6 +70,16 @@ class SimConfig:
     faults: list[Fault] = field(default_factory=list)
     #: hand fault-free links' Frame objects over without the decode (same decisions)
     fast_lane: bool = True
+    #: processing time of one call into the driver: median, and mean of the tail above it
+    cpu_ms: float = 0.15
+    cpu_tail_ms: float = 0.05
+    #: extra processing time of a decision (COM/MON, ECC store)
+    decide_ms: float = 0.4
+    #: a link's fixed latency beyond the wire time
+    link_latency_ms: float = 0.1
+    publish: Publish = "confirmed"
+    #: debug: boards publish every decision (no self-checks, no clique avoidance)
+    fail_silent: bool = True
 
 
 @dataclass
@@ -92,21 +105,28 @@ class SimResult:
     counters: dict[str, int]
     coverage: Coverage
     history_hash: str
-    timeline: dict[int, list[str]]  # per board, per tick: ok | error | down | stop
+    timeline: dict[int, list[str]]  # per board, per tick: ok | error | withheld | down | stop
 
 
 class _SimBoard:
+    """One board: its driver, its clock and whether it is up or busy."""
+
     def __init__(self, sim: Simulator, node: int) -> None:
         self.node = node
-        self.board = Board(sim.params, node, CHANNELS, sim.keys[node])
-        self.sync = ClockSync(sim.period, (sim.cfg.nodes - 1) // 3, step_s=sim.slot / 2)
+        board = Board(sim.params, node, CHANNELS, sim.keys[node])
+        self.driver = TickDriver(
+            board,
+            sim.timing,
+            sim.sensors[node].read,
+            algorithm=sim.cfg.algorithm,
+            sabotage=sim.faults[node],
+        )
         self.up = True
-        self.warmup = 2
-        self.tick_open: int | None = None
+        self.busy_until = 0.0
+        self.wake_gen = 0
         self.splitters = {
             j: FrameSplitter(sim.params.cluster) for j in range(sim.cfg.nodes) if j != node
         }
-        self.last_sent: list[tuple[int, bytes]] = []
 
 
 class Simulator:
@@ -115,7 +135,15 @@ class Simulator:
         self.progress = progress
         self.period = 1.0 / cfg.tick_hz
         self.params = ic_params(cfg.nodes, cfg.m, cfg.algorithm, f"sim-{cfg.seed}")
-        self.slot = self.period * ROUNDS_FRACTION / self.params.rounds
+        self.timing = Timing(
+            self.period,
+            self.params.rounds,
+            cfg.nodes,
+            ROUNDS_FRACTION,
+            latency_s=cfg.link_latency_ms / 1000,
+            publish=cfg.publish,
+            fail_silent=cfg.fail_silent,
+        )
         self.keys = board_keys(cfg.nodes, f"sim-{cfg.seed}")
         for ring in self.keys.values():
             ring.share_verify_cache(self.keys[0])  # one process: check each chain once
@@ -126,14 +154,15 @@ class Simulator:
             i: FaultState(ReadingDomain(CHANNELS), random.Random(root.getrandbits(64)), self.period)
             for i in range(cfg.nodes)
         }
+        self.cpu_rng = random.Random(root.getrandbits(64))
         for f in cfg.faults:
             cmd = f.control_command()
             if cmd is not None and f.node is not None:
                 self.faults[f.node].apply(json.dumps(cmd).encode())
         self.sensors = {i: SimSensor(CHANNELS, i, cfg.seed, self.period) for i in range(cfg.nodes)}
+        # Board i's clock: t * (1 + drift) + offset; a common power-on within 0.2 ms.
+        self.offset = {i: phase_rng.uniform(-1e-4, 1e-4) for i in range(cfg.nodes)}
         self.boards = {i: _SimBoard(self, i) for i in range(cfg.nodes)}
-        # Boards start within 0.2 ms of each other (a common power-on, as firmware-sim).
-        self.phase = {i: phase_rng.uniform(-1e-4, 1e-4) for i in range(cfg.nodes)}
         self.links = {
             (a, b): [f for f in cfg.faults if f.kind.startswith("link-") and _on_link(f, a, b)]
             for a in range(cfg.nodes)
@@ -148,8 +177,9 @@ class Simulator:
             link: cfg.fast_lane and not faults and link[0] not in frame_level
             for link, faults in self.links.items()
         }
+        self.wire_free = dict.fromkeys(self.links, 0.0)
         self.crashes = {f.node: f.at_tick for f in cfg.faults if f.kind == "crash"}
-        self.restart_at: dict[int, int] = {}
+        self.restart_at: dict[int, float] = {}
         self.logs = {i: NodeLog(i) for i in range(cfg.nodes)}
         self.coverage = Coverage()
         self.counters = {
@@ -161,15 +191,29 @@ class Simulator:
             "corrected": 0,
             "link_dropped": 0,
             "link_delayed": 0,
+            "link_jittered": 0,
+            "published": 0,
+            "withheld": 0,
+            "stalls": 0,
+            "clock_steps": 0,
         }
-        self.timeline: dict[int, list[str]] = {i: [] for i in range(cfg.nodes)}
+        self.status: dict[int, dict[int, str]] = {i: {} for i in range(cfg.nodes)}
         self._queue: list[tuple[float, int, str, Any]] = []
         self._seq = 0
         self._hash = hashlib.sha256()
-        for i in range(cfg.nodes):
+        self._progress_tick = 0
+        for i, b in self.boards.items():
+            b.driver.start(self.offset[i], 0)
             self._event(i, {"event": "joined", "node": i, "tick": 0, "how": "common-start"})
+            self._schedule(i, 0.0)
 
-    # -- bookkeeping -------------------------------------------------------------
+    # -- clocks and bookkeeping ----------------------------------------------------
+    def local(self, i: int, t: float) -> float:
+        return t * (1.0 + self.faults[i].drift_ppm * 1e-6) + self.offset[i]
+
+    def true_time(self, i: int, local: float) -> float:
+        return (local - self.offset[i]) / (1.0 + self.faults[i].drift_ppm * 1e-6)
+
     def _push(self, t: float, kind: str, payload: Any) -> None:
         self._seq += 1
         heapq.heappush(self._queue, (t, self._seq, kind, payload))
@@ -178,186 +222,229 @@ class Simulator:
         self.logs[node].events.append(ev)
         self._hash.update(json.dumps(ev, sort_keys=True).encode())
 
-    # -- running -----------------------------------------------------------------
+    def _schedule(self, i: int, not_before: float) -> None:
+        """(Re)arm board i's wake-up at its driver's next deadline."""
+        b = self.boards[i]
+        b.wake_gen += 1
+        t = max(not_before, self.true_time(i, b.driver.next_deadline()))
+        self._push(t, "wake", (i, b.wake_gen))
+
+    # -- running -----------------------------------------------------------------------
     def run(self) -> SimResult:
-        for k in range(self.cfg.ticks):
-            self._tick(k)
-            if self.progress is not None and k % 500 == 0:
-                self.progress(k)
+        end = (self.cfg.ticks + 2) * self.period + 5 * RESTART_S
+        while self._queue:
+            t, _, kind, payload = heapq.heappop(self._queue)
+            if t > end:
+                break
+            if kind == "wake":
+                self._wake(t, *payload)
+            elif kind == "arrive":
+                self._arrive(t, *payload)
+            elif kind == "restart":
+                self._restart(t, payload)
         for i, b in self.boards.items():
             if b.up:
+                self._perform(i, end, b.driver.stop(self.local(i, end)))
                 self._event(i, {"event": "stop", "node": i, "reason": "done", "code": 0})
+                self._account_memory(self.faults[i])
         return SimResult(
-            self.cfg, self.logs, self.counters, self.coverage, self._hash.hexdigest(), self.timeline
+            self.cfg,
+            self.logs,
+            self.counters,
+            self.coverage,
+            self._hash.hexdigest(),
+            self._timeline(),
         )
 
-    def _tick(self, k: int) -> None:
-        period = self.period
+    def _timeline(self) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
         for i in range(self.cfg.nodes):
-            self._lifecycle(i, k)
-            self.phase[i] += period * self.faults[i].drift_ppm * 1e-6
-        for i, b in self.boards.items():
-            if b.up:
-                self._push(k * period - self.phase[i], "open", (i, k))
-        # Everything up to the earliest start of the next tick (its opens are not queued yet).
-        horizon = (k + 1) * period - max(self.phase.values()) - 1e-9
-        while self._queue and self._queue[0][0] <= horizon:
-            t, _, kind, payload = heapq.heappop(self._queue)
-            if kind == "open":
-                self._open(t, *payload)
-            elif kind == "close":
-                self._close(t, *payload)
-            else:
-                self._arrive(t, *payload)
-        for i, b in self.boards.items():
-            if len(self.timeline[i]) <= k:
-                self.timeline[i].append("down" if not b.up else "missing")
+            row = []
+            for k in range(self.cfg.ticks):
+                line = self.logs[i].decisions.get(k)
+                if line is None:
+                    row.append(self.status[i].get(k, "down"))
+                elif "withheld" in line:
+                    row.append("withheld")
+                else:
+                    row.append("ok" if all(v is not None for v in line["vector"]) else "error")
+            out[i] = row
+        return out
 
-    def _lifecycle(self, i: int, k: int) -> None:
-        b = self.boards[i]
-        if b.up and self.crashes.get(i) == k:
-            b.up = False
-            self.counters["stops"] += 1
-            self._event(i, {"event": "crash", "node": i, "tick": k})
-            self.restart_at[i] = k + int(RESTART_S / self.period) + 5
-        if not b.up and self.restart_at.get(i) == k:
-            fresh = _SimBoard(self, i)
-            self.boards[i] = fresh
-            others = sorted(self.phase[j] for j in self.boards if j != i and self.boards[j].up)
-            if others:
-                self.phase[i] = others[(len(others) - 1) // 2]  # joined from its peers
-            del self.restart_at[i]
-            self.counters["restarts"] += 1
-            self._event(i, {"event": "joined", "node": i, "tick": k, "how": "peers"})
+    # -- boards ------------------------------------------------------------------------
+    def _cpu(self, decide: bool = False) -> float:
+        base = self.cfg.cpu_ms + self.cpu_rng.expovariate(1.0 / self.cfg.cpu_tail_ms)
+        return (base + (self.cfg.decide_ms if decide else 0.0)) / 1000
 
-    def _open(self, t: float, i: int, k: int) -> None:
+    def _wake(self, t: float, i: int, gen: int) -> None:
         b = self.boards[i]
-        if not b.up:
+        if not b.up or gen != b.wake_gen:
             return
-        b.board.adversary = self.faults[i].adversary(k)
-        reading = self.faults[i].corrupt_reading(k, self.sensors[i].read(k))
-        frames = b.board.begin_tick(k, reading)
-        b.tick_open = k
-        self._send(t, i, k, frames)
-        self._push(t + self.slot, "close", (i, k, 1))
-        if b.board.round_complete():
-            self._push(t, "close", (i, k, 1))
-
-    def _close(self, t: float, i: int, k: int, r: int) -> None:
-        """Round r of board i closes: at its deadline, or earlier when every frame is in."""
-        b = self.boards[i]
-        if not b.up or b.tick_open != k or b.board.round != r:
-            return  # already closed early (this is the deadline event) or tick over
-        frames = b.board.next_round()
-        if r < self.params.rounds:
-            self._send(t, i, k, frames)
-            deadline = k * self.period - self.phase[i] + (r + 1) * self.slot
-            self._push(deadline, "close", (i, k, r + 1))
-            if b.board.round_complete():  # early frames may complete it at once
-                self._push(t, "close", (i, k, r + 1))
+        if t < b.busy_until:
+            self._schedule(i, b.busy_until)
             return
-        self._finish(i, k)
-
-    def _finish(self, i: int, k: int) -> None:
-        b = self.boards[i]
-        faults = self.faults[i]
-        inject = faults.memory_fault(k)
-        before = faults.injected_memory
+        d = b.driver
+        if d.round == 0:
+            if d.tick >= self.cfg.ticks:
+                self._finish_board(i, t)
+                return
+            if self._lifecycle(i, t, d.tick):
+                return
+            step = self.faults[i].clock_step_s(d.tick)
+            if step:
+                self.offset[i] += step
+                self.counters["clock_steps"] += 1
+                self._event(i, {"event": "clock-jump", "node": i, "tick": d.tick, "ms": step * 1e3})
+                self._schedule(i, t)
+                return
+            if self.progress is not None and d.tick >= self._progress_tick:
+                self.progress(d.tick)
+                self._progress_tick = d.tick + 500
+        deciding = d.round == d.rounds
         try:
-            report = b.board.finish_tick(inject)
+            acts = d.wake(self.local(i, t))
         except InconsistencyError as e:
-            self._account_memory(faults, before)
-            self.coverage.memory_stops += 1
-            self.counters["stops"] += 1
-            b.up = False
-            self.timeline[i].append("stop")
-            self._event(i, {"event": "stop", "node": i, "tick": k, "reason": str(e), "code": 70})
-            self.restart_at[i] = k + int(RESTART_S / self.period) + 5
+            self._stop(i, t, d.tick, str(e))
             return
-        self._account_memory(faults, before)
-        self.coverage.memory_corrected += report.corrected
-        self.counters["corrected"] += report.corrected
-        self.counters["late"] += report.late
-        self.counters["frames_dropped"] += report.dropped
-        if b.warmup > 0:
-            b.warmup -= 1
-            b.sync.discard()
-        self.phase[i] += b.sync.correction()
-        d = report.decision
-        line = {
-            "tick": d.tick,
-            "node": d.node,
-            "algorithm": self.cfg.algorithm,
-            "local": list(d.local) if isinstance(d.local, tuple) else d.local,
-            "vector": as_json_vector(d.vector),
-            "output": list(d.output),
-            "messages": d.messages,
-            "late": report.late,
-            "dropped": report.dropped,
-            "corrected": report.corrected,
-            "decided_us": round(self.params.rounds * self.slot * 1e6, 1),
-        }
-        self.logs[i].decisions[k] = line
-        # repr of the line (built in a fixed key order above): as exact as sorted
-        # JSON (floats repr alike) at a fraction of its cost, once per decision.
-        self._hash.update(repr(line).encode())
-        self.timeline[i].append("ok" if all(v is not None for v in d.vector) else "error")
-        b.tick_open = None
+        self._perform(i, t, acts, self._cpu(deciding and d.round == 0))
+        if self.boards[i] is b and b.up:
+            self._schedule(i, b.busy_until)
 
-    def _account_memory(self, faults: FaultState, before: int) -> None:
-        injected = faults.injected_memory - before
+    def _perform(self, i: int, t: float, acts: Actions, cost: float = 0.0) -> None:
+        """Do what the driver asked, as the daemon does: stall, write, done, stall, log.
+
+        `cost` is the processing time of the call that produced `acts`: the writes
+        and the decision happen that much later than the event that caused them.
+        """
+        b = self.boards[i]
+        t += cost
+        if acts.stall_s and acts.stall_when == "before-send":
+            t += acts.stall_s
+            self.counters["stalls"] += 1
+        for o in acts.sends:
+            self.counters["frames_sent"] += 1
+            due = max(t, self.true_time(i, o.due))
+            self._transmit(due, i, o.dst, o.data, o.frame)
+        self._log(i, acts)
+        more = b.driver.done(self.local(i, t))
+        self._log(i, more)
+        if acts.stall_s and acts.stall_when == "after-send":
+            t += acts.stall_s
+            self.counters["stalls"] += 1
+        b.busy_until = max(b.busy_until, t)
+
+    def _log(self, i: int, acts: Actions) -> None:
+        for line in acts.lines:
+            self._hash.update(repr(line).encode())
+            if "event" in line:
+                self.logs[i].events.append(line)
+                continue
+            self.logs[i].decisions[line["tick"]] = line
+            self.counters["late"] += line["late"]
+            self.counters["frames_dropped"] += line["dropped"]
+            self.counters["corrected"] += line["corrected"]
+            self.coverage.memory_corrected += line["corrected"]
+            self.counters["withheld" if "withheld" in line else "published"] += 1
+
+    def _lifecycle(self, i: int, t: float, k: int) -> bool:
+        """A crash fault at tick k: the board goes down (True) and restarts as systemd would."""
+        if self.crashes.get(i) != k:
+            return False
+        del self.crashes[i]
+        self.counters["stops"] += 1
+        self._event(i, {"event": "crash", "node": i, "tick": k})
+        self._down(i, t, k, "stop")
+        return True
+
+    def _down(self, i: int, t: float, k: int, status: str) -> None:
+        b = self.boards[i]
+        b.up = False
+        b.wake_gen += 1
+        self.status[i][k] = status
+        self._push(t + RESTART_S, "restart", i)
+
+    def _stop(self, i: int, t: float, k: int, reason: str) -> None:
+        faults = self.faults[i]
+        self._account_memory(faults)
+        if "memory" in reason:
+            self.coverage.memory_stops += 1
+        self.counters["stops"] += 1
+        self._event(i, {"event": "stop", "node": i, "tick": k, "reason": reason, "code": 70})
+        self._down(i, t, k, "stop")
+
+    def _restart(self, t: float, i: int) -> None:
+        """A fresh board joins from its peers' clocks (the median of those that are up)."""
+        fresh = _SimBoard(self, i)
+        peers = sorted(
+            (self.boards[j].driver.vt(self.local(j, t)), j)
+            for j in self.boards
+            if j != i and self.boards[j].up
+        )
+        if not peers:
+            self._push(t + RESTART_S, "restart", i)
+            return
+        vt = peers[(len(peers) - 1) // 2][0]
+        first = int(vt // self.period) + 1
+        if first >= self.cfg.ticks:
+            return
+        fresh.driver.start(self.local(i, t) - vt, first)
+        self.boards[i] = fresh
+        self.counters["restarts"] += 1
+        self._event(i, {"event": "joined", "node": i, "tick": first, "how": "peers"})
+        self._schedule(i, t)
+
+    def _finish_board(self, i: int, t: float) -> None:
+        b = self.boards[i]
+        self._perform(i, t, b.driver.stop(self.local(i, t)))
+        self._event(i, {"event": "stop", "node": i, "reason": "done", "code": 0})
+        b.up = False
+        self._account_memory(self.faults[i])
+
+    def _account_memory(self, faults: FaultState) -> None:
+        injected = faults.injected_memory
+        faults.injected_memory = 0
         if faults.memory_bits == 1:
             self.coverage.memory_single += injected
         else:
             self.coverage.memory_double += injected
 
-    # -- links -------------------------------------------------------------------
-    def _send(self, t: float, src: int, k: int, frames: list[Frame]) -> None:
-        faults = self.faults[src]
-        strategy = faults.traitor(k)
-        b = self.boards[src]
-        extra = faults.late_ms(k) / 1000 if strategy == "late" else 0.0
-        if strategy not in ("garbage", "replay"):
-            for f in frames:
-                self.counters["frames_sent"] += 1
-                self._transmit(t + extra, src, f.dst, encode_frame(f), f)
-            return
-        encoded = [(f.dst, encode_frame(f)) for f in frames]
-        if strategy == "garbage":
-            encoded = [(dst, faults.garbage(len(data))) for dst, data in encoded]
-        else:
-            old, b.last_sent = b.last_sent, encoded
-            encoded = old
-        for dst, data in encoded:
-            self.counters["frames_sent"] += 1
-            self._transmit(t + extra, src, dst, data, None)
-
+    # -- links -------------------------------------------------------------------------
     def _transmit(self, t: float, src: int, dst: int, data: bytes, frame: Frame | None) -> None:
-        if frame is not None and self.fast[(src, dst)]:
-            wire = len(data) * 10 / self.cfg.baud if self.cfg.baud > 0 else 0.0
-            self._push(t + wire, "arrive", (src, dst, data, data, frame))
+        link = (src, dst)
+        wire = len(data) * 10 / self.cfg.baud if self.cfg.baud > 0 else 0.0
+        start = max(t, self.wire_free[link])
+        self.wire_free[link] = start + wire
+        arrive = start + wire + self.cfg.link_latency_ms / 1000
+        if frame is not None and self.fast[link]:
+            self._push(arrive, "arrive", (src, dst, data, data, frame))
             return
-        k_now = int((t + self.phase[src]) // self.period)
-        delay = 0.0
+        k_now = int(self.boards[src].driver.vt(self.local(src, t)) // self.period)
         sent = data
-        for f in self.links[(src, dst)]:
+        for f in self.links[link]:
             if not (f.from_tick <= k_now and (f.to_tick is None or k_now <= f.to_tick)):
                 continue
             if f.kind == "link-drop" and self.link_rng.random() < f.p:
                 self.counters["link_dropped"] += 1
                 return
             if f.kind == "link-delay":
-                delay += f.delay_ms / 1000
+                arrive += f.delay_ms / 1000
                 self.counters["link_delayed"] += 1
+            if f.kind == "link-jitter":
+                arrive += self.link_rng.uniform(0.0, f.max_ms / 1000)
+                self.counters["link_jittered"] += 1
             if f.kind == "link-bitflip":
                 data, _ = flip_bits(data, f.ber, f.burst, self.link_rng)
-        wire = len(data) * 10 / self.cfg.baud if self.cfg.baud > 0 else 0.0
-        self._push(t + wire + delay, "arrive", (src, dst, data, sent, None))
+        # A serial line does not reorder: a delayed frame holds back the ones behind it.
+        self.wire_free[link] = max(self.wire_free[link], arrive - self.cfg.link_latency_ms / 1000)
+        self._push(arrive, "arrive", (src, dst, data, sent, None))
 
     def _arrive(
         self, t: float, src: int, dst: int, data: bytes, sent: bytes, frame: Frame | None
     ) -> None:
         b = self.boards[dst]
+        if b.up and t < b.busy_until:
+            self._push(b.busy_until, "arrive", (src, dst, data, sent, frame))  # in the buffer
+            return
         items: list[Frame | Drop] = [frame] if frame is not None else b.splitters[src].feed(data)
         if data is not sent and data != sent:
             # Detected = the damage never became a frame other than the one sent (it was
@@ -370,17 +457,17 @@ class Simulator:
                 self.coverage.link_detected += 1
         if not b.up:
             return
-        for item in items:
-            if isinstance(item, Frame) and item.round == 1 and item.src == src:
-                b.sync.observe(
-                    src,
-                    item.tick,
-                    t + self.phase[dst],
-                    len(data) * 10 / max(1, self.cfg.baud),
-                )
-            b.board.on_frame(src, item)
-        if b.tick_open is not None and b.board.round_complete():
-            self._push(t, "close", (dst, b.tick_open, b.board.round))
+        acts = Actions()
+        d = b.driver
+        deciding = d.round == d.rounds
+        try:
+            for item in items:
+                acts.extend(d.on_frame(src, item, self.local(dst, t)))
+        except InconsistencyError as e:
+            self._stop(dst, t, d.tick, str(e))
+            return
+        self._perform(dst, t, acts, self._cpu(deciding and d.round == 0))
+        self._schedule(dst, b.busy_until)
 
 
 def _on_link(f: Fault, a: int, b: int) -> bool:

@@ -6,6 +6,9 @@ receive these. Commands are JSON datagrams (documented in docs/hil.md):
     {"cmd": "traitor", "strategy": "equivocate", "value": [..], "from_tick": 10, "to_tick": 90}
     {"cmd": "memory-bitflip", "rate_hz": 10, "bits": 1}
     {"cmd": "clock-drift", "ppm": 500}
+    {"cmd": "clock-step", "ms": -5, "at_tick": 150}   (the board's clock jumps)
+    {"cmd": "stall", "ms": 60, "at_tick": 150}        (frozen, like SIGSTOP or a GC pause)
+    {"cmd": "stall", "ms": 60, "rate_hz": 0.2, "from_tick": 0, "to_tick": 900}
     {"cmd": "sensor", "mode": "stuck" | "spike" | "dropout", "from_tick": 100, "to_tick": 200}
     {"cmd": "clear"}
     {"cmd": "crash", "at_tick": 150}      (process: exit abruptly, non-zero; systemd restarts)
@@ -37,6 +40,8 @@ SPIKE = 5000.0
 #: Commands the daemon carries out on its process rather than on its fault state.
 PROCESS_COMMANDS = ("crash", "restart")
 RESTART_MAX_S = 10.0
+#: longest stall or clock step a command may ask for
+STALL_MS_MAX = 60_000.0
 
 
 class FaultCommandError(ValueError):
@@ -65,8 +70,13 @@ class FaultState:
     drift_ppm: float = 0.0
     #: (window, mode) sensor faults: the board stays loyal, its sensor lies to it
     sensor: list[tuple[Window, str]] = field(default_factory=list)
+    #: stalls: (window, ms, at_tick or None, rate_hz)
+    stalls: list[tuple[Window, float, int | None, float]] = field(default_factory=list)
+    #: clock steps: at_tick -> seconds
+    clock_steps: dict[int, float] = field(default_factory=dict)
     _last_reading: Any = None
     injected_memory: int = 0
+    injected_stalls: int = 0
     commands: int = 0
 
     def apply(self, raw: bytes) -> dict[str, Any]:
@@ -108,9 +118,29 @@ class FaultState:
             self.sensor.append((window, mode))
         elif kind == "clock-drift":
             self.drift_ppm = float(cmd["ppm"])
+        elif kind == "clock-step":
+            ms, at = _number(cmd, "ms"), cmd.get("at_tick")
+            if ms == 0 or abs(ms) > STALL_MS_MAX:
+                raise FaultCommandError(f"clock-step: ms must be non-zero, within +-{STALL_MS_MAX}")
+            if not isinstance(at, int) or not _tick(at) or len(self.clock_steps) >= 64:
+                raise FaultCommandError("clock-step: at_tick must be a tick >= 0 (64 at most)")
+            self.clock_steps[at] = ms / 1000
+        elif kind == "stall":
+            ms, at, rate = _number(cmd, "ms"), cmd.get("at_tick"), cmd.get("rate_hz")
+            if not 0 < ms <= STALL_MS_MAX:
+                raise FaultCommandError(f"stall: ms must be in (0, {STALL_MS_MAX}]")
+            if (at is None) == (rate is None):
+                raise FaultCommandError("stall: give at_tick or rate_hz (one of them)")
+            if at is not None and not _tick(at):
+                raise FaultCommandError("stall: at_tick must be a tick >= 0")
+            if rate is not None and not (isinstance(rate, int | float) and 0 < rate <= 1000):
+                raise FaultCommandError("stall: rate_hz must be in (0, 1000]")
+            if len(self.stalls) >= 64:
+                raise FaultCommandError("too many stalls (64)")
+            self.stalls.append((window, ms, None if at is None else int(at), float(rate or 0)))
         elif kind == "clear":
             self.traitors, self.memory_rate_hz, self.drift_ppm = [], 0.0, 0.0
-            self.sensor = []
+            self.sensor, self.stalls, self.clock_steps = [], [], {}
         else:
             raise FaultCommandError(f"unknown command {kind!r}")
         self.commands += 1
@@ -159,6 +189,27 @@ class FaultState:
 
         return inject
 
+    def stall_s(self, tick: int) -> tuple[float, str] | None:
+        """A freeze in this tick: (seconds, "before-send" | "after-send"), or None.
+
+        Where it lands matters (measured: a board stopped before writing round 1 sent
+        it late and published a vector of its own value only; one stopped just after
+        published after the period), so both places are drawn.
+        """
+        for window, ms, at, rate in self.stalls:
+            if at is not None:
+                hit = tick == at
+            else:
+                hit = window.active(tick) and self.rng.random() < rate * self.period_s
+            if hit:
+                self.injected_stalls += 1
+                return ms / 1000, self.rng.choice(("before-send", "after-send"))
+        return None
+
+    def clock_step_s(self, tick: int) -> float:
+        """How far the board's clock jumps when it reaches `tick` (0.0: no jump); once."""
+        return self.clock_steps.pop(tick, 0.0)
+
     def garbage(self, size: int) -> bytes:
         """Random bytes shaped like a frame (non-zero body, then the delimiter)."""
         body = bytes(self.rng.randrange(1, 256) for _ in range(max(4, size - 1)))
@@ -181,6 +232,17 @@ class FaultState:
         if spiked and spiked[0] is not None:
             spiked[0] += SPIKE
         return tuple(spiked)
+
+
+def _number(cmd: dict[str, Any], key: str) -> float:
+    v = cmd.get(key)
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise FaultCommandError(f"{cmd['cmd']}: {key} must be a number")
+    return float(v)
+
+
+def _tick(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
 def parse_command(raw: bytes) -> dict[str, Any]:

@@ -144,6 +144,10 @@ class Board:
         """
         return self._driven is not None and len(self._got) >= self.params.nodes - 1
 
+    def heard(self) -> frozenset[int]:
+        """Peers whose frame for the open round was delivered (before it closed)."""
+        return frozenset(self._got)
+
     def on_frame(self, peer: int, item: Frame | Drop) -> None:
         """Whatever the link from `peer` delivered: a decoded frame or a decoder drop."""
         c = self._counters

@@ -1,16 +1,32 @@
-"""Tick-phase agreement between boards: the Welch-Lynch fault-tolerant midpoint, pure.
+"""Tick-phase agreement between boards: two-way offsets, a min-delay filter, a FT midpoint.
 
 Every board runs a *virtual clock* vt = local_time - epoch; tick k starts at
-vt = k * period. A peer's round-1 frame for tick k is sent at the peer's vt =
-k * period, so its arrival gives that peer's offset from us. Once per tick the
-board corrects its epoch by the fault-tolerant midpoint of {0 (itself)} and the
-peers' offsets with the f largest and f smallest dropped: a board with a drifting
-or lying clock is always among the dropped extremes, so it cannot drag the loyal
-ones. Times are floats in seconds handed in by the caller; nothing here reads a clock.
+vt = k * period. The previous design estimated a peer's offset from the one-way
+arrival of its round-1 frame and an *assumed* link delay: on a pty cluster that
+shares one clock the delay noise (median 1.8 ms, tails past 20 ms) became real
+offsets of up to 21 ms and the boards published disagreeing vectors (issue
+"Agreement that survives its own timing"). Here the unknown delay cancels:
+
+- a round-1 frame of tick k+1 from peer j echoes when j read *our* round-1 frame
+  of tick k (`x`, after j's own t0) and when j wrote its own (`s_j`); we know when
+  we wrote ours (`s_i`) and read j's (`y`). With symmetric links
+  theta = ((x - s_i) - (y - s_j)) / 2 is j's offset (j's vt minus ours), and
+  rtt = x + y - s_i - s_j the round trip, exactly as NTP's four timestamps;
+- a stall or a queue only ever *adds* delay, so per peer the sample with the
+  smallest round trip in a short window is kept (NTP's clock filter);
+- the fault-tolerant midpoint of {0 (ourselves)} and the filtered offsets, f
+  largest and f smallest dropped, so a lying or drifting clock cannot drag a loyal one;
+- the correction is slewed, capped at `slew_ppm_max` of the period in every
+  band; a misalignment beyond the precision bound is stepped only when it is
+  confirmed by its *size* over `confirm_ticks` ticks, and the board counts as
+  out of sync (it withholds, see `voter.core.driver`) until it is back inside.
+
+Times are floats in seconds handed in by the caller; nothing here reads a clock.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -24,78 +40,118 @@ def ft_midpoint(values: Sequence[float], f: int) -> float | None:
     return (kept[0] + kept[-1]) / 2
 
 
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One two-way exchange with a peer: its offset (in our epoch when taken) and round trip."""
+
+    tick: int
+    theta: float  #: peer's vt minus ours, plus our cumulative correction at the time
+    rtt: float
+
+
+def two_way(x: float, s_peer: float, y: float, s_me: float) -> tuple[float, float]:
+    """(offset, round trip) from the four lags of one exchange (see the module docstring)."""
+    return ((x - s_me) - (y - s_peer)) / 2, x + y - s_me - s_peer
+
+
 @dataclass
-class ClockSync:
-    """Collects peer offsets during a tick and turns them into one epoch correction.
+class Correction:
+    """What the clock sync decided at the end of a tick."""
 
-    Three bands, by the size of the fault-tolerant midpoint:
+    slew: float = 0.0  #: seconds added to our virtual time (epoch -= slew)
+    step: float = 0.0  #: a confirmed re-join step (0.0 = none)
+    midpoint: float | None = None  #: fault-tolerant midpoint of the filtered offsets
+    precision: float | None = None  #: largest pairwise offset among the clocks we see
+    in_sync: bool = True  #: |midpoint| within the precision bound (or nothing known)
 
-    - below `fast_s`: slewed by `gain`, clamped to `slew_ppm_max` of the period.
-      The clamp bounds how far an uncompensated link delay (every board sees it
-      alike, so all slew the same way) can pull the cluster's tick rate; crystals
-      are good to ~50 ppm, the default allows 1000.
-    - from `fast_s`: a real misalignment (start-up, a re-joining board): corrected
-      by `gain` per tick, or at once from `step_s`, but only when two consecutive
-      ticks agree on the direction, so one slow tick of a peer (a page fault, the
-      first tick after start) cannot throw the board off.
-    """
+
+@dataclass
+class TwoWaySync:
+    """Collects two-way samples per peer and turns them into one correction per tick."""
 
     period_s: float
     f: int
-    step_s: float
+    #: the largest offset from the midpoint a board may have and still vouch for its timing
+    precision_s: float
+    window: int = 8
     gain: float = 0.5
     slew_ppm_max: float = 1000.0
-    fast_s: float = 0.0
-    #: corrections smaller than this count as "in sync"
-    tolerance_s: float = 0.0
-    in_sync_ticks: int = 0
-    #: the raw fault-tolerant midpoint of the last tick (None: too few peers heard)
-    last_midpoint: float | None = None
-    _pending: int = 0  # sign of an unconfirmed large offset
-    _offsets: dict[int, float] = field(default_factory=dict)
+    confirm_ticks: int = 3
+    #: cumulative correction applied so far (samples are kept relative to it)
+    cum: float = 0.0
+    steps: int = 0
+    _samples: dict[int, deque[Sample]] = field(default_factory=dict)
+    _big: deque[float] = field(default_factory=deque)
 
-    def __post_init__(self) -> None:
-        if self.tolerance_s <= 0:
-            self.tolerance_s = self.step_s / 2
-        if self.fast_s <= 0:
-            self.fast_s = self.step_s / 4
+    def add(self, peer: int, tick: int, theta: float, rtt: float, cum_at: float) -> None:
+        """A two-way sample of tick `tick`; `cum_at` = our cumulative correction during it."""
+        if rtt < 0:
+            return  # impossible delays (a peer's lie or a clock step between the halves)
+        q = self._samples.setdefault(peer, deque(maxlen=self.window))
+        q.append(Sample(tick, theta + cum_at, rtt))
 
-    def observe(self, peer: int, peer_tick: int, arrival_vt: float, delay_s: float) -> float:
-        """Record peer's round-1 frame for `peer_tick` seen at our virtual time `arrival_vt`."""
-        offset = peer_tick * self.period_s + delay_s - arrival_vt
-        self._offsets[peer] = offset
-        return offset
+    def offsets(self, now_tick: int) -> dict[int, float]:
+        """Each peer's filtered offset from us now: its least-delayed recent sample."""
+        out: dict[int, float] = {}
+        for peer, q in self._samples.items():
+            fresh = [s for s in q if now_tick - s.tick <= self.window]
+            if fresh:
+                best = min(fresh, key=lambda s: s.rtt)
+                out[peer] = best.theta - self.cum
+        return out
 
-    def offsets(self) -> Mapping[int, float]:
-        return dict(self._offsets)
+    def latency(self, now_tick: int) -> float | None:
+        """The links' fixed one-way delay: median over peers of the least round trip / 2."""
+        mins = sorted(
+            min(s.rtt for s in q) / 2
+            for q in self._samples.values()
+            if any(now_tick - s.tick <= self.window for s in q)
+        )
+        return mins[(len(mins) - 1) // 2] if mins else None
 
-    def discard(self) -> None:
-        """Forget this tick's samples (e.g. the first tick after joining, never typical)."""
-        self._offsets.clear()
-
-    def correction(self) -> float:
-        """This tick's epoch correction (seconds to add to our virtual time); resets samples."""
-        values = [0.0, *self._offsets.values()]
-        self._offsets.clear()
+    def correction(self, now_tick: int) -> Correction:
+        """This tick's correction; apply it with `applied()` once the epoch has moved."""
+        offsets = self.offsets(now_tick)
+        values = [0.0, *offsets.values()]
         mid = ft_midpoint(values, self.f)
-        self.last_midpoint = mid
+        out = Correction(midpoint=mid)
+        if len(values) > 1:
+            out.precision = max(values) - min(values)
         if mid is None:
-            self.in_sync_ticks = 0
-            self._pending = 0
-            return 0.0
-        if abs(mid) < self.tolerance_s:
-            self.in_sync_ticks += 1
+            self._big.clear()
+            return out
+        limit = self.slew_ppm_max * 1e-6 * self.period_s
+        if abs(mid) <= self.precision_s:
+            self._big.clear()
+            out.slew = max(-limit, min(limit, mid * self.gain))
+            return out
+        out.in_sync = False
+        self._big.append(mid)
+        while len(self._big) > self.confirm_ticks:
+            self._big.popleft()
+        confirmed = (
+            len(self._big) == self.confirm_ticks
+            and max(self._big) - min(self._big) <= self.precision_s
+        )
+        if confirmed:
+            out.step = sorted(self._big)[len(self._big) // 2]
+            self._big.clear()
         else:
-            self.in_sync_ticks = 0
-        if abs(mid) < self.fast_s:
-            self._pending = 0
-            limit = self.slew_ppm_max * 1e-6 * self.period_s
-            return max(-limit, min(limit, mid * self.gain))
-        sign = 1 if mid > 0 else -1
-        if self._pending != sign:
-            self._pending = sign  # wait for a second tick to confirm
-            return 0.0
-        return mid if abs(mid) >= self.step_s else mid * self.gain
+            out.slew = max(-limit, min(limit, mid * self.gain))
+        return out
+
+    def applied(self, moved: float) -> None:
+        """Our virtual time moved by `moved` (a slew or a step): re-reference the samples."""
+        self.cum += moved
+        if abs(moved) > self.precision_s:
+            # After a step the old exchanges describe a clock we no longer have.
+            self.steps += 1
+            self._samples.clear()
+
+    def forget(self) -> None:
+        """Drop every sample (re-join)."""
+        self._samples.clear()
+        self._big.clear()
 
 
 def join_offset(offsets: Sequence[float], f: int, agree_s: float) -> float | None:
@@ -111,3 +167,22 @@ def join_offset(offsets: Sequence[float], f: int, agree_s: float) -> float | Non
     median = ordered[(len(ordered) - 1) // 2]
     backing = sum(1 for o in ordered if abs(o - median) <= agree_s)
     return median if backing >= f + 1 else None
+
+
+@dataclass
+class JoinListener:
+    """Offsets of running peers from the one-way arrival of their round-1 frames.
+
+    Only for joining, before any exchange is possible: the delay is the measured
+    (or configured) link latency plus the wire time, and the first two-way
+    exchanges after joining pull in what it got wrong.
+    """
+
+    period_s: float
+    _offsets: dict[int, float] = field(default_factory=dict)
+
+    def observe(self, peer: int, peer_tick: int, arrival_vt: float, delay_s: float) -> None:
+        self._offsets[peer] = peer_tick * self.period_s + delay_s - arrival_vt
+
+    def offsets(self) -> Mapping[int, float]:
+        return dict(self._offsets)

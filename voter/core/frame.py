@@ -6,10 +6,21 @@ untrusted bytes from a peer and must never raise: every failure is returned as a
 loyal board. Encoding raises `ValueError` when a frame breaks a limit, because
 then the bug is ours, not a peer's.
 
-Layout of one frame on the wire (version 2; CRC, floats and lengths of fixed width big-endian)::
+Layout of one frame on the wire (version 3; CRC, floats and lengths of fixed width big-endian)::
 
     COBS( payload + CRC-32C(cluster prefix + payload), 4 bytes )  0x00
-    payload = version:4 form:1 round:3  src:4 dst:4  tick:uvarint  body
+    payload = version:4 form:1 round:3  src:4 dst:4  tick:uvarint  [sync, round 1 only]  body
+    sync    = flags:u8  [digest:4 heard:uvarint] (flag 1)  [echo_us:zigzag] (flag 2)
+              [lag_us:uvarint] (flag 4)
+
+- **Timing block (version 3).** A round-1 frame of tick k carries what the
+  tick driver needs to keep the boards honest about time (docs/design.md,
+  Timing): the first 4 bytes of a digest of the sender's agreed vector of tick
+  k-1 with a bitmap of whose round-1 frames of k-1 reached it in time (clique
+  avoidance), and the two-way clock echo: how long after its own t0 of k-1 the
+  sender read the receiver's round-1 frame (`echo_us`), and how long after that
+  t0 it wrote its own (`lag_us`). A flags byte of 0 is a frame without the
+  block (`Frame.sync is None`).
 
 The payload is a fixed binary layout rather than msgpack: an OM(1) frame carries
 one or two 24-byte readings, and msgpack's type bytes, the cluster string and
@@ -72,6 +83,7 @@ __all__ = [
     "CHANNELS_MAX",
     "CLUSTER_MAX",
     "CONTROL_DOMAIN",
+    "DIGEST_BYTES",
     "DROP_CLUSTER",
     "DROP_COBS",
     "DROP_CRC",
@@ -91,6 +103,7 @@ __all__ = [
     "Frame",
     "FrameSplitter",
     "PacketSplitter",
+    "SyncBlock",
     "check_frame",
     "cobs_decode",
     "cobs_encode",
@@ -102,7 +115,7 @@ __all__ = [
     "unseal_payload",
 ]
 
-WIRE_VERSION = 2
+WIRE_VERSION = 3
 
 #: The CRC domain of HIL control packets (`PacketSplitter`, `voter.control`).
 CONTROL_DOMAIN = "voter/hil-control"
@@ -166,12 +179,38 @@ ALL_DROP_REASONS = (
 _DETAIL_MAX = 120
 
 
+DIGEST_BYTES = 4
+#: bound of the clock echo and send lag fields (microseconds): far beyond any period
+SYNC_US_MAX = 2**31 - 1
+_SYNC_DIGEST = 0x01
+_SYNC_ECHO = 0x02
+_SYNC_LAG = 0x04
+
+
+@dataclass(frozen=True, slots=True)
+class SyncBlock:
+    """The timing block of a round-1 frame of tick k (all about the sender's tick k-1).
+
+    `digest`/`heard`: the first DIGEST_BYTES of the digest of the sender's agreed
+    vector of k-1, and the bitmap (bit j = node j) of the boards whose round-1
+    frame of k-1 reached it in time. `echo_us`: when, after its own t0 of k-1,
+    the sender read the *receiver's* round-1 frame of k-1; `lag_us`: when, after
+    that t0, it wrote its own. None = not known (not decided, not received).
+    """
+
+    digest: bytes | None = None
+    heard: int = 0
+    echo_us: int | None = None
+    lag_us: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One link's message for one (tick, round): all entries from `src` to `dst`.
 
     `cluster` is not on the wire (it is folded into the CRC): a decoded frame
     carries the cluster its decoder was given, the only one whose CRC it passes.
+    `sync` (round 1 only) is the timing block; None when the sender had none.
     """
 
     version: int
@@ -181,6 +220,7 @@ class Frame:
     tick: int
     round: int
     entries: tuple[Entry, ...]
+    sync: SyncBlock | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,6 +495,43 @@ def _put_value(out: bytearray, value: object) -> None:
         out += data
 
 
+def _put_sync(out: bytearray, sync: SyncBlock | None) -> None:
+    """Append the timing block (flags 0 for none); ValueError for a block no decoder returns."""
+    if sync is None:
+        out.append(0)
+        return
+    if type(sync) is not SyncBlock:
+        raise ValueError(f"sync is {type(sync).__name__}, not SyncBlock")
+    flags = 0
+    digest, heard, echo, lag = sync.digest, sync.heard, sync.echo_us, sync.lag_us
+    if digest is not None:
+        if type(digest) is not bytes or len(digest) != DIGEST_BYTES:
+            raise ValueError(f"sync digest must be {DIGEST_BYTES} bytes")
+        if type(heard) is not int or not 0 <= heard < 1 << NODES_MAX:
+            raise ValueError(f"sync heard must be a bitmap of {NODES_MAX} nodes")
+        flags |= _SYNC_DIGEST
+    elif heard:
+        raise ValueError("sync heard without a digest")
+    if echo is not None:
+        if type(echo) is not int or abs(echo) > SYNC_US_MAX:
+            raise ValueError(f"sync echo_us must be an int within +-{SYNC_US_MAX}")
+        flags |= _SYNC_ECHO
+    if lag is not None:
+        if type(lag) is not int or not 0 <= lag <= SYNC_US_MAX:
+            raise ValueError(f"sync lag_us must be an int in 0..{SYNC_US_MAX}")
+        flags |= _SYNC_LAG
+    if flags == 0:
+        raise ValueError("an empty timing block is written as sync=None")
+    out.append(flags)
+    if digest is not None:
+        out += digest
+        _put_uvarint(out, heard)
+    if echo is not None:
+        _put_uvarint(out, echo << 1 if echo >= 0 else (-echo << 1) - 1)  # zigzag
+    if lag is not None:
+        _put_uvarint(out, lag)
+
+
 def _wire_bytes(frame: Frame) -> bytes:
     """Validate every field limit except the total size and return the wire bytes."""
     if type(frame.version) is not int or frame.version != WIRE_VERSION:
@@ -484,6 +561,10 @@ def _wire_bytes(frame: Frame) -> bytes:
     positional = _positional_slots(entries, src, dst, rnd, top + 1) if fits else None
     out = bytearray((WIRE_VERSION << _VERSION_SHIFT | rnd, src << 4 | dst))
     _put_uvarint(out, frame.tick)
+    if rnd == 1:
+        _put_sync(out, frame.sync)
+    elif frame.sync is not None:
+        raise ValueError("only round-1 frames carry a timing block")
     if positional is not None:
         out[0] |= _POSITIONAL
         count, slots = positional
@@ -666,7 +747,7 @@ def decode_frame(body: bytes | bytearray | memoryview, cluster: str) -> Frame | 
 
 
 def _frame_from(buf: bytes, cluster: str) -> Frame:
-    """Parse a version-2 payload (CRC already checked); raises _Bad."""
+    """Parse a version-3 payload (CRC already checked); raises _Bad."""
     end = len(buf)
     if end < 3:
         raise _Bad("payload shorter than its header")
@@ -675,6 +756,9 @@ def _frame_from(buf: bytes, cluster: str) -> Frame:
         raise _Bad(f"round must be 1..{ROUND_MAX}")
     src, dst = buf[1] >> 4, buf[1] & 0x0F
     tick, i = _uvarint(buf, 2, end, TICK_MAX, "tick")
+    sync: SyncBlock | None = None
+    if rnd == 1:
+        sync, i = _sync(buf, i, end)
     entries: list[Entry] = []
     if buf[0] & _POSITIONAL:
         values: list[object] = []
@@ -717,7 +801,34 @@ def _frame_from(buf: bytes, cluster: str) -> Frame:
                 sigs = tuple([buf[k : k + SIGNATURE_BYTES] for k in range(i, j, SIGNATURE_BYTES)])
                 i = j
             entries.append(Entry(path, value, sigs))
-    return Frame(WIRE_VERSION, cluster, src, dst, tick, rnd, tuple(entries))
+    return Frame(WIRE_VERSION, cluster, src, dst, tick, rnd, tuple(entries), sync)
+
+
+def _sync(buf: bytes, i: int, end: int) -> tuple[SyncBlock | None, int]:
+    """Read a round-1 timing block at `i` (see the module docstring); raises _Bad."""
+    if i >= end:
+        raise _Bad("timing block runs past the end")
+    flags = buf[i]
+    i += 1
+    if flags & ~(_SYNC_DIGEST | _SYNC_ECHO | _SYNC_LAG):
+        raise _Bad(f"timing flags 0x{flags:02x}")
+    if flags == 0:
+        return None, i
+    digest: bytes | None = None
+    heard = 0
+    echo: int | None = None
+    lag: int | None = None
+    if flags & _SYNC_DIGEST:
+        if i + DIGEST_BYTES > end:
+            raise _Bad("digest runs past the end")
+        digest = buf[i : i + DIGEST_BYTES]
+        heard, i = _uvarint(buf, i + DIGEST_BYTES, end, (1 << NODES_MAX) - 1, "heard")
+    if flags & _SYNC_ECHO:
+        z, i = _uvarint(buf, i, end, 2 * SYNC_US_MAX, "echo")
+        echo = z >> 1 if not z & 1 else -((z + 1) >> 1)
+    if flags & _SYNC_LAG:
+        lag, i = _uvarint(buf, i, end, SYNC_US_MAX, "lag")
+    return SyncBlock(digest, heard, echo, lag), i
 
 
 # -- per-link checks -------------------------------------------------------------

@@ -1,0 +1,657 @@
+"""The one tick driver: schedule, rounds, clock sync, self-checks, clique avoidance, the record.
+
+`voterd` (serial links, the monotonic clock) and the simulator (virtual links and
+time) both run a board through this class, so nothing of the tick is written
+twice and the simulator finds the timing bugs a real board would have.
+It is sans-I/O in the h11 sense: the caller hands in the time and whatever
+arrived, and gets back what to write, log and publish.
+
+The protocol with the caller (its shell)::
+
+    while running:
+        serve links until driver.next_deadline(), for each item read:
+            perform(driver.on_frame(peer, item, now)); perform(driver.done(now))
+        perform(driver.wake(now)); perform(driver.done(now))
+    perform(driver.stop(now))
+
+`wake` opens a tick (reading the sensor through the callable it was given) or
+closes a round at its deadline; `on_frame` may close a round early (every
+peer's frame is in). `perform` writes the `sends`, logs the `lines` and
+publishes the `publish` outputs, then `done(now)` tells the driver *when that
+finished*: a write or a decision that a stall pushed past its slot is then known
+to the board itself, which is the point (DESIGN.md, "Timing is part of the protocol").
+
+Before publishing, the board checks what it can know locally (docs/design.md,
+Timing): it wrote a round after the round's send limit (`late-send`), a round
+closed or a tick opened later than the precision allows (`stall`), it decided
+after the period (`late-decide`), its clock was out of sync or stepped
+(`clock`), more peers were missing than the fault model explains (`missing`).
+Then, clique avoidance: each round-1 frame of tick k+1 carries a digest of the
+sender's agreed vector of tick k and who it heard in time; a decision held by
+fewer than N - f boards is `minority` (or `unheard`, `unconfirmed`). With
+`publish="confirmed"` tick k is published only once tick k+1 confirmed it, so
+two loyal boards can never both publish different vectors while at most f
+boards are faulty (quorums of N - f intersect in a loyal board when N > 3f).
+With `publish="immediate"` the output leaves at once and a minority is caught
+one tick later: the board withholds until a tick of its own is confirmed again.
+A withheld decision is still logged, with `"withheld": REASON`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
+
+from voter.core.adversary import Adversary
+from voter.core.board import Board, MemoryFault, TickReport
+from voter.core.clock import Correction, TwoWaySync, two_way
+from voter.core.frame import DIGEST_BYTES, Drop, Frame, SyncBlock, check_frame, encode_frame
+from voter.core.ic import as_json_vector
+from voter.core.values import Value
+
+Publish = Literal["immediate", "confirmed"]
+PUBLISH_MODES: tuple[Publish, ...] = ("confirmed", "immediate")
+
+#: withheld reasons, in the order they are checked (the first that applies is logged)
+LATE_SEND = "late-send"
+STALL = "stall"
+LATE_DECIDE = "late-decide"
+CLOCK = "clock"
+MISSING = "missing"
+MINORITY = "minority"
+UNHEARD = "unheard"
+UNCONFIRMED = "unconfirmed"
+JOINING = "joining"
+WITHHELD_REASONS = (
+    LATE_SEND,
+    STALL,
+    LATE_DECIDE,
+    CLOCK,
+    MISSING,
+    MINORITY,
+    UNHEARD,
+    UNCONFIRMED,
+    JOINING,
+)
+#: a peer missing from this many consecutive agreed vectors is known to be down
+DOWN_AFTER_TICKS = 3
+
+
+class Sabotage(Protocol):
+    """Faults the HIL rig injects into a board (voter.faults.FaultState); None = a loyal board."""
+
+    def traitor(self, tick: int) -> str | None: ...
+    def adversary(self, tick: int) -> Adversary | None: ...
+    def late_ms(self, tick: int) -> float: ...
+    def garbage(self, size: int) -> bytes: ...
+    def memory_fault(self, tick: int) -> MemoryFault | None: ...
+    def corrupt_reading(self, tick: int, reading: Any) -> Any: ...
+    def stall_s(self, tick: int) -> tuple[float, str] | None: ...
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The static schedule and the bounds the self-checks use (seconds)."""
+
+    period_s: float
+    rounds: int
+    nodes: int
+    #: fraction of the period given to the rounds; the rest decides and logs
+    rounds_fraction: float = 0.8
+    #: largest offset between loyal clocks a board may have and still vouch for its timing
+    precision_s: float = 0.0
+    #: the links' fixed one-way delay beyond the wire time, until measured
+    latency_s: float = 0.0
+    #: the largest frame's time on the wire (bytes * 10 / baud)
+    wire_s: float = 0.0
+    publish: Publish = "confirmed"
+    #: debug only: publish every decision (no self-checks, no clique avoidance)
+    fail_silent: bool = True
+
+    @property
+    def slot_s(self) -> float:
+        return self.period_s * self.rounds_fraction / self.rounds
+
+    @property
+    def f(self) -> int:
+        """Faults the timing quorums tolerate: the OM bound, also under SM (N - f quorums)."""
+        return (self.nodes - 1) // 3
+
+    @property
+    def precision(self) -> float:
+        return self.precision_s if self.precision_s > 0 else self.slot_s / 8
+
+    def send_limit(self, latency_s: float) -> float:
+        """Latest write after a round's start that still reaches every peer in its slot."""
+        return self.slot_s - self.wire_s - latency_s - self.precision
+
+
+@dataclass
+class Outgoing:
+    dst: int
+    data: bytes
+    frame: Frame | None  #: the frame `data` encodes (None: bytes a traitor made up or replays)
+    due: float  #: local time to write it (later than now only for the `late` traitor)
+
+
+@dataclass
+class Actions:
+    """What the shell must do now, in this order: stall, write, log, publish."""
+
+    sends: list[Outgoing] = field(default_factory=list)
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    publish: list[dict[str, Any]] = field(default_factory=list)
+    #: HIL stall fault: freeze this long, before or after writing the sends
+    stall_s: float = 0.0
+    stall_when: str = ""
+
+    def extend(self, other: Actions) -> None:
+        self.sends += other.sends
+        self.lines += other.lines
+        self.publish += other.publish
+        if other.stall_s:
+            self.stall_s, self.stall_when = other.stall_s, other.stall_when
+
+    def __bool__(self) -> bool:
+        return bool(self.sends or self.lines or self.publish or self.stall_s)
+
+
+@dataclass
+class _TickRecord:
+    """What one tick left for the next: the two-way echo and the digest."""
+
+    tick: int
+    cum: float  #: the clock's cumulative correction while the tick ran
+    send_lag: float | None = None  #: our round-1 write, after t0
+    arrivals: dict[int, float] = field(default_factory=dict)  #: peer -> read of its round 1
+    late: bool = False  #: we were late ourselves: no clock samples from this tick
+    heard: int = 0  #: bitmap of peers heard in time in round 1
+    digest: bytes | None = None
+    #: round-1 timing blocks received for this tick, with whether each was in time
+    blocks: dict[int, SyncBlock] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    """A decided tick waiting for its confirmation (publish="confirmed")."""
+
+    tick: int
+    line: dict[str, Any]
+    output: dict[str, Any]
+    reason: str | None
+
+
+def vector_digest(vector: tuple[Value, ...]) -> bytes:
+    """The first DIGEST_BYTES of BLAKE2b over the vector's JSON form.
+
+    Python's float repr is the shortest round-trip form on every architecture, so
+    boards holding equal vectors compute equal digests. A 4-byte digest lets two
+    different vectors pass for one with probability 2^-32 per disagreement.
+    """
+    h = hashlib.blake2b(digest_size=DIGEST_BYTES)
+    h.update(repr(as_json_vector(vector)).encode())
+    return h.digest()
+
+
+def _us(seconds: float) -> int:
+    return round(seconds * 1e6)
+
+
+class TickDriver:
+    """One board's ticks against its local clock (times are the board's local seconds)."""
+
+    def __init__(
+        self,
+        board: Board,
+        timing: Timing,
+        read: Callable[[int], Value],
+        *,
+        algorithm: str,
+        sabotage: Sabotage | None = None,
+    ) -> None:
+        self.board = board
+        self.me = board.me
+        self.n = board.params.nodes
+        self.rounds = board.params.rounds
+        self.cluster = board.params.cluster
+        self.timing = timing
+        self.read = read
+        self.algorithm = algorithm
+        self.sabotage = sabotage
+        self.period = timing.period_s
+        self.slot = timing.slot_s
+        self.sync = TwoWaySync(timing.period_s, timing.f, timing.precision)
+        self.epoch = 0.0
+        self.tick = 0  #: the tick open, or the next to open
+        self.round = 0  #: 0 = between ticks
+        self.started = False
+        self.latency = timing.latency_s
+        self.totals: dict[str, int] = {"published": 0, "withheld": 0, "skipped": 0}
+        self.withheld: dict[str, int] = {}
+        self.precision_seen: float | None = None
+        self.last_correction = Correction()
+        self._records: dict[int, _TickRecord] = {}
+        self._pending: _Pending | None = None
+        self._trusted = False  # immediate mode: our last digest was confirmed
+        self._confirm: str | None = None  # result for the previous tick, set at round-1 close
+        self._down_runs = [0] * self.n
+        self._stalled = False
+        self._after_skip = False
+        self._stepped = False
+        self._send_lag_max = 0.0
+        self._last_send: tuple[int, float] | None = None  # (round, scheduled start)
+        self._decided: TickReport | None = None
+        self._replay: list[tuple[int, bytes]] = []
+        self._overrun_at = -(10**9)
+
+    # -- time ----------------------------------------------------------------------
+    def vt(self, now: float) -> float:
+        return now - self.epoch
+
+    def t0(self, tick: int) -> float:
+        return tick * self.period
+
+    def next_deadline(self) -> float:
+        """Local time of the next `wake`."""
+        if self.round == 0:
+            return self.epoch + self.t0(self.tick)
+        return self.epoch + self.t0(self.tick) + self.round * self.slot
+
+    def start(self, epoch: float, first_tick: int) -> None:
+        """Tick `first_tick` starts at local time epoch + first_tick * period (after a join)."""
+        self.epoch = epoch
+        self.tick = first_tick
+        self.round = 0
+        self.started = True
+        self._trusted = False
+
+    # -- the calls ---------------------------------------------------------------------
+    def wake(self, now: float) -> Actions:
+        """The deadline has come: open the tick, or close the open round."""
+        if now < self.next_deadline():
+            return Actions()
+        if self.round == 0:
+            return self._open(now)
+        return self._close_round(now, early=False)
+
+    def on_frame(self, peer: int, item: Frame | Drop, now: float) -> Actions:
+        """Whatever the link from `peer` delivered, read at local time `now`."""
+        if isinstance(item, Frame) and item.round == 1:
+            self._note_round1(peer, item, now)
+        self.board.on_frame(peer, item)
+        if self.round and self.board.round_complete():
+            return self._close_round(now, early=True)
+        return Actions()
+
+    def done(self, now: float) -> Actions:
+        """The shell finished what the last call asked for, at local time `now`."""
+        out = Actions()
+        if self._last_send is not None:
+            round_no, start = self._last_send
+            self._last_send = None
+            lag = self.vt(now) - start
+            self._send_lag_max = max(self._send_lag_max, lag)
+            if round_no == 1:
+                rec = self._records.get(self.tick)
+                if rec is not None:
+                    rec.send_lag = self.vt(now) - self.t0(self.tick)
+        if self._decided is not None:
+            report, self._decided = self._decided, None
+            out.extend(self._settle(report, now))
+        return out
+
+    def stop(self, now: float) -> Actions:
+        """The board stops: a decision still waiting for confirmation is withheld."""
+        out = Actions()
+        if self._pending is not None:
+            out.extend(self._finalize(UNCONFIRMED, now))
+        return out
+
+    # -- opening a tick ------------------------------------------------------------------
+    def _open(self, now: float) -> Actions:
+        out = Actions()
+        k = self.tick
+        lateness = self.vt(now) - self.t0(k)
+        if self._pending is not None and self._pending.tick < k - 1:
+            out.extend(self._finalize(UNCONFIRMED, now))  # the tick that would confirm it is gone
+        if lateness > self.slot:
+            # Too late to send round 1 in its slot (a stall or a clock step): skip ahead.
+            nxt = int(self.vt(now) // self.period) + 1
+            out.lines.append(
+                {
+                    "event": "skip",
+                    "node": self.me,
+                    "tick": k,
+                    "to": nxt,
+                    "late_ms": round(lateness * 1e3, 3),
+                }
+            )
+            self.totals["skipped"] += nxt - k
+            if self._pending is not None:
+                out.extend(self._finalize(UNCONFIRMED, now))
+            self.tick = nxt
+            self._after_skip = True
+            self._trusted = False
+            return out
+        sab = self.sabotage
+        reading = self.read(k)
+        if sab is not None:
+            reading = sab.corrupt_reading(k, reading)
+            self.board.adversary = sab.adversary(k)
+        prev = self._records.get(k - 1)
+        rec = self._records.setdefault(k, _TickRecord(k, self.sync.cum))
+        rec.cum = self.sync.cum
+        for old in [t for t in self._records if t < k - 1]:
+            del self._records[old]
+        self._stalled = lateness > self.timing.precision or self._after_skip
+        self._after_skip = False
+        self._stepped = False
+        self._send_lag_max = 0.0
+        frames = self.board.begin_tick(k, reading)
+        frames = [self._with_sync(f, prev) for f in frames]
+        self.round = 1
+        out.sends += self._encode(frames, k, now)
+        self._last_send = (1, self.t0(k))
+        if sab is not None:
+            stall = sab.stall_s(k)
+            if stall is not None:
+                out.stall_s, out.stall_when = stall
+        if self.board.round_complete():  # every peer's frame was already waiting
+            more = self._close_round(now, early=True)
+            out.extend(more)
+        return out
+
+    def _with_sync(self, frame: Frame, prev: _TickRecord | None) -> Frame:
+        """Round-1 frame + the timing block about our previous tick (digest, heard, echo)."""
+        if prev is None:
+            return frame
+        arrival = prev.arrivals.get(frame.dst)
+        block = SyncBlock(
+            prev.digest,
+            prev.heard if prev.digest is not None else 0,
+            None if arrival is None else _us(arrival),
+            None if prev.send_lag is None else max(0, _us(prev.send_lag)),
+        )
+        if block == SyncBlock():
+            return frame
+        return replace(frame, sync=block)
+
+    def _encode(self, frames: list[Frame], tick: int, now: float) -> list[Outgoing]:
+        sab = self.sabotage
+        strategy = sab.traitor(tick) if sab is not None else None
+        out = [Outgoing(f.dst, encode_frame(f), f, now) for f in frames]
+        if sab is None or strategy is None:
+            return out
+        if strategy == "garbage":
+            return [Outgoing(o.dst, sab.garbage(len(o.data)), None, now) for o in out]
+        if strategy == "replay":
+            old, self._replay = self._replay, [(o.dst, o.data) for o in out]
+            return [Outgoing(dst, data, None, now) for dst, data in old]
+        if strategy == "late":
+            due = now + sab.late_ms(tick) / 1000
+            return [Outgoing(o.dst, o.data, o.frame, due) for o in out]
+        return out
+
+    # -- receiving ------------------------------------------------------------------------
+    def _note_round1(self, peer: int, frame: Frame, now: float) -> None:
+        """Arrival time and timing block of a peer's round-1 frame (this tick or the next)."""
+        if frame.tick not in (self.tick, self.tick + 1) or not self.started:
+            return
+        if check_frame(frame, cluster=self.cluster, src=peer, dst=self.me) is not None:
+            return
+        rec = self._records.get(frame.tick)
+        if rec is None:
+            if len(self._records) >= 3:
+                return
+            rec = self._records[frame.tick] = _TickRecord(frame.tick, self.sync.cum)
+        if peer in rec.arrivals:
+            return  # a duplicate (or a replay): the first one timed the link
+        rec.arrivals[peer] = self.vt(now) - self.t0(frame.tick)
+        if frame.sync is not None:
+            rec.blocks[peer] = frame.sync
+            self._sample(peer, frame.tick - 1, frame.sync)
+
+    def _sample(self, peer: int, tick: int, block: SyncBlock) -> None:
+        """A two-way exchange about `tick` completes with this echo."""
+        rec = self._records.get(tick)
+        if (
+            rec is None
+            or rec.late
+            or rec.send_lag is None
+            or block.echo_us is None
+            or block.lag_us is None
+            or peer not in rec.arrivals
+        ):
+            return
+        theta, rtt = two_way(
+            block.echo_us * 1e-6, block.lag_us * 1e-6, rec.arrivals[peer], rec.send_lag
+        )
+        self.sync.add(peer, tick, theta, rtt, rec.cum)
+
+    # -- closing rounds ------------------------------------------------------------------
+    def _close_round(self, now: float, early: bool) -> Actions:
+        out = Actions()
+        k, r = self.tick, self.round
+        deadline = self.t0(k) + r * self.slot
+        if not early and self.vt(now) - deadline > self.timing.precision:
+            self._stalled = True  # we may have read frames that came after our deadline
+        if r == 1:
+            self._round1_closed(now, out)
+        frames = self.board.next_round()
+        if r < self.rounds:
+            self.round = r + 1
+            out.sends += self._encode(frames, k, now)
+            self._last_send = (r + 1, self.t0(k) + r * self.slot if not early else self.vt(now))
+            if self.board.round_complete():
+                out.extend(self._close_round(now, early=True))
+            return out
+        # The last round closed: decide now; `done` settles it when the shell is through.
+        report = self.board.finish_tick(
+            self.sabotage.memory_fault(k) if self.sabotage is not None else None
+        )
+        self._decided = report
+        self.round = 0
+        self.tick = k + 1
+        return out
+
+    def _round1_closed(self, now: float, out: Actions) -> None:
+        """Round 1 is over: who we heard in time, and what their digests say of our last tick."""
+        k = self.tick
+        rec = self._records[k]
+        heard = self.board.heard()
+        rec.heard = sum(1 << j for j in heard)
+        prev = self._records.get(k - 1)
+        if prev is None or prev.digest is None:
+            self._confirm = None
+        else:
+            self._confirm = self._judge(prev, {j: rec.blocks[j] for j in heard if j in rec.blocks})
+            if self._confirm == MINORITY:
+                out.lines.append(
+                    {
+                        "event": "minority",
+                        "node": self.me,
+                        "tick": prev.tick,
+                        "digests": {
+                            str(j): b.digest.hex() if b.digest else None
+                            for j, b in sorted(rec.blocks.items())
+                        },
+                        "own": prev.digest.hex(),
+                    }
+                )
+        if self.timing.publish == "immediate":
+            self._trusted = (self._confirm is None and self._trusted) or self._confirm == "ok"
+        if self._pending is not None and self._pending.tick == k - 1:
+            out.extend(self._finalize(None if self._confirm == "ok" else self._confirm, now))
+
+    def _judge(self, prev: _TickRecord, blocks: dict[int, SyncBlock]) -> str:
+        """Is our decision of `prev.tick` held by N - f boards that heard us? ("ok" or why not)."""
+        quorum = self.n - self.timing.f
+        support = 1 + sum(1 for b in blocks.values() if b.digest == prev.digest)
+        heard_me = sum(
+            1 for b in blocks.values() if b.digest is not None and b.heard >> self.me & 1
+        )
+        others: dict[bytes, int] = {}
+        for b in blocks.values():
+            if b.digest is not None and b.digest != prev.digest:
+                others[b.digest] = others.get(b.digest, 0) + 1
+        if support >= quorum and heard_me >= self.timing.f + 1:
+            return "ok"
+        if others and max(others.values()) >= support:
+            return MINORITY
+        if heard_me < self.timing.f + 1 and support < quorum:
+            return UNHEARD if len(blocks) >= self.timing.f + 1 else UNCONFIRMED
+        return UNCONFIRMED
+
+    # -- deciding and publishing -----------------------------------------------------------
+    def _settle(self, report: TickReport, now: float) -> Actions:
+        """The decision is made (at `now`): check, record, publish or withhold."""
+        out = Actions()
+        d = report.decision
+        k = d.tick
+        t0 = self.t0(k)
+        decided = self.vt(now) - t0
+        rec = self._records.get(k)
+        if rec is None:
+            rec = self._records[k] = _TickRecord(k, self.sync.cum)
+        rec.digest = vector_digest(d.vector)
+        late = self._late_reason(decided)
+        rec.late = late is not None
+        if late in (LATE_SEND, LATE_DECIDE) and k - self._overrun_at >= max(
+            1, round(1 / self.period)
+        ):
+            self._overrun_at = k
+            out.lines.append(
+                {
+                    "event": "overrun",
+                    "node": self.me,
+                    "tick": k,
+                    "what": "send" if late == LATE_SEND else "decide",
+                    "send_lag_us": _us(self._send_lag_max),
+                    "decided_us": _us(decided),
+                    "send_limit_us": _us(self.timing.send_limit(self.latency)),
+                }
+            )
+        # Samples are about earlier ticks; a late board leaves its clock alone this tick.
+        corr = self.sync.correction(k) if late is None else Correction()
+        moved = corr.step or corr.slew
+        if corr.step:
+            self._stepped = True
+            out.lines.append(
+                {"event": "clock-step", "node": self.me, "tick": k, "step_us": _us(corr.step)}
+            )
+        if moved:
+            self.epoch -= moved
+            self.sync.applied(moved)
+        self.last_correction = corr
+        if corr.precision is not None:
+            self.precision_seen = corr.precision
+        latency = self.sync.latency(k)
+        if latency is not None:
+            self.latency = latency
+        reason = late or self._state_reason(report, corr)
+        line: dict[str, Any] = {
+            "tick": k,
+            "node": d.node,
+            "algorithm": self.algorithm,
+            "local": list(d.local) if isinstance(d.local, tuple) else d.local,
+            "vector": as_json_vector(d.vector),
+            "output": list(d.output),
+            "messages": d.messages,
+            "late": report.late,
+            "dropped": report.dropped,
+            "corrected": report.corrected,
+        }
+        if report.reasons:
+            line["reasons"] = report.reasons
+        line.update(
+            lateness_us=_us(rec.send_lag) if rec.send_lag is not None else None,
+            decided_us=_us(decided),
+            clock_us=_us(moved),
+            offset_us=None if corr.midpoint is None else _us(corr.midpoint),
+            precision_us=None if corr.precision is None else _us(corr.precision),
+            latency_us=_us(self.latency),
+            sync=corr.in_sync,
+        )
+        output = {
+            "tick": k,
+            "node": d.node,
+            "output": list(d.output),
+            "entries": sum(1 for v in d.vector if v is not None),
+        }
+        self._track_down(d.vector)
+        if not self.timing.fail_silent:
+            out.extend(self._emit(line, output, None))
+            return out
+        if self.timing.publish == "confirmed":
+            self._pending = _Pending(k, line, output, reason)
+            return out
+        if reason is None and not self._trusted:
+            reason = self._confirm if self._confirm not in (None, "ok") else JOINING
+        out.extend(self._emit(line, output, reason))
+        return out
+
+    def _late_reason(self, decided: float) -> str | None:
+        """Did this board keep its own schedule this tick? (it alone can know)"""
+        if self._send_lag_max > self.timing.send_limit(self.latency):
+            return LATE_SEND
+        if self._stalled:
+            return STALL
+        if decided > self.period:
+            return LATE_DECIDE
+        return None
+
+    def _state_reason(self, report: TickReport, corr: Correction) -> str | None:
+        """Is its clock in sync, and did it hear as many peers as the fault model allows?"""
+        if self._stepped or not corr.in_sync:
+            return CLOCK
+        rec = self._records.get(report.decision.tick)
+        heard = rec.heard if rec is not None else 0
+        f = self.timing.f
+        down = {j for j in range(self.n) if self._down_runs[j] >= DOWN_AFTER_TICKS}
+        unheard = [
+            j for j in range(self.n) if j != self.me and j not in down and not heard >> j & 1
+        ]
+        nulls = [
+            j
+            for j, v in enumerate(report.decision.vector)
+            if v is None and j != self.me and j not in down
+        ]
+        if len(unheard) > f or len(nulls) > f:
+            return MISSING
+        return None
+
+    def _track_down(self, vector: tuple[Value, ...]) -> None:
+        for j, v in enumerate(vector):
+            self._down_runs[j] = self._down_runs[j] + 1 if v is None else 0
+
+    def _finalize(self, confirm: str | None, now: float) -> Actions:
+        """Publish or withhold the pending (confirmed-mode) decision."""
+        p = self._pending
+        assert p is not None
+        self._pending = None
+        reason = p.reason or confirm
+        p.line["published_us"] = _us(self.vt(now) - self.t0(p.tick))
+        return self._emit(p.line, p.output, reason)
+
+    def _emit(self, line: dict[str, Any], output: dict[str, Any], reason: str | None) -> Actions:
+        out = Actions()
+        if reason is not None:
+            line["withheld"] = reason
+            self.totals["withheld"] += 1
+            self.withheld[reason] = self.withheld.get(reason, 0) + 1
+        else:
+            self.totals["published"] += 1
+            out.publish.append(output)
+        out.lines.append(line)
+        return out
+
+    # -- for STATUS= ------------------------------------------------------------------------
+    def status(self) -> str:
+        prec = "?" if self.precision_seen is None else f"{self.precision_seen * 1e3:.2f} ms"
+        w = ", ".join(f"{r} {n}" for r, n in sorted(self.withheld.items())) or "none"
+        return (
+            f"published {self.totals['published']}, withheld {self.totals['withheld']} ({w}), "
+            f"precision {prec}, latency {self.latency * 1e3:.2f} ms"
+        )
