@@ -36,7 +36,15 @@ _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
 
 _CLUSTER_REQUIRED = ("id", "algorithm", "m", "tick_hz", "channels")
-_CLUSTER_OPTIONAL = ("baud", "log_dir", "output_socket")
+_CLUSTER_OPTIONAL = (
+    "baud",
+    "log_dir",
+    "output_socket",
+    "publish",
+    "precision_ms",
+    "fail_silent",
+)
+PUBLISH_MODES = ("confirmed", "immediate")
 _NODE_REQUIRED = ("id", "public_key", "key_file", "links")
 _NODE_OPTIONAL = ("control", "sensor")
 
@@ -72,6 +80,12 @@ class ClusterConfig:
     output_socket: str
     nodes: tuple[NodeConfig, ...]
     path: Path
+    #: "confirmed": tick k is published once tick k+1's digests confirm it; "immediate": at once
+    publish: str = "confirmed"
+    #: the clock precision a board must keep to vouch for its timing (0 = slot / 8)
+    precision_ms: float = 0.0
+    #: debug only: false publishes every decision (no self-checks, no clique avoidance)
+    fail_silent: bool = True
 
     @property
     def n(self) -> int:
@@ -242,6 +256,17 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
     log_dir = (base / log_dir_s).resolve()
     output_socket = c.string(cl.get("output_socket", ""), "cluster.output_socket")
     _check_template(c, output_socket, "cluster.output_socket")
+    publish = c.string(cl.get("publish", "confirmed"), "cluster.publish")
+    if publish not in PUBLISH_MODES:
+        raise c.error("cluster.publish", f'must be "confirmed" or "immediate", got {publish!r}')
+    precision_ms = cl.get("precision_ms", 0.0)
+    if isinstance(precision_ms, bool) or not isinstance(precision_ms, int | float):
+        raise c.error("cluster.precision_ms", f"must be a number, got {_tname(precision_ms)}")
+    if not (math.isfinite(precision_ms) and 0.0 <= precision_ms <= 1000.0):
+        raise c.error("cluster.precision_ms", f"must be in [0, 1000], got {precision_ms:g}")
+    fail_silent = cl.get("fail_silent", True)
+    if not isinstance(fail_silent, bool):
+        raise c.error("cluster.fail_silent", f"must be true or false, got {_tname(fail_silent)}")
 
     nodes_raw = raw["node"]
     if not isinstance(nodes_raw, list):
@@ -308,6 +333,9 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
         output_socket=output_socket,
         nodes=tuple(nodes[i] for i in range(count)),
         path=abspath,
+        publish=publish,
+        precision_ms=float(precision_ms),
+        fail_silent=fail_silent,
     )
 
 
@@ -434,6 +462,9 @@ def dump_cluster(cfg: ClusterConfig) -> str:
         f"baud = {cfg.baud}",
         f"log_dir = {_toml_str(_rel(cfg.log_dir, base))}",
         f"output_socket = {_toml_str(cfg.output_socket)}",
+        f"publish = {_toml_str(cfg.publish)}",
+        f"precision_ms = {_toml_value(float(cfg.precision_ms))}",
+        f"fail_silent = {'true' if cfg.fail_silent else 'false'}",
     ]
     for nd in cfg.nodes:
         lines += [

@@ -1,11 +1,12 @@
-"""voterd: one board's daemon. Serial links, the tick loop, the decision log, systemd.
+"""voterd: one board's daemon. Serial links, the clock, the decision log, systemd.
 
-The loop is driven by the monotonic clock at absolute deadlines (tick k starts
-at epoch + k*period; round r closes at t0 + r*slot), so a late wake-up never
-shifts later ticks. It waits in `selectors` (measured here ~0.1 ms late; asyncio
-timers ~0.7 ms) and asks for SCHED_FIFO, falling back quietly when not granted.
-All protocol work is in voter.core.board.Board; this module only moves bytes,
-keeps time and talks to systemd.
+The tick itself (schedule, rounds, clock sync, self-checks, clique avoidance,
+the decision record) is `voter.core.driver.TickDriver`, the same object the
+simulator drives; this module is its shell. It waits for the driver's next
+deadline in `selectors` (measured here ~0.1 ms late; asyncio timers ~0.7 ms),
+feeds it every frame with the time it was read, writes what it returns and
+tells it when the writes were done, so a board that was stalled knows it.
+It asks for SCHED_FIFO, falling back quietly when not granted.
 
 Exit codes: 0 stopped cleanly, 2 bad configuration or environment,
 70 crash-on-inconsistency, 71 the HIL `crash` command (systemd's
@@ -35,9 +36,10 @@ from voter._cli_util import fail
 from voter.budget import ROUNDS_FRACTION, check_cluster
 from voter.config import ClusterConfig, ConfigFileError, load_cluster
 from voter.control import ControlPortError, SerialControl, serial_port_of
-from voter.core.board import Board, InconsistencyError, TickReport
-from voter.core.clock import ClockSync, join_offset
+from voter.core.board import Board, InconsistencyError
+from voter.core.clock import JoinListener, join_offset
 from voter.core.crypto import KeyRing
+from voter.core.driver import Actions, TickDriver, Timing
 from voter.core.frame import Frame, encode_frame
 from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm
@@ -69,12 +71,12 @@ class SetupError(Exception):
 
 
 class Clock:
-    """The board's local clock: monotonic, optionally drifting (HIL clock-drift fault)."""
+    """The board's local clock: monotonic, optionally drifting or stepped (HIL faults)."""
 
     def __init__(self) -> None:
         self._base = time.monotonic()
         self.drift_ppm = 0.0
-        self._offset = 0.0  # keeps the clock continuous when the drift changes
+        self._offset = 0.0  # keeps the clock continuous when the drift changes; holds steps
 
     def now(self) -> float:
         real = time.monotonic() - self._base
@@ -85,6 +87,10 @@ class Clock:
         self.drift_ppm = ppm
         after = self.now()
         self._offset += before - after
+
+    def step(self, seconds: float) -> None:
+        """The HIL clock-step fault: the clock jumps (a crystal glitch, a bad RTC write)."""
+        self._offset += seconds
 
     def to_real_delay(self, local_delay: float) -> float:
         return local_delay / (1.0 + self.drift_ppm * 1e-6)
@@ -101,8 +107,11 @@ class Options:
     seed: int = 0
     max_ticks: int | None = None
     until_tick: int | None = None
-    #: fixed latency of a link beyond the wire time (a USB adapter, the pty forwarder)
+    #: fixed latency of a link beyond the wire time (a USB adapter, the pty forwarder),
+    #: until the two-way clock exchange has measured it
     link_latency_s: float = 0.0
+    #: the largest frame's time on the wire (from the cluster's budget)
+    wire_s: float = 0.0
 
 
 class Daemon:
@@ -130,14 +139,32 @@ class Daemon:
         self.board = Board(self.params, node_id, len(cfg.channels), keys)
         self.clock = Clock()
         self.f_clock = (cfg.n - 1) // 3
-        self.sync = ClockSync(self.period, self.f_clock, step_s=self.slot / 2)
-        self.epoch = 0.0
-        self.notifier = Notifier()
-        wd = watchdog_interval_s()
-        self.watchdog_every = wd / 4 if wd else 1.0
         self.faults = FaultState(
             ReadingDomain(len(cfg.channels)), random.Random(opts.seed), self.period
         )
+        self.timing = Timing(
+            self.period,
+            self.rounds,
+            cfg.n,
+            ROUNDS_FRACTION,
+            precision_s=cfg.precision_ms / 1000,
+            latency_s=opts.link_latency_s,
+            wire_s=opts.wire_s,
+            publish="immediate" if cfg.publish == "immediate" else "confirmed",
+            fail_silent=cfg.fail_silent,
+        )
+        self.driver = TickDriver(
+            self.board,
+            self.timing,
+            self.sensor.read,
+            algorithm=cfg.algorithm,
+            sabotage=self.faults if opts.hil else None,
+        )
+        self.joiner = JoinListener(self.period)
+        self.joining = True
+        self.notifier = Notifier()
+        wd = watchdog_interval_s()
+        self.watchdog_every = wd / 4 if wd else 1.0
         self.dlog = DecisionLog(cfg.log_path(node_id))
         self.stopping = False
         # select(2) takes a microsecond timeout; epoll/poll round up to whole milliseconds.
@@ -151,12 +178,10 @@ class Daemon:
         self.out_sock: socket.socket | None = None
         self.out_path = cfg.output_socket_for(node_id)
         self.out_errors = 0
-        self._last_frames: list[bytes] = []
         self._delayed: list[tuple[float, Link, bytes]] = []
         self._last_wd = 0.0
         self._last_status = 0.0
-        self.send_delay_s = 0.0
-        self._warmup = 2
+        self.decided = 0
 
     # -- set-up ----------------------------------------------------------------
     def _setup_io(self) -> None:
@@ -207,16 +232,14 @@ class Daemon:
         self.stopping = True
 
     # -- time --------------------------------------------------------------------
-    def vt(self) -> float:
-        return self.clock.now() - self.epoch
+    def wait_until(self, deadline: float, done: Callable[[], bool] | None = None) -> None:
+        """Serve the links and the control port until local time `deadline` (or `done()`).
 
-    def wait_until_vt(
-        self,
-        deadline_vt: float,
-        board_active: bool = True,
-        done: Callable[[], bool] | None = None,
-    ) -> None:
-        """Serve the links and the control socket until the deadline, or until `done()`."""
+        The links are read once more even when the deadline has already passed, so
+        a board that wakes late hands the driver what was waiting (the driver, told
+        the time, knows it woke late and will not vouch for the tick).
+        """
+        first = True
         while True:
             self._flush_delayed()
             ctl = self.serial_ctl
@@ -224,10 +247,11 @@ class Daemon:
                 ctl.flush()
             if done is not None and done():
                 return
-            remaining = deadline_vt - self.vt()
-            if remaining <= 0:
+            remaining = deadline - self.clock.now()
+            if remaining <= 0 and not first:
                 return
-            timeout = self.clock.to_real_delay(remaining)
+            first = False
+            timeout = max(0.0, self.clock.to_real_delay(remaining))
             if self.poll_links or self._delayed:
                 timeout = min(timeout, 0.0005)
             if ctl is not None and ctl.out:
@@ -236,55 +260,68 @@ class Daemon:
                 if key.data == "control":
                     self._control()
                 else:
-                    self._read(key.data, board_active)
+                    self._read(key.data)
             for link in self.poll_links:
-                self._read(link, board_active)
+                self._read(link)
 
-    def _read(self, link: Link, board_active: bool) -> None:
+    def _read(self, link: Link) -> None:
         items = link.read_frames()
         if not items:
             return
-        arrival = self.vt()
+        now = self.clock.now()
         for item in items:
-            if (
-                isinstance(item, Frame)
-                and item.round == 1
-                and item.src == link.peer
-                and item.dst == self.me
-                and item.cluster == self.cfg.id
-            ):
-                self.sync.observe(link.peer, item.tick, arrival, self._wire_s(item))
-            if board_active:
-                self.board.on_frame(link.peer, item)
+            if self.joining:
+                if (
+                    isinstance(item, Frame)
+                    and item.round == 1
+                    and item.src == link.peer
+                    and item.dst == self.me
+                ):
+                    self.joiner.observe(
+                        link.peer, item.tick, now - self.driver.epoch, self._join_delay_s(item)
+                    )
+                continue
+            self._perform(self.driver.on_frame(link.peer, item, now))
 
-    def _wire_s(self, frame: Frame) -> float:
-        """Expected delay from a peer's t0 to our reading its round-1 frame.
+    def _join_delay_s(self, frame: Frame) -> float:
+        """Expected delay from a peer's t0 to our reading its round-1 frame (joining only).
 
         Bytes on an 8N1 line take 10 bits each (we see the frame when its last byte
-        is in), plus the link's fixed latency, plus the send delay every board has
-        between its t0 and the write (measured on ourselves). Without the last two
-        every board would see its peers late by the same amount and the whole
-        cluster would slow its tick rate together.
+        is in), plus the link's fixed latency; the two-way exchange takes over once
+        the board ticks.
         """
         wire = len(encode_frame(frame)) * 10 / self.cfg.baud
-        return wire + self.opts.link_latency_s + self.send_delay_s
+        return wire + self.opts.link_latency_s
 
-    # -- sending -----------------------------------------------------------------
-    def _send(self, frames: list[Frame], tick: int) -> None:
-        strategy = self.faults.traitor(tick)
-        encoded = [(self.links[f.dst], encode_frame(f)) for f in frames if f.dst in self.links]
-        if strategy == "garbage":
-            encoded = [(link, self.faults.garbage(len(data))) for link, data in encoded]
-        elif strategy == "replay":
-            old = self._last_frames
-            self._last_frames = [d for _, d in encoded]
-            encoded = [(link, old[i]) for i, (link, _) in enumerate(encoded) if i < len(old)]
-        elif strategy == "late":
-            due = self.clock.now() + self.faults.late_ms(tick) / 1000
-            self._delayed.extend((due, link, data) for link, data in encoded)
-            return
-        for link, data in encoded:
-            link.write(data)
+    # -- doing what the driver says ------------------------------------------------------
+    def _perform(self, acts: Actions) -> None:
+        """Stall (HIL), write, tell the driver when the writes were done, log, publish."""
+        if acts.stall_s and acts.stall_when == "before-send":
+            self._stall(acts.stall_s)
+        now = self.clock.now()
+        for o in acts.sends:
+            link = self.links.get(o.dst)
+            if link is None:
+                continue
+            if o.due > now:
+                self._delayed.append((o.due, link, o.data))
+            else:
+                link.write(o.data)
+        more = self.driver.done(self.clock.now())
+        if acts.stall_s and acts.stall_when == "after-send":
+            self._stall(acts.stall_s)
+        for batch in (acts, more):
+            for line in batch.lines:
+                self.dlog.write(line)
+                if "event" not in line:
+                    self.decided += 1
+            for out in batch.publish:
+                self._publish(out)
+
+    def _stall(self, seconds: float) -> None:
+        """The HIL stall fault: the whole board freezes, as under SIGSTOP or a long GC pause."""
+        self.dlog.event("stall", node=self.me, tick=self.driver.tick, ms=round(seconds * 1e3, 3))
+        time.sleep(seconds)
 
     def _flush_delayed(self) -> None:
         if not self._delayed:
@@ -373,21 +410,20 @@ class Daemon:
     def join(self) -> int:
         """Learn the tick from f+1 agreeing peers, or cold-start; returns the first tick to run."""
         if self.opts.start_at is not None:
-            self.epoch = self.opts.start_at - time.monotonic() + self.clock.now()
-            first = max(0, int(self.vt() // self.period) + 1)
-            self.dlog.event("joined", node=self.me, tick=first, how="common-start")
+            epoch = self.opts.start_at - time.monotonic() + self.clock.now()
+            first = max(0, int((self.clock.now() - epoch) // self.period) + 1)
+            self._joined(epoch, first, "common-start", [])
             return first
         listen = self.opts.listen_s if self.opts.listen_s is not None else max(0.5, 5 * self.period)
-        self.epoch = self.clock.now()
-        deadline = listen
+        self.driver.epoch = self.clock.now()  # join offsets are measured against this
+        deadline = self.driver.epoch + listen
         offsets: dict[int, float] = {}
-        while self.vt() < deadline and not self.stopping:
-            self.wait_until_vt(min(deadline, self.vt() + self.period / 2), board_active=False)
-            offsets.update(self.sync.offsets())
+        while self.clock.now() < deadline and not self.stopping:
+            self.wait_until(min(deadline, self.clock.now() + self.period / 2))
+            offsets.update(self.joiner.offsets())
             agreed = join_offset(list(offsets.values()), self.f_clock, self.slot / 2)
             if agreed is not None and len(offsets) >= self.f_clock + 1:
                 break
-        self.sync.correction()  # discard what was collected while listening
         agreed = join_offset(list(offsets.values()), self.f_clock, self.slot / 2)
         if agreed is None and offsets:
             # Peers tick but fewer than f+1 agree: follow the lower median anyway and let
@@ -395,11 +431,17 @@ class Daemon:
             ordered = sorted(offsets.values())
             agreed = ordered[(len(ordered) - 1) // 2]
         how = "peers" if agreed is not None else "cold"
-        self.epoch -= agreed or 0.0
-        first = max(0, int(self.vt() // self.period) + 1)
-        self.dlog.event("joined", node=self.me, tick=first, how=how, peers=sorted(offsets))
-        self.log.event("joined", tick=first, how=how)
+        epoch = self.driver.epoch - (agreed or 0.0)
+        first = max(0, int((self.clock.now() - epoch) // self.period) + 1)
+        self._joined(epoch, first, how, sorted(offsets))
         return first
+
+    def _joined(self, epoch: float, first: int, how: str, peers: list[int]) -> None:
+        self.driver.start(epoch, first)
+        self.joining = False
+        extra = {"peers": peers} if how != "common-start" else {}
+        self.dlog.event("joined", node=self.me, tick=first, how=how, **extra)
+        self.log.event("joined", tick=first, how=how)
 
     # -- the loop ----------------------------------------------------------------
     def run(self) -> int:
@@ -413,6 +455,8 @@ class Daemon:
             algorithm=self.cfg.algorithm,
             m=self.cfg.m,
             tick_hz=self.cfg.tick_hz,
+            publish=self.cfg.publish,
+            fail_silent=self.cfg.fail_silent,
         )
         # Garbage collection on our schedule: a full collection in the middle of a round
         # (measured: 8 ms, all four boards in the same tick since they allocate alike)
@@ -427,20 +471,34 @@ class Daemon:
             self.notifier.status(f"joined at tick {tick}")
             if self.opts.start_at is not None:
                 self._wait_start(tick)
-            done = 0
-            # The one unbounded loop of the daemon: one iteration per tick until SIGTERM.
+            # The one unbounded loop of the daemon: one iteration per deadline until SIGTERM.
             while not self.stopping:
-                if self.opts.until_tick is not None and tick > self.opts.until_tick:
+                d = self.driver
+                if d.round == 0:
+                    if self.opts.until_tick is not None and d.tick > self.opts.until_tick:
+                        break
+                    if self.opts.max_ticks is not None and self.decided >= self.opts.max_ticks:
+                        break
+                self.wait_until(d.next_deadline(), done=self._deadline_passed)
+                if self.stopping:
                     break
-                tick = self._run_tick(tick)
-                done += 1
-                if self.opts.max_ticks is not None and done >= self.opts.max_ticks:
-                    break
+                deciding = d.round == d.rounds
+                if d.round == 0:
+                    step = self.faults.clock_step_s(d.tick) if self.opts.hil else 0.0
+                    if step:
+                        self.clock.step(step)
+                        self.dlog.event(
+                            "clock-jump", node=self.me, tick=d.tick, ms=round(step * 1e3, 3)
+                        )
+                self._perform(d.wake(self.clock.now()))
+                if deciding and d.round == 0:
+                    self._after_decision(d.tick - 1)
         except InconsistencyError as e:
             self.log.error("crash-on-inconsistency: stopping", reason=str(e))
             self.dlog.event("stop", node=self.me, reason=str(e), code=EXIT_INCONSISTENT)
             self._close(fsync=False)
             return EXIT_INCONSISTENT
+        self._perform(self.driver.stop(self.clock.now()))
         self.notifier.stopping()
         self.dlog.event(
             "stop",
@@ -448,15 +506,25 @@ class Daemon:
             reason="signal" if self.stopping else "done",
             code=EXIT_OK,
             ticks=self.board.totals.ticks,
+            **self.driver.totals,
         )
         self._close()
         return EXIT_OK
 
+    def _deadline_passed(self) -> bool:
+        return bool(self.clock.now() >= self.driver.next_deadline())
+
+    def _after_decision(self, tick: int) -> None:
+        self._health(tick)
+        if self.crash_at is not None and tick >= self.crash_at:
+            self._crash()
+        gc.collect(1 if tick % 64 else 2)  # after the decision, in the slack before t0 + T
+
     def _wait_start(self, tick: int) -> None:
         """A common start seconds ahead: serve links and control, keep the watchdog fed."""
-        t0 = tick * self.period
-        while not self.stopping and t0 - self.vt() > 0.5:
-            self.wait_until_vt(self.vt() + 0.5, board_active=False)
+        t0 = self.driver.epoch + tick * self.period
+        while not self.stopping and t0 - self.clock.now() > 0.5:
+            self.wait_until(self.clock.now() + 0.5)
             self.notifier.watchdog()
 
     def _close(self, fsync: bool = True) -> None:
@@ -476,69 +544,16 @@ class Daemon:
             with contextlib.suppress(OSError):
                 os.unlink(self.opts.control)
 
-    def _run_tick(self, tick: int) -> int:
-        t0 = tick * self.period
-        self.wait_until_vt(t0)
-        lateness = self.vt() - t0
-        if lateness > self.slot:
-            # Too late to send round 1 in its slot (a stall or a clock step): skip ahead.
-            nxt = int(self.vt() // self.period) + 1
-            self.dlog.event(
-                "skip", node=self.me, tick=tick, to=nxt, late_ms=round(lateness * 1e3, 3)
-            )
-            return nxt
-        reading = self.faults.corrupt_reading(tick, self.sensor.read(tick))
-        self.board.adversary = self.faults.adversary(tick)
-        self._send(self.board.begin_tick(tick, reading), tick)
-        # Peers' round-1 frames carry the same send delay as ours: measure ours to discount it.
-        self.send_delay_s += 0.1 * ((self.vt() - t0) - self.send_delay_s)
-        for r in range(1, self.rounds + 1):
-            # A round closes at its deadline, or as soon as every peer's frame is in.
-            self.wait_until_vt(t0 + r * self.slot, done=self.board.round_complete)
-            self._send(self.board.next_round(), tick)
-        report = self.board.finish_tick(self.faults.memory_fault(tick))
-        decided_us = (self.vt() - t0) * 1e6
-        if self._warmup > 0:
-            self._warmup -= 1  # the first ticks after joining run cold code paths
-            self.sync.discard()
-        correction = self.sync.correction()
-        self.epoch -= correction
-        self._publish(report)
-        self.dlog.decision(
-            report,
-            self.cfg.algorithm,
-            lateness_us=round(lateness * 1e6, 1),
-            decided_us=round(decided_us, 1),
-            corrected=report.corrected,
-            **({"reasons": report.reasons} if report.reasons else {}),
-            clock_us=round(correction * 1e6, 1),
-            offset_us=None
-            if self.sync.last_midpoint is None
-            else round(self.sync.last_midpoint * 1e6, 1),
-            sync=self.sync.in_sync_ticks > 0,
-        )
-        self._health(report, tick)
-        if self.crash_at is not None and tick >= self.crash_at:
-            self._crash()
-        gc.collect(1 if tick % 64 else 2)  # after the decision, in the slack before t0 + T
-        return tick + 1
-
-    def _publish(self, report: TickReport) -> None:
+    def _publish(self, msg: dict[str, Any]) -> None:
+        """The voted output of a decision the board vouches for, to the local consumer."""
         if self.out_sock is None:
             return
-        d = report.decision
-        msg = {
-            "tick": d.tick,
-            "node": d.node,
-            "output": list(d.output),
-            "entries": sum(1 for v in d.vector if v is not None),
-        }
         try:
             self.out_sock.sendto(json.dumps(msg).encode(), self.out_path)
         except OSError:
             self.out_errors += 1  # no consumer yet: the decision is still logged
 
-    def _health(self, report: TickReport, tick: int) -> None:
+    def _health(self, tick: int) -> None:
         now = time.monotonic()
         if now - self._last_wd >= self.watchdog_every:
             self.notifier.watchdog()
@@ -548,9 +563,8 @@ class Daemon:
                 self._restore_watchdog = False
         if now - self._last_status >= 1.0:
             t = self.board.totals
-            agreed = sum(1 for v in report.decision.vector if v is not None)
             self.notifier.status(
-                f"tick {tick}, {agreed}/{self.cfg.n} entries, frames in {t.frames_in} "
+                f"tick {tick}, {self.driver.status()}, frames in {t.frames_in} "
                 f"out {t.frames_out}, dropped {t.dropped}, late {t.late}, "
                 f"corrected {t.corrected}"
             )
@@ -627,6 +641,8 @@ def build(args: argparse.Namespace) -> Daemon:
         max_ticks=args.ticks,
         until_tick=args.until_tick,
         link_latency_s=args.link_latency_us * 1e-6,
+        # Round-1 frames carry the timing block on top of the budget's frames (<= 12 bytes).
+        wire_s=(max(budget.round_bytes) + 12) * 10 / cfg.baud,
     )
     return Daemon(cfg, args.node, keys, links, sensor, opts, log)
 

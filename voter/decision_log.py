@@ -59,6 +59,10 @@ class DecisionLog:
     def event(self, event: str, **fields: Any) -> None:
         self._write({"event": event, **fields})
 
+    def write(self, line: dict[str, Any]) -> None:
+        """A line the tick driver built (a decision or an event)."""
+        self._write(line)
+
     def _write(self, obj: dict[str, Any]) -> None:
         text = json.dumps(obj, separators=(",", ":")) + "\n"
         if self.rotate_bytes and self._size + len(text) > self.rotate_bytes:
