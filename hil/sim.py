@@ -45,7 +45,7 @@ from hil.faultspec import Fault
 from hil.linkmodel import flip_bits
 from voter.budget import ROUNDS_FRACTION
 from voter.core.board import Board, InconsistencyError
-from voter.core.driver import Actions, Publish, Timing, TickDriver
+from voter.core.driver import Actions, Publish, TickDriver, Timing
 from voter.core.frame import Drop, Frame, FrameSplitter, decode_frame
 from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm

@@ -36,6 +36,7 @@ from voter.core.frame import (
     Drop,
     Frame,
     FrameSplitter,
+    SyncBlock,
     check_frame,
     cobs_decode,
     cobs_encode,
@@ -79,6 +80,33 @@ entry_lists = st.one_of(
 ).map(tuple)
 
 
+SYNC_US = st.integers(-(2**31 - 1), 2**31 - 1)
+sync_blocks = st.one_of(
+    st.builds(
+        SyncBlock,
+        st.one_of(st.none(), st.binary(min_size=4, max_size=4)),
+        st.just(0),
+        st.one_of(st.none(), SYNC_US),
+        st.one_of(st.none(), st.integers(0, 2**31 - 1)),
+    ),
+    st.builds(
+        SyncBlock,
+        st.binary(min_size=4, max_size=4),
+        st.integers(0, 2**NODES_MAX - 1),
+        st.one_of(st.none(), SYNC_US),
+        st.one_of(st.none(), st.integers(0, 2**31 - 1)),
+    ),
+).filter(lambda b: b != SyncBlock())
+
+
+@st.composite
+def with_sync(draw: st.DrawFn, frame: Frame) -> Frame:
+    """Round-1 frames get a timing block half of the time (rounds >= 2 never carry one)."""
+    if frame.round != 1 or not draw(st.booleans()):
+        return frame
+    return Frame(*[getattr(frame, f) for f in Frame.__slots__[:-1]], draw(sync_blocks))
+
+
 def frames_of(
     entries: st.SearchStrategy[tuple[Entry, ...]], cluster: st.SearchStrategy[str] = clusters
 ) -> st.SearchStrategy[Frame]:
@@ -92,7 +120,7 @@ def frames_of(
         st.integers(0, TICK_MAX),
         st.integers(1, ROUND_MAX),
         entries,
-    )
+    ).flatmap(with_sync)
 
 
 def slot_paths(nodes: int, src: int, dst: int, round_no: int) -> list[tuple[int, ...]]:
@@ -119,7 +147,7 @@ def slotted_frames(draw: st.DrawFn, cluster: st.SearchStrategy[str] = clusters) 
     )
 
 
-frames = st.one_of(frames_of(entry_lists), slotted_frames())
+frames = st.one_of(frames_of(entry_lists), slotted_frames().flatmap(with_sync))
 #: Small frames for the exhaustive bit-flip test (every bit of every example).
 small_frames = st.one_of(
     frames_of(st.lists(st.one_of(om_entries, sm_entries), max_size=2).map(tuple)),
@@ -165,10 +193,16 @@ def payload(
     tick: int = 7,
     positional: bool = False,
     version: int = WIRE_VERSION,
+    sync: bytes | None = None,
 ) -> bytes:
-    """A hand-built version-2 payload (no CRC), to reach the layout checks."""
+    """A hand-built version-3 payload (no CRC), to reach the layout checks.
+
+    Round 1 gets an empty timing block (flags 0) unless `sync` gives one.
+    """
     first = version << 4 | (0x08 if positional else 0) | round_no
-    return bytes((first, src << 4 | dst)) + uvarint(tick) + body
+    if sync is None:
+        sync = b"\x00" if round_no == 1 else b""
+    return bytes((first, src << 4 | dst)) + uvarint(tick) + sync + body
 
 
 def sealed(raw: bytes, cluster: str = "voter") -> bytes:
@@ -195,16 +229,33 @@ GOLDEN_OM = Frame(
     2,
     (Entry((0, 1), (1.5, None)), Entry((3, 1), "attack"), Entry((2, 1), None)),
 )
-GOLDEN_OM_HEX = "0522120702060181023ff8010101010114020301020661747461636b02020101372e562000"
+GOLDEN_OM_HEX = "0532120702060181023ff8010101010114020301020661747461636b02020101a4dd1e2700"
 #: Positional form: slot (2, 1) absent, slot (3, 1) a reading with a nil channel.
 GOLDEN_POS = Frame(WIRE_VERSION, "voter", 1, 0, 300, 2, (Entry((3, 1), (1.5, None, -0.25)),))
-GOLDEN_POS_HEX = "052a10ac020582023ff8010101010103bfd00101010101059d60698900"
+GOLDEN_POS_HEX = "053a10ac020582023ff8010101010103bfd0010101010105d9da2ade00"
 GOLDEN_SM = Frame(WIRE_VERSION, "voter", 0, 3, 42, 1, (Entry((0,), (-0.25,), (SIG,)),))
 GOLDEN_SM_HEX = (
-    "0521032a090440bfd0010101010101440102030405060708090a0b0c0d0e0f1011121314"
+    "0431032a02090440bfd0010101010101440102030405060708090a0b0c0d0e0f1011121314"
     "15161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738"
-    "393a3b3c3d3e3f5bc1f61c00"
+    "393a3b3c3d3e3f64c905cd00"
 )
+#: A round-1 frame with its timing block: digest, heard {0, 1, 3}, echo -1.5 ms, lag 240 us.
+GOLDEN_SYNC = Frame(
+    WIRE_VERSION,
+    "voter",
+    2,
+    0,
+    1000,
+    1,
+    (Entry((2,), (1.5, 2.0, -0.25)),),
+    SyncBlock(bytes.fromhex("a1b2c3d4"), 0b1011, -1500, 240),
+)
+GOLDEN_SYNC_HEX = (
+    "123920e80707a1b2c3d40bb717f001423ff80101010101024001010101010103bfd001"
+    "0101010105261edf8500"
+)
+#: The same OM frame as version 2 wrote it (no timing block), before wire v3.
+V2_OM_HEX = "0522120702060181023ff8010101010114020301020661747461636b02020101372e562000"
 #: A version-1 frame (msgpack, CRC over the payload alone) as voterd 0.x sent it.
 V1_OM_HEX = (
     "109701a5766f74657201020702939292060192cb3ff8010101010116c092920301a661"
@@ -231,6 +282,7 @@ def test_round_trip(frame: Frame) -> None:
         (GOLDEN_OM, GOLDEN_OM_HEX, False),
         (GOLDEN_POS, GOLDEN_POS_HEX, True),
         (GOLDEN_SM, GOLDEN_SM_HEX, False),
+        (GOLDEN_SYNC, GOLDEN_SYNC_HEX, True),
     ],
 )
 def test_golden_bytes(frame: Frame, hex_bytes: str, positional: bool) -> None:
@@ -255,13 +307,16 @@ def test_golden_positional_layout() -> None:
 def test_loyal_om_frames_are_positional_and_carry_no_paths() -> None:
     """Every frame of a loyal OM tick (N=4 and N=7, m=2) takes the positional form.
 
-    Its payload is the 3-byte header (tick 1), then one tag and 24 value bytes per label.
+    Its payload is the 3-byte header (tick 1), the timing flags in round 1, then one tag and
+    24 value bytes per label.
     """
     for nodes in (4, 7):
         for sent in one_tick_frames(nodes, 2, "om", 3):
             for f in sent:
                 assert is_positional(f)
-                assert 3 + 25 * len(f.entries) == len(payload_of(f))
+                # (round 1: plus the timing block's flags byte, 0 when it has none)
+                sync = 1 if f.round == 1 else 0
+                assert 3 + sync + 25 * len(f.entries) == len(payload_of(f))
                 assert f == decode(body(f), f.cluster)
 
 
@@ -609,8 +664,19 @@ TWO = reading(1.0, 2.0)
         (payload(b"\x02\x01\x00" + TWO, version=1), DROP_VERSION),
         (payload(b"\x02\x01\x00" + TWO, version=0), DROP_VERSION),
         (payload(b"\x02\x01\x00" + TWO, version=15), DROP_VERSION),
-        (b"\x20", DROP_SCHEMA),  # header cut short
-        (b"\x22\x12", DROP_SCHEMA),  # no tick
+        (payload(b"\x02\x01\x00" + TWO, version=2), DROP_VERSION),
+        (b"\x30", DROP_SCHEMA),  # header cut short
+        (b"\x32\x12", DROP_SCHEMA),  # no tick
+        # the round-1 timing block
+        (payload(round_no=1, sync=b""), DROP_SCHEMA),  # no flags byte
+        (payload(round_no=1, sync=b"\x08"), DROP_SCHEMA),  # unknown flag
+        (payload(round_no=1, sync=b"\x01\xa1\xb2\xc3"), DROP_SCHEMA),  # digest cut short
+        (payload(round_no=1, sync=b"\x01\xa1\xb2\xc3\xd4"), DROP_SCHEMA),  # no heard
+        (payload(round_no=1, sync=b"\x01" + b"\x00" * 4 + b"\x80\x00"), DROP_SCHEMA),  # 0x80 0
+        (payload(round_no=1, sync=b"\x01" + b"\x00" * 4 + uvarint(2**16)), DROP_SCHEMA),
+        (payload(round_no=1, sync=b"\x02"), DROP_SCHEMA),  # echo missing
+        (payload(round_no=1, sync=b"\x02" + uvarint(2**32)), DROP_SCHEMA),  # echo too big
+        (payload(round_no=1, sync=b"\x04" + uvarint(2**31)), DROP_SCHEMA),  # lag too big
         (payload(round_no=0), DROP_SCHEMA),
         (payload()[:2] + b"\x80\x00", DROP_SCHEMA),  # tick not minimal
         (payload()[:2] + b"\x87", DROP_SCHEMA),  # tick cut short
@@ -680,6 +746,7 @@ def test_hand_built_payloads_decode() -> None:
         (body(Frame(WIRE_VERSION, "other", 1, 2, 7, 2, ())), DROP_CRC),  # another cluster
         (body(Frame(WIRE_VERSION, "Voter", 1, 2, 7, 2, ())), DROP_CRC),
         (bytes.fromhex(V1_OM_HEX)[:-1], DROP_VERSION),  # the msgpack layout of version 1
+        (bytes.fromhex(V2_OM_HEX)[:-1], DROP_VERSION),  # version 2: no timing block
         (b"\x01" * (FRAME_BYTES_MAX + 1), DROP_TOO_LONG),
     ],
 )
@@ -906,3 +973,24 @@ def test_check_frame(kwargs: dict[str, object], reason: str | None) -> None:
     """Per-link checks: wrong cluster (in memory), src/dst not this link's, other tick/round."""
     result = check_frame(GOLDEN_OM, **{**LINK, **kwargs})  # type: ignore[arg-type]
     assert reason == (result.reason if result is not None else None)
+
+
+@pytest.mark.parametrize(
+    ("round_no", "sync"),
+    [
+        (2, SyncBlock(echo_us=5)),  # only round 1 carries timing
+        (1, SyncBlock()),  # an empty block is written as sync=None
+        (1, SyncBlock(b"abc")),  # digest of 3 bytes
+        (1, SyncBlock(None, 3)),  # heard without a digest
+        (1, SyncBlock(b"abcd", 1 << NODES_MAX)),  # heard names node 16
+        (1, SyncBlock(echo_us=2**31)),
+        (1, SyncBlock(lag_us=-1)),
+    ],
+)
+def test_encoder_refuses_a_timing_block_no_decoder_returns(
+    round_no: int, sync: SyncBlock
+) -> None:
+    """One meaning per payload: what would not decode back equal is our bug, a ValueError."""
+    frame = Frame(WIRE_VERSION, "c", 0, 1, 5, round_no, (Entry((0,), None),), sync)
+    with pytest.raises(ValueError):
+        encode_frame(frame)

@@ -317,6 +317,8 @@ class Daemon:
                     self.decided += 1
             for out in batch.publish:
                 self._publish(out)
+        if more.decided is not None:
+            self._after_decision(more.decided)
 
     def _stall(self, seconds: float) -> None:
         """The HIL stall fault: the whole board freezes, as under SIGSTOP or a long GC pause."""
@@ -482,7 +484,6 @@ class Daemon:
                 self.wait_until(d.next_deadline(), done=self._deadline_passed)
                 if self.stopping:
                     break
-                deciding = d.round == d.rounds
                 if d.round == 0:
                     step = self.faults.clock_step_s(d.tick) if self.opts.hil else 0.0
                     if step:
@@ -491,8 +492,6 @@ class Daemon:
                             "clock-jump", node=self.me, tick=d.tick, ms=round(step * 1e3, 3)
                         )
                 self._perform(d.wake(self.clock.now()))
-                if deciding and d.round == 0:
-                    self._after_decision(d.tick - 1)
         except InconsistencyError as e:
             self.log.error("crash-on-inconsistency: stopping", reason=str(e))
             self.dlog.event("stop", node=self.me, reason=str(e), code=EXIT_INCONSISTENT)

@@ -146,6 +146,8 @@ class Actions:
     #: HIL stall fault: freeze this long, before or after writing the sends
     stall_s: float = 0.0
     stall_when: str = ""
+    #: the tick whose decision `done` just settled (the shell's cue for health and GC)
+    decided: int | None = None
 
     def extend(self, other: Actions) -> None:
         self.sends += other.sends
@@ -153,6 +155,8 @@ class Actions:
         self.publish += other.publish
         if other.stall_s:
             self.stall_s, self.stall_when = other.stall_s, other.stall_when
+        if other.decided is not None:
+            self.decided = other.decided
 
     def __bool__(self) -> bool:
         return bool(self.sends or self.lines or self.publish or self.stall_s)
@@ -300,6 +304,7 @@ class TickDriver:
         if self._decided is not None:
             report, self._decided = self._decided, None
             out.extend(self._settle(report, now))
+            out.decided = report.decision.tick
         return out
 
     def stop(self, now: float) -> Actions:
