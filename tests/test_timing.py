@@ -1,0 +1,123 @@
+"""Timing is part of the protocol: the tick driver's self-checks and clique avoidance, in the simulator.
+
+Each safety mechanism is shown by the violation it prevents: the same seeded
+scenario run with the mechanism switched off (`fail_silent=False`, or the
+`immediate` publication mode) publishes disagreeing vectors, and with it on
+publishes none. The simulator runs the daemon's own driver with modelled CPU
+time, so these are the daemon's checks, not a copy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from hil.checks import CheckResult, check
+from hil.faultspec import Fault, parse_fault
+from hil.sim import SimConfig, SimResult, Simulator, simulate
+
+TICKS = 300
+
+
+def _run(faults: list[str] | None = None, **kw: object) -> tuple[SimResult, CheckResult]:
+    cfg = SimConfig(ticks=TICKS, faults=[parse_fault(f, 4) for f in faults or []], **kw)  # type: ignore[arg-type]
+    r = simulate(cfg)
+    faulty = [f.node for f in cfg.faults if f.kind == "traitor" and f.node is not None]
+    return r, check(r.logs, faulty, window=(0, TICKS - 1), period_us=1e6 / cfg.tick_hz)
+
+
+def _withheld(r: SimResult, node: int | None = None) -> Counter[str]:
+    return Counter(
+        line["withheld"]
+        for i, log in r.logs.items()
+        if node is None or i == node
+        for line in log.decisions.values()
+        if "withheld" in line
+    )
+
+
+def _published(r: SimResult, node: int) -> int:
+    return sum(1 for line in r.logs[node].decisions.values() if "withheld" not in line)
+
+
+@pytest.mark.parametrize("algorithm", ["om", "sm"])
+def test_no_fault_publishes_everything_but_the_unconfirmable_last_tick(algorithm: str) -> None:
+    """A clean cluster: every decision published except the last (nothing confirms it)."""
+    r, res = _run(algorithm=algorithm)
+    assert res.agreement and res.validity and res.liveness and res.timeliness
+    assert _withheld(r) == Counter({"unconfirmed": 4})
+    line = r.logs[0].decisions[100]
+    assert line["decided_us"] < 20_000 < line["published_us"] < 40_000
+    assert line["precision_us"] is not None and line["precision_us"] < 1000
+
+
+def test_stalled_board_withholds_instead_of_publishing_a_wrong_vector() -> None:
+    """Board 2 freezes 5-55 ms three times a second: with the self-checks off it publishes
+    disagreeing vectors; with them on it withholds those ticks and re-joins."""
+    faults = ["stall:2:25ms/0.333s"]
+    off, res_off = _run(faults, fail_silent=False, publish="immediate", seed=3)
+    assert off.counters["stalls"] > 5
+    assert not res_off.agreement  # the mechanism switched off: the violation is found
+    on, res_on = _run(faults, seed=3)
+    assert res_on.agreement and res_on.validity
+    reasons = _withheld(on, 2)
+    assert reasons["late-send"] + reasons["stall"] + reasons["late-decide"] > 0
+    assert _published(on, 2) > 0.8 * TICKS  # it re-joins between stalls
+    assert all(_published(on, i) >= TICKS - 10 for i in (0, 1, 3))
+
+
+def test_confirmed_publication_masks_what_the_local_checks_cannot_see() -> None:
+    """Two lossy links into board 0 (beyond the bound): a lost relay can leave board 0 with
+    one entry different and nothing it could notice by itself. Immediate publication lets
+    that out (and logs the minority a tick later); confirmed publication never does."""
+    faults = ["link-drop:1>0:0.3", "link-drop:2>0:0.3"]
+    imm, res_imm = _run(faults, publish="immediate")
+    assert not res_imm.agreement
+    assert any(e.get("event") == "minority" for e in imm.logs[0].events)
+    conf, res_conf = _run(faults, publish="confirmed")
+    assert res_conf.agreement and res_conf.validity
+    assert _withheld(conf, 0)["minority"] > 0
+
+
+def test_clock_step_is_withheld_then_stepped_back() -> None:
+    """Board 1's clock jumps 5 ms: it withholds (stall, then clock) until a confirmed step."""
+    r, res = _run(["clock-step:1:5ms@100"])
+    assert res.agreement and res.validity
+    assert r.counters["clock_steps"] == 1
+    steps = [e for e in r.logs[1].events if e.get("event") == "clock-step"]
+    assert len(steps) == 1 and 4000 < abs(steps[0]["step_us"]) < 6000
+    assert _published(r, 1) > TICKS - 20
+
+
+def test_link_jitter_on_one_link_stays_safe() -> None:
+    r, res = _run(["link-jitter:0-1:6ms"])
+    assert r.counters["link_jittered"] > 100
+    assert res.agreement and res.validity
+
+
+def test_timing_faults_are_deterministic() -> None:
+    """Stalls, clock steps and jitter come from the seed: a rerun has the same history."""
+    faults = [
+        Fault("stall", node=2, ms=30.0, rate_hz=2.0),
+        parse_fault("clock-step:1:-4ms@50", 4),
+        parse_fault("link-jitter:0-3:3ms", 4),
+    ]
+    cfg = SimConfig(ticks=150, seed=5, faults=faults)
+    assert simulate(cfg).history_hash == simulate(cfg).history_hash
+
+
+def test_stall_command_is_validated() -> None:
+    """Bad stall / clock-step commands are refused with one line, never applied."""
+    sim = Simulator(SimConfig(ticks=1))
+    for cmd in (
+        {"cmd": "stall", "ms": -1, "at_tick": 3},
+        {"cmd": "stall", "ms": 10},
+        {"cmd": "stall", "ms": 10, "at_tick": 3, "rate_hz": 1},
+        {"cmd": "clock-step", "ms": 0, "at_tick": 3},
+        {"cmd": "clock-step", "ms": 5, "at_tick": -1},
+    ):
+        with pytest.raises(ValueError) as err:
+            sim.faults[0].apply(json.dumps(cmd).encode())
+        assert "\n" not in str(err.value)
