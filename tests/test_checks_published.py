@@ -1,0 +1,217 @@
+"""The checker judges what the boards published: withheld lines are decided but not published."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hil.checks import NodeLog, check, read_run, timing_trouble, withheld_reason
+
+A = [1.0, 2.0]
+B = [1.0, 3.0]
+C = [4.0, 5.0]
+D = [7.0, 8.0]
+READINGS = [A, B, C, D]
+PERIOD_US = 20_000.0
+
+
+def line(tick: int, node: int, **over: Any) -> dict[str, Any]:
+    """A good decision line of a 4-board cluster where every board read READINGS[node]."""
+    vector = [list(r) for r in READINGS]
+    out: dict[str, Any] = {
+        "tick": tick,
+        "node": node,
+        "algorithm": "om",
+        "local": list(READINGS[node]),
+        "vector": vector,
+        "output": list(A),
+        "messages": 18,
+        "late": 0,
+        "dropped": 0,
+        "decided_us": 9_000.0,
+    }
+    out.update(over)
+    return out
+
+
+def cluster(ticks: int = 10, nodes: int = 4) -> dict[int, NodeLog]:
+    """Every board joined at tick 0 and published a good line every tick."""
+    logs = {}
+    for i in range(nodes):
+        log = NodeLog(i, events=[{"event": "joined", "node": i, "tick": 0}])
+        for t in range(ticks):
+            log.decisions[t] = line(t, i)
+        logs[i] = log
+    return logs
+
+
+def test_good_logs_hold_with_full_availability() -> None:
+    """No fault, nothing withheld: every property holds, availability 1.0 on every board."""
+    res = check(cluster(), [], window=(0, 9), period_us=PERIOD_US)
+    assert res.holds
+    doc = res.to_json()
+    assert {"0": 1.0, "1": 1.0, "2": 1.0, "3": 1.0} == doc["availability"]
+    assert {} == doc["withheld"] and 0 == doc["undetected"] and 40 == doc["published"]
+
+
+def test_disagreement_in_a_withheld_line_is_not_a_violation() -> None:
+    """Board 2 decided a different vector and withheld it: nothing wrong was published."""
+    logs = cluster()
+    bad_vector = [list(A), list(B), list(D), list(D)]
+    logs[2].decisions[4] = line(4, 2, vector=bad_vector, output=[9.0, 9.0], withheld="minority")
+    res = check(logs, [], window=(0, 9), period_us=PERIOD_US)
+    assert res.holds, res.violations
+    assert 40 == res.decisions and 39 == res.published
+    assert {"2": {"minority": 1}} == res.to_json()["withheld"]
+
+
+def test_published_disagreement_is_caught_even_when_a_withheld_line_agrees() -> None:
+    """Boards 0 and 1 published different vectors; board 2 withheld: an agreement violation."""
+    logs = cluster()
+    other = [list(A), list(B), list(C), list(A)]  # board 3's entry is wrong on board 1
+    logs[1].decisions[6] = line(6, 1, vector=other)
+    logs[2].decisions[6] = line(6, 2, vector=other, withheld="late-send")
+    logs[3].decisions[6] = line(6, 3, withheld="late-decide")
+    res = check(logs, [], window=(0, 9), period_us=PERIOD_US)
+    assert not res.agreement and not res.validity
+    first = next(v for v in res.violations if v.prop == "agreement")
+    assert (6, [0, 1]) == (first.tick, first.nodes)  # only the boards that published
+    validity = next(v for v in res.violations if v.prop == "validity")
+    assert [1] == validity.nodes  # board 2's line says the same, but it was never published
+
+
+def test_a_violation_that_exists_only_among_published_lines() -> None:
+    """Boards 0 and 2 withheld; the two published lines (1 and 3) disagree: caught, and the
+    violation names exactly the boards whose outputs left them."""
+    logs = cluster()
+    other = [list(A), list(B), list(C), list(A)]
+    logs[0].decisions[3] = line(3, 0, withheld="missing")
+    logs[2].decisions[3] = line(3, 2, withheld="missing")
+    logs[1].decisions[3] = line(3, 1, vector=other)
+    res = check(logs, [], window=(0, 9), period_us=PERIOD_US)
+    assert 1 == res.counts["agreement"]
+    assert [1, 3] == next(v.nodes for v in res.violations if v.prop == "agreement")
+
+
+def test_withheld_line_counts_as_decided_for_liveness_and_costs_availability() -> None:
+    """Board 2 withheld 3 of 10 ticks: liveness holds, availability 0.7, counts by reason."""
+    logs = cluster()
+    for t, why in [(2, "stall"), (3, "stall"), (7, "clock")]:
+        logs[2].decisions[t] = line(t, 2, withheld=why)
+    res = check(logs, [], window=(0, 9), period_us=PERIOD_US)
+    assert res.liveness and res.holds
+    doc = res.to_json()
+    assert 0.7 == doc["availability"]["2"] and 1.0 == doc["availability"]["0"]
+    assert {"2": {"clock": 1, "stall": 2}} == doc["withheld"]
+    assert {"0": 10, "1": 10, "2": 10, "3": 10} == doc["ticks_up"]
+
+
+def test_missing_tick_is_still_a_liveness_violation() -> None:
+    """A tick with no line at all while up (not even a withheld one) is lost liveness."""
+    logs = cluster()
+    del logs[1].decisions[5]
+    res = check(logs, [], window=(0, 9), period_us=PERIOD_US)
+    assert not res.liveness and [5] == [v.tick for v in res.violations]
+    assert 0.9 == res.availability()[1]
+
+
+def test_timeliness_only_over_published_lines_and_not_published_us() -> None:
+    """A late decision that was withheld is the board doing its job; a published one is not.
+    published_us beyond the period (the confirmed publication mode) is by design."""
+    logs = cluster()
+    logs[0].decisions[1] = line(1, 0, decided_us=25_000.0, withheld="late-decide")
+    logs[1].decisions[1] = line(1, 1, published_us=31_000.0)
+    res = check(logs, [], window=(0, 9), period_us=PERIOD_US)
+    assert res.timeliness
+    logs[3].decisions[8] = line(8, 3, decided_us=21_000.0)
+    res = check(logs, [], window=(0, 9), period_us=PERIOD_US)
+    assert not res.timeliness and [(8, [3])] == [(v.tick, v.nodes) for v in res.violations]
+
+
+def test_integrity_only_over_published_lines() -> None:
+    """An invented output in a withheld line never reached an actuator."""
+    logs = cluster()
+    logs[0].decisions[2] = line(2, 0, output=[99.0, 99.0], withheld="minority")
+    assert check(logs, [], window=(0, 9)).integrity
+    logs[0].decisions[2] = line(2, 0, output=[99.0, 99.0])
+    assert not check(logs, [], window=(0, 9)).integrity
+
+
+def test_validity_uses_a_withheld_boards_own_reading() -> None:
+    """Board 2 withheld, yet its reading is its own: published entries must not hold another
+    value. An empty entry (it sent late or not at all) is the omission it declared."""
+    logs = cluster()
+    for i in (0, 1, 3):
+        vec = [list(A), list(B), None, list(D)]
+        logs[i].decisions[4] = line(4, i, vector=vec)
+    logs[2].decisions[4] = line(4, 2, withheld="late-send")
+    assert check(logs, [], window=(0, 9)).validity
+    for i in (0, 1, 3):
+        vec = [list(A), list(B), [0.0, 0.0], list(D)]
+        logs[i].decisions[4] = line(4, i, vector=vec)
+    res = check(logs, [], window=(0, 9))
+    assert not res.validity and res.agreement
+    assert [0, 1, 3] == next(v.nodes for v in res.violations if v.prop == "validity")
+
+
+def test_validity_still_demands_a_publishing_boards_value() -> None:
+    """A board that published while its peers hold no value from it: validity fails."""
+    logs = cluster()
+    for i in (0, 1, 3):
+        logs[i].decisions[4] = line(4, i, vector=[list(A), list(B), None, list(D)])
+    assert not check(logs, [], window=(0, 9)).validity
+
+
+def test_undetected_is_the_longest_run_of_published_disagreement() -> None:
+    """Disagreement published at ticks 2, 3, 4 and 7: undetected for 3 ticks from tick 2."""
+    logs = cluster()
+    other = [list(A), list(B), list(C), list(A)]
+    for t in (2, 3, 4, 7):
+        logs[1].decisions[t] = line(t, 1, vector=other)
+    logs[1].decisions[5] = line(5, 1, vector=other, withheld="minority")  # caught at 5
+    doc = check(logs, [], window=(0, 9)).to_json()
+    assert 3 == doc["undetected"] and 2 == doc["undetected_from_tick"]
+    assert 4 == doc["violation_counts"]["agreement"]
+
+
+def test_traitors_are_left_out_of_availability_and_withheld() -> None:
+    """Board 3 is a traitor: its lines, withheld or not, are not judged or counted."""
+    logs = cluster()
+    logs[3].decisions[1] = line(1, 3, vector=[None, None, None, None], withheld="stall")
+    doc = check(logs, [3], window=(0, 9)).to_json()
+    assert doc["agreement"] and "3" not in doc["availability"] and {} == doc["withheld"]
+
+
+def test_timing_trouble_names_late_withheld_and_skipped_ticks() -> None:
+    """Late frames, withheld lines and skip events are found per tick (loyal boards only)."""
+    logs = cluster()
+    logs[0].decisions[1] = line(1, 0, late=2)
+    logs[1].decisions[2] = line(2, 1, withheld="late-send")
+    logs[2].events.append({"event": "skip", "node": 2, "tick": 5, "to": 7, "late_ms": 45.0})
+    logs[3].decisions[8] = line(8, 3, late=1)
+    trouble = timing_trouble(logs, faulty=[3])
+    assert {1: ["late"], 2: ["withheld:late-send"], 5: ["skip"], 6: ["skip"]} == trouble
+
+
+def test_withheld_reason_reads_what_the_board_wrote() -> None:
+    """Absent, null or false: published. Any string: that reason."""
+    assert withheld_reason({"tick": 1}) is None
+    assert withheld_reason({"withheld": None}) is None
+    assert withheld_reason({"withheld": False}) is None
+    assert "joining" == withheld_reason({"withheld": "joining"})
+
+
+def test_read_run_keeps_withheld_lines_as_decisions(tmp_path: Path) -> None:
+    """Files on disk: a withheld line is a decision of its tick, with its reason."""
+    rows = [
+        {"event": "joined", "node": 0, "tick": 0},
+        line(0, 0),
+        line(1, 0, withheld="unconfirmed"),
+        line(2, 0),
+    ]
+    (tmp_path / "node0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    logs = read_run(tmp_path, 1)
+    assert [0, 1, 2] == sorted(logs[0].decisions) and logs[0].published(1) is None
+    res = check(logs, [], window=(0, 2))
+    assert res.holds and 2 / 3 == res.availability()[0]
