@@ -353,7 +353,8 @@ def timing_trouble(
 ) -> dict[int, list[str]]:
     """Per tick, the timing trouble the loyal boards' logs show there (empty ticks left out).
 
-    "late" (a line counted late frames), "withheld:REASON", "skip" (a board skipped
+    "late" (a line counted late frames: marks its tick and the one before, since a
+    frame is counted late by the tick it arrives in), "withheld:REASON", "skip" (a board skipped
     the tick: {"event": "skip", "tick": T, "to": U} covers T..U-1), "stall" and
     "clock-step" (events a board writes when it is frozen or its clock jumps). Used
     to tell a user whether a violation came from timing (fix the rate or the host)
@@ -363,7 +364,7 @@ def timing_trouble(
     out: dict[int, set[str]] = {}
 
     def mark(t: int, what: str) -> None:
-        if window is None or window[0] <= t <= window[1]:
+        if t >= 0 and (window is None or window[0] <= t <= window[1]):
             out.setdefault(t, set()).add(what)
 
     for i, log in logs.items():
@@ -372,7 +373,9 @@ def timing_trouble(
         for t, line in log.decisions.items():
             late = line.get("late")
             if isinstance(late, int | float) and late > 0:
+                # a late frame is counted by the tick it arrives in, often the next one
                 mark(t, "late")
+                mark(t - 1, "late")
             reason = withheld_reason(line)
             if reason is not None:
                 mark(t, f"withheld:{reason}")
