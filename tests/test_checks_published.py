@@ -289,3 +289,80 @@ def test_injected_stall_marks_the_ticks_it_freezes(tmp_path: Path) -> None:
         del logs[2].decisions[t]
     result = _run_result(tmp_path, logs, ("stall:2:60ms@4",))
     assert "2 of 2 violated ticks had timing trouble (stalls at 2)" in result.run_json["diagnosis"]
+
+
+def test_timeline_paints_withheld_ticks_in_their_own_colour() -> None:
+    """A withheld tick is its own state on the timeline, not "error"; binned, it outranks
+    an ERROR entry and is outranked by a board that is down."""
+    from hil.campaign import mark_withheld, timeline_from_logs
+    from hil.report import COLORS, STATES, timeline_grid
+
+    logs = cluster(ticks=6)
+    logs[1].decisions[2] = line(2, 1, withheld="stall")
+    logs[3].decisions[4] = line(4, 3, vector=[list(A), None, list(C), list(D)])
+    timeline = timeline_from_logs(logs, 6)
+    assert ["ok", "ok", "withheld", "ok", "ok", "ok"] == timeline[1]
+    assert "error" == timeline[3][4]
+    sim_rows = {i: ["ok"] * 6 for i in range(4)}  # the simulator's own painting
+    assert mark_withheld(sim_rows, logs)[1] == timeline[1]
+    assert len(set(COLORS)) == len(STATES)
+    grid, step = timeline_grid({0: ["withheld", "error"] * 2000, 1: ["withheld", "down"] * 2000})
+    assert 2 == step and {STATES.index("withheld")} == set(grid[0])
+    assert {STATES.index("down")} == set(grid[1])
+
+
+def test_report_shows_availability_and_withheld_and_reads_old_reports(tmp_path: Path) -> None:
+    """report.html has a boards table with availability and withheld reasons; a scenario
+    from an older report.json (no such keys) still renders."""
+    from hil.report import write_all
+
+    base = {
+        "expect": "safe",
+        "outcome": "safe",
+        "passed": True,
+        "mode": "sim",
+        "nodes": 4,
+        "algorithm": "om",
+        "m": 1,
+        "ticks": 10,
+        "tick_hz": 50.0,
+        "seed": 1,
+        "faults": ["stall:2:60ms@4"],
+        "inside_bound": True,
+        "fault_budget": {"counted": 1, "bound": 1, "reasons": []},
+        "properties": {"agreement": True},
+        "violations": [],
+        "counters": {},
+        "coverage": {},
+        "command": "hil campaign run x.toml",
+    }
+    res = check(cluster(), [], window=(0, 9))
+    logs = cluster()
+    logs[2].decisions[4] = line(4, 2, withheld="stall")
+    logs[2].decisions[5] = line(5, 2, withheld="stall")
+    doc = check(logs, [], window=(0, 9)).to_json()
+    new = {**base, "name": "new", **{k: doc[k] for k in ("availability", "withheld")}}
+    new["undetected"] = res.to_json()["undetected"]
+    old = {**base, "name": "old"}
+    report = {"campaign": "c", "seed": 1, "scenarios": [new, old]}
+    write_all(tmp_path, report)
+    page = (tmp_path / "report.html").read_text()
+    assert "board 2</td><td>80.0 %</td><td>2</td><td>stall 2</td>" in page
+    assert "<td>80.0 %</td><td>10</td>" in page  # the summary's lowest availability
+    assert "<td>—</td><td>10</td>" in page  # the old scenario: no availability known
+    assert json.loads((tmp_path / "report.json").read_text())["scenarios"][0]["withheld"] == {
+        "2": {"stall": 2}
+    }
+
+
+def test_campaign_scenario_json_carries_availability(tmp_path: Path) -> None:
+    """A simulated scenario's report row has availability, withheld and undetected."""
+    from hil.campaign import load_campaign, run_scenario, scenario_to_json
+    from tests.conftest import ROOT
+
+    c = load_campaign(ROOT / "campaigns" / "smoke.toml")
+    sc = c.scenarios[0]
+    row = scenario_to_json(run_scenario(sc, "sim", tmp_path), c, tmp_path)
+    loyal = row["availability"].keys()
+    assert loyal and all(0.0 <= (row["availability"][b] or 0.0) <= 1.0 for b in loyal)
+    assert isinstance(row["withheld"], dict) and 0 == row["undetected"]
