@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
+from hil.faultspec import EXAMPLES, KINDS
 from voter._cli_util import fail
 
 
@@ -13,7 +15,7 @@ def _run(args: argparse.Namespace) -> int:
     from firmware_sim.cluster import ClusterError
     from firmware_sim.run import FeasibilityError, RunSpec, run, summary
     from firmware_sim.view import LiveView
-    from hil.faultspec import FaultSpecError, parse_fault
+    from hil.faultspec import FaultSpecError, parse_fault, validate_run
 
     if not 2 <= args.nodes <= 16:
         fail("--nodes must be 2..16")
@@ -23,6 +25,7 @@ def _run(args: argparse.Namespace) -> int:
         fail("--m must be 0..6")
     try:
         faults = [parse_fault(f, args.nodes) for f in args.fault]
+        validate_run(faults, args.ticks, args.tick_hz)
     except FaultSpecError as e:
         fail(f"--fault: {e}")
     out = Path(args.out)
@@ -58,13 +61,24 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps help at spaces only: a fault kind split at its hyphen reads as two words."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="firmware-sim",
         description="Simulated boards on a laptop: real voterd processes on pty serial links.",
     )
     sub = parser.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="run N boards for K ticks and check agreement and validity")
+    r = sub.add_parser(
+        "run",
+        help="run N boards for K ticks and check agreement and validity",
+        formatter_class=_HelpFormatter,
+    )
     r.add_argument("--nodes", type=int, default=4)
     r.add_argument("--algorithm", choices=("om", "sm"), default="om")
     r.add_argument("--m", type=int, default=1)
@@ -78,8 +92,8 @@ def main(argv: list[str] | None = None) -> None:
         "--fault",
         action="append",
         default=[],
-        help="KIND:TARGET[:PARAM], e.g. traitor:3:equivocate, link-bitflip:0-1:1e-4, "
-        "crash:1@150 (repeatable)",
+        help=f"KIND:TARGET[:PARAM] (repeatable); KIND is one of {', '.join(KINDS)}; "
+        f"e.g. {', '.join(EXAMPLES)}",
     )
     r.add_argument("--seed", type=int, default=0)
     r.add_argument(

@@ -2,12 +2,16 @@
 
 Writes the run directory (SPEC.md): node<ID>.jsonl decision logs, run.json
 (nodes, algorithm, faulty, ticks, faults, the fabric's counters, the check), and
-exits 0 only if agreement, validity and liveness held for the loyal boards.
+exits 0 only if agreement, validity, integrity, liveness and timeliness held for
+the loyal boards' published decisions. When a run fails, the summary says
+whether the violations sat on ticks with timing trouble (a host or rate problem)
+or not (look for a bug).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware_sim.cluster import SimCluster
-from hil.checks import CheckResult, check, read_run
+from hil.checks import CheckResult, NodeLog, check, read_run, timing_trouble, withheld_reason
 from hil.faultspec import Fault, fault_budget, faulty_nodes
 from voter.budget import check_cluster
 from voter.core.protocol import Algorithm
@@ -134,6 +138,7 @@ def run(spec: RunSpec, progress: Progress | None = None) -> RunResult:
     bound = (spec.nodes - 1) // 3 if spec.algorithm == "om" else spec.nodes - 2
     bound = min(bound, spec.m)
     node_totals = _node_totals(logs)
+    diagnosis = diagnose(result, logs, spec, counted <= bound)
     run_json: dict[str, Any] = {
         "nodes": spec.nodes,
         "algorithm": spec.algorithm,
@@ -156,6 +161,7 @@ def run(spec: RunSpec, progress: Progress | None = None) -> RunResult:
         "injected": injected,
         "boards": node_totals,
         "check": result.to_json(),
+        "diagnosis": diagnosis,
     }
     (spec.out / "run.json").write_text(json.dumps(run_json, indent=1))
     return RunResult(
@@ -170,12 +176,15 @@ def run(spec: RunSpec, progress: Progress | None = None) -> RunResult:
     )
 
 
-def _node_totals(logs: dict[int, Any]) -> dict[str, dict[str, int]]:
+def _node_totals(logs: dict[int, NodeLog]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for i, log in logs.items():
         lines = log.decisions.values()
+        withheld = sum(1 for x in lines if withheld_reason(x) is not None)
         out[str(i)] = {
             "decided": len(log.decisions),
+            "published": len(log.decisions) - withheld,
+            "withheld": withheld,
             "dropped": sum(int(x.get("dropped", 0)) for x in lines),
             "late": sum(int(x.get("late", 0)) for x in lines),
             "corrected": sum(int(x.get("corrected", 0)) for x in lines),
@@ -187,19 +196,113 @@ def _node_totals(logs: dict[int, Any]) -> dict[str, dict[str, int]]:
     return out
 
 
+#: What each kind of timing trouble is called in the diagnosis line.
+TROUBLE_NAMES = {
+    "late": "late frames",
+    "withheld": "withheld lines",
+    "skip": "skipped ticks",
+    "stall": "stalls",
+    "clock-step": "clock steps",
+    "timeliness": "decisions after the period",
+}
+
+
+def diagnose(
+    result: CheckResult, logs: dict[int, NodeLog], spec: RunSpec, inside_bound: bool
+) -> str | None:
+    """One line on a failed run: did its violations come from timing, and what to do.
+
+    A tick with a violation "had timing trouble" when a loyal board's line there
+    counted late frames or was withheld, a board skipped it, a stall or clock
+    step was injected or logged there, or the violation is timeliness itself.
+    Those point at the host or the rate; violations on clean ticks point at the
+    protocol or the fault handling. None when every property held.
+    """
+    if result.holds:
+        return None
+    window = (0, spec.ticks - 1)
+    faulty = [i for i in logs if i not in result.loyal]
+    trouble = {t: set(v) for t, v in timing_trouble(logs, faulty, window).items()}
+    period_s = 1.0 / spec.tick_hz
+    for f in spec.faults:
+        if f.kind in ("stall", "clock-step") and f.at_tick is not None:
+            # a stall covers the ticks it freezes; a step disturbs its tick and the next
+            span = math.ceil(f.ms / 1000.0 / period_s) if f.kind == "stall" else 1
+            for t in range(f.at_tick, f.at_tick + span + 1):
+                trouble.setdefault(t, set()).add(f.kind)
+    for t in result.violation_ticks.get("timeliness", ()):
+        trouble.setdefault(t, set()).add("timeliness")
+    bad = sorted(set().union(*result.violation_ticks.values()))
+    timed = [t for t in bad if t in trouble]
+    clean = [t for t in bad if t not in trouble]
+    by_kind: dict[str, int] = {}
+    for t in timed:
+        for what in {x.split(":", 1)[0] for x in trouble[t]}:
+            by_kind[what] = by_kind.get(what, 0) + 1
+    parts = []
+    if not inside_bound:
+        parts.append("the faults exceed the theory's bound, so a violation is allowed")
+    if timed:
+        causes = ", ".join(f"{TROUBLE_NAMES.get(k, k)} at {n}" for k, n in sorted(by_kind.items()))
+        parts.append(
+            f"{len(timed)} of {len(bad)} violated ticks had timing trouble ({causes}): the "
+            f"boards did not keep time at {spec.tick_hz:g} Hz on this host; lower --tick-hz "
+            "or see docs/performance.md"
+        )
+    if clean:
+        hint = (
+            ": not explained by timing or by the bound, look at the decision logs there"
+            if inside_bound
+            else ""
+        )
+        parts.append(
+            f"{len(clean)} of {len(bad)} violated ticks had no timing trouble (first at tick "
+            f"{clean[0]}){hint}"
+        )
+    return "diagnosis: " + "; ".join(parts) if parts else None
+
+
+def _availability_line(c: CheckResult) -> str:
+    avail = c.availability()
+    shown = [
+        f"board {i} {'never up' if a is None else f'{a * 100:.1f} %'}" for i, a in avail.items()
+    ]
+    return "availability (published / ticks up): " + (", ".join(shown) or "no loyal board")
+
+
+def _withheld_line(c: CheckResult) -> str:
+    if not any(c.withheld.values()):
+        return "withheld: none"
+    per_board = [
+        f"board {i}: " + ", ".join(f"{why} {n}" for why, n in sorted(reasons.items()))
+        for i, reasons in sorted(c.withheld.items())
+        if reasons
+    ]
+    return "withheld (decided, not published): " + "; ".join(per_board)
+
+
 def summary(res: RunResult) -> str:
     c = res.check
     s = res.spec
     lines = [
         f"{s.nodes} boards, {s.algorithm.upper()}({s.m}), {s.tick_hz:g} Hz, {s.ticks} ticks, "
         f"{s.baud} baud, faults: {', '.join(f.describe() for f in s.faults) or 'none'}",
-        f"loyal boards {c.loyal}: {c.decisions} decisions over {c.ticks_checked} ticks",
+        f"loyal boards {c.loyal}: {c.decisions} decisions ({c.published} published) over "
+        f"{c.ticks_checked} ticks",
         f"agreement: {'held' if c.agreement else 'VIOLATED'}   "
         f"validity: {'held' if c.validity else 'VIOLATED'}   "
         f"liveness: {'held' if c.liveness else 'VIOLATED'}   "
         f"integrity: {'held' if c.integrity else 'VIOLATED'}   "
         f"timeliness: {'held' if c.timeliness else 'VIOLATED'}",
+        _availability_line(c),
+        _withheld_line(c),
     ]
+    longest, longest_at = c.undetected()
+    if longest:
+        lines.append(
+            f"published disagreement stood for up to {longest} consecutive tick(s) "
+            f"(from tick {longest_at})"
+        )
     inj = res.injected
     boards = {int(k): v for k, v in res.run_json["boards"].items()}
     loyal = [boards[i] for i in c.loyal if i in boards]
@@ -222,5 +325,7 @@ def summary(res: RunResult) -> str:
     )
     for v in c.violations[:5]:
         lines.append(f"  {v.prop} violated at tick {v.tick} on {v.nodes}: {v.detail}")
+    if res.run_json.get("diagnosis"):
+        lines.append(res.run_json["diagnosis"])
     lines.append(f"run directory: {s.out}")
     return "\n".join(lines)

@@ -16,8 +16,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hil.checks import CheckResult, NodeLog, check, read_run
-from hil.faultspec import Fault, FaultSpecError, fault_budget, fault_from_table, faulty_nodes
+from hil.checks import CheckResult, NodeLog, check, read_run, withheld_reason
+from hil.faultspec import (
+    Fault,
+    FaultSpecError,
+    fault_budget,
+    fault_from_table,
+    faulty_nodes,
+    validate_run,
+)
 from hil.rig import Rig, mismatch
 from hil.sim import SimConfig, simulate
 from voter.core.protocol import Algorithm
@@ -52,6 +59,8 @@ FAULT_TOML_KEYS = (
     "mode",
     "from_tick",
     "to_tick",
+    "ms",
+    "max_ms",
 )
 
 
@@ -168,6 +177,10 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
             faults.append(fault_from_table(f, nodes))
         except FaultSpecError as e:
             raise CampaignError(f"{where}: {e}") from None
+    try:
+        validate_run(faults, sc_ticks, tick_hz)
+    except FaultSpecError as e:
+        raise CampaignError(f"{where}: {e}") from None
     alg: Algorithm = "om" if algorithm == "om" else "sm"
     return Scenario(name, nodes, alg, m, expect, tuple(faults), sc_ticks, sc_seed, tick_hz, baud)
 
@@ -218,7 +231,7 @@ def run_scenario(
             res,
             dict(r.counters),
             r.coverage.to_json(),
-            r.timeline,
+            mark_withheld(r.timeline, r.logs),
             time.monotonic() - started,
             r.history_hash,
         )
@@ -365,11 +378,32 @@ def timeline_from_logs(logs: Mapping[int, NodeLog], ticks: int) -> dict[int, lis
             line = log.decisions.get(t)
             if line is None:
                 row.append("stop" if t in stops else "down")
+            elif withheld_reason(line) is not None:
+                row.append("withheld")
             elif all(v is not None for v in line.get("vector", [])):
                 row.append("ok")
             else:
                 row.append("error")
         out[i] = row
+    return out
+
+
+def mark_withheld(
+    timeline: Mapping[int, list[str]], logs: Mapping[int, NodeLog]
+) -> dict[int, list[str]]:
+    """`timeline` with every tick a board decided but withheld shown as "withheld".
+
+    The simulator paints its own timeline from what it ran; whether a decision was
+    published is the board's word in its log, so it is taken from there.
+    """
+    out = {i: list(row) for i, row in timeline.items()}
+    for i, row in out.items():
+        log = logs.get(i)
+        if log is None:
+            continue
+        for t, line in log.decisions.items():
+            if 0 <= t < len(row) and withheld_reason(line) is not None:
+                row[t] = "withheld"
     return out
 
 
@@ -429,6 +463,7 @@ def scenario_toml(sc: Scenario, campaign: str) -> str:
 def scenario_to_json(r: ScenarioResult, campaign: Campaign, out: Path) -> dict[str, Any]:
     sc = r.scenario
     counted, reasons = fault_budget(list(sc.faults))
+    checked = r.check.to_json()
     return {
         "name": sc.name,
         "expect": sc.expect,
@@ -446,6 +481,10 @@ def scenario_to_json(r: ScenarioResult, campaign: Campaign, out: Path) -> dict[s
         "fault_budget": {"counted": counted, "bound": sc.bound, "reasons": reasons},
         "properties": {p: r.check.counts[p] == 0 for p in r.check.counts},
         "violation_counts": r.check.counts,
+        "availability": checked["availability"],
+        "withheld": checked["withheld"],
+        "undetected": checked["undetected"],
+        "undetected_from_tick": checked["undetected_from_tick"],
         "violations": [v.to_json() for v in r.check.violations[:10]],
         "counters": r.counters,
         "coverage": r.coverage,

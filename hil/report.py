@@ -26,8 +26,12 @@ from matplotlib.colors import ListedColormap
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-STATES = ("ok", "error", "down", "stop", "missing")
-COLORS = ("#4caf50", "#ffc107", "#bdbdbd", "#d32f2f", "#90a4ae")
+STATES = ("ok", "error", "down", "stop", "missing", "withheld")
+COLORS = ("#4caf50", "#ffc107", "#bdbdbd", "#d32f2f", "#90a4ae", "#9575cd")
+#: When a timeline is binned, the worst state of a bin shows: a withheld tick (safe, but
+#: lost availability) outranks an ERROR entry and is outranked by a board that is down.
+SEVERITY = {"ok": 0, "error": 1, "withheld": 2, "down": 3, "missing": 4, "stop": 5}
+LEGEND = ("ok", "error", "withheld", "down", "stop")
 MAX_COLUMNS = 2000  # timelines wider than this are binned (worst state per bin)
 
 
@@ -42,6 +46,27 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def timeline_grid(timeline: Mapping[int, Sequence[str]]) -> tuple[list[list[int]], int]:
+    """Rows of STATES indices, one per board (sorted), binned to at most MAX_COLUMNS; the
+    bin width in ticks. A bin shows its worst state (SEVERITY); unknown states are "missing"."""
+    boards = sorted(timeline)
+    width = max((len(timeline[b]) for b in boards), default=0)
+    step = max(1, math.ceil(width / MAX_COLUMNS))
+    cols = math.ceil(width / step) if width else 1
+    grid = [[0] * cols for _ in boards]
+    for r, b in enumerate(boards):
+        row = timeline[b]
+        for c in range(cols):
+            chunk = row[c * step : (c + 1) * step]
+            worst = max(
+                (s if s in SEVERITY else "missing" for s in chunk),
+                default="down",
+                key=SEVERITY.__getitem__,
+            )
+            grid[r][c] = STATES.index(worst)
+    return grid, step
+
+
 def timeline_png(
     path: Path,
     name: str,
@@ -52,19 +77,8 @@ def timeline_png(
     traitors: Sequence[int] = (),
 ) -> None:
     boards = sorted(timeline)
-    width = max((len(timeline[b]) for b in boards), default=0)
-    step = max(1, math.ceil(width / MAX_COLUMNS))
-    cols = math.ceil(width / step) if width else 1
-    grid = [[0] * cols for _ in boards]
-    for r, b in enumerate(boards):
-        row = timeline[b]
-        for c in range(cols):
-            chunk = row[c * step : (c + 1) * step]
-            grid[r][c] = max(
-                (STATES.index(s) if s in STATES else 4 for s in chunk),
-                default=2,
-                key=lambda i: (0, 1, 2, 4, 3)[i],
-            )
+    grid, step = timeline_grid(timeline)
+    cols = len(grid[0]) if grid else 1
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(boards) + 1.4), dpi=100)
     ax.imshow(
         grid,
@@ -108,9 +122,7 @@ def timeline_png(
     )
     ax.set_xlabel("tick")
     ax.set_title(name, fontsize=10, loc="left")
-    handles: list[Artist] = [
-        Patch(color=c, label=s) for s, c in zip(STATES[:4], COLORS, strict=False)
-    ]
+    handles: list[Artist] = [Patch(color=COLORS[STATES.index(s)], label=s) for s in LEGEND]
     handles.append(Patch(facecolor="white", edgecolor="#1e3a8a", hatch="//", label="fault"))
     handles.append(Line2D([], [], marker="x", color="black", ls="", label="violation"))
     ax.legend(
@@ -226,6 +238,7 @@ def write_html(out: Path, report: Mapping[str, Any]) -> None:
             f"({s['m']})</td><td>{e(', '.join(s['faults']) or '-')}</td>"
             f"<td>{'yes' if s['inside_bound'] else 'no'}</td><td>{e(s['expect'])}</td>"
             f"<td>{e(s['outcome'])}</td><td class='{badge}'>{badge.upper()}</td>"
+            f"<td>{_lowest_availability(s)}</td>"
             f"<td>{s['ticks']}</td><td>{s['seed']}</td></tr>"
         )
     cov = report.get("coverage", [])
@@ -269,6 +282,7 @@ got <b>{e(s["outcome"])}</b>. Fault budget: {s["fault_budget"]["counted"]} count
 {e(reasons)}).</p>
 {f"<p><b>Not run:</b> {e(s['skipped'])}</p>" if s.get("skipped") else ""}
 <p>Properties: {props}</p>
+{_boards_table(s)}
 {_img(out / "plots" / (s["name"] + ".png"))}
 {f"<ul>{viol}</ul>" if viol else ""}{shrunk}
 <details><summary>counters</summary><table>{counters}</table></details>
@@ -291,7 +305,7 @@ span.pass, span.fail {{ margin-right: 0.8em; }}
 {len(scenarios)} scenarios passed (seed {report["seed"]}).</p>
 <table id="summary"><tr><th>scenario</th><th>mode</th><th>N</th><th>algorithm</th>
 <th>faults</th><th>inside bound</th><th>expect</th><th>outcome</th><th>result</th>
-<th>ticks</th><th>seed</th></tr>
+<th>lowest availability</th><th>ticks</th><th>seed</th></tr>
 {"".join(rows)}</table>
 <h2>Detection coverage</h2>
 {
@@ -308,17 +322,60 @@ span.pass, span.fail {{ margin-right: 0.8em; }}
     (out / "report.html").write_text(page, encoding="utf-8")
 
 
+def _percent(a: Any) -> str:
+    return f"{a * 100:.1f} %" if isinstance(a, int | float) else "—"
+
+
+def _lowest_availability(s: Mapping[str, Any]) -> str:
+    """The worst loyal board's published / ticks up ("—" for reports from before it existed)."""
+    values = [a for a in (s.get("availability") or {}).values() if isinstance(a, int | float)]
+    return _percent(min(values)) if values else "—"
+
+
+def _boards_table(s: Mapping[str, Any]) -> str:
+    """Per loyal board: availability and withheld ticks by reason (empty for old reports)."""
+    availability = s.get("availability") or {}
+    withheld = s.get("withheld") or {}
+    if not availability and not withheld:
+        return ""
+    e = html.escape
+    rows = []
+    for b in sorted(set(availability) | set(withheld), key=int):
+        reasons = withheld.get(b) or {}
+        why = ", ".join(f"{e(str(r))} {n}" for r, n in sorted(reasons.items())) or "—"
+        rows.append(
+            f"<tr><td>board {e(b)}</td><td>{_percent(availability.get(b))}</td>"
+            f"<td>{sum(reasons.values())}</td><td>{why}</td></tr>"
+        )
+    undetected = s.get("undetected") or 0
+    stood = (
+        f"<p>A published disagreement stood for up to {undetected} consecutive tick(s) "
+        f"(from tick {s.get('undetected_from_tick')}).</p>"
+        if undetected
+        else ""
+    )
+    return (
+        "<table class='boards'><tr><th>loyal board</th><th>availability (published / ticks up)"
+        "</th><th>withheld</th><th>by reason</th></tr>" + "".join(rows) + "</table>" + stood
+    )
+
+
 def fault_windows(s: Mapping[str, Any], faults: Sequence[Any]) -> list[dict[str, Any]]:
     """Where to shade each fault on the timeline: its boards and its tick window."""
     out = []
+    period_ms = 1000.0 / float(s.get("tick_hz") or 50.0)
     for f in faults:
         boards: list[int] = []
         if f.node is not None:
             boards = [f.node]
         elif f.link and f.link != "*":
             boards = list(f.link_ends())
-        lo = f.at_tick if f.kind == "crash" else f.from_tick
-        hi = f.at_tick if f.kind == "crash" else f.to_tick  # a crash is an instant; "down" shows
+        lo, hi = f.from_tick, f.to_tick
+        if f.at_tick is not None and f.kind in ("crash", "clock-step"):
+            lo = hi = f.at_tick  # an instant; "down" or "withheld" ticks show what followed
+        elif f.at_tick is not None and f.kind == "stall":
+            # the ticks it freezes, and the one it may spill into (it need not start at t0)
+            lo, hi = f.at_tick, f.at_tick + math.ceil(f.ms / period_ms)
         out.append({"from_tick": lo or 0, "to_tick": hi, "boards": boards})
     return out
 
