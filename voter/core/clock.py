@@ -90,13 +90,18 @@ class TwoWaySync:
         q = self._samples.setdefault(peer, deque(maxlen=self.window))
         q.append(Sample(tick, theta + cum_at, rtt))
 
-    def offsets(self, now_tick: int) -> dict[int, float]:
-        """Each peer's filtered offset from us now: its least-delayed recent sample."""
+    def offsets(self, now_tick: int, latest: bool = False) -> dict[int, float]:
+        """Each peer's offset from us now: its least-delayed recent sample (or its latest).
+
+        The least-delayed sample is right while the offset holds still; after a jump
+        the window mixes offsets from before and after it, so a jump is measured
+        (and confirmed) on the latest samples alone.
+        """
         out: dict[int, float] = {}
         for peer, q in self._samples.items():
             fresh = [s for s in q if now_tick - s.tick <= self.window]
             if fresh:
-                best = min(fresh, key=lambda s: s.rtt)
+                best = fresh[-1] if latest else min(fresh, key=lambda s: s.rtt)
                 out[peer] = best.theta - self.cum
         return out
 
@@ -126,7 +131,12 @@ class TwoWaySync:
             out.slew = max(-limit, min(limit, mid * self.gain))
             return out
         out.in_sync = False
-        self._big.append(mid)
+        jump = ft_midpoint([0.0, *self.offsets(now_tick, latest=True).values()], self.f)
+        if jump is None or abs(jump) <= self.precision_s:
+            self._big.clear()  # the filtered and the latest view disagree: not a jump
+            out.slew = max(-limit, min(limit, mid * self.gain))
+            return out
+        self._big.append(jump)
         while len(self._big) > self.confirm_ticks:
             self._big.popleft()
         confirmed = (
@@ -137,7 +147,7 @@ class TwoWaySync:
             out.step = sorted(self._big)[len(self._big) // 2]
             self._big.clear()
         else:
-            out.slew = max(-limit, min(limit, mid * self.gain))
+            out.slew = max(-limit, min(limit, jump * self.gain))
         return out
 
     def applied(self, moved: float) -> None:

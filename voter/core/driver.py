@@ -46,7 +46,7 @@ from typing import Any, Literal, Protocol
 
 from voter.core.adversary import Adversary
 from voter.core.board import Board, MemoryFault, TickReport
-from voter.core.clock import Correction, TwoWaySync, two_way
+from voter.core.clock import Correction, JoinListener, TwoWaySync, join_offset, two_way
 from voter.core.frame import DIGEST_BYTES, Drop, Frame, SyncBlock, check_frame, encode_frame
 from voter.core.ic import as_json_vector
 from voter.core.values import Value
@@ -245,9 +245,13 @@ class TickDriver:
         self._after_skip = False
         self._stepped = False
         self._send_lag_max = 0.0
-        self._last_send: tuple[int, float] | None = None  # (round, scheduled start)
+        #: writes handed to the shell and not yet done: (tick, round, scheduled start)
+        self._unsent: list[tuple[int, int, float]] = []
         self._decided: TickReport | None = None
         self._replay: list[tuple[int, bytes]] = []
+        #: peers heard more than a tick away from us (a clock jump beyond the period)
+        self._far = JoinListener(timing.period_s)
+        self._far_ticks = 0
         self._overrun_at = -(10**9)
 
     # -- time ----------------------------------------------------------------------
@@ -292,15 +296,14 @@ class TickDriver:
     def done(self, now: float) -> Actions:
         """The shell finished what the last call asked for, at local time `now`."""
         out = Actions()
-        if self._last_send is not None:
-            round_no, start = self._last_send
-            self._last_send = None
+        for tick, round_no, start in self._unsent:
             lag = self.vt(now) - start
             self._send_lag_max = max(self._send_lag_max, lag)
             if round_no == 1:
-                rec = self._records.get(self.tick)
+                rec = self._records.get(tick)
                 if rec is not None:
-                    rec.send_lag = self.vt(now) - self.t0(self.tick)
+                    rec.send_lag = self.vt(now) - self.t0(tick)
+        self._unsent.clear()
         if self._decided is not None:
             report, self._decided = self._decided, None
             out.extend(self._settle(report, now))
@@ -340,6 +343,8 @@ class TickDriver:
             self._after_skip = True
             self._trusted = False
             return out
+        if self._rejoin(now, out):
+            return out
         sab = self.sabotage
         reading = self.read(k)
         if sab is not None:
@@ -358,7 +363,7 @@ class TickDriver:
         frames = [self._with_sync(f, prev) for f in frames]
         self.round = 1
         out.sends += self._encode(frames, k, now)
-        self._last_send = (1, self.t0(k))
+        self._unsent.append((k, 1, self.t0(k)))
         if sab is not None:
             stall = sab.stall_s(k)
             if stall is not None:
@@ -367,6 +372,41 @@ class TickDriver:
             more = self._close_round(now, early=True)
             out.extend(more)
         return out
+
+    def _rejoin(self, now: float, out: Actions) -> bool:
+        """f+1 peers agree we are more than a tick off, three ticks running: join them again.
+
+        The two-way exchange only pairs frames of neighbouring ticks, so a clock
+        that jumped by more than a period is found here, from the one-way arrival
+        of the peers' round-1 frames, as when the board first joined.
+        """
+        offsets = list(self._far.offsets().values())
+        self._far = JoinListener(self.period)
+        agreed = join_offset(offsets, self.timing.f, self.slot / 2)
+        self._far_ticks = self._far_ticks + 1 if agreed is not None else 0
+        if agreed is None or self._far_ticks < 3:
+            return False
+        self._far_ticks = 0
+        self.epoch -= agreed
+        self.sync.applied(agreed)
+        self.sync.forget()
+        if self._pending is not None:
+            out.extend(self._finalize(CLOCK, now))
+        # Ticks only go forward: a board that ran ahead waits for the cluster to pass it.
+        nxt = max(int(self.vt(now) // self.period) + 1, (self.board.tick or 0) + 1)
+        out.lines.append(
+            {
+                "event": "rejoin",
+                "node": self.me,
+                "tick": self.tick,
+                "to": nxt,
+                "step_us": _us(agreed),
+            }
+        )
+        self.tick = nxt
+        self._after_skip = True
+        self._trusted = False
+        return True
 
     def _with_sync(self, frame: Frame, prev: _TickRecord | None) -> Frame:
         """Round-1 frame + the timing block about our previous tick (digest, heard, echo)."""
@@ -402,13 +442,18 @@ class TickDriver:
     # -- receiving ------------------------------------------------------------------------
     def _note_round1(self, peer: int, frame: Frame, now: float) -> None:
         """Arrival time and timing block of a peer's round-1 frame (this tick or the next)."""
-        if frame.tick not in (self.tick, self.tick + 1) or not self.started:
+        if not self.started:
+            return
+        # A late frame of the previous tick still times the link (the echo needs it).
+        if not self.tick - 1 <= frame.tick <= self.tick + 1:
+            if check_frame(frame, cluster=self.cluster, src=peer, dst=self.me) is None:
+                self._far.observe(peer, frame.tick, self.vt(now), self.latency)
             return
         if check_frame(frame, cluster=self.cluster, src=peer, dst=self.me) is not None:
             return
         rec = self._records.get(frame.tick)
         if rec is None:
-            if len(self._records) >= 3:
+            if len(self._records) >= 4:
                 return
             rec = self._records[frame.tick] = _TickRecord(frame.tick, self.sync.cum)
         if peer in rec.arrivals:
@@ -448,7 +493,8 @@ class TickDriver:
         if r < self.rounds:
             self.round = r + 1
             out.sends += self._encode(frames, k, now)
-            self._last_send = (r + 1, self.t0(k) + r * self.slot if not early else self.vt(now))
+            start = self.vt(now) if early else self.t0(k) + r * self.slot
+            self._unsent.append((k, r + 1, start))
             if self.board.round_complete():
                 out.extend(self._close_round(now, early=True))
             return out
