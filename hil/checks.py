@@ -64,6 +64,17 @@ class NodeLog:
                 out.append((start, inside[-1]))
         return out
 
+    def skipped(self) -> set[int]:
+        """Ticks the board declared it skipped (too late to send, or re-joining after a clock
+        jump): {"event": "skip" | "rejoin", "tick": T, "to": U} covers T..U-1. Like a withheld
+        line they are lost availability, not a liveness violation: the board said so."""
+        out: set[int] = set()
+        for e in self.events:
+            t, to = e.get("tick"), e.get("to")
+            if e.get("event") in ("skip", "rejoin") and isinstance(t, int) and isinstance(to, int):
+                out.update(range(t, min(to, t + 100_000)))
+        return out
+
     def published(self, tick: int) -> dict[str, Any] | None:
         """The line of `tick` if the board published it (decided and did not withhold it)."""
         line = self.decisions.get(tick)
@@ -339,7 +350,8 @@ def _check_liveness(res: CheckResult, log: NodeLog, window: tuple[int, int] | No
             continue
         res.ticks_up[i] += hi - lo + 1
         res.published_up[i] += sum(1 for t in range(lo, hi + 1) if log.published(t) is not None)
-        missing = [t for t in range(lo, hi + 1) if t not in log.decisions]
+        skipped = log.skipped()
+        missing = [t for t in range(lo, hi + 1) if t not in log.decisions and t not in skipped]
         for t in missing[:5]:
             res.add(Violation("liveness", t, [i], "no decision while up"))
         res.counts["liveness"] += max(0, len(missing) - 5)

@@ -365,3 +365,15 @@ def test_campaign_scenario_json_carries_availability(tmp_path: Path) -> None:
     loyal = row["availability"].keys()
     assert loyal and all(0.0 <= (row["availability"][b] or 0.0) <= 1.0 for b in loyal)
     assert isinstance(row["withheld"], dict) and 0 == row["undetected"]
+
+
+def test_declared_skips_are_lost_availability_not_missing_decisions() -> None:
+    """Board 2 skipped ticks 5-6 and said so; board 3 lost ticks 5-6 silently."""
+    logs = cluster()
+    for i in (2, 3):
+        del logs[i].decisions[5], logs[i].decisions[6]
+    logs[2].events.append({"event": "skip", "node": 2, "tick": 5, "to": 7, "late_ms": 45.0})
+    res = check(logs, [], window=(0, 9), period_us=PERIOD_US)
+    assert res.counts["liveness"] == 2
+    assert {v.nodes[0] for v in res.violations if v.prop == "liveness"} == {3}
+    assert res.to_json()["availability"]["2"] == 0.8
