@@ -42,6 +42,8 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         faults=faults,
         realtime=not args.no_realtime,
+        publish=args.publish,
+        fail_silent=not args.no_fail_silent,
     )
     view = LiveView(spec) if args.live or (args.live is None and sys.stdout.isatty()) else None
     try:
@@ -103,6 +105,17 @@ def main(argv: list[str] | None = None) -> None:
         help="live terminal view (default: when stdout is a terminal)",
     )
     r.add_argument("--no-realtime", action="store_true", help="boards do not ask for SCHED_FIFO")
+    r.add_argument(
+        "--publish",
+        choices=("confirmed", "immediate"),
+        default="confirmed",
+        help="publish a tick once the next tick confirms it (default), or at once",
+    )
+    r.add_argument(
+        "--no-fail-silent",
+        action="store_true",
+        help="debug: boards publish every decision (no self-checks, no clique avoidance)",
+    )
     r.set_defaults(func=_run)
     args = parser.parse_args(argv)
     raise SystemExit(args.func(args))

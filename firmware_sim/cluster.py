@@ -53,6 +53,8 @@ class SimCluster:
     link_latency_us: float = PTY_LINK_LATENCY_US
     realtime: bool = True
     output_socket: str = ""  # may contain {node}
+    publish: str = "confirmed"
+    fail_silent: bool = True
     procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     fabric: subprocess.Popen[bytes] | None = None
     start_at: float | None = None
@@ -107,6 +109,8 @@ class SimCluster:
             output_socket=self.output_socket,
             nodes=tuple(nodes),
             path=self.config_path.resolve(),
+            publish=self.publish,
+            fail_silent=self.fail_silent,
         )
         self.config_path.write_text(dump_cluster(self.cfg))
 

@@ -43,6 +43,8 @@ class RunSpec:
     seed: int = 0
     faults: list[Fault] = field(default_factory=list)
     realtime: bool = True
+    publish: str = "confirmed"
+    fail_silent: bool = True
 
 
 @dataclass
@@ -93,6 +95,8 @@ def run(spec: RunSpec, progress: Progress | None = None) -> RunResult:
         seed=spec.seed,
         link_faults=[f for f in link_faults if f is not None],
         realtime=spec.realtime,
+        publish=spec.publish,
+        fail_silent=spec.fail_silent,
     )
     check_feasible(spec, cluster.link_latency_us * 1e-6)
     last = spec.ticks - 1

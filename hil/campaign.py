@@ -41,6 +41,8 @@ SCENARIO_KEYS = {
     "baud",
     "ticks",
     "seed",
+    "publish",
+    "fail_silent",
 }
 FAULT_TOML_KEYS = (
     "kind",
@@ -80,6 +82,10 @@ class Scenario:
     seed: int
     tick_hz: float = 50.0
     baud: int = 921600
+    #: the boards' publication mode ("confirmed" | "immediate", docs/design.md, Timing)
+    publish: str = "confirmed"
+    #: false: the raw algorithm's decisions, every one published (theorem demonstrations)
+    fail_silent: bool = True
 
     @property
     def bound(self) -> int:
@@ -152,6 +158,8 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         tick_hz = float(t.get("tick_hz", 50.0))
         baud = int(t.get("baud", 921600))
         sc_seed = int(t.get("seed", seed))
+        publish = str(t.get("publish", "confirmed"))
+        fail_silent = t.get("fail_silent", True)
     except KeyError as e:
         raise CampaignError(f"{where}: missing key {e.args[0]}") from None
     except (TypeError, ValueError) as e:
@@ -161,6 +169,10 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         raise CampaignError(f"{where}: algorithm must be 'om' or 'sm'")
     if expect not in ("safe", "violation"):
         raise CampaignError(f"{where}: expect must be 'safe' or 'violation'")
+    if publish not in ("confirmed", "immediate"):
+        raise CampaignError(f"{where}: publish must be 'confirmed' or 'immediate'")
+    if not isinstance(fail_silent, bool):
+        raise CampaignError(f"{where}: fail_silent must be true or false")
     if not 2 <= nodes <= 16 or not 0 <= m <= 6 or sc_ticks < 1 or not 0 < tick_hz <= 1000:
         raise CampaignError(f"{where}: nodes 2..16, m 0..6, ticks >= 1, tick_hz in (0, 1000]")
     faults_raw = t.get("fault", [])
@@ -182,7 +194,20 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
     except FaultSpecError as e:
         raise CampaignError(f"{where}: {e}") from None
     alg: Algorithm = "om" if algorithm == "om" else "sm"
-    return Scenario(name, nodes, alg, m, expect, tuple(faults), sc_ticks, sc_seed, tick_hz, baud)
+    return Scenario(
+        name,
+        nodes,
+        alg,
+        m,
+        expect,
+        tuple(faults),
+        sc_ticks,
+        sc_seed,
+        tick_hz,
+        baud,
+        "immediate" if publish == "immediate" else "confirmed",
+        fail_silent,
+    )
 
 
 # -- running one scenario ---------------------------------------------------------------
@@ -252,6 +277,8 @@ def _sim_config(sc: Scenario) -> SimConfig:
         baud=sc.baud,
         seed=sc.seed,
         faults=list(sc.faults),
+        publish="immediate" if sc.publish == "immediate" else "confirmed",
+        fail_silent=sc.fail_silent,
     )
 
 
@@ -277,6 +304,8 @@ def _run_pty(sc: Scenario, out: Path, started: float) -> ScenarioResult:
         baud=sc.baud,
         seed=sc.seed,
         faults=list(sc.faults),
+        publish=sc.publish,
+        fail_silent=sc.fail_silent,
     )
     result = run(spec)
     logs = read_run(run_dir, sc.nodes)
@@ -449,6 +478,8 @@ def scenario_toml(sc: Scenario, campaign: str) -> str:
         f'expect = "{sc.expect}"',
         f"tick_hz = {sc.tick_hz}",
         f"baud = {sc.baud}",
+        f'publish = "{sc.publish}"',
+        f"fail_silent = {'true' if sc.fail_silent else 'false'}",
     ]
     for f in sc.faults:
         lines.append("  [[scenario.fault]]")
