@@ -174,6 +174,24 @@ def test_round1_timing_payload_is_counted() -> None:
     assert with_extra.binding == "round 1" and with_extra.max_tick_hz < without.max_tick_hz
 
 
+def test_precision_as_a_share_of_the_slot() -> None:
+    """A precision bound of slot / 8 (the driver's default) is solved for T with the slot.
+
+    CPU 1 ms a round, nothing else fixed: 1 ms + slot/8 <= slot, slot = 0.4 T, so
+    T >= 2 * 1 ms / (0.8 * 7/8): 350 Hz.
+    """
+    b = timing_budget(
+        100.0, (10, 10), profile((1.0, 1.0), 0.1), 0, 0.0, 0.0, 0, precision_fraction=1 / 8
+    )
+    assert b.round_needs[0].precision_s == pytest.approx(b.slot_s / 8)
+    assert b.max_tick_hz == pytest.approx(350.0)
+    top = b.at(b.highest_hz)
+    assert top.fits and top.worst_round.total_s == pytest.approx(top.slot_s)
+    assert not b.at(b.highest_hz * 1.05).fits
+    with pytest.raises(ValueError, match="precision_fraction"):
+        timing_budget(50.0, (10, 10), profile(), 0, 0.0, 0.0, precision_fraction=1.0)
+
+
 def test_no_wire_limit_without_a_baud_rate() -> None:
     """baud 0 (links that are not emulated serial lines): wire time is 0."""
     b = timing_budget(50.0, (300, 300), profile(), 0, 0.5 * MS, 0.5 * MS)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from voter.core.board import Board
@@ -445,15 +445,19 @@ class TimingBudget:
     """
 
     tick_hz: float
-    round_needs: tuple[RoundNeed, ...]
+    #: per round, with the precision term's fixed part only (see precision_fraction)
+    fixed_needs: tuple[RoundNeed, ...]
     decide_need_s: float
     algorithm: Algorithm = "om"
     m: int = 1
     nodes: int = 4
+    #: a precision bound that scales with the slot (the tick driver's default is slot / 8),
+    #: added to each round's fixed precision term
+    precision_fraction: float = 0.0
 
     @property
     def rounds(self) -> int:
-        return len(self.round_needs)
+        return len(self.fixed_needs)
 
     @property
     def period_s(self) -> float:
@@ -466,6 +470,14 @@ class TimingBudget:
     @property
     def decide_slot_s(self) -> float:
         return (1.0 - ROUNDS_FRACTION) * self.period_s
+
+    @property
+    def round_needs(self) -> tuple[RoundNeed, ...]:
+        """Each round's need at this rate (a slot-relative precision resolved)."""
+        extra = self.precision_fraction * self.slot_s
+        if extra == 0:
+            return self.fixed_needs
+        return tuple(replace(r, precision_s=r.precision_s + extra) for r in self.fixed_needs)
 
     @property
     def worst_round(self) -> RoundNeed:
@@ -496,8 +508,10 @@ class TimingBudget:
 
     @property
     def _rounds_limit_hz(self) -> float:
-        need = self.worst_round.total_s
-        return math.inf if need <= 0 else ROUNDS_FRACTION / (self.rounds * need)
+        # fixed + fraction * slot <= slot  <=>  fixed <= (1 - fraction) * 0.8 T / rounds
+        need = max(r.total_s for r in self.fixed_needs)
+        room = ROUNDS_FRACTION * (1.0 - self.precision_fraction)
+        return math.inf if need <= 0 else room / (self.rounds * need)
 
     @property
     def _decide_limit_hz(self) -> float:
@@ -520,9 +534,7 @@ class TimingBudget:
 
     def at(self, tick_hz: float) -> TimingBudget:
         """The same measured needs checked at another rate."""
-        return TimingBudget(
-            tick_hz, self.round_needs, self.decide_need_s, self.algorithm, self.m, self.nodes
-        )
+        return replace(self, tick_hz=tick_hz)
 
     @property
     def message(self) -> str:
@@ -578,15 +590,21 @@ def timing_budget(
     latency_s: float,
     precision_s: float,
     extra_round1_bytes: int = DEFAULT_EXTRA_ROUND1_BYTES,
+    precision_fraction: float = 0.0,
 ) -> TimingBudget:
     """The budget arithmetic alone: measured frames and CPU in, a TimingBudget out.
 
     `baud` <= 0 means no wire limit (a link that is not an emulated serial line).
+    The precision term is `precision_s` plus `precision_fraction` of the slot: a
+    cluster that bounds its precision as a share of the slot (the tick driver's
+    slot / 8 when precision_ms is 0) is solved for T with that share.
     """
     if not tick_hz > 0 or not math.isfinite(tick_hz):
         raise ValueError(f"tick rate must be > 0 Hz, got {tick_hz}")
     if latency_s < 0 or precision_s < 0 or extra_round1_bytes < 0:
         raise ValueError("latency, precision and extra round-1 bytes must be >= 0")
+    if not 0 <= precision_fraction < 1:
+        raise ValueError(f"precision_fraction must be in [0, 1), got {precision_fraction}")
     if len(round_bytes) != profile.rounds:
         raise ValueError(
             f"{len(round_bytes)} rounds of frames but a CPU profile of {profile.rounds} rounds"
@@ -604,7 +622,13 @@ def timing_budget(
             )
         )
     return TimingBudget(
-        tick_hz, tuple(needs), profile.decide_p99_s, profile.algorithm, profile.m, profile.nodes
+        tick_hz,
+        tuple(needs),
+        profile.decide_p99_s,
+        profile.algorithm,
+        profile.m,
+        profile.nodes,
+        precision_fraction,
     )
 
 
@@ -621,12 +645,14 @@ def admit(
     profile: CpuProfile | None = None,
     extra_round1_bytes: int = DEFAULT_EXTRA_ROUND1_BYTES,
     frames: Budget | None = None,
+    precision_fraction: float = 0.0,
 ) -> TimingBudget:
     """Check `tick_hz` against this host's measured budget for the cluster.
 
     `profile` is measured here (measure_tick_cpu, ~0.25 s) unless given; `frames`
     likewise (check_cluster). `latency_s` is the link's fixed delay beyond wire
-    time, `precision_s` the bound on two boards' clock offset. Raises ValueError
+    time, `precision_s` the bound on two boards' clock offset (plus
+    `precision_fraction` of the slot, for a bound given as a share of it). Raises ValueError
     (one line) for a cluster whose frames exceed the frame limits, or a profile
     measured for another cluster. Never refuses by itself: the caller decides
     whether `not fits` is a warning or an error.
@@ -642,7 +668,14 @@ def admit(
             f"{algorithm.upper()}({m}) with {nodes} nodes and {channels} channels"
         )
     return timing_budget(
-        tick_hz, frames.round_bytes, profile, baud, latency_s, precision_s, extra_round1_bytes
+        tick_hz,
+        frames.round_bytes,
+        profile,
+        baud,
+        latency_s,
+        precision_s,
+        extra_round1_bytes,
+        precision_fraction,
     )
 
 
@@ -653,8 +686,9 @@ def admit_config(
     precision_s: float,
     profile: CpuProfile | None = None,
     extra_round1_bytes: int = DEFAULT_EXTRA_ROUND1_BYTES,
+    precision_fraction: float = 0.0,
 ) -> TimingBudget:
-    """`admit` for a loaded cluster.toml (voterd, `voter cluster init`)."""
+    """`admit` for a loaded cluster.toml (voterd, firmware-sim)."""
     alg: Algorithm = "sm" if cfg.algorithm == "sm" else "om"
     return admit(
         cfg.n,
@@ -667,4 +701,5 @@ def admit_config(
         precision_s=precision_s,
         profile=profile,
         extra_round1_bytes=extra_round1_bytes,
+        precision_fraction=precision_fraction,
     )
