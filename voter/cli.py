@@ -14,10 +14,9 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from voter._cli_util import fail
-from voter.budget import TimingBudget, admit
 from voter.config import (
     ALGORITHMS,
     DEFAULT_BAUD,
@@ -36,6 +35,9 @@ from voter.config import (
     loads_cluster,
 )
 from voter.keys import KeyFileError, generate_key, public_key_hex
+
+if TYPE_CHECKING:
+    from voter.budget import TimingBudget
 
 DEFAULT_CHANNELS = "altitude_m,airspeed_mps,pitch_deg"
 DEFAULT_LINK_TEMPLATE = "/dev/voter-link{peer}"
@@ -198,7 +200,10 @@ def _timing(args: argparse.Namespace, channels: list[str]) -> TimingBudget | str
 
     Measured in memory with real boards (about a quarter of a second), before
     anything is written, so that --check-rate can refuse without leaving files.
+    Imported here: the protocol engine is not needed for --help, keygen or show.
     """
+    from voter.budget import admit
+
     try:
         return admit(
             args.nodes,
@@ -296,7 +301,7 @@ def _cluster_init(args: argparse.Namespace) -> None:
         print(f"wrote {p} (mode 0600)  public key {pk.hex()}")
     print("copy cluster.toml to every board; copy keys/node<i>.key only to board i")
     # One line either way; a rate that does not fit is a warning, not a failed init.
-    if isinstance(timing, TimingBudget) and timing.fits:
+    if not isinstance(timing, str) and timing.fits:
         print(f"timing: {timing.message}")
     else:
         line = timing if isinstance(timing, str) else timing.message
