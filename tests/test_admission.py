@@ -222,6 +222,19 @@ def test_admit_measures_real_frames_and_refuses_a_foreign_profile() -> None:
     assert b.round_needs[1].wire_s == pytest.approx(0.1)
 
 
+def test_scaled_profile_for_boards_sharing_cores() -> None:
+    """Four boards on two cores: every CPU figure doubles, and the budget follows."""
+    p = profile((1.0, 2.0), 1.0)
+    double = p.scaled(2.0)
+    assert double.round_p99_s == pytest.approx((2 * MS, 4 * MS))
+    assert double.decide_p99_s == pytest.approx(2 * MS)
+    b1 = timing_budget(50.0, (10, 10), p, 0, 0.0, 0.0)
+    b2 = timing_budget(50.0, (10, 10), double, 0, 0.0, 0.0)
+    assert b2.max_tick_hz == pytest.approx(b1.max_tick_hz / 2)
+    with pytest.raises(ValueError):
+        p.scaled(0.0)
+
+
 def test_floor_rate_and_percentile() -> None:
     """Named rates round down to 3 digits; p99 is a sample really observed (nearest rank)."""
     for hz in (0.0123456, 0.99, 1.0, 9.999, 43.87, 72.72, 100.0, 227.9, 999.9, 1234.5, 1e5 / 3):

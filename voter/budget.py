@@ -221,6 +221,25 @@ class CpuProfile:
             channels,
         )
 
+    def scaled(self, factor: float) -> CpuProfile:
+        """Every figure times `factor`: N boards sharing fewer cores (firmware-sim on a
+        laptop runs 4 boards on 2 cores: factor 2) each get that share of a CPU."""
+        if not factor > 0:
+            raise ValueError(f"scale factor must be > 0, got {factor}")
+
+        def times(xs: tuple[float, ...]) -> tuple[float, ...]:
+            return tuple(x * factor for x in xs)
+
+        return replace(
+            self,
+            send_p99_s=times(self.send_p99_s),
+            recv_p99_s=times(self.recv_p99_s),
+            round_p50_s=times(self.round_p50_s),
+            round_p99_s=times(self.round_p99_s),
+            decide_p50_s=self.decide_p50_s * factor,
+            decide_p99_s=self.decide_p99_s * factor,
+        )
+
     def as_dict(self) -> dict[str, object]:
         """Milliseconds, rounded, for a log event or a JSON report."""
 
