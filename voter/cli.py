@@ -2,8 +2,10 @@
 
 Everything here is argument handling and printing around voter.keys and voter.config. User
 errors (bad options, existing files, bad permissions, invalid config) end in one stderr line
-and exit status 2 via `fail()`, never a traceback. It must not touch serial ports or run the
-protocol, and must never print private key material.
+and exit status 2 via `fail()`, never a traceback. It must not touch serial ports, and must
+never print private key material. The one protocol it runs is in memory: `cluster init`
+measures this host's tick budget (voter.budget) so that a rate the boards cannot keep is
+named before anyone flies it, with the highest rate that fits.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from voter._cli_util import fail
 from voter.config import (
@@ -34,8 +36,15 @@ from voter.config import (
 )
 from voter.keys import KeyFileError, generate_key, public_key_hex
 
+if TYPE_CHECKING:
+    from voter.budget import TimingBudget
+
 DEFAULT_CHANNELS = "altitude_m,airspeed_mps,pitch_deg"
 DEFAULT_LINK_TEMPLATE = "/dev/voter-link{peer}"
+#: Timing-check defaults for a real serial link (USB adapters and UART FIFOs add well under
+#: a millisecond) and a synced cluster; pty links on a laptop need more (--latency-ms).
+DEFAULT_LATENCY_MS = 0.5
+DEFAULT_PRECISION_MS = 0.5
 
 
 class _Parser(argparse.ArgumentParser):
@@ -101,6 +110,28 @@ def _build_parser() -> argparse.ArgumentParser:
         help="decision log folder, relative to the config's folder (default: logs)",
     )
     init.add_argument(
+        "--latency-ms",
+        type=float,
+        default=DEFAULT_LATENCY_MS,
+        metavar="MS",
+        help="fixed link latency beyond wire time, for the timing check "
+        f"(default: {DEFAULT_LATENCY_MS:g})",
+    )
+    init.add_argument(
+        "--precision-ms",
+        type=float,
+        default=DEFAULT_PRECISION_MS,
+        metavar="MS",
+        help="bound on two boards' clock offset, for the timing check "
+        f"(default: {DEFAULT_PRECISION_MS:g})",
+    )
+    init.add_argument(
+        "--check-rate",
+        action="store_true",
+        help="refuse (exit 2, nothing written) when the tick rate does not fit this host's "
+        "measured budget; without it that is a warning",
+    )
+    init.add_argument(
         "--output-socket",
         default="",
         metavar="PATH",
@@ -158,7 +189,34 @@ def _check_init_args(args: argparse.Namespace) -> list[str]:
     if "{peer}" not in args.link_template and args.nodes > 2:
         # Without {peer} every link of a board would name the same port.
         fail(f"--link-template must contain {{peer}}, got {args.link_template!r}")
+    for opt, value in (("--latency-ms", args.latency_ms), ("--precision-ms", args.precision_ms)):
+        if not 0 <= value < 1000:  # also refuses nan
+            fail(f"{opt} must be in [0, 1000), got {value:g}")
     return channels
+
+
+def _timing(args: argparse.Namespace, channels: list[str]) -> TimingBudget | str:
+    """This host's verdict on the tick rate, or why there is none (frames over the limit).
+
+    Measured in memory with real boards (about a quarter of a second), before
+    anything is written, so that --check-rate can refuse without leaving files.
+    Imported here: the protocol engine is not needed for --help, keygen or show.
+    """
+    from voter.budget import admit
+
+    try:
+        return admit(
+            args.nodes,
+            args.m,
+            args.algorithm,
+            len(channels),
+            args.baud,
+            float(args.tick_hz),
+            latency_s=args.latency_ms / 1e3,
+            precision_s=args.precision_ms / 1e3,
+        )
+    except ValueError as exc:
+        return f"{exc}; voterd will refuse this cluster"
 
 
 def _make_config(
@@ -210,6 +268,9 @@ def _cluster_init(args: argparse.Namespace) -> None:
     existing = [p for p in key_paths if p.exists()]
     if existing:
         fail(f"{existing[0]} already exists; refusing to overwrite a key")
+    timing = _timing(args, channels)
+    if args.check_rate and (isinstance(timing, str) or not timing.fits):
+        fail(timing if isinstance(timing, str) else timing.message)
 
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -239,6 +300,12 @@ def _cluster_init(args: argparse.Namespace) -> None:
     for p, pk in zip(key_paths, public, strict=True):
         print(f"wrote {p} (mode 0600)  public key {pk.hex()}")
     print("copy cluster.toml to every board; copy keys/node<i>.key only to board i")
+    # One line either way; a rate that does not fit is a warning, not a failed init.
+    if not isinstance(timing, str) and timing.fits:
+        print(f"timing: {timing.message}")
+    else:
+        line = timing if isinstance(timing, str) else timing.message
+        print(f"voter: warning: {line}", file=sys.stderr)
 
 
 def _cluster_show(args: argparse.Namespace) -> None:

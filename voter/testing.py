@@ -6,15 +6,18 @@ traitors get an adversary. Used by the test suite, `hil`, and benchmarks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from voter.core.adversary import Adversary, ChainForge, RoundNode, Traitor
-from voter.core.crypto import KeyRing, deterministic_seeds, keyring_from_seeds
+from voter.core.crypto import KeyRing
 from voter.core.ic import Decision, decide, ic_params, make_node
 from voter.core.protocol import Algorithm, Params
 from voter.core.rounds import LinkFilter, run_tick
 from voter.core.values import ReadingDomain, Value
+from voter.simkeys import board_keys, cluster_keys
+
+__all__ = ["ICRun", "board_keys", "cluster_keys", "run_ic"]
 
 
 @dataclass
@@ -36,20 +39,6 @@ class ICRun:
         return all(
             self.decisions[i].vector[j] == readings[j] for i in self.loyal() for j in self.loyal()
         )
-
-
-def cluster_keys(
-    nodes: int, traitors: Sequence[int], cluster: str = "voter"
-) -> tuple[KeyRing, KeyRing]:
-    """(one ring holding every node's key, the traitor coalition's ring) from fixed test seeds."""
-    seeds = deterministic_seeds(nodes, cluster.encode())
-    return keyring_from_seeds(seeds, range(nodes)), keyring_from_seeds(seeds, traitors)
-
-
-def board_keys(nodes: int, cluster: str = "voter") -> dict[int, KeyRing]:
-    """One ring per node with only its own private key and its own caches, as on the boards."""
-    seeds = deterministic_seeds(nodes, cluster.encode())
-    return {i: keyring_from_seeds(seeds, [i]) for i in range(nodes)}
 
 
 def run_ic(
