@@ -1,4 +1,4 @@
-"""Timing is part of the protocol: the tick driver's self-checks and clique avoidance, in the simulator.
+"""Timing is part of the protocol: the driver's self-checks and clique avoidance, simulated.
 
 Each safety mechanism is shown by the violation it prevents: the same seeded
 scenario run with the mechanism switched off (`fail_silent=False`, or the
