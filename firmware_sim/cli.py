@@ -16,6 +16,7 @@ def _run(args: argparse.Namespace) -> int:
     from firmware_sim.run import FeasibilityError, RunSpec, run, summary
     from firmware_sim.view import LiveView
     from hil.faultspec import FaultSpecError, parse_fault, validate_run
+    from voter.budget import TimingBudget
 
     if not 2 <= args.nodes <= 16:
         fail("--nodes must be 2..16")
@@ -46,12 +47,22 @@ def _run(args: argparse.Namespace) -> int:
         fail_silent=not args.no_fail_silent,
     )
     view = LiveView(spec) if args.live or (args.live is None and sys.stdout.isatty()) else None
+
+    def admitted(budget: TimingBudget) -> None:
+        if not budget.fits:
+            print(
+                f"firmware-sim: warning: {budget.message} (measured on this host; boards that "
+                "cannot keep the schedule withhold their decisions: expect lower availability)",
+                file=sys.stderr,
+                flush=True,
+            )
+
     try:
         if view is not None:
             with view:
-                result = run(spec, progress=view.update)
+                result = run(spec, progress=view.update, on_admission=admitted)
         else:
-            result = run(spec)
+            result = run(spec, on_admission=admitted)
     except FeasibilityError as e:
         fail(str(e))
     except ClusterError as e:

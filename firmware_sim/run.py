@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firmware_sim.cluster import SimCluster
+from firmware_sim.cluster import CONFIG_BAUD_UNLIMITED, SimCluster
 from hil.checks import CheckResult, NodeLog, check, read_run, timing_trouble, withheld_reason
 from hil.faultspec import Fault, fault_budget, faulty_nodes
-from voter.budget import check_cluster
+from voter.budget import TimingBudget, admit, check_cluster, measure_tick_cpu
 from voter.core.protocol import Algorithm
 
 RESTART_DELAY_S = 0.5  # systemd RestartSec in the shipped unit is 1 s; the sim is quicker
@@ -63,7 +64,28 @@ class RunResult:
         return self.check.holds
 
 
+def admission(spec: RunSpec, latency_s: float) -> TimingBudget:
+    """The measured timing budget of this run on this host (CPU p99 + wire + latency +
+    precision per round slot). The N boards share this machine's cores, so the CPU
+    profile measured in-process is scaled by boards per core."""
+    profile = measure_tick_cpu(spec.nodes, spec.m, spec.algorithm, 3)
+    share = max(1.0, spec.nodes / (os.cpu_count() or 1))
+    return admit(
+        spec.nodes,
+        spec.m,
+        spec.algorithm,
+        3,
+        spec.baud or CONFIG_BAUD_UNLIMITED,
+        spec.tick_hz,
+        latency_s=latency_s,
+        precision_s=0.0,
+        precision_fraction=1 / 8,
+        profile=profile.scaled(share),
+    )
+
+
 def check_feasible(spec: RunSpec, latency_s: float) -> None:
+    """Refuse a rate whose frames cannot even cross the wire in their slots (one line)."""
     try:
         budget = check_cluster(spec.nodes, spec.m, spec.algorithm, 3)
     except ValueError as e:
@@ -82,8 +104,17 @@ def check_feasible(spec: RunSpec, latency_s: float) -> None:
 Progress = Callable[[SimCluster, dict[int, int | None]], None]
 
 
-def run(spec: RunSpec, progress: Progress | None = None) -> RunResult:
-    """Set up, run K ticks with the faults, stop cleanly (also on Ctrl-C), check."""
+def run(
+    spec: RunSpec,
+    progress: Progress | None = None,
+    on_admission: Callable[[TimingBudget], None] | None = None,
+) -> RunResult:
+    """Set up, run K ticks with the faults, stop cleanly (also on Ctrl-C), check.
+
+    `on_admission` hears the measured timing budget before the boards start (the
+    CLI warns in one line when the rate does not fit; the run goes ahead, since a
+    board that cannot keep its schedule withholds rather than publish).
+    """
     link_faults = [f.fabric_fault(1.0 / spec.tick_hz) for f in spec.faults]
     cluster = SimCluster(
         spec.out,
@@ -99,6 +130,9 @@ def run(spec: RunSpec, progress: Progress | None = None) -> RunResult:
         fail_silent=spec.fail_silent,
     )
     check_feasible(spec, cluster.link_latency_us * 1e-6)
+    budget = admission(spec, cluster.link_latency_us * 1e-6)
+    if on_admission is not None:
+        on_admission(budget)
     last = spec.ticks - 1
     crashes = {f.node: f.at_tick for f in spec.faults if f.kind == "crash" and f.node is not None}
     crashed: set[int] = set()
@@ -148,6 +182,9 @@ def run(spec: RunSpec, progress: Progress | None = None) -> RunResult:
         "algorithm": spec.algorithm,
         "m": spec.m,
         "tick_hz": spec.tick_hz,
+        "publish": spec.publish,
+        "fail_silent": spec.fail_silent,
+        "admission": {"fits": budget.fits, "message": budget.message, **budget.as_dict()},
         "ticks": spec.ticks,
         "baud": spec.baud,
         "seed": spec.seed,

@@ -159,6 +159,7 @@ class Daemon:
             self.sensor.read,
             algorithm=cfg.algorithm,
             sabotage=self.faults if opts.hil else None,
+            cpu_clock=time.process_time,
         )
         self.joiner = JoinListener(self.period)
         self.joining = True

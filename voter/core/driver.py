@@ -40,6 +40,7 @@ A withheld decision is still logged, with `"withheld": REASON`.
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
@@ -123,9 +124,10 @@ class Timing:
     def precision(self) -> float:
         return self.precision_s if self.precision_s > 0 else self.slot_s / 8
 
-    def send_limit(self, latency_s: float) -> float:
-        """Latest write after a round's start that still reaches every peer in its slot."""
-        return self.slot_s - self.wire_s - latency_s - self.precision
+    def send_limit(self, delay_s: float) -> float:
+        """Latest write after a round's start that still reaches every peer in its slot,
+        given the one-way delay from a write to the peer's read (wire time included)."""
+        return self.slot_s - delay_s - self.precision
 
 
 @dataclass
@@ -214,6 +216,7 @@ class TickDriver:
         *,
         algorithm: str,
         sabotage: Sabotage | None = None,
+        cpu_clock: Callable[[], float] | None = None,
     ) -> None:
         self.board = board
         self.me = board.me
@@ -224,6 +227,10 @@ class TickDriver:
         self.read = read
         self.algorithm = algorithm
         self.sabotage = sabotage
+        #: the board's CPU-time clock (the daemon's thread time; the simulator's model)
+        self.cpu_clock = cpu_clock
+        self._cpu_last: float | None = None
+        self.cpu_ticks: deque[float] = deque(maxlen=256)
         self.period = timing.period_s
         self.slot = timing.slot_s
         self.sync = TwoWaySync(timing.period_s, timing.f, timing.precision)
@@ -231,7 +238,9 @@ class TickDriver:
         self.tick = 0  #: the tick open, or the next to open
         self.round = 0  #: 0 = between ticks
         self.started = False
-        self.latency = timing.latency_s
+        #: one-way delay from a write to the peer's read, wire time included: configured
+        #: (latency + the largest frame's wire time) until the two-way exchange measures it
+        self.latency = timing.latency_s + timing.wire_s
         self.totals: dict[str, int] = {"published": 0, "withheld": 0, "skipped": 0}
         self.withheld: dict[str, int] = {}
         self.precision_seen: float | None = None
@@ -286,8 +295,20 @@ class TickDriver:
 
     def on_frame(self, peer: int, item: Frame | Drop, now: float) -> Actions:
         """Whatever the link from `peer` delivered, read at local time `now`."""
-        if isinstance(item, Frame) and item.round == 1:
-            self._note_round1(peer, item, now)
+        if isinstance(item, Frame):
+            if item.round == 1:
+                self._note_round1(peer, item, now)
+            deadline = self.t0(self.tick) + self.round * self.slot
+            if (
+                self.round
+                and (item.tick, item.round) == (self.tick, self.round)
+                and self.vt(now) > deadline + self.timing.precision
+            ):
+                # Read more than the precision after our deadline (we were descheduled or
+                # stalled): it may have come after the deadline, where a peer on time would
+                # have called it late. Taking it is fine for this tick's vote only if we do
+                # not vouch for the tick.
+                self._stalled = True
         self.board.on_frame(peer, item)
         if self.round and self.board.round_complete():
             return self._close_round(now, early=True)
@@ -355,7 +376,8 @@ class TickDriver:
         rec.cum = self.sync.cum
         for old in [t for t in self._records if t < k - 1]:
             del self._records[old]
-        self._stalled = lateness > self.timing.precision or self._after_skip
+        # Opening late only delays our writes (the late-send check); the round-1 deadline holds.
+        self._stalled = self._after_skip
         self._after_skip = False
         self._stepped = False
         self._send_lag_max = 0.0
@@ -484,9 +506,6 @@ class TickDriver:
     def _close_round(self, now: float, early: bool) -> Actions:
         out = Actions()
         k, r = self.tick, self.round
-        deadline = self.t0(k) + r * self.slot
-        if not early and self.vt(now) - deadline > self.timing.precision:
-            self._stalled = True  # we may have read frames that came after our deadline
         if r == 1:
             self._round1_closed(now, out)
         frames = self.board.next_round()
@@ -568,7 +587,9 @@ class TickDriver:
             rec = self._records[k] = _TickRecord(k, self.sync.cum)
         rec.digest = vector_digest(d.vector)
         late = self._late_reason(decided)
-        rec.late = late is not None
+        # A stalled board read its frames late: no clock sample from this tick. A late write
+        # is measured (the echo carries it), so those ticks still feed the sync and latency.
+        rec.late = self._stalled
         if late in (LATE_SEND, LATE_DECIDE) and k - self._overrun_at >= max(
             1, round(1 / self.period)
         ):
@@ -584,8 +605,8 @@ class TickDriver:
                     "send_limit_us": _us(self.timing.send_limit(self.latency)),
                 }
             )
-        # Samples are about earlier ticks; a late board leaves its clock alone this tick.
-        corr = self.sync.correction(k) if late is None else Correction()
+        # Samples are about earlier ticks; a stalled board leaves its clock alone this tick.
+        corr = self.sync.correction(k) if not rec.late else Correction()
         moved = corr.step or corr.slew
         if corr.step:
             self._stepped = True
@@ -616,6 +637,12 @@ class TickDriver:
         }
         if report.reasons:
             line["reasons"] = report.reasons
+        if self.cpu_clock is not None:
+            cpu_now = self.cpu_clock()
+            if self._cpu_last is not None:
+                self.cpu_ticks.append(cpu_now - self._cpu_last)
+                line["cpu_us"] = _us(cpu_now - self._cpu_last)
+            self._cpu_last = cpu_now
         line.update(
             lateness_us=_us(rec.send_lag) if rec.send_lag is not None else None,
             decided_us=_us(decided),
@@ -699,10 +726,19 @@ class TickDriver:
         return out
 
     # -- for STATUS= ------------------------------------------------------------------------
+    def cpu_p99(self) -> float | None:
+        """CPU time of a whole tick (the board's process, all of it), p99 of the last 256."""
+        if not self.cpu_ticks:
+            return None
+        ordered = sorted(self.cpu_ticks)
+        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
     def status(self) -> str:
         prec = "?" if self.precision_seen is None else f"{self.precision_seen * 1e3:.2f} ms"
         w = ", ".join(f"{r} {n}" for r, n in sorted(self.withheld.items())) or "none"
+        cpu = self.cpu_p99()
         return (
             f"published {self.totals['published']}, withheld {self.totals['withheld']} ({w}), "
-            f"precision {prec}, latency {self.latency * 1e3:.2f} ms"
+            f"precision {prec}, one-way delay {self.latency * 1e3:.2f} ms"
+            + ("" if cpu is None else f", tick CPU p99 {cpu * 1e3:.2f} ms")
         )
