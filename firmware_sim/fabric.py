@@ -50,10 +50,125 @@ from voter.links import PortError, open_port
 READ_MAX = 65536
 #: bytes a direction may hold back (queued for baud emulation) before it drops input
 QUEUE_BYTES_MAX = 1 << 20
+#: how often the fabric looks for new unbound kworkers to raise (when asked to)
+KWORKER_REFRESH_S = 1.0
 
 
 class FabricError(Exception):
     """A link end that cannot be opened, or a fabric process that did not start (one line)."""
+
+
+@dataclass(frozen=True)
+class Sched:
+    """How a process asks to be scheduled: policy ("fifo" | "other"), priority, CPUs."""
+
+    policy: str = "fifo"
+    # cpus None = any CPU
+    priority: int = 30
+    cpus: tuple[int, ...] | None = None
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any] | None, default: Sched) -> Sched:
+        if spec is None:
+            return default
+        cpus = spec.get("cpus", default.cpus)
+        return cls(
+            str(spec.get("policy", default.policy)),
+            int(spec.get("priority", default.priority)),
+            None if cpus is None else tuple(int(c) for c in cpus),
+        )
+
+    def as_spec(self) -> dict[str, Any]:
+        return {"policy": self.policy, "priority": self.priority, "cpus": self.cpus}
+
+
+#: the fabric's scheduling when the spec names none
+FABRIC_SCHED = Sched("fifo", 30, None)
+
+
+def apply_sched(sched: Sched, pid: int = 0) -> str:
+    """Ask for `sched`; what is not granted (no privilege, no such CPU) is skipped quietly.
+
+    Returns what was granted, e.g. "fifo:30 cpus=0" or "other", for the logs.
+    """
+    granted = "other"
+    with contextlib.suppress(PermissionError, OSError, AttributeError):
+        if sched.policy == "fifo":
+            os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(sched.priority))
+            granted = f"fifo:{sched.priority}"
+        else:
+            os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
+    if sched.cpus is not None:
+        online = os.sched_getaffinity(0) | set(range(os.cpu_count() or 1))
+        cpus = set(sched.cpus) & online
+        with contextlib.suppress(PermissionError, OSError, AttributeError):
+            if cpus:
+                os.sched_setaffinity(pid, cpus)
+                granted += " cpus=" + ",".join(str(c) for c in sorted(cpus))
+    return granted
+
+
+#: The kernel moves pty bytes in `flush_to_ldisc`, queued by `tty_flip_buffer_push` on the
+#: unbound system workqueue: it runs in a "kworker/uN:M" thread (an unbound pool worker)
+#: at normal priority, and SCHED_FIFO boards that keep both CPUs busy starve it for
+#: milliseconds. Workers come and go, so they are found by name in /proc again and again.
+KWORKER_PREFIX = "kworker/u"
+
+
+def unbound_kworkers() -> list[int]:
+    """Pids of the kernel's unbound workqueue workers (where pty data is moved)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            comm = Path(f"/proc/{entry}/comm").read_text()
+        except OSError:
+            continue
+        if comm.startswith(KWORKER_PREFIX):
+            pids.append(int(entry))
+    return pids
+
+
+class KworkerBoost:
+    """Optionally run the unbound kworkers at SCHED_FIFO `priority` (needs root).
+
+    Off unless asked for; where not permitted (no CAP_SYS_NICE, no /proc) it does
+    nothing and says so in `granted`. `restore()` puts every worker it raised back to
+    SCHED_OTHER (their nice value is kept by the kernel).
+    """
+
+    def __init__(self, priority: int | None) -> None:
+        self.priority = priority
+        self.raised: set[int] = set()
+        self.refused = 0
+
+    @property
+    def granted(self) -> bool:
+        return bool(self.raised)
+
+    def refresh(self) -> None:
+        if self.priority is None or (self.refused and not self.raised):
+            return
+        param = os.sched_param(self.priority)
+        for pid in unbound_kworkers():
+            if pid in self.raised:
+                continue
+            try:
+                os.sched_setscheduler(pid, os.SCHED_FIFO, param)
+                self.raised.add(pid)
+            except ProcessLookupError:
+                continue
+            except (PermissionError, OSError):
+                self.refused += 1
+
+    def restore(self) -> None:
+        for pid in self.raised:
+            with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+                # a pid may have been reused since: only a kworker is put back
+                if Path(f"/proc/{pid}/comm").read_text().startswith(KWORKER_PREFIX):
+                    os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
+        self.raised.clear()
 
 
 @dataclass
@@ -147,6 +262,7 @@ class Fabric:
                         Direction(a, b, self._masters[(a, b)], self._masters[(b, a)], wire_baud)
                     )
         self._stop = False
+        self.kworkers: KworkerBoost | None = None
 
     def _open_ptys(self) -> None:
         for a in range(self.nodes):
@@ -293,7 +409,11 @@ class Fabric:
         for d in self.directions:
             sel.register(d.read_fd, selectors.EVENT_READ, d)
         end = None if duration_s is None else self.now() + duration_s
+        refresh_at = 0.0
         while not self._stop and (end is None or self.now() < end):
+            if self.kworkers is not None and self.now() >= refresh_at:
+                self.kworkers.refresh()  # new workers appear on demand: raise them too
+                refresh_at = self.now() + KWORKER_REFRESH_S
             wait = self._release()
             timeout = 0.05 if wait is None else min(wait, 0.05)
             for key, _ in sel.select(timeout):
@@ -415,8 +535,13 @@ def main(argv: list[str] | None = None) -> None:
 
     # The fabric stands for copper: it must not queue behind the boards' CPU work, so it
     # runs above their real-time priority when the machine allows it.
-    with contextlib.suppress(PermissionError, OSError, AttributeError):
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(30))
+    granted = apply_sched(Sched.from_spec(spec.get("sched"), FABRIC_SCHED))
+    kworker_priority = spec.get("kworker_priority")
+    if kworker_priority is not None:
+        fabric.kworkers = KworkerBoost(int(kworker_priority))
+        fabric.kworkers.refresh()
+        granted += f" kworkers={len(fabric.kworkers.raised)}"
+    print(f"fabric: scheduling {granted}", file=sys.stderr)
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     ends = {f"{a}-{b}": path for (a, b), path in fabric.ends.items()}
@@ -426,6 +551,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         fabric.serve()
     finally:
+        if fabric.kworkers is not None:
+            fabric.kworkers.restore()
         Path(spec["stats_out"]).write_text(json.dumps(fabric.stats(), indent=1))
         fabric.close()
 
