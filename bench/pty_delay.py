@@ -107,7 +107,9 @@ def _frame(src: int, tick: int, rnd: int) -> bytes:
 def board_main(spec: dict[str, Any]) -> None:
     """A board: tick at `tick_hz`, burst and send at each round start, record arrivals."""
     node = int(spec["node"])
-    ports = {int(peer): open_port(url, int(spec["baud"]), 0.05) for peer, url in spec["ends"].items()}
+    ports = {
+        int(peer): open_port(url, int(spec["baud"]), 0.05) for peer, url in spec["ends"].items()
+    }
     fds = {int(p.fileno()): peer for peer, p in ports.items()}
     partial = {peer: bytearray() for peer in ports}
     chunk_iters = _calibrate_chunk(CHUNK_S)
@@ -157,7 +159,7 @@ def board_main(spec: dict[str, Any]) -> None:
             for r in range(ROUNDS):
                 wait_until(t0 + r * slot)
                 burst(burst_s * ROUND_SHARE[r] * rng.uniform(0.5, 1.5))
-                for peer, port in ports.items():
+                for port in ports.values():
                     with contextlib.suppress(OSError):
                         port.write(_frame(node, k, r))
                         sent += 1
@@ -309,7 +311,9 @@ def _progress(done: int, total: int, t_start: float, frames: int, note: str) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.pty_delay", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.pty_delay", description=__doc__.split("\n")[0]
+    )
     ap.add_argument("--seconds", type=float, default=20.0, help="per trial (default 20)")
     ap.add_argument("--repeats", type=int, default=3, help="trials per variant, interleaved")
     ap.add_argument("--quick", action="store_true", help="1 trial of 6 s per variant")
@@ -334,7 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
-        print(f"pty_delay: unknown variant {unknown[0]!r} (known: {', '.join(VARIANTS)})", file=sys.stderr)
+        print(
+            f"pty_delay: unknown variant {unknown[0]!r} (known: {', '.join(VARIANTS)})",
+            file=sys.stderr,
+        )
         return 2
     wire_us = FRAME_BYTES * 10 / args.baud * 1e6 if args.baud else 0.0
     per: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
