@@ -31,11 +31,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from firmware_sim.fabric import Sched, apply_sched, start_process, stop_process
+from firmware_sim.fabric import KWORKER_PRIORITY, Sched, apply_sched, start_process, stop_process
 from voter.links import open_port
 
 FRAME_BYTES = 41  # 40 bytes of text and the 0x00 delimiter the fabric splits on
@@ -43,7 +43,7 @@ ROUNDS = 2
 CHUNK_S = 0.0001  # a burst polls its ports between chunks of about this much work
 #: bursts: CPU per round at its start (compose), as a fraction of the tick's burst
 ROUND_SHARE = (0.4, 0.6)
-BOARD_START_MARGIN_S = 1.5
+BOARD_START_MARGIN_S = 3.0  # as firmware_sim.cluster: a late board would flush early frames
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
 
@@ -55,29 +55,34 @@ class Variant:
     board: Sched
     fabric: Sched
     kworker_priority: int | None = None  # raise the unbound kworkers (root), None = leave
-    sysctl: dict[str, int] = field(default_factory=dict)  # /proc/sys/kernel values, restored
 
 
-#: the variants `--variants` may name; "shipped" is what firmware-sim starts today
+#: the variants `--variants` may name: "after" is what firmware-sim starts (voterd at
+#: SCHED_FIFO 20, the fabric at 30 raising the kernel's pty workers to 25), "before" the same
+#: without the kworker boost (what it started until 2026-11-26)
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
         Variant("before", Sched("fifo", 20), Sched("fifo", 30)),
+        Variant("after", Sched("fifo", 20), Sched("fifo", 30), kworker_priority=KWORKER_PRIORITY),
         Variant("boards-other", Sched("other", 0), Sched("fifo", 30)),
-        Variant("boards-other-fabric-other", Sched("other", 0), Sched("other", 0)),
         Variant("fabric-cpu0", Sched("fifo", 20), Sched("fifo", 30, (0,))),
         Variant("boards-cpu1-fabric-cpu0", Sched("fifo", 20, (1,)), Sched("fifo", 30, (0,))),
         Variant("kworkers-fifo25", Sched("fifo", 20), Sched("fifo", 30), kworker_priority=25),
         Variant("kworkers-fifo35", Sched("fifo", 20), Sched("fifo", 30), kworker_priority=35),
         Variant(
-            "rt-period-10ms",
+            "kworkers-fifo25-fabric-cpu0",
             Sched("fifo", 20),
-            Sched("fifo", 30),
-            sysctl={"sched_rt_period_us": 10_000, "sched_rt_runtime_us": 8_000},
+            Sched("fifo", 30, (0,)),
+            kworker_priority=25,
         ),
+        # without root nothing gets SCHED_FIFO; what a user can still choose:
+        Variant("nonroot", Sched("other", 0), Sched("other", 0)),
+        Variant("nonroot-boards-nice5", Sched("other", 0, nice=5), Sched("other", 0)),
+        Variant("nonroot-boards-idle", Sched("idle", 0), Sched("other", 0)),
     )
 }
-DEFAULT_VARIANTS = ("before", "boards-other", "fabric-cpu0", "kworkers-fifo25")
+DEFAULT_VARIANTS = ("before", "after")
 
 
 # -- one board (a child process) ---------------------------------------------------------
@@ -173,23 +178,6 @@ def board_main(spec: dict[str, Any]) -> None:
 
 
 # -- one trial: fabric + 4 boards ------------------------------------------------------
-@contextlib.contextmanager
-def _sysctl(values: dict[str, int]) -> Any:
-    """Set /proc/sys/kernel values for a trial and put the old ones back (root only)."""
-    old: dict[str, str] = {}
-    try:
-        # runtime before period when shrinking: the kernel refuses runtime > period
-        for key in sorted(values, key=lambda k: k != "sched_rt_runtime_us"):
-            path = Path("/proc/sys/kernel") / key
-            old[key] = path.read_text().strip()
-            path.write_text(str(values[key]))
-        yield
-    finally:
-        for key in sorted(old, key=lambda k: k != "sched_rt_period_us"):
-            with contextlib.suppress(OSError):
-                (Path("/proc/sys/kernel") / key).write_text(old[key])
-
-
 def trial(v: Variant, seconds: float, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Run fabric + boards under `v` for `seconds`; return every delay (µs) and counts."""
     out = Path(tempfile.mkdtemp(prefix=f"{v.name}-", dir=work))
@@ -202,32 +190,31 @@ def trial(v: Variant, seconds: float, args: argparse.Namespace, work: Path) -> d
         "kworker_priority": v.kworker_priority,
     }
     ticks = max(1, round(seconds * args.tick_hz))
-    with _sysctl(v.sysctl):
-        fabric, ends = start_process(spec, out)
-        boards = []
-        start_at = time.monotonic() + BOARD_START_MARGIN_S
-        try:
-            for i in range(args.nodes):
-                bspec = {
-                    "node": i,
-                    "ends": {j: ends[f"{i}-{j}"] for j in range(args.nodes) if j != i},
-                    "baud": args.baud,
-                    "seed": args.seed,
-                    "sched": v.board.as_spec(),
-                    "tick_hz": args.tick_hz,
-                    "burst_ms": args.burst_ms,
-                    "start_at": start_at,
-                    "ticks": ticks,
-                    "out": str(out / f"board{i}.json"),
-                }
-                cmd = [sys.executable, "-m", "bench.pty_delay", "--board", json.dumps(bspec)]
-                boards.append(subprocess.Popen(cmd, stderr=(out / f"board{i}.stderr").open("wb")))
-            for b in boards:
-                b.wait(timeout=seconds + 60)
-        finally:
-            for b in boards:
-                stop_process(b)
-            stop_process(fabric)
+    fabric, ends = start_process(spec, out)
+    boards = []
+    start_at = time.monotonic() + BOARD_START_MARGIN_S
+    try:
+        for i in range(args.nodes):
+            bspec = {
+                "node": i,
+                "ends": {j: ends[f"{i}-{j}"] for j in range(args.nodes) if j != i},
+                "baud": args.baud,
+                "seed": args.seed,
+                "sched": v.board.as_spec(),
+                "tick_hz": args.tick_hz,
+                "burst_ms": args.burst_ms,
+                "start_at": start_at,
+                "ticks": ticks,
+                "out": str(out / f"board{i}.json"),
+            }
+            cmd = [sys.executable, "-m", "bench.pty_delay", "--board", json.dumps(bspec)]
+            boards.append(subprocess.Popen(cmd, stderr=(out / f"board{i}.stderr").open("wb")))
+        for b in boards:
+            b.wait(timeout=seconds + 60)
+    finally:
+        for b in boards:
+            stop_process(b)
+        stop_process(fabric)
     delays: list[float] = []
     sent = 0
     for i in range(args.nodes):
