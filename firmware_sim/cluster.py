@@ -27,13 +27,14 @@ from firmware_sim.fabric import KWORKER_PRIORITY, FabricError, start_process, st
 from voter.config import ClusterConfig, NodeConfig, dump_cluster
 from voter.keys import generate_key
 
-#: Median one-way latency of a pty link beyond the wire time: board pty -> kernel -> fabric
-#: -> kernel -> board pty, with the fabric's kworker boost on (the default below). Measured
-#: by `python -m bench.pty_delay --variants before,after` (4 boards, 50 Hz, 3 ms CPU per
-#: tick, 921600 baud) on a 2-vCPU VM, 2026-11-26: median p50 0.61 ms of which 0.445 ms is
-#: wire time for a 41-byte frame; without the boost the figure is ~1.15 ms. The boards
-#: refine it at run time with their two-way exchange; this is the starting value.
-PTY_LINK_LATENCY_US = 170.0
+#: Median one-way latency of a pty link beyond the wire time (board pty -> kernel -> fabric
+#: -> kernel -> board pty) with the fabric's kworker boost on, as firmware-sim starts it.
+#: Measured 2026-11-26 on the 2-vCPU VM (other jobs sharing it) by
+#: `python -m bench.pty_delay --seconds 20 --repeats 4` (4 boards, 50 Hz, 3 ms CPU a tick,
+#: 921600 baud): p50 0.64 ms, of which 0.445 ms is the wire time of a 41-byte frame
+#: (193 µs beyond; 170 µs in an earlier run); without the boost 1.28 ms beyond. The boards
+#: refine it at run time with their two-way exchange: this is the starting value.
+PTY_LINK_LATENCY_US = 190.0
 #: set to "off" (or a priority) to change the fabric's kworker boost; see kworker_priority
 KWORKER_ENV = "VOTER_KWORKER_PRIORITY"
 #: 4 boards starting at once on a loaded 2-core machine took up to ~2.7 s (measured)

@@ -57,7 +57,7 @@ QUEUE_BYTES_MAX = 1 << 20
 KWORKER_REFRESH_S = 1.0
 #: SCHED_FIFO priority for the kernel's pty workers: above the boards' 20 (voterd), below
 #: the fabric's 30. Measured (bench/pty_delay.py, docs/performance.md): one-way p99
-#: 4.6 -> 2.4 ms; above the fabric (35) was no better.
+#: 5.9 -> 3.0 ms, p99.9 12.3 -> 4.3 ms; above the fabric (35) was no better.
 KWORKER_PRIORITY = 25
 
 
@@ -191,6 +191,11 @@ class KworkerBoost:
         self.refused = False
         self._holders = Path(tempfile.gettempdir()) / "voter-kworker-boost"
         self._known: dict[int, bool] = {}
+
+    @property
+    def granted(self) -> bool:
+        """Whether any worker was raised (and not yet restored)."""
+        return bool(self.raised)
 
     def refresh(self) -> None:
         if self.priority is None or self.refused:
