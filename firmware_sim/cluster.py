@@ -23,13 +23,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firmware_sim.fabric import FabricError, start_process, stop_process
+from firmware_sim.fabric import KWORKER_PRIORITY, FabricError, start_process, stop_process
 from voter.config import ClusterConfig, NodeConfig, dump_cluster
 from voter.keys import generate_key
 
-#: Fixed latency of a pty link through the Python forwarder on a loaded 2-core machine,
-#: beyond the wire time (measured: see docs/design.md, clock).
-PTY_LINK_LATENCY_US = 400.0
+#: Median one-way latency of a pty link beyond the wire time (board pty -> kernel -> fabric
+#: -> kernel -> board pty) with the fabric's kworker boost on, as firmware-sim starts it.
+#: Measured 2026-11-26 on the 2-vCPU VM (other jobs sharing it) by
+#: `python -m bench.pty_delay --seconds 20 --repeats 4` (4 boards, 50 Hz, 3 ms CPU a tick,
+#: 921600 baud): p50 0.64 ms, of which 0.445 ms is the wire time of a 41-byte frame
+#: (193 µs beyond; 170 µs in an earlier run); without the boost 1.28 ms beyond. The boards
+#: refine it at run time with their two-way exchange: this is the starting value.
+PTY_LINK_LATENCY_US = 190.0
+#: set to "off" (or a priority) to change the fabric's kworker boost; see kworker_priority
+KWORKER_ENV = "VOTER_KWORKER_PRIORITY"
 #: 4 boards starting at once on a loaded 2-core machine took up to ~2.7 s (measured)
 START_MARGIN_S = 3.0
 CONFIG_BAUD_UNLIMITED = 16_000_000
@@ -37,6 +44,22 @@ CONFIG_BAUD_UNLIMITED = 16_000_000
 
 class ClusterError(Exception):
     """The simulated cluster could not be set up (one line for the user)."""
+
+
+def kworker_priority() -> int | None:
+    """The fabric's kworker boost: KWORKER_PRIORITY unless $VOTER_KWORKER_PRIORITY says otherwise.
+
+    The kernel moves pty bytes in its unbound kworkers at normal priority, and the
+    boards' SCHED_FIFO bursts starve them (one-way p99 ~5 ms, max ~50 ms). The fabric
+    raises them above the boards while it runs, where it may (root); "off" or "0"
+    leaves the kernel alone.
+    """
+    value = os.environ.get(KWORKER_ENV, "").strip().lower()
+    if value in ("off", "0", "no", "none"):
+        return None
+    if value.isdigit():
+        return min(99, int(value))
+    return KWORKER_PRIORITY
 
 
 @dataclass
@@ -52,6 +75,8 @@ class SimCluster:
     link_faults: list[dict[str, Any]] = field(default_factory=list)
     link_latency_us: float = PTY_LINK_LATENCY_US
     realtime: bool = True
+    #: the fabric raises the kernel's pty workers to this SCHED_FIFO priority (None = not)
+    kworker_priority: int | None = field(default_factory=kworker_priority)
     output_socket: str = ""  # may contain {node}
     publish: str = "confirmed"
     fail_silent: bool = True
@@ -120,6 +145,7 @@ class SimCluster:
             "baud": self.baud,
             "seed": self.seed,
             "faults": self.link_faults,
+            "kworker_priority": self.kworker_priority,
         }
         try:
             self.fabric, ends = start_process(spec, self.out)

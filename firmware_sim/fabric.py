@@ -9,8 +9,10 @@ direction at a time:
   than baud/10 bytes per second per direction (8N1), each frame when its last
   byte would have arrived;
 - faults per direction: bit flips at a bit error rate (independent, or in
-  bursts), whole-frame drops with probability p, an added delay; each may be
-  limited to a time window.
+  bursts), whole-frame drops with probability p, an added delay, a random extra
+  delay per frame (jitter, uniform in [0, max]); each may be limited to a time
+  window. However a frame is delayed, a direction never reorders: a serial line
+  cannot, so no frame is released before the one ahead of it.
 
 The fabric keeps the slave sides open too, so a board can be killed and
 restarted on the same path. Randomness comes from one seeded generator.
@@ -35,6 +37,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import tty
 from collections.abc import Mapping
@@ -50,21 +53,206 @@ from voter.links import PortError, open_port
 READ_MAX = 65536
 #: bytes a direction may hold back (queued for baud emulation) before it drops input
 QUEUE_BYTES_MAX = 1 << 20
+#: how often the fabric looks for new unbound kworkers to raise (when asked to)
+KWORKER_REFRESH_S = 1.0
+#: SCHED_FIFO priority for the kernel's pty workers: above the boards' 20 (voterd), below
+#: the fabric's 30. Measured (bench/pty_delay.py, docs/performance.md): one-way p99
+#: 5.9 -> 3.0 ms, p99.9 12.3 -> 4.3 ms; above the fabric (35) was no better.
+KWORKER_PRIORITY = 25
 
 
 class FabricError(Exception):
     """A link end that cannot be opened, or a fabric process that did not start (one line)."""
 
 
+@dataclass(frozen=True)
+class Sched:
+    """How a process asks to be scheduled.
+
+    `policy` "fifo" (SCHED_FIFO at `priority`, needs root or RLIMIT_RTPRIO), "other"
+    (SCHED_OTHER at `nice`; anyone may raise a nice value) or "idle" (SCHED_IDLE);
+    `cpus` pins it (None = any CPU).
+    """
+
+    policy: str = "fifo"
+    priority: int = 30
+    cpus: tuple[int, ...] | None = None
+    nice: int = 0
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any] | None, default: Sched) -> Sched:
+        if spec is None:
+            return default
+        cpus = spec.get("cpus", default.cpus)
+        return cls(
+            str(spec.get("policy", default.policy)),
+            int(spec.get("priority", default.priority)),
+            None if cpus is None else tuple(int(c) for c in cpus),
+            int(spec.get("nice", default.nice)),
+        )
+
+    def as_spec(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "priority": self.priority,
+            "cpus": self.cpus,
+            "nice": self.nice,
+        }
+
+
+#: the fabric's scheduling when the spec names none
+FABRIC_SCHED = Sched("fifo", 30, None)
+
+
+def apply_sched(sched: Sched, pid: int = 0) -> str:
+    """Ask for `sched`; what is not granted (no privilege, no such CPU) is skipped quietly.
+
+    Returns what was granted, e.g. "fifo:30 cpus=0" or "other", for the logs.
+    """
+    granted = "other"
+    with contextlib.suppress(PermissionError, OSError, AttributeError):
+        if sched.policy == "fifo":
+            os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(sched.priority))
+            granted = f"fifo:{sched.priority}"
+        elif sched.policy == "idle":
+            os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+            granted = "idle"
+        else:
+            os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
+    if sched.policy == "other" and sched.nice:
+        with contextlib.suppress(PermissionError, OSError):
+            os.setpriority(os.PRIO_PROCESS, pid, sched.nice)
+            granted += f" nice={sched.nice}"
+    if sched.cpus is not None:
+        online = os.sched_getaffinity(0) | set(range(os.cpu_count() or 1))
+        cpus = set(sched.cpus) & online
+        with contextlib.suppress(PermissionError, OSError, AttributeError):
+            if cpus:
+                os.sched_setaffinity(pid, cpus)
+                granted += " cpus=" + ",".join(str(c) for c in sorted(cpus))
+    return granted
+
+
+#: The kernel moves pty bytes in `flush_to_ldisc`, queued by `tty_flip_buffer_push` on the
+#: unbound system workqueue: it runs in a "kworker/uN:M" thread (an unbound pool worker)
+#: at normal priority, and SCHED_FIFO boards that keep both CPUs busy starve it for
+#: milliseconds. Workers come and go, so they are found by name in /proc again and again.
+KWORKER_PREFIX = "kworker/u"
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text()
+    except OSError:
+        return ""
+
+
+def kernel_threads() -> list[int]:
+    """Pids of the kernel's threads (children of kthreadd), or of every process if unknown."""
+    try:
+        return [int(p) for p in Path("/proc/2/task/2/children").read_text().split()]
+    except (OSError, ValueError):
+        return [int(e) for e in os.listdir("/proc") if e.isdigit()]
+
+
+def unbound_kworkers(known: dict[int, bool] | None = None) -> list[int]:
+    """Pids of the kernel's unbound workqueue workers (where pty data is moved).
+
+    `known` caches pid -> is-an-unbound-kworker between calls, so a periodic look
+    reads only new threads' names (a full scan of /proc costs ~1 ms, too long for
+    the fabric's loop); pids that are gone are forgotten.
+    """
+    cache: dict[int, bool] = {} if known is None else known
+    pids = kernel_threads()
+    alive = set(pids)
+    for pid in [p for p in cache if p not in alive]:
+        del cache[pid]
+    for pid in pids:
+        if pid not in cache:
+            cache[pid] = _comm(pid).startswith(KWORKER_PREFIX)
+    return [pid for pid in pids if cache[pid]]
+
+
+class KworkerBoost:
+    """Optionally run the unbound kworkers at SCHED_FIFO `priority` (needs CAP_SYS_NICE).
+
+    Where not permitted (not root, no /proc) it does nothing; `raised` says how many
+    workers it holds. Several fabrics may run at once (parallel tests): each leaves a
+    holder file, `refresh()` raises any worker found at normal priority again, and
+    `restore()` puts the workers back to SCHED_OTHER (the kernel keeps their nice
+    value) only when no other live fabric holds them. A fabric killed with SIGKILL
+    leaves them raised until the kernel retires them; that only makes kernel work
+    preempt the boards.
+    """
+
+    def __init__(self, priority: int | None) -> None:
+        self.priority = priority
+        self.raised: set[int] = set()
+        self.refused = False
+        self._holders = Path(tempfile.gettempdir()) / "voter-kworker-boost"
+        self._known: dict[int, bool] = {}
+
+    @property
+    def granted(self) -> bool:
+        """Whether any worker was raised (and not yet restored)."""
+        return bool(self.raised)
+
+    def refresh(self) -> None:
+        if self.priority is None or self.refused:
+            return
+        if not self.raised:
+            with contextlib.suppress(OSError):
+                self._holders.mkdir(exist_ok=True)
+                (self._holders / str(os.getpid())).touch()
+        param = os.sched_param(self.priority)
+        for pid in unbound_kworkers(self._known):
+            try:
+                if os.sched_getscheduler(pid) == os.SCHED_FIFO:
+                    continue
+                os.sched_setscheduler(pid, os.SCHED_FIFO, param)
+                self.raised.add(pid)
+            except ProcessLookupError:
+                continue
+            except (PermissionError, OSError):
+                self.refused = True  # not ours to change here: stay quiet, stop trying
+                return
+
+    def _other_holders(self) -> bool:
+        with contextlib.suppress(OSError):
+            for entry in self._holders.iterdir():
+                pid = int(entry.name) if entry.name.isdigit() else 0
+                if pid == os.getpid() or pid <= 0:
+                    continue
+                try:
+                    os.kill(pid, 0)
+                    return True
+                except ProcessLookupError:
+                    entry.unlink(missing_ok=True)
+                except PermissionError:
+                    return True
+        return False
+
+    def restore(self) -> None:
+        with contextlib.suppress(OSError):
+            (self._holders / str(os.getpid())).unlink(missing_ok=True)
+        if self.raised and not self._other_holders():
+            for pid in unbound_kworkers():  # by name: a pid may have been reused since
+                with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+                    if os.sched_getparam(pid).sched_priority == self.priority:
+                        os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
+        self.raised.clear()
+
+
 @dataclass
 class LinkFault:
-    """A fault on one direction of a link (SPEC.md kinds link-bitflip, link-drop, link-delay)."""
+    """A fault on one direction of a link (SPEC.md link-bitflip, -drop, -delay, -jitter)."""
 
-    kind: str  # "bitflip" | "drop" | "delay"
+    kind: str  # "bitflip" | "drop" | "delay" | "jitter"
     ber: float = 0.0
     burst: int = 1  # bits flipped together per error event (1 = independent)
     p: float = 0.0
     delay_s: float = 0.0
+    max_s: float = 0.0  # jitter: each frame gets uniform [0, max_s] extra delay
     start_s: float = 0.0  # seconds since the fabric's t0; window of activity
     end_s: float | None = None
 
@@ -80,6 +268,7 @@ class DirectionStats:
     corrupted_frames: int = 0
     dropped_frames: int = 0
     delayed_frames: int = 0
+    jittered_frames: int = 0
     overflow_bytes: int = 0
     stale_bytes: int = 0
 
@@ -98,6 +287,7 @@ class Direction:
     partial: bytearray = field(default_factory=bytearray)
     queue: list[tuple[float, bytes]] = field(default_factory=list)
     wire_free: float = 0.0
+    last_due: float = 0.0  # release time of the newest queued frame: none may overtake it
     pending: bytearray = field(default_factory=bytearray)  # released but not yet written
 
     def byte_time(self) -> float:
@@ -147,6 +337,7 @@ class Fabric:
                         Direction(a, b, self._masters[(a, b)], self._masters[(b, a)], wire_baud)
                     )
         self._stop = False
+        self.kworkers: KworkerBoost | None = None
 
     def _open_ptys(self) -> None:
         for a in range(self.nodes):
@@ -240,6 +431,9 @@ class Fabric:
             if f.kind == "delay":
                 delay += f.delay_s
                 d.stats.delayed_frames += 1
+            if f.kind == "jitter" and f.max_s > 0:
+                delay += self.rng.uniform(0.0, f.max_s)
+                d.stats.jittered_frames += 1
             if f.kind == "bitflip" and f.ber > 0:
                 frame = self._flip(d, frame, f)
         start = max(d.wire_free, t)
@@ -247,7 +441,10 @@ class Fabric:
         if sum(len(q) for _, q in d.queue) > QUEUE_BYTES_MAX:
             d.stats.overflow_bytes += len(frame)
             return
-        d.queue.append((d.wire_free + delay, frame))
+        # In order, as on a wire: a frame waits for the (more delayed) one ahead of it.
+        due = max(d.wire_free + delay, d.last_due)
+        d.last_due = due
+        d.queue.append((due, frame))
 
     def _flip(self, d: Direction, frame: bytes, f: LinkFault) -> bytes:
         out, flipped = flip_bits(frame, f.ber, f.burst, self.rng)
@@ -293,7 +490,11 @@ class Fabric:
         for d in self.directions:
             sel.register(d.read_fd, selectors.EVENT_READ, d)
         end = None if duration_s is None else self.now() + duration_s
+        refresh_at = 0.0
         while not self._stop and (end is None or self.now() < end):
+            if self.kworkers is not None and self.now() >= refresh_at:
+                self.kworkers.refresh()  # new workers appear on demand: raise them too
+                refresh_at = self.now() + KWORKER_REFRESH_S
             wait = self._release()
             timeout = 0.05 if wait is None else min(wait, 0.05)
             for key, _ in sel.select(timeout):
@@ -324,13 +525,18 @@ class Fabric:
 
 
 def fault_from_spec(spec: dict[str, Any]) -> tuple[str, LinkFault]:
+    """A fabric fault from its JSON form: {"kind": "link-jitter", "link": "0-1", "max_ms": 3}."""
     kind = spec["kind"].removeprefix("link-")
+    max_ms = float(spec.get("max_ms", 0.0))
+    if kind == "jitter" and not max_ms >= 0.0:  # also refuses NaN
+        raise ValueError(f"link-jitter on {spec.get('link')}: max_ms must be >= 0, not {max_ms:g}")
     fault = LinkFault(
         kind=kind,
         ber=float(spec.get("ber", 0.0)),
         burst=int(spec.get("burst", 1)),
         p=float(spec.get("p", 0.0)),
         delay_s=float(spec.get("delay_ms", 0.0)) / 1000.0,
+        max_s=max_ms / 1000.0,
         start_s=float(spec.get("start_s", 0.0)),
         end_s=None if spec.get("end_s") is None else float(spec["end_s"]),
     )
@@ -406,17 +612,27 @@ def main(argv: list[str] | None = None) -> None:
     except FabricError as e:
         print(f"fabric: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    for f in spec.get("faults", []):
-        link, fault = fault_from_spec(f)
-        fabric.add_fault(link, fault)
+    try:
+        for f in spec.get("faults", []):
+            link, fault = fault_from_spec(f)
+            fabric.add_fault(link, fault)
+    except (ValueError, KeyError) as e:
+        fabric.close()
+        print(f"fabric: bad fault {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
     def _stop(signum: int, frame: object) -> None:
         fabric.stop()
 
     # The fabric stands for copper: it must not queue behind the boards' CPU work, so it
     # runs above their real-time priority when the machine allows it.
-    with contextlib.suppress(PermissionError, OSError, AttributeError):
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(30))
+    granted = apply_sched(Sched.from_spec(spec.get("sched"), FABRIC_SCHED))
+    kworker_priority = spec.get("kworker_priority")
+    if kworker_priority is not None:
+        fabric.kworkers = KworkerBoost(int(kworker_priority))
+        fabric.kworkers.refresh()
+        granted += f" kworkers={len(fabric.kworkers.raised)}"
+    print(f"fabric: scheduling {granted}", file=sys.stderr)
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     ends = {f"{a}-{b}": path for (a, b), path in fabric.ends.items()}
@@ -426,6 +642,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         fabric.serve()
     finally:
+        if fabric.kworkers is not None:
+            fabric.kworkers.restore()
         Path(spec["stats_out"]).write_text(json.dumps(fabric.stats(), indent=1))
         fabric.close()
 
