@@ -203,6 +203,7 @@ def run(
         "boards": node_totals,
         "check": result.to_json(),
         "diagnosis": diagnosis,
+        "missed_start": missed_start(logs),
     }
     (spec.out / "run.json").write_text(json.dumps(run_json, indent=1))
     return RunResult(
@@ -322,6 +323,19 @@ def _withheld_line(c: CheckResult) -> str:
     return "withheld (decided, not published): " + "; ".join(per_board)
 
 
+def missed_start(logs: dict[int, NodeLog]) -> dict[str, int]:
+    """Boards whose first tick after the common start was not tick 0 (it came too soon for
+    this host: they were still starting), by the tick they joined at."""
+    out: dict[str, int] = {}
+    for i, log in logs.items():
+        first = next((e for e in log.events if e.get("event") == "joined"), None)
+        if first is not None and first.get("how") == "common-start":
+            tick = first.get("tick")
+            if isinstance(tick, int) and tick > 0:
+                out[str(i)] = tick
+    return out
+
+
 def summary(res: RunResult) -> str:
     c = res.check
     s = res.spec
@@ -368,5 +382,13 @@ def summary(res: RunResult) -> str:
         lines.append(f"  {v.prop} violated at tick {v.tick} on {v.nodes}: {v.detail}")
     if res.run_json.get("diagnosis"):
         lines.append(res.run_json["diagnosis"])
+    late = res.run_json.get("missed_start") or {}
+    if late:
+        lines.append(
+            "missed the common start: "
+            + ", ".join(f"board {i} joined at tick {t}" for i, t in sorted(late.items()))
+            + " (the host took longer than the start margin to start the boards; their "
+            "ticks before that are not checked)"
+        )
     lines.append(f"run directory: {s.out}")
     return "\n".join(lines)

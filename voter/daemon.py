@@ -33,7 +33,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from voter._cli_util import fail
-from voter.budget import ROUNDS_FRACTION, check_cluster
+from voter.budget import ROUNDS_FRACTION, TimingBudget, admit_config, check_cluster
 from voter.config import ClusterConfig, ConfigFileError, load_cluster
 from voter.control import ControlPortError, SerialControl, serial_port_of
 from voter.core.board import Board, InconsistencyError
@@ -112,6 +112,8 @@ class Options:
     link_latency_s: float = 0.0
     #: the largest frame's time on the wire (from the cluster's budget)
     wire_s: float = 0.0
+    #: the measured timing budget (logged at start)
+    admission: TimingBudget | None = None
 
 
 class Daemon:
@@ -461,6 +463,11 @@ class Daemon:
             publish=self.cfg.publish,
             fail_silent=self.cfg.fail_silent,
         )
+        if self.opts.admission is not None:
+            a = self.opts.admission
+            self.dlog.event(
+                "admission", node=self.me, fits=a.fits, message=a.message, **a.as_dict()
+            )
         # Garbage collection on our schedule: a full collection in the middle of a round
         # (measured: 8 ms, all four boards in the same tick since they allocate alike)
         # makes every board late at once. Start-up objects are frozen out of the
@@ -601,12 +608,18 @@ def build(args: argparse.Namespace) -> Daemon:
     except ValueError as e:
         fail(f"{cfg.path}: {e}")
     log = Log(args.node)
-    if cfg.tick_hz > budget.max_tick_hz(cfg.baud):
-        log.warning(
-            "tick rate exceeds what the links carry: expect late frames",
-            tick_hz=cfg.tick_hz,
-            wire_limited_hz=round(budget.max_tick_hz(cfg.baud), 1),
-        )
+    # Admission: this board's measured CPU per round, the wire, the link latency and the
+    # precision against the round slots. A rate that does not fit is not refused (the board
+    # withholds what it cannot vouch for), but it is said, once, with the rate that fits.
+    precision_s = cfg.precision_ms / 1000
+    admission = admit_config(
+        cfg,
+        latency_s=args.link_latency_us * 1e-6,
+        precision_s=precision_s,
+        precision_fraction=0.0 if precision_s else 1 / 8,
+    )
+    if not admission.fits:
+        log.warning(admission.message, **admission.as_dict())
     try:
         own = load_signing_key(node.key_file)
     except KeyFileError as e:
@@ -643,6 +656,7 @@ def build(args: argparse.Namespace) -> Daemon:
         link_latency_s=args.link_latency_us * 1e-6,
         # Round-1 frames carry the timing block on top of the budget's frames (<= 12 bytes).
         wire_s=(max(budget.round_bytes) + 12) * 10 / cfg.baud,
+        admission=admission,
     )
     return Daemon(cfg, args.node, keys, links, sensor, opts, log)
 
