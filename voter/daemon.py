@@ -465,9 +465,7 @@ class Daemon:
         )
         if self.opts.admission is not None:
             a = self.opts.admission
-            self.dlog.event(
-                "admission", node=self.me, fits=a.fits, message=a.message, **a.as_dict()
-            )
+            self.dlog.event("admission", node=self.me, message=a.message, **a.as_dict())
         # Garbage collection on our schedule: a full collection in the middle of a round
         # (measured: 8 ms, all four boards in the same tick since they allocate alike)
         # makes every board late at once. Start-up objects are frozen out of the
