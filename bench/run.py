@@ -26,7 +26,7 @@ from nacl.signing import SigningKey
 from voter.budget import measure as measure_frames
 from voter.budget import one_tick_frames
 from voter.core.board import Board
-from voter.core.frame import FrameSplitter, encode_frame
+from voter.core.frame import DIGEST_BYTES, Frame, FrameSplitter, SyncBlock, encode_frame
 from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm
 from voter.testing import board_keys
@@ -66,14 +66,32 @@ def crypto_costs_us(samples: int = 2000) -> tuple[float, float]:
 
 
 # -- 1. wire ---------------------------------------------------------------------------
+#: the two-way clock echo and send lag, as 16-bit microsecond fields would carry them
+ECHO_FLOOR_BYTES = 2 + 2
+
+
+def _with_timing(f: Frame, n: int) -> Frame:
+    """A round-1 frame as the tick driver sends it: digest, heard bitmap, clock echo."""
+    if f.round != 1:
+        return f
+    heard = sum(1 << j for j in range(n) if j != f.src)
+    block = SyncBlock(bytes((f.src + 1, f.dst + 1, 0xA5, 0x5A)), heard, 1850, 320)
+    return Frame(f.version, f.cluster, f.src, f.dst, f.tick, f.round, f.entries, block)
+
+
 def wire_case(alg: Algorithm, m: int, n: int) -> dict[str, Any]:
-    frames = [f for sent in one_tick_frames(n, m, alg, CHANNELS, "bench") for f in sent]
+    frames = [
+        _with_timing(f, n) for sent in one_tick_frames(n, m, alg, CHANNELS, "bench") for f in sent
+    ]
     per_link: dict[tuple[int, int], int] = {}
     floor: dict[tuple[int, int], int] = {}
     for f in frames:
         link = (f.src, f.dst)
         per_link[link] = per_link.get(link, 0) + len(encode_frame(f))
         payload = sum(VALUE_BYTES + len(e.path) + SIG_BYTES * len(e.sigs) for e in f.entries)
+        if f.sync is not None:
+            # The timing block is payload too: digest, heard bitmap, echo and lag.
+            payload += DIGEST_BYTES + (n + 7) // 8 + ECHO_FLOOR_BYTES
         floor[link] = floor.get(link, 0) + payload + CRC_BYTES
     worst = max(per_link, key=lambda k: per_link[k])
     budget = measure_frames(n, m, alg, CHANNELS)

@@ -60,11 +60,19 @@ def test_run_with_a_liar_holds_agreement_and_validity(
 
 
 def test_three_boards_oral_messages_one_liar_fails(tmp_path: Path) -> None:
-    """N=3, OM(1), board 2 flipping every value: the checker finds the violation, exit 1."""
-    proc, run = sim(tmp_path, "--nodes", "3", "--fault", "traitor:2:flip", ticks=100)
+    """N=3, OM(1), board 2 flipping every value. The raw algorithm (--no-fail-silent): the
+    checker finds the violation, exit 1. The shipped boards: their digests never reach N-f,
+    so they publish nothing at all, and nothing wrong (availability 0, said in the summary)."""
+    proc, run = sim(
+        tmp_path, "--nodes", "3", "--fault", "traitor:2:flip", "--no-fail-silent", ticks=100
+    )
     assert 1 == proc.returncode
     assert run["check"]["validity"] is False
     assert "VIOLATED" in proc.stdout
+    proc, run = sim(tmp_path / "shipped", "--nodes", "3", "--fault", "traitor:2:flip", ticks=100)
+    assert run["check"]["agreement"] and run["check"]["validity"]
+    assert max(run["check"]["availability"].values()) < 0.05
+    assert "availability (published / ticks up): board 0 0.0 %" in proc.stdout
 
 
 def test_crash_and_restart_rejoins(tmp_path: Path) -> None:
