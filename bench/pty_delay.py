@@ -66,7 +66,7 @@ class Variant:
 
 #: the variants `--variants` may name: "after" is what firmware-sim starts (voterd at
 #: SCHED_FIFO 20, the fabric at 30 raising the kernel's pty workers to 25), "before" the same
-#: without the kworker boost (what it started until 2026-11-26)
+#: without the kworker boost (what it started until 2026-12-01)
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (

@@ -88,3 +88,16 @@ def test_cluster_kworker_priority_follows_the_environment(
     else:
         monkeypatch.setenv(KWORKER_ENV, env)
     assert expected == kworker_priority()
+
+
+def test_boards_start_from_the_latency_of_the_transport_they_get(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Boosted (root) -> the boosted median; no boost or no root -> the unboosted one."""
+    from firmware_sim import cluster
+
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert cluster.PTY_LINK_LATENCY_US == cluster.default_link_latency_us(25)
+    assert cluster.PTY_LINK_LATENCY_UNBOOSTED_US == cluster.default_link_latency_us(None)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert cluster.PTY_LINK_LATENCY_UNBOOSTED_US == cluster.default_link_latency_us(25)
