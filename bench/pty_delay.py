@@ -35,7 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from firmware_sim.fabric import KWORKER_PRIORITY, Sched, apply_sched, start_process, stop_process
+from firmware_sim.fabric import (
+    KWORKER_PRIORITY,
+    Sched,
+    apply_sched,
+    start_process,
+    stop_process,
+    unbound_kworkers,
+)
 from voter.links import open_port
 
 FRAME_BYTES = 41  # 40 bytes of text and the 0x00 delimiter the fabric splits on
@@ -59,7 +66,7 @@ class Variant:
 
 #: the variants `--variants` may name: "after" is what firmware-sim starts (voterd at
 #: SCHED_FIFO 20, the fabric at 30 raising the kernel's pty workers to 25), "before" the same
-#: without the kworker boost (what it started until 2026-11-26)
+#: without the kworker boost (what it started until 2026-12-01)
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
@@ -177,6 +184,42 @@ def board_main(spec: dict[str, Any]) -> None:
             port.close()
 
 
+# -- the machine's own stalls ---------------------------------------------------------
+STALL_MS = 5.0  # a FIFO-99 sleeper woken this much late: the whole machine stalled
+
+
+def monitor_main(spec: dict[str, Any]) -> None:
+    """Sleep 1 ms at a time at SCHED_FIFO 99 until `end_at`; record wake-ups late > STALL_MS.
+
+    Nothing in the pty path can delay this process: a gap here is the machine (the
+    hypervisor, a non-preemptible kernel section, the kernel's fair server), and it
+    separates such stalls from the delays the table measures.
+    """
+    granted = apply_sched(Sched("fifo", 99))
+    gaps: list[float] = []
+    end_at = float(spec["end_at"])
+    try:
+        while (now := time.monotonic()) < end_at:
+            due = now + 0.001
+            time.sleep(0.001)
+            late_ms = (time.monotonic() - due) * 1000.0
+            if late_ms > STALL_MS:
+                gaps.append(round(late_ms, 2))
+    finally:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        Path(spec["out"]).write_text(json.dumps({"granted": granted, "gaps_ms": gaps}))
+
+
+def raised_kworkers() -> int:
+    """Unbound kworkers already at a real-time policy (another fabric is boosting them)."""
+    count = 0
+    for pid in unbound_kworkers():
+        with contextlib.suppress(OSError):
+            count += os.sched_getscheduler(pid) != os.SCHED_OTHER
+    return count
+
+
 # -- one trial: fabric + 4 boards ------------------------------------------------------
 def trial(v: Variant, seconds: float, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Run fabric + boards under `v` for `seconds`; return every delay (µs) and counts."""
@@ -190,9 +233,13 @@ def trial(v: Variant, seconds: float, args: argparse.Namespace, work: Path) -> d
         "kworker_priority": v.kworker_priority,
     }
     ticks = max(1, round(seconds * args.tick_hz))
+    foreign = raised_kworkers() if v.kworker_priority is None else 0
     fabric, ends = start_process(spec, out)
     boards = []
     start_at = time.monotonic() + BOARD_START_MARGIN_S
+    mspec = {"end_at": start_at + ticks / args.tick_hz, "out": str(out / "monitor.json")}
+    cmd = [sys.executable, "-m", "bench.pty_delay", "--monitor", json.dumps(mspec)]
+    monitor = subprocess.Popen(cmd, stderr=(out / "monitor.stderr").open("wb"))
     try:
         for i in range(args.nodes):
             bspec = {
@@ -211,8 +258,9 @@ def trial(v: Variant, seconds: float, args: argparse.Namespace, work: Path) -> d
             boards.append(subprocess.Popen(cmd, stderr=(out / f"board{i}.stderr").open("wb")))
         for b in boards:
             b.wait(timeout=seconds + 60)
+        monitor.wait(timeout=seconds + 60)
     finally:
-        for b in boards:
+        for b in [*boards, monitor]:
             stop_process(b)
         stop_process(fabric)
     delays: list[float] = []
@@ -225,12 +273,17 @@ def trial(v: Variant, seconds: float, args: argparse.Namespace, work: Path) -> d
         sent += res["sent"]
         delays += [rec[3] / 1000.0 for rec in res["records"]]
     granted = (out / "fabric.stderr").read_text(errors="replace").strip().splitlines()
+    mon_path = out / "monitor.json"
+    gaps = json.loads(mon_path.read_text())["gaps_ms"] if mon_path.exists() else []
     return {
         "variant": v.name,
         "sent": sent,
         "received": len(delays),
         "delays_us": delays,
         "fabric": granted[-1] if granted else "",
+        "machine_stalls_ms": gaps,
+        # kworkers someone else had raised when a no-boost trial began: it is not "before"
+        "foreign_raised_kworkers": foreign,
     }
 
 
@@ -263,25 +316,30 @@ def summarize(trials: list[dict[str, Any]], wire_us: float) -> dict[str, Any]:
     row["median_trial_p50_ms"] = statistics.median(row["trial_p50_ms"])
     for limit_ms in (2.0, 4.0, 8.0):
         row[f"over_{limit_ms:g}ms"] = sum(1 for d in pooled if d > limit_ms * 1000.0)
+    stalls = [g for t in trials for g in t.get("machine_stalls_ms", [])]
+    row["machine_stalls"] = len(stalls)
+    row["machine_stall_max_ms"] = max(stalls, default=0.0)
+    row["contaminated_trials"] = sum(1 for t in trials if t.get("foreign_raised_kworkers"))
     return row
 
 
 def table(rows: dict[str, dict[str, Any]], reference: str | None) -> str:
     head = (
         "| variant | frames (lost) | p50 | p90 | p99 | p99.9 | max | > 4 ms | > 8 ms "
-        "| median trial p99 | vs " + (reference or "-") + " |"
+        "| median trial p99 | vs " + (reference or "-") + " | machine stalls (max ms) |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     ref = rows.get(reference or "", {}).get("median_trial_p99_ms")
     for name, r in rows.items():
         if "p50_ms" not in r:
-            lines.append(f"| {name} | 0 ({r['lost']}) |" + " — |" * 9)
+            lines.append(f"| {name} | 0 ({r['lost']}) |" + " — |" * 10)
             continue
         ratio = "—" if not ref else f"{r['median_trial_p99_ms'] / ref:.2f}x"
         lines.append(
             f"| {name} | {r['frames']} ({r['lost']}) | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} "
             f"| {r['p99_ms']:.2f} | {r['p99.9_ms']:.2f} | {r['max_ms']:.2f} "
-            f"| {r['over_4ms']} | {r['over_8ms']} | {r['median_trial_p99_ms']:.2f} | {ratio} |"
+            f"| {r['over_4ms']} | {r['over_8ms']} | {r['median_trial_p99_ms']:.2f} | {ratio} "
+            f"| {r['machine_stalls']} ({r['machine_stall_max_ms']:.0f}) |"
         )
     return "\n".join(lines)
 
@@ -316,9 +374,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="write the summary (and per-trial figures) here")
     ap.add_argument("--board", help=argparse.SUPPRESS)  # internal: run one board
+    ap.add_argument("--monitor", help=argparse.SUPPRESS)  # internal: the stall monitor
     args = ap.parse_args(argv)
     if args.board:
         board_main(json.loads(args.board))
+        return 0
+    if args.monitor:
+        monitor_main(json.loads(args.monitor))
         return 0
     if args.quick:
         args.seconds, args.repeats = 6.0, 1
@@ -353,6 +415,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.repeats} x {args.seconds:g} s per variant, interleaved; ms.\n"
     )
     print(table(rows, names[0]))
+    for name, r in rows.items():
+        if r.get("contaminated_trials"):
+            print(
+                f"\nwarning: {name}: in {r['contaminated_trials']} trial(s) another process had "
+                "already raised the kernel's pty workers (a fabric running elsewhere): "
+                "that variant did not run as named; measure again on an idle machine."
+            )
     if args.json:
         doc = {
             "host": os.uname().nodename,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -29,12 +30,14 @@ from voter.keys import generate_key
 
 #: Median one-way latency of a pty link beyond the wire time (board pty -> kernel -> fabric
 #: -> kernel -> board pty) with the fabric's kworker boost on, as firmware-sim starts it.
-#: Measured 2026-11-26 on the 2-vCPU VM (other jobs sharing it) by
+#: Measured 2026-12-01 on the 2-vCPU VM (other jobs sharing it) by
 #: `python -m bench.pty_delay --seconds 20 --repeats 4` (4 boards, 50 Hz, 3 ms CPU a tick,
 #: 921600 baud): p50 0.64 ms, of which 0.445 ms is the wire time of a 41-byte frame
 #: (193 µs beyond; 170 µs in an earlier run); without the boost 1.28 ms beyond. The boards
 #: refine it at run time with their two-way exchange: this is the starting value.
 PTY_LINK_LATENCY_US = 190.0
+#: The same without the boost (VOTER_KWORKER_PRIORITY=off, or not root), same run: 1.28 ms.
+PTY_LINK_LATENCY_UNBOOSTED_US = 1280.0
 #: set to "off" (or a priority) to change the fabric's kworker boost; see kworker_priority
 KWORKER_ENV = "VOTER_KWORKER_PRIORITY"
 #: 4 boards starting at once on a loaded 2-core machine took up to ~2.7 s (measured)
@@ -62,6 +65,12 @@ def kworker_priority() -> int | None:
     return KWORKER_PRIORITY
 
 
+def default_link_latency_us(kworker_priority: int | None) -> float:
+    """The measured pty latency for the transport the fabric will give: boosted only as root."""
+    boosted = kworker_priority is not None and os.geteuid() == 0
+    return PTY_LINK_LATENCY_US if boosted else PTY_LINK_LATENCY_UNBOOSTED_US
+
+
 @dataclass
 class SimCluster:
     out: Path
@@ -73,7 +82,8 @@ class SimCluster:
     seed: int = 0
     channels: tuple[str, ...] = ("altitude_m", "airspeed_mps", "pitch_deg")
     link_faults: list[dict[str, Any]] = field(default_factory=list)
-    link_latency_us: float = PTY_LINK_LATENCY_US
+    #: NaN = the measured figure for the transport this cluster will have (boosted or not)
+    link_latency_us: float = math.nan
     realtime: bool = True
     #: the fabric raises the kernel's pty workers to this SCHED_FIFO priority (None = not)
     kworker_priority: int | None = field(default_factory=kworker_priority)
@@ -86,6 +96,10 @@ class SimCluster:
     cfg: ClusterConfig | None = None
     restarts: dict[int, int] = field(default_factory=dict)
     _sock_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.link_latency_us):
+            self.link_latency_us = default_link_latency_us(self.kworker_priority)
 
     @property
     def config_path(self) -> Path:

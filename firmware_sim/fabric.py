@@ -235,7 +235,8 @@ class KworkerBoost:
     def restore(self) -> None:
         with contextlib.suppress(OSError):
             (self._holders / str(os.getpid())).unlink(missing_ok=True)
-        if self.raised and not self._other_holders():
+        # the last fabric out restores, also when the workers were raised by another one
+        if self.priority is not None and not self.refused and not self._other_holders():
             for pid in unbound_kworkers():  # by name: a pid may have been reused since
                 with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
                     if os.sched_getparam(pid).sched_priority == self.priority:

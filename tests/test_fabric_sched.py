@@ -88,3 +88,32 @@ def test_cluster_kworker_priority_follows_the_environment(
     else:
         monkeypatch.setenv(KWORKER_ENV, env)
     assert expected == kworker_priority()
+
+
+def test_boards_start_from_the_latency_of_the_transport_they_get(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Boosted (root) -> the boosted median; no boost or no root -> the unboosted one."""
+    from firmware_sim import cluster
+
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert cluster.PTY_LINK_LATENCY_US == cluster.default_link_latency_us(25)
+    assert cluster.PTY_LINK_LATENCY_UNBOOSTED_US == cluster.default_link_latency_us(None)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert cluster.PTY_LINK_LATENCY_UNBOOSTED_US == cluster.default_link_latency_us(25)
+
+
+def test_the_last_fabric_out_restores_workers_another_raised(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Workers already at our priority (raised by a fabric now gone) go back to normal."""
+    restored: list[int] = []
+    monkeypatch.setattr(fabric_mod, "unbound_kworkers", lambda known=None: [101, 102])
+    monkeypatch.setattr(os, "sched_getscheduler", lambda pid: os.SCHED_FIFO)
+    monkeypatch.setattr(os, "sched_getparam", lambda pid: os.sched_param(25))
+    monkeypatch.setattr(os, "sched_setscheduler", lambda pid, *a: restored.append(pid))
+    monkeypatch.setattr(fabric_mod.tempfile, "gettempdir", lambda: str(tmp_path))
+    boost = KworkerBoost(25)
+    boost.refresh()  # nothing to raise: both already at FIFO
+    boost.restore()
+    assert ([], [101, 102]) == (sorted(boost.raised), restored)
