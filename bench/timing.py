@@ -34,9 +34,18 @@ def _pct(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def one_run(out: Path, algorithm: str, tick_hz: float, ticks: int, seed: int) -> dict[str, Any]:
-    spec = RunSpec(out=out, algorithm="sm" if algorithm == "sm" else "om", tick_hz=tick_hz)
-    spec.ticks, spec.seed = ticks, seed
+def one_run(
+    out: Path, algorithm: str, tick_hz: float, ticks: int, seed: int, baud: int, fail_silent: bool
+) -> dict[str, Any]:
+    spec = RunSpec(
+        out=out,
+        algorithm="sm" if algorithm == "sm" else "om",
+        tick_hz=tick_hz,
+        ticks=ticks,
+        seed=seed,
+        baud=baud,
+        fail_silent=fail_silent,
+    )
     res = run(spec)
     c = res.check
     logs = read_run(out, spec.nodes)
@@ -67,13 +76,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--algorithm", choices=("om", "sm"), default="om")
     ap.add_argument("--tick-hz", type=float, default=50.0)
     ap.add_argument("--ticks", type=int, default=300)
+    ap.add_argument("--baud", type=int, default=921600)
+    ap.add_argument(
+        "--no-fail-silent", action="store_true", help="boards publish every decision (debug)"
+    )
     ap.add_argument("--json", type=Path, default=None, help="write the pooled figures here")
     args = ap.parse_args(argv)
     runs: list[dict[str, Any]] = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="voter-timing-") as tmp:
         for i in range(args.runs):
-            r = one_run(Path(tmp) / f"r{i}", args.algorithm, args.tick_hz, args.ticks, seed=i)
+            r = one_run(
+                Path(tmp) / f"r{i}",
+                args.algorithm,
+                args.tick_hz,
+                args.ticks,
+                i,
+                args.baud,
+                not args.no_fail_silent,
+            )
             runs.append(r)
             done = i + 1
             rate = done / (time.monotonic() - started)
@@ -94,6 +115,8 @@ def main(argv: list[str] | None = None) -> None:
         "algorithm": args.algorithm,
         "tick_hz": args.tick_hz,
         "ticks": args.ticks,
+        "baud": args.baud,
+        "fail_silent": not args.no_fail_silent,
         "runs": args.runs,
         "runs_with_violations": sum(1 for r in runs if sum(r["violations"].values())),
         "violations": {k: sum(r["violations"][k] for r in runs) for k in runs[0]["violations"]},
