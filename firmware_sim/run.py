@@ -352,6 +352,20 @@ def summary(res: RunResult) -> str:
         _availability_line(c),
         _withheld_line(c),
     ]
+    # Outages before the last tick (the last one has no next tick to confirm it).
+    outs = {
+        i: [r for r in runs if r[0] + r[1] < s.ticks - 1] for i, runs in c.outages.items()
+    }
+    if any(outs.values()):
+        lines.append(
+            "back to publishing after: "
+            + "; ".join(
+                f"board {i}: {len(r)} outage(s), longest {max(n for _, n in r)} tick(s) "
+                f"from tick {max(r, key=lambda x: x[1])[0]}"
+                for i, r in sorted(outs.items())
+                if r
+            )
+        )
     longest, longest_at = c.undetected()
     if longest:
         lines.append(

@@ -149,6 +149,9 @@ class CheckResult:
     published_up: dict[int, int] = field(default_factory=dict)
     #: per loyal board: withheld lines per reason
     withheld: dict[int, dict[str, int]] = field(default_factory=dict)
+    #: per loyal board: runs of ticks up but not published, as (first tick, ticks): how long
+    #: a board that lost its timing took to publish again (the first 20 runs)
+    outages: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
 
     def add(self, v: Violation) -> None:
         self.counts[v.prop] += 1
@@ -238,6 +241,9 @@ class CheckResult:
             },
             "undetected": longest,
             "undetected_from_tick": longest_at,
+            "outages": {
+                str(i): [list(run) for run in runs] for i, runs in sorted(self.outages.items())
+            },
             "violation_counts": self.counts,
             "violations": [v.to_json() for v in self.violations],
         }
@@ -350,6 +356,16 @@ def _check_liveness(res: CheckResult, log: NodeLog, window: tuple[int, int] | No
             continue
         res.ticks_up[i] += hi - lo + 1
         res.published_up[i] += sum(1 for t in range(lo, hi + 1) if log.published(t) is not None)
+        runs = res.outages.setdefault(i, [])
+        first: int | None = None
+        for t in range(lo, hi + 2):
+            dark = t <= hi and log.published(t) is None
+            if dark and first is None:
+                first = t
+            elif not dark and first is not None:
+                if len(runs) < 20:
+                    runs.append((first, t - first))
+                first = None
         skipped = log.skipped()
         missing = [t for t in range(lo, hi + 1) if t not in log.decisions and t not in skipped]
         for t in missing[:5]:

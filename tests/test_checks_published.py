@@ -377,3 +377,14 @@ def test_declared_skips_are_lost_availability_not_missing_decisions() -> None:
     assert res.counts["liveness"] == 2
     assert {v.nodes[0] for v in res.violations if v.prop == "liveness"} == {3}
     assert res.to_json()["availability"]["2"] == 0.8
+
+
+def test_outages_say_how_long_a_board_took_to_publish_again() -> None:
+    """Board 1 withheld ticks 3-5 and skipped 8: two outages, (3, 3) and (8, 1)."""
+    logs = cluster()
+    for t in (3, 4, 5):
+        logs[1].decisions[t]["withheld"] = "stall"
+    del logs[1].decisions[8]
+    logs[1].events.append({"event": "skip", "node": 1, "tick": 8, "to": 9})
+    doc = check(logs, [], window=(0, 9), period_us=PERIOD_US).to_json()
+    assert doc["outages"]["1"] == [[3, 3], [8, 1]] and doc["outages"]["0"] == []
