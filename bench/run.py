@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CHANNELS = 3
 BAUDS = (115200, 921600, 3_000_000)
 VALUE_BYTES = 8 * CHANNELS  # float64 per channel
+#: a rate is sustained when every board publishes this share of its ticks (issue 10's target)
+SUSTAINED = 0.99
 SIG_BYTES = 64
 CRC_BYTES = 4
 ALGS: tuple[Algorithm, Algorithm] = ("om", "sm")
@@ -149,7 +151,13 @@ MIN_REALTIME_HZ = 5.0
 def realtime(
     alg: Algorithm, baud: int, rates: Sequence[float], ticks: int, out: Path
 ) -> dict[str, Any]:
-    """Highest tick rate at which >= 99.9 % of ticks are decided on time on 4 pty boards."""
+    """Highest tick rate at which 4 pty boards publish >= 99 % of their ticks, safely.
+
+    A board-tick counts when the board published it (did not withhold it), decided it
+    within the period and held every entry; the last tick is left out (no next tick
+    can confirm it). A rate where a published disagreement appears does not count,
+    whatever its availability.
+    """
     from firmware_sim.run import FeasibilityError, RunSpec, run
 
     best: float | None = None
@@ -170,21 +178,21 @@ def realtime(
             path = spec.out / f"node{i}.jsonl"
             for line in path.read_text().splitlines():
                 x = json.loads(line)
-                if "vector" not in x:
+                if "vector" not in x or x["tick"] >= n_ticks - 1:
                     continue
                 total += 1
                 ok = (
-                    all(v is not None for v in x["vector"])
-                    and x["late"] == 0
+                    "withheld" not in x
+                    and all(v is not None for v in x["vector"])
                     and x.get("decided_us", 0) <= 1e6 / hz
                 )
                 on_time += ok
-                lat.append(x["lateness_us"])
+                lat.append(x.get("lateness_us") or 0.0)
                 dec.append(x.get("decided_us", 0.0))
-        expected = 4 * n_ticks
-        frac = on_time / expected if expected else 0.0
+        expected = 4 * (n_ticks - 1)
+        frac = on_time / expected if expected and res.check.safe else 0.0
         detail[f"{hz:g}"] = {"on_time": round(frac, 5), "decided": total, "holds": res.check.holds}
-        if frac >= 0.999:
+        if frac >= SUSTAINED:
             detail["latency_us_median"] = statistics.median(dec)
             detail["latency_us_p99"] = sorted(dec)[int(0.99 * len(dec))]
             detail["lateness_us_median"] = statistics.median(lat)
@@ -193,7 +201,7 @@ def realtime(
 
     for hz in rates:
         frac = on_time_at(hz)
-        if frac is None or frac < 0.999:
+        if frac is None or frac < SUSTAINED:
             break
         best = hz
     # A slow machine can miss even the first rate tried (25 % of a wire limit that the
@@ -201,7 +209,7 @@ def realtime(
     hz = rates[0] / 2 if rates else 0.0
     while best is None and hz >= MIN_REALTIME_HZ:
         frac = on_time_at(round(hz, 1))
-        if frac is not None and frac >= 0.999:
+        if frac is not None and frac >= SUSTAINED:
             best = round(hz, 1)
         hz /= 2
     detail["max_hz_on_time"] = best
@@ -402,7 +410,7 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "### Real time: 4 voterd processes on ptys through the link fabric",
         "",
-        "| algorithm | link | max Hz with ≥ 99.9 % on time | wire-limited Hz | "
+        "| algorithm | link | max Hz with ≥ 99 % published on time | wire-limited Hz | "
         "decided after t0 (median / p99) | tick lateness (median / p99) | on time at each rate |",
         "|---|---|---|---|---|---|---|",
     ]
