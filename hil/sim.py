@@ -121,6 +121,7 @@ class _SimBoard:
             algorithm=sim.cfg.algorithm,
             sabotage=sim.faults[node],
         )
+        self.driver.stop_after = sim.cfg.ticks - 1
         self.up = True
         self.busy_until = 0.0
         self.wake_gen = 0
@@ -284,10 +285,11 @@ class Simulator:
             self._schedule(i, b.busy_until)
             return
         d = b.driver
+        if d.finished:
+            # Done; its last decision was confirmed by round 1 of the tick after it.
+            self._finish_board(i, t)
+            return
         if d.round == 0:
-            if d.tick >= self.cfg.ticks:
-                self._finish_board(i, t)
-                return
             if self._lifecycle(i, t, d.tick):
                 return
             step = self.faults[i].clock_step_s(d.tick)

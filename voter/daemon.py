@@ -163,6 +163,7 @@ class Daemon:
             sabotage=self.faults if opts.hil else None,
             cpu_clock=time.process_time,
         )
+        self.driver.stop_after = opts.until_tick
         self.joiner = JoinListener(self.period)
         self.joining = True
         self.notifier = Notifier()
@@ -482,11 +483,8 @@ class Daemon:
             # The one unbounded loop of the daemon: one iteration per deadline until SIGTERM.
             while not self.stopping:
                 d = self.driver
-                if d.round == 0:
-                    if self.opts.until_tick is not None and d.tick > self.opts.until_tick:
-                        break
-                    if self.opts.max_ticks is not None and self.decided >= self.opts.max_ticks:
-                        break
+                if self._done_ticking(d):
+                    break
                 self.wait_until(d.next_deadline(), done=self._deadline_passed)
                 if self.stopping:
                     break
@@ -515,6 +513,13 @@ class Daemon:
         )
         self._close()
         return EXIT_OK
+
+    def _done_ticking(self, d: TickDriver) -> bool:
+        """Past --until-tick / --ticks; a last decision awaiting confirmation first gets the
+        next tick's round 1 (the tick itself is not decided)."""
+        if self.opts.max_ticks is not None and self.decided >= self.opts.max_ticks:
+            return True
+        return d.finished
 
     def _deadline_passed(self) -> bool:
         return bool(self.clock.now() >= self.driver.next_deadline())

@@ -262,6 +262,9 @@ class TickDriver:
         self._far = JoinListener(timing.period_s)
         self._far_ticks = 0
         self._overrun_at = -(10**9)
+        #: the last tick to decide (None: run until stopped); see `finished`
+        self.stop_after: int | None = None
+        self._halted = False
 
     # -- time ----------------------------------------------------------------------
     def vt(self, now: float) -> float:
@@ -287,7 +290,7 @@ class TickDriver:
     # -- the calls ---------------------------------------------------------------------
     def wake(self, now: float) -> Actions:
         """The deadline has come: open the tick, or close the open round."""
-        if now < self.next_deadline():
+        if now < self.next_deadline() or self.finished:
             return Actions()
         if self.round == 0:
             return self._open(now)
@@ -310,7 +313,7 @@ class TickDriver:
                 # not vouch for the tick.
                 self._stalled = True
         self.board.on_frame(peer, item)
-        if self.round and self.board.round_complete():
+        if self.round and not self._halted and self.board.round_complete():
             return self._close_round(now, early=True)
         return Actions()
 
@@ -330,6 +333,16 @@ class TickDriver:
             out.extend(self._settle(report, now))
             out.decided = report.decision.tick
         return out
+
+    @property
+    def finished(self) -> bool:
+        """Past `stop_after`, with nothing left to confirm.
+
+        A board that stops after tick k still runs round 1 of tick k+1 (and decides
+        nothing more), so its decision of k is confirmed like every other."""
+        if self.stop_after is None or self.tick <= self.stop_after:
+            return False
+        return self._halted or (self.round == 0 and self._pending is None)
 
     def stop(self, now: float) -> Actions:
         """The board stops: a decision still waiting for confirmation is withheld."""
@@ -508,6 +521,9 @@ class TickDriver:
         k, r = self.tick, self.round
         if r == 1:
             self._round1_closed(now, out)
+            if self.stop_after is not None and k > self.stop_after:
+                self._halted = True  # this round 1 only confirmed the last tick
+                return out
         frames = self.board.next_round()
         if r < self.rounds:
             self.round = r + 1
