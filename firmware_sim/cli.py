@@ -130,3 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     r.set_defaults(func=_run)
     args = parser.parse_args(argv)
     raise SystemExit(args.func(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -71,7 +71,9 @@ class LiveView:
         # Incrementally sum counters from each log (only the new bytes are read).
         for i in range(self.spec.nodes):
             path = cluster.log_path(i)
-            t = self.totals.setdefault(i, {"dropped": 0, "late": 0, "corrected": 0, "ticks": 0})
+            t = self.totals.setdefault(
+                i, {"dropped": 0, "late": 0, "corrected": 0, "ticks": 0, "withheld": 0}
+            )
             try:
                 with path.open("rb") as fh:
                     fh.seek(self._offsets.get(i, 0))
@@ -90,6 +92,7 @@ class LiveView:
                     t["dropped"] += int(obj.get("dropped", 0))
                     t["late"] += int(obj.get("late", 0))
                     t["corrected"] += int(obj.get("corrected", 0))
+                    t["withheld"] += 1 if obj.get("withheld") else 0
 
     def _render(
         self, lines: dict[int, dict[str, Any] | None], cluster: SimCluster | None = None
@@ -103,6 +106,7 @@ class LiveView:
             "own reading",
             "voted output",
             "vector ok",
+            "withheld",
             "dropped",
             "late",
             "ECC fixed",
@@ -114,7 +118,7 @@ class LiveView:
             t = self.totals.get(i, {})
             alive = cluster is None or i in cluster.running()
             if line is None:
-                table.add_row(str(i), role, "-", "", "", "", "", "", "")
+                table.add_row(str(i), role, "-", "", "", "", "", "", "", "")
                 continue
             ok = sum(1 for v in line["vector"] if v is not None)
             table.add_row(
@@ -124,11 +128,17 @@ class LiveView:
                 _fmt(line.get("local")),
                 _fmt(line.get("output")),
                 f"{ok}/{s.nodes}",
+                str(t.get("withheld", 0)),
                 str(t.get("dropped", 0)),
                 str(t.get("late", 0)),
                 str(t.get("corrected", 0)),
             )
-        loyal = [x for i, x in lines.items() if i not in self.traitors and x is not None]
+        # Only published decisions count: a withheld one was never output.
+        loyal = [
+            x
+            for i, x in lines.items()
+            if i not in self.traitors and x is not None and not x.get("withheld")
+        ]
         common = {
             json.dumps(x["vector"])
             for x in loyal

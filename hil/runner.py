@@ -24,7 +24,7 @@ from hil.campaign import (
     scenario_toml,
     shrink,
 )
-from hil.faultspec import faulty_nodes
+from hil.faultspec import FaultSpecError, faulty_nodes, validate_run
 from hil.report import fault_windows, timeline_png, write_all
 from hil.rig import Rig, RigError, load_rig
 
@@ -67,6 +67,11 @@ def select(c: Campaign, opts: Options) -> list[Scenario]:
         chosen = [replace(s, seed=opts.seed) for s in chosen]
     if opts.ticks is not None:
         chosen = [replace(s, ticks=opts.ticks) for s in chosen]
+        for s in chosen:  # a fault past the shortened run would silently never fire
+            try:
+                validate_run(list(s.faults), s.ticks, s.tick_hz)
+            except FaultSpecError as e:
+                raise CampaignError(f"--ticks {opts.ticks}: scenario {s.name!r}: {e}") from None
     if opts.tick_hz is not None:
         chosen = [replace(s, tick_hz=min(s.tick_hz, opts.tick_hz)) for s in chosen]
     if opts.shard is not None:

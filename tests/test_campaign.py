@@ -296,3 +296,10 @@ def test_serial_mode_says_what_it_needs(tmp_path: Path) -> None:
     )
     assert 2 == proc.returncode and "needs --rig RIG.toml" in proc.stderr
     assert 1 == len(proc.stderr.strip().splitlines())
+
+
+def test_ticks_override_that_cuts_off_a_fault_is_one_line(tmp_path: Path) -> None:
+    """--ticks 50 on stall.toml would drop stalls at ticks 100-200 silently: refused instead."""
+    proc, _ = campaign(tmp_path, "stall", "--ticks", "50")
+    assert 2 == proc.returncode and "Traceback" not in proc.stderr
+    assert "beyond the run" in proc.stderr and 1 == len(proc.stderr.strip().splitlines())

@@ -14,9 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from voter.core.board import TickReport
-from voter.core.ic import as_json_vector
-
 #: A board at 50 Hz writes ~1.3 GB a day; past this size the log is rotated.
 ROTATE_BYTES = 256 * 1024 * 1024
 KEEP_FILES = 3
@@ -39,22 +36,6 @@ class DecisionLog:
         self.lines = 0
         #: HIL over a serial control port: every line also goes to the rig (must not raise)
         self.tap: Callable[[str], None] | None = None
-
-    def decision(self, report: TickReport, algorithm: str, **extra: Any) -> None:
-        d = report.decision
-        line: dict[str, Any] = {
-            "tick": d.tick,
-            "node": d.node,
-            "algorithm": algorithm,
-            "local": list(d.local) if isinstance(d.local, tuple) else d.local,
-            "vector": as_json_vector(d.vector),
-            "output": list(d.output),
-            "messages": d.messages,
-            "late": report.late,
-            "dropped": report.dropped,
-        }
-        line.update(extra)
-        self._write(line)
 
     def event(self, event: str, **fields: Any) -> None:
         self._write({"event": event, **fields})
