@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hil.faultspec import EXAMPLES, KINDS
 from voter._cli_util import fail
+from voter.core.driver import PUBLISH_MODES, parse_publish
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -43,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         faults=faults,
         realtime=not args.no_realtime,
-        publish=args.publish,
+        publish=parse_publish(args.publish),
         fail_silent=not args.no_fail_silent,
     )
     view = LiveView(spec) if args.live or (args.live is None and sys.stdout.isatty()) else None
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--no-realtime", action="store_true", help="boards do not ask for SCHED_FIFO")
     r.add_argument(
         "--publish",
-        choices=("confirmed", "immediate"),
+        choices=PUBLISH_MODES,
         default="confirmed",
         help="publish a tick once the next tick confirms it (default), or at once",
     )

@@ -26,6 +26,7 @@ from typing import Any
 
 from firmware_sim.fabric import KWORKER_PRIORITY, FabricError, start_process, stop_process
 from voter.config import ClusterConfig, NodeConfig, dump_cluster
+from voter.core.driver import Publish
 from voter.keys import generate_key
 
 #: Median one-way latency of a pty link beyond the wire time (board pty -> kernel -> fabric
@@ -88,7 +89,7 @@ class SimCluster:
     #: the fabric raises the kernel's pty workers to this SCHED_FIFO priority (None = not)
     kworker_priority: int | None = field(default_factory=kworker_priority)
     output_socket: str = ""  # may contain {node}
-    publish: str = "confirmed"
+    publish: Publish = "confirmed"
     fail_silent: bool = True
     procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     fabric: subprocess.Popen[bytes] | None = None

@@ -23,6 +23,7 @@ from firmware_sim.cluster import CONFIG_BAUD_UNLIMITED, SimCluster
 from hil.checks import CheckResult, NodeLog, check, read_run, timing_trouble, withheld_reason
 from hil.faultspec import Fault, fault_budget, faulty_nodes
 from voter.budget import TimingBudget, admit, check_cluster, measure_tick_cpu
+from voter.core.driver import Publish
 from voter.core.protocol import Algorithm
 
 RESTART_DELAY_S = 0.5  # systemd RestartSec in the shipped unit is 1 s; the sim is quicker
@@ -44,7 +45,7 @@ class RunSpec:
     seed: int = 0
     faults: list[Fault] = field(default_factory=list)
     realtime: bool = True
-    publish: str = "confirmed"
+    publish: Publish = "confirmed"
     fail_silent: bool = True
 
 

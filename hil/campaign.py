@@ -27,6 +27,7 @@ from hil.faultspec import (
 )
 from hil.rig import Rig, mismatch
 from hil.sim import SimConfig, simulate
+from voter.core.driver import Publish, parse_publish
 from voter.core.protocol import Algorithm
 
 MODES = ("sim", "pty", "serial")
@@ -83,7 +84,7 @@ class Scenario:
     tick_hz: float = 50.0
     baud: int = 921600
     #: the boards' publication mode ("confirmed" | "immediate", docs/design.md, Timing)
-    publish: str = "confirmed"
+    publish: Publish = "confirmed"
     #: false: the raw algorithm's decisions, every one published (theorem demonstrations)
     fail_silent: bool = True
 
@@ -158,7 +159,7 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         tick_hz = float(t.get("tick_hz", 50.0))
         baud = int(t.get("baud", 921600))
         sc_seed = int(t.get("seed", seed))
-        publish = str(t.get("publish", "confirmed"))
+        publish_raw = t.get("publish", "confirmed")
         fail_silent = t.get("fail_silent", True)
     except KeyError as e:
         raise CampaignError(f"{where}: missing key {e.args[0]}") from None
@@ -169,8 +170,10 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         raise CampaignError(f"{where}: algorithm must be 'om' or 'sm'")
     if expect not in ("safe", "violation"):
         raise CampaignError(f"{where}: expect must be 'safe' or 'violation'")
-    if publish not in ("confirmed", "immediate"):
-        raise CampaignError(f"{where}: publish must be 'confirmed' or 'immediate'")
+    try:
+        publish = parse_publish(publish_raw)
+    except ValueError as e:
+        raise CampaignError(f"{where}: {e}") from None
     if not isinstance(fail_silent, bool):
         raise CampaignError(f"{where}: fail_silent must be true or false")
     if not 2 <= nodes <= 16 or not 0 <= m <= 6 or sc_ticks < 1 or not 0 < tick_hz <= 1000:
@@ -205,7 +208,7 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         sc_seed,
         tick_hz,
         baud,
-        "immediate" if publish == "immediate" else "confirmed",
+        publish,
         fail_silent,
     )
 
@@ -277,7 +280,7 @@ def _sim_config(sc: Scenario) -> SimConfig:
         baud=sc.baud,
         seed=sc.seed,
         faults=list(sc.faults),
-        publish="immediate" if sc.publish == "immediate" else "confirmed",
+        publish=sc.publish,
         fail_silent=sc.fail_silent,
     )
 

@@ -20,17 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: Reasons the boards write in `withheld` (SPEC.md); any other string is still honoured.
-WITHHELD_REASONS = (
-    "late-send",
-    "late-decide",
-    "stall",
-    "clock",
-    "missing",
-    "minority",
-    "unconfirmed",
-    "joining",
-)
+from voter.core.driver import WITHHELD_REASONS as DRIVER_WITHHELD_REASONS
+
+#: Reasons the boards write in `withheld` (SPEC.md; the tick driver's list); any other
+#: string is still honoured.
+WITHHELD_REASONS = DRIVER_WITHHELD_REASONS
 
 
 def withheld_reason(line: Mapping[str, Any]) -> str | None:

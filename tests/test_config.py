@@ -245,6 +245,9 @@ BAD_CASES: list[tuple[str, str, str, str]] = [
     ("csv no path", 'kind = "sim", seed = 0', 'kind = "csv"', "node[0].sensor.path"),
     ("sensor nested", 'kind = "sim", seed = 0', 'kind = "sim", x = { y = 1 }', "node[0].sensor.x"),
     ("sensor str", '{ kind = "sim", seed = 0 }', '"sim"', "node[0].sensor: must be a table"),
+    ("publish mode", "baud = 921600", 'baud = 921600\npublish = "eager"', "cluster.publish"),
+    ("precision", "baud = 921600", "baud = 921600\nprecision_ms = -1", "cluster.precision_ms"),
+    ("fail_silent", "baud = 921600", 'baud = 921600\nfail_silent = "no"', "cluster.fail_silent"),
 ]
 
 

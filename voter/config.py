@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from voter.core.driver import Publish, parse_publish
 from voter.keys import KeyFileError, parse_public_key
 
 ALGORITHMS = ("om", "sm")
@@ -44,7 +45,7 @@ _CLUSTER_OPTIONAL = (
     "precision_ms",
     "fail_silent",
 )
-PUBLISH_MODES = ("confirmed", "immediate")
+
 _NODE_REQUIRED = ("id", "public_key", "key_file", "links")
 _NODE_OPTIONAL = ("control", "sensor")
 
@@ -81,7 +82,7 @@ class ClusterConfig:
     nodes: tuple[NodeConfig, ...]
     path: Path
     #: "confirmed": tick k is published once tick k+1's digests confirm it; "immediate": at once
-    publish: str = "confirmed"
+    publish: Publish = "confirmed"
     #: the clock precision a board must keep to vouch for its timing (0 = slot / 8)
     precision_ms: float = 0.0
     #: debug only: false publishes every decision (no self-checks, no clique avoidance)
@@ -256,9 +257,10 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
     log_dir = (base / log_dir_s).resolve()
     output_socket = c.string(cl.get("output_socket", ""), "cluster.output_socket")
     _check_template(c, output_socket, "cluster.output_socket")
-    publish = c.string(cl.get("publish", "confirmed"), "cluster.publish")
-    if publish not in PUBLISH_MODES:
-        raise c.error("cluster.publish", f'must be "confirmed" or "immediate", got {publish!r}')
+    try:
+        publish = parse_publish(c.string(cl.get("publish", "confirmed"), "cluster.publish"))
+    except ValueError as e:
+        raise c.error("cluster.publish", str(e).removeprefix("publish ")) from None
     precision_ms = cl.get("precision_ms", 0.0)
     if isinstance(precision_ms, bool) or not isinstance(precision_ms, int | float):
         raise c.error("cluster.precision_ms", f"must be a number, got {_tname(precision_ms)}")

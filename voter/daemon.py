@@ -152,7 +152,7 @@ class Daemon:
             precision_s=cfg.precision_ms / 1000,
             latency_s=opts.link_latency_s,
             wire_s=opts.wire_s,
-            publish="immediate" if cfg.publish == "immediate" else "confirmed",
+            publish=cfg.publish,
             fail_silent=cfg.fail_silent,
         )
         self.driver = TickDriver(

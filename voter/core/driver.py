@@ -55,6 +55,15 @@ from voter.core.values import Value
 Publish = Literal["immediate", "confirmed"]
 PUBLISH_MODES: tuple[Publish, ...] = ("confirmed", "immediate")
 
+
+def parse_publish(text: object) -> Publish:
+    """A publication mode from a config file, a campaign or a command line (ValueError)."""
+    for mode in PUBLISH_MODES:
+        if text == mode:
+            return mode
+    raise ValueError(f'publish must be "confirmed" or "immediate", got {text!r}')
+
+
 #: withheld reasons, in the order they are checked (the first that applies is logged)
 LATE_SEND = "late-send"
 STALL = "stall"
@@ -159,9 +168,6 @@ class Actions:
             self.stall_s, self.stall_when = other.stall_s, other.stall_when
         if other.decided is not None:
             self.decided = other.decided
-
-    def __bool__(self) -> bool:
-        return bool(self.sends or self.lines or self.publish or self.stall_s)
 
 
 @dataclass
