@@ -1,6 +1,6 @@
 """One-way frame delay through the pty link fabric, under a board-like load.
 
-`python -m bench.pty_delay` starts the real link fabric (firmware_sim.fabric, its own
+`python -m bench.pty_delay` starts the real link fabric (hil.fabric, its own
 process, baud emulated) and N=4 "board" processes that open their pty ends with
 pyserial exactly as voterd does. Every board runs a 50 Hz tick with two round slots
 (OM(1): 0.8 T / 2 each); at the start of each round it does a CPU burst of pure-Python
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from firmware_sim.fabric import (
+from hil.fabric import (
     KWORKER_PRIORITY,
     Sched,
     apply_sched,
@@ -50,7 +50,7 @@ ROUNDS = 2
 CHUNK_S = 0.0001  # a burst polls its ports between chunks of about this much work
 #: bursts: CPU per round at its start (compose), as a fraction of the tick's burst
 ROUND_SHARE = (0.4, 0.6)
-BOARD_START_MARGIN_S = 3.0  # as firmware_sim.cluster: a late board would flush early frames
+BOARD_START_MARGIN_S = 3.0  # as hil.cluster: a late board would flush early frames
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
 

@@ -29,7 +29,7 @@ from voter.core.board import Board
 from voter.core.frame import DIGEST_BYTES, Frame, FrameSplitter, SyncBlock, encode_frame
 from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm
-from voter.testing import board_keys
+from voter.simkeys import board_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 CHANNELS = 3
@@ -158,7 +158,7 @@ def realtime(
     can confirm it). A rate where a published disagreement appears does not count,
     whatever its availability.
     """
-    from firmware_sim.run import FeasibilityError, RunSpec, run
+    from hil.pty_run import FeasibilityError, RunSpec, run
 
     best: float | None = None
     detail: dict[str, Any] = {}

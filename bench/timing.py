@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from firmware_sim.run import RunSpec, run
 from hil.checks import read_run
+from hil.pty_run import RunSpec, run
 
 
 def _pct(values: list[float], q: float) -> float | None:

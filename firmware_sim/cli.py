@@ -13,10 +13,10 @@ from voter.core.driver import PUBLISH_MODES, parse_publish
 
 
 def _run(args: argparse.Namespace) -> int:
-    from firmware_sim.cluster import ClusterError
-    from firmware_sim.run import FeasibilityError, RunSpec, run, summary
     from firmware_sim.view import LiveView
+    from hil.cluster import ClusterError
     from hil.faultspec import FaultSpecError, parse_fault, validate_run
+    from hil.pty_run import FeasibilityError, RunSpec, run, summary
     from voter.budget import TimingBudget
 
     if not 2 <= args.nodes <= 16:

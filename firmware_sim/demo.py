@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from firmware_sim.cli import main as firmware_sim
-from firmware_sim.cluster import PTY_LINK_LATENCY_US
-from firmware_sim.run import RunSpec, admission
+from hil.cluster import PTY_LINK_LATENCY_US
+from hil.pty_run import RunSpec, admission
 
 OUT = Path("runs/demo")
 WANTED_HZ = 50.0

@@ -17,8 +17,8 @@ from rich.text import Text
 from hil.faultspec import faulty_nodes
 
 if TYPE_CHECKING:
-    from firmware_sim.cluster import SimCluster
-    from firmware_sim.run import RunSpec
+    from hil.cluster import ProcessCluster
+    from hil.pty_run import RunSpec
 
 
 def last_decision(path: Path) -> dict[str, Any] | None:
@@ -62,12 +62,12 @@ class LiveView:
     ) -> None:
         self.live.__exit__(t, e, tb)
 
-    def update(self, cluster: SimCluster, ticks: dict[int, int | None]) -> None:
+    def update(self, cluster: ProcessCluster, ticks: dict[int, int | None]) -> None:
         lines = {i: last_decision(cluster.log_path(i)) for i in range(self.spec.nodes)}
         self._accumulate(cluster)
         self.live.update(self._render(lines, cluster))
 
-    def _accumulate(self, cluster: SimCluster) -> None:
+    def _accumulate(self, cluster: ProcessCluster) -> None:
         # Incrementally sum counters from each log (only the new bytes are read).
         for i in range(self.spec.nodes):
             path = cluster.log_path(i)
@@ -95,7 +95,7 @@ class LiveView:
                     t["withheld"] += 1 if obj.get("withheld") else 0
 
     def _render(
-        self, lines: dict[int, dict[str, Any] | None], cluster: SimCluster | None = None
+        self, lines: dict[int, dict[str, Any] | None], cluster: ProcessCluster | None = None
     ) -> Panel:
         s = self.spec
         table = Table(expand=True, show_edge=False)

@@ -294,7 +294,7 @@ def _judge(sc: Scenario, logs: Mapping[int, NodeLog]) -> CheckResult:
 def _run_pty(sc: Scenario, out: Path, started: float) -> ScenarioResult:
     import time
 
-    from firmware_sim.run import RunSpec, run
+    from hil.pty_run import RunSpec, run
 
     run_dir = out / "runs" / sc.name
     spec = RunSpec(

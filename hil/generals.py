@@ -26,7 +26,7 @@ from voter.core.ic import make_node
 from voter.core.protocol import Algorithm, ConfigError, Params
 from voter.core.rounds import Delivery, run_tick
 from voter.core.values import LabelDomain, Value
-from voter.testing import cluster_keys
+from voter.simkeys import cluster_keys
 
 
 class ScenarioError(ValueError):

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firmware_sim.fabric import FabricError, start_process, stop_process
+from hil.fabric import FabricError, start_process, stop_process
 from hil.faultspec import Fault, fault_budget, faulty_nodes
 from hil.rig import Rig
 from voter.control import ControlPortError, SerialControl, command_packet, parse_line_packet

@@ -52,7 +52,7 @@ from voter.core.protocol import Algorithm
 from voter.core.values import ReadingDomain
 from voter.faults import FRAME_STRATEGIES, FaultState
 from voter.sensors import SimSensor
-from voter.testing import board_keys
+from voter.simkeys import board_keys
 
 CHANNELS = 3
 RESTART_S = 1.0  # systemd RestartSec=1s in the shipped unit

@@ -26,7 +26,7 @@ from voter.core.ic import make_node
 from voter.core.protocol import Algorithm, Params
 from voter.core.rounds import run_tick
 from voter.core.values import LabelDomain, Value
-from voter.testing import cluster_keys
+from voter.simkeys import cluster_keys
 
 VALUES: tuple[str, str] = ("attack", "retreat")
 DEFAULT = "retreat"

@@ -225,8 +225,8 @@ def test_read_run_keeps_withheld_lines_as_decisions(tmp_path: Path) -> None:
 
 def _run_result(tmp_path: Path, logs: dict[int, NodeLog], faults: tuple[str, ...] = ()) -> Any:
     """A firmware-sim RunResult for hand-written logs (no processes): what summary() reads."""
-    from firmware_sim.run import RunResult, RunSpec, _node_totals, diagnose
     from hil.faultspec import parse_fault
+    from hil.pty_run import RunResult, RunSpec, _node_totals, diagnose
 
     spec = RunSpec(out=tmp_path, ticks=10, tick_hz=50.0, faults=[parse_fault(f, 4) for f in faults])
     res = check(logs, [], window=(0, 9), period_us=PERIOD_US)
@@ -247,7 +247,7 @@ def _run_result(tmp_path: Path, logs: dict[int, NodeLog], faults: tuple[str, ...
 
 def test_summary_shows_availability_and_withheld_reasons(tmp_path: Path) -> None:
     """The firmware-sim summary prints availability per loyal board and withheld counts."""
-    from firmware_sim.run import summary
+    from hil.pty_run import summary
 
     logs = cluster()
     logs[2].decisions[4] = line(4, 2, withheld="late-send")
@@ -265,7 +265,7 @@ def test_summary_shows_availability_and_withheld_reasons(tmp_path: Path) -> None
 def test_failed_run_is_diagnosed_as_timing_or_not(tmp_path: Path) -> None:
     """A disagreement on a tick with late frames is put down to timing (lower the rate); one
     on a clean tick is not, and the summary names it."""
-    from firmware_sim.run import summary
+    from hil.pty_run import summary
 
     logs = cluster()
     other = [list(A), list(B), list(C), list(A)]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from firmware_sim.cluster import SimCluster
 from hil.checks import check, read_run
+from hil.cluster import ProcessCluster
 from hil.faultspec import TRAITOR_STRATEGIES
 from tests.conftest import BIN, run_cli
 
@@ -22,11 +22,11 @@ TEST_HZ = 25.0
 
 def run_cluster(
     tmp_path: Path, ticks: int, commands: dict[int, list[dict]] | None = None, **kw: object
-) -> tuple[SimCluster, dict[int, int | None]]:
+) -> tuple[ProcessCluster, dict[int, int | None]]:
     # 25 Hz leaves 16 ms round slots: these tests are about faults, and this shared
     # machine sometimes stalls every process for ~8 ms (seen at 50 Hz as a skipped tick).
     kw.setdefault("tick_hz", TEST_HZ)
-    c = SimCluster(tmp_path / "run", **kw)  # type: ignore[arg-type]
+    c = ProcessCluster(tmp_path / "run", **kw)  # type: ignore[arg-type]
     c.setup()
     try:
         c.start(until_tick=ticks - 1)
@@ -39,7 +39,7 @@ def run_cluster(
     return c, codes
 
 
-def events(c: SimCluster, node: int) -> list[dict]:
+def events(c: ProcessCluster, node: int) -> list[dict]:
     lines = [json.loads(x) for x in c.log_path(node).read_text().splitlines()]
     return [x for x in lines if "event" in x]
 
@@ -52,9 +52,7 @@ def test_four_daemons_decide_every_tick_identically(tmp_path: Path, alg: str) ->
     res = check(read_run(c.out, 4), faulty=[], window=(0, 149))
     assert res.agreement and res.validity and res.liveness
     assert 600 == res.decisions
-    first = next(
-        json.loads(x) for x in c.log_path(0).read_text().splitlines() if '"vector"' in x
-    )
+    first = next(json.loads(x) for x in c.log_path(0).read_text().splitlines() if '"vector"' in x)
     assert {
         "tick",
         "node",
@@ -131,7 +129,7 @@ def test_clock_drift_board_stays_in_step(tmp_path: Path) -> None:
 def test_killed_board_rejoins_from_its_peers(tmp_path: Path) -> None:
     """kill -9 of board 1, restart: it learns the tick from its peers and decides again within
     2 s of its restart (0.5 s later), agreeing with the others."""
-    c = SimCluster(tmp_path / "run", tick_hz=TEST_HZ)
+    c = ProcessCluster(tmp_path / "run", tick_hz=TEST_HZ)
     c.setup()
     try:
         c.start(until_tick=249)
@@ -155,7 +153,7 @@ def test_killed_board_rejoins_from_its_peers(tmp_path: Path) -> None:
 
 def test_sd_notify_ready_watchdog_status_stopping(tmp_path: Path) -> None:
     """Against a real AF_UNIX datagram socket: READY=1, periodic WATCHDOG=1, STATUS=, STOPPING=1."""
-    c = SimCluster(tmp_path / "run")
+    c = ProcessCluster(tmp_path / "run")
     c.setup()
     sock_path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -193,7 +191,7 @@ def test_sd_notify_ready_watchdog_status_stopping(tmp_path: Path) -> None:
 
 def test_busy_port_is_one_clear_line(tmp_path: Path) -> None:
     """A second voterd for a board whose ports are held: exit 2, one line naming the port."""
-    c = SimCluster(tmp_path / "run")
+    c = ProcessCluster(tmp_path / "run")
     c.setup()
     try:
         c.start(until_tick=None)
@@ -207,7 +205,7 @@ def test_busy_port_is_one_clear_line(tmp_path: Path) -> None:
 
 def test_key_readable_by_others_is_refused(tmp_path: Path) -> None:
     """A 0644 key file: voterd refuses with one line and the chmod hint."""
-    c = SimCluster(tmp_path / "run")
+    c = ProcessCluster(tmp_path / "run")
     c.setup()
     try:
         (c.out / "keys" / "node0.key").chmod(0o644)

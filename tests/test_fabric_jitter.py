@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware_sim.fabric import Fabric, FabricError, fault_from_spec, start_process
+from hil.fabric import Fabric, FabricError, fault_from_spec, start_process
 
 MAX_MS = 3.0
 SEED = 7

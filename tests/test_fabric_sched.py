@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-import firmware_sim.fabric as fabric_mod
-from firmware_sim.cluster import KWORKER_ENV, kworker_priority
-from firmware_sim.fabric import KWORKER_PRIORITY, KworkerBoost, Sched, apply_sched
+import hil.fabric as fabric_mod
+from hil.cluster import KWORKER_ENV, kworker_priority
+from hil.fabric import KWORKER_PRIORITY, KworkerBoost, Sched, apply_sched
 
 
 def test_sched_round_trips_through_its_spec() -> None:
@@ -94,7 +94,7 @@ def test_boards_start_from_the_latency_of_the_transport_they_get(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Boosted (root) -> the boosted median; no boost or no root -> the unboosted one."""
-    from firmware_sim import cluster
+    from hil import cluster
 
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     assert cluster.PTY_LINK_LATENCY_US == cluster.default_link_latency_us(25)

@@ -251,8 +251,7 @@ GOLDEN_SYNC = Frame(
     SyncBlock(bytes.fromhex("a1b2c3d4"), 0b1011, -1500, 240),
 )
 GOLDEN_SYNC_HEX = (
-    "123920e80707a1b2c3d40bb717f001423ff80101010101024001010101010103bfd001"
-    "0101010105261edf8500"
+    "123920e80707a1b2c3d40bb717f001423ff80101010101024001010101010103bfd0010101010105261edf8500"
 )
 #: The same OM frame as version 2 wrote it (no timing block), before wire v3.
 V2_OM_HEX = "0522120702060181023ff8010101010114020301020661747461636b02020101372e562000"
@@ -987,9 +986,7 @@ def test_check_frame(kwargs: dict[str, object], reason: str | None) -> None:
         (1, SyncBlock(lag_us=-1)),
     ],
 )
-def test_encoder_refuses_a_timing_block_no_decoder_returns(
-    round_no: int, sync: SyncBlock
-) -> None:
+def test_encoder_refuses_a_timing_block_no_decoder_returns(round_no: int, sync: SyncBlock) -> None:
     """One meaning per payload: what would not decode back equal is our bug, a ValueError."""
     frame = Frame(WIRE_VERSION, "c", 0, 1, 5, round_no, (Entry((0,), None),), sync)
     with pytest.raises(ValueError):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware_sim.cluster import SimCluster
+from hil.cluster import ProcessCluster
 from voter.core.values import ReadingDomain
 from voter.faults import FaultState
 from voter.sensors import CsvSensor, SensorError, SimSensor, SocketSensor
@@ -96,8 +96,8 @@ def test_sensor_faults_stuck_spike_dropout() -> None:
 
 def test_spiking_sensor_is_masked_by_the_vote(tmp_path: Path) -> None:
     """firmware-sim with board 0's altimeter spiking: the output never follows the spike."""
-    from firmware_sim.run import RunSpec, run
     from hil.faultspec import parse_fault
+    from hil.pty_run import RunSpec, run
 
     res = run(
         RunSpec(out=tmp_path / "r", ticks=120, faults=[parse_fault("sensor:0:spike:20-90", 4)])
@@ -119,7 +119,7 @@ def test_voted_output_is_published_on_the_output_socket(tmp_path: Path) -> None:
     rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     rx.bind(str(sock_dir / "out0.sock"))
     rx.settimeout(5)
-    c = SimCluster(tmp_path / "run", output_socket=str(sock_dir / "out{node}.sock"))
+    c = ProcessCluster(tmp_path / "run", output_socket=str(sock_dir / "out{node}.sock"))
     c.setup()
     try:
         c.start(until_tick=60)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from firmware_sim.cluster import SimCluster
-from firmware_sim.fabric import Fabric, FabricError
+from hil.cluster import ProcessCluster
+from hil.fabric import Fabric, FabricError
 from voter.control import (
     ControlPortError,
     SerialControl,
@@ -90,7 +90,7 @@ def test_full_send_buffer_drops_whole_lines_and_never_blocks() -> None:
         os.close(slave)
 
 
-class SerialNode0(SimCluster):
+class SerialNode0(ProcessCluster):
     """A pty cluster whose board 0 takes its HIL commands on a serial line (a pty here)."""
 
     ctl_port: str = ""

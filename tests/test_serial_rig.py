@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from firmware_sim.fabric import stop_process
 from hil.campaign import Scenario, run_scenario
 from hil.checks import check, read_run
+from hil.fabric import stop_process
 from hil.rig import RigError, load_rig, mismatch
 from tests.conftest import BIN, ROOT, run_cli
 from voter.config import ClusterConfig, NodeConfig, dump_cluster

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from firmware_sim.run import RunSpec, run
 from hil.faultspec import parse_fault
+from hil.pty_run import RunSpec, run
 
 TICKS = 150
 HZ = 25.0

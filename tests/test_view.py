@@ -7,8 +7,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from firmware_sim.run import RunSpec
 from firmware_sim.view import LiveView
+from hil.pty_run import RunSpec
 
 
 def _text(view: LiveView, lines: dict[int, dict[str, object] | None]) -> str:

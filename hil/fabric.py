@@ -16,7 +16,7 @@ direction at a time:
 
 The fabric keeps the slave sides open too, so a board can be killed and
 restarted on the same path. Randomness comes from one seeded generator.
-It runs as its own process (`python -m firmware_sim.fabric SPEC.json`) so its
+It runs as its own process (`python -m hil.fabric SPEC.json`) so its
 timing does not share a GIL with anything else.
 
 On a real rig (`hil campaign run --mode serial`) the same forwarding and fault
@@ -575,7 +575,7 @@ def start_process(
     spec_path.write_text(json.dumps(spec, indent=1))
     err_path = out / "fabric.stderr"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "firmware_sim.fabric", str(spec_path)], stderr=err_path.open("wb")
+        [sys.executable, "-m", "hil.fabric", str(spec_path)], stderr=err_path.open("wb")
     )
     deadline = time.monotonic() + timeout_s
     while not ends_file.exists():
@@ -593,7 +593,7 @@ def start_process(
 
 def main(argv: list[str] | None = None) -> None:
     """Process form: read a JSON spec, write the tty map, forward until SIGTERM, write stats."""
-    ap = argparse.ArgumentParser(prog="python -m firmware_sim.fabric")
+    ap = argparse.ArgumentParser(prog="python -m hil.fabric")
     ap.add_argument(
         "spec", help="JSON: nodes, baud, seed, t0, faults, ends_out, stats_out[, ports, port_baud]"
     )

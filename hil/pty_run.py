@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firmware_sim.cluster import CONFIG_BAUD_UNLIMITED, SimCluster
 from hil.checks import CheckResult, NodeLog, check, read_run, timing_trouble, withheld_reason
+from hil.cluster import CONFIG_BAUD_UNLIMITED, ProcessCluster
 from hil.faultspec import Fault, fault_budget, faulty_nodes
 from voter.budget import TimingBudget, admit, check_cluster, measure_tick_cpu
 from voter.core.driver import Publish
@@ -102,7 +102,7 @@ def check_feasible(spec: RunSpec, latency_s: float) -> None:
         )
 
 
-Progress = Callable[[SimCluster, dict[int, int | None]], None]
+Progress = Callable[[ProcessCluster, dict[int, int | None]], None]
 
 
 def run(
@@ -117,7 +117,7 @@ def run(
     board that cannot keep its schedule withholds rather than publish).
     """
     link_faults = [f.fabric_fault(1.0 / spec.tick_hz) for f in spec.faults]
-    cluster = SimCluster(
+    cluster = ProcessCluster(
         spec.out,
         nodes=spec.nodes,
         algorithm=spec.algorithm,
@@ -354,9 +354,7 @@ def summary(res: RunResult) -> str:
         _withheld_line(c),
     ]
     # Outages before the last tick (the last one has no next tick to confirm it).
-    outs = {
-        i: [r for r in runs if r[0] + r[1] < s.ticks - 1] for i, runs in c.outages.items()
-    }
+    outs = {i: [r for r in runs if r[0] + r[1] < s.ticks - 1] for i, runs in c.outages.items()}
     if any(outs.values()):
         lines.append(
             "back to publishing after: "

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firmware_sim.fabric import KWORKER_PRIORITY, FabricError, start_process, stop_process
+from hil.fabric import KWORKER_PRIORITY, FabricError, start_process, stop_process
 from voter.config import ClusterConfig, NodeConfig, dump_cluster
 from voter.core.driver import Publish
 from voter.keys import generate_key
@@ -73,7 +73,7 @@ def default_link_latency_us(kworker_priority: int | None) -> float:
 
 
 @dataclass
-class SimCluster:
+class ProcessCluster:
     out: Path
     nodes: int = 4
     algorithm: str = "om"
