@@ -218,8 +218,8 @@ def realtime(
 
 # -- 4. simulator ----------------------------------------------------------------------
 def sim_rate(alg: Algorithm, n: int, m: int, ticks: int, faults: list[str]) -> float:
-    from hil.faultspec import parse_fault
     from hil.sim import SimConfig, simulate
+    from voter.faultmodel import parse_fault
 
     cfg = SimConfig(
         nodes=n,

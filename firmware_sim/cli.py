@@ -7,17 +7,18 @@ import sys
 import textwrap
 from pathlib import Path
 
-from hil.faultspec import EXAMPLES, KINDS
 from voter._cli_util import fail
 from voter.core.driver import PUBLISH_MODES, parse_publish
+from voter.faultmodel import EXAMPLES, KINDS
 
 
 def _run(args: argparse.Namespace) -> int:
     from firmware_sim.view import LiveView
     from hil.cluster import ClusterError
-    from hil.faultspec import FaultSpecError, parse_fault, validate_run
+    from hil.faultspec import validate_run
     from hil.pty_run import FeasibilityError, RunSpec, run, summary
     from voter.budget import TimingBudget
+    from voter.faultmodel import FaultSpecError, parse_fault
 
     if not 2 <= args.nodes <= 16:
         fail("--nodes must be 2..16")

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hil.fabric import KWORKER_PRIORITY, FabricError, start_process, stop_process
+from hil.fabric import KWORKER_PRIORITY, FabricError, start_process, stop_process, tell_tick0
 from voter.config import ClusterConfig, NodeConfig, dump_cluster
 from voter.core.driver import Publish
+from voter.faultmodel import LinkFault, to_table
 from voter.keys import generate_key
 
 #: Median one-way latency of a pty link beyond the wire time (board pty -> kernel -> fabric
@@ -82,7 +83,7 @@ class ProcessCluster:
     baud: int = 921600
     seed: int = 0
     channels: tuple[str, ...] = ("altitude_m", "airspeed_mps", "pitch_deg")
-    link_faults: list[dict[str, Any]] = field(default_factory=list)
+    link_faults: list[LinkFault] = field(default_factory=list)
     #: NaN = the measured figure for the transport this cluster will have (boosted or not)
     link_latency_us: float = math.nan
     realtime: bool = True
@@ -159,7 +160,8 @@ class ProcessCluster:
             "nodes": self.nodes,
             "baud": self.baud,
             "seed": self.seed,
-            "faults": self.link_faults,
+            "faults": [to_table(f) for f in self.link_faults],
+            "tick_s": 1.0 / self.tick_hz,
             "kworker_priority": self.kworker_priority,
         }
         try:
@@ -197,6 +199,8 @@ class ProcessCluster:
     def start(self, until_tick: int | None = None) -> None:
         """Start every board with a common start time a little in the future."""
         self.start_at = time.monotonic() + START_MARGIN_S
+        if self.fabric is not None:
+            tell_tick0(self.fabric, self.start_at)  # link-fault windows count from tick 0
         for i in range(self.nodes):
             self.start_node(i, common_start=True, until_tick=until_tick)
         for i in range(self.nodes):

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import random
 import selectors
@@ -47,7 +48,8 @@ from typing import Any
 
 import serial
 
-from hil.linkmodel import flip_bits
+from hil.channel import LinkChannel
+from voter.faultmodel import FaultSpecError, LinkFault, fault_from_table, is_link
 from voter.links import PortError, open_port
 
 READ_MAX = 65536
@@ -245,31 +247,10 @@ class KworkerBoost:
 
 
 @dataclass
-class LinkFault:
-    """A fault on one direction of a link (SPEC.md link-bitflip, -drop, -delay, -jitter)."""
-
-    kind: str  # "bitflip" | "drop" | "delay" | "jitter"
-    ber: float = 0.0
-    burst: int = 1  # bits flipped together per error event (1 = independent)
-    p: float = 0.0
-    delay_s: float = 0.0
-    max_s: float = 0.0  # jitter: each frame gets uniform [0, max_s] extra delay
-    start_s: float = 0.0  # seconds since the fabric's t0; window of activity
-    end_s: float | None = None
-
-    def active(self, t: float) -> bool:
-        return t >= self.start_s and (self.end_s is None or t <= self.end_s)
-
-
-@dataclass
 class DirectionStats:
+    """The wire's own counts; what faults did is the channel's (`ChannelStats`)."""
+
     bytes: int = 0
-    frames: int = 0
-    flipped_bits: int = 0
-    corrupted_frames: int = 0
-    dropped_frames: int = 0
-    delayed_frames: int = 0
-    jittered_frames: int = 0
     overflow_bytes: int = 0
     stale_bytes: int = 0
 
@@ -283,7 +264,7 @@ class Direction:
     read_fd: int
     write_fd: int
     baud: int
-    faults: list[LinkFault] = field(default_factory=list)
+    channel: LinkChannel = field(default_factory=LinkChannel)
     stats: DirectionStats = field(default_factory=DirectionStats)
     partial: bytearray = field(default_factory=bytearray)
     queue: list[tuple[float, bytes]] = field(default_factory=list)
@@ -312,13 +293,19 @@ class Fabric:
         ports: Mapping[tuple[int, int], str] | None = None,
         port_baud: Mapping[tuple[int, int], int] | None = None,
         forward_from_s: float | None = None,
+        tick_s: float = 0.0,
     ) -> None:
         self.nodes = nodes
         self.baud = baud
         self.rng = random.Random(seed)
         self.t0 = time.monotonic() if t0 is None else t0
+        #: monotonic time of tick 0 (None: not known yet, so no tick's faults are active).
+        #: A given t0 is tick 0 (the serial rig); a pty cluster tells it on stdin at start.
+        self.tick0: float | None = t0
         #: bytes read before this time (relative to t0) are the boards' previous life: dropped
         self.forward_from_s = forward_from_s
+        #: the cluster's period: link-fault windows are in ticks, counted from t0
+        self.tick_s = tick_s
         self.ends: dict[tuple[int, int], str] = {}
         self._masters: dict[tuple[int, int], int] = {}
         self._slaves: list[int] = []
@@ -384,19 +371,31 @@ class Fabric:
                 return d
         raise KeyError((src, dst))
 
-    def add_fault(self, link: str, fault: LinkFault) -> None:
-        """`link` = "a-b" (both directions), "a>b" (one) or "*" (every link)."""
-        for d in self._select(link):
-            d.faults.append(fault)
+    def add_fault(self, fault: LinkFault) -> None:
+        """Put `fault` on every direction its link selector covers."""
+        for d in self.directions:
+            if fault.link.carries(d.src, d.dst):
+                d.channel.faults.append(fault)
 
-    def _select(self, link: str) -> list[Direction]:
-        if link == "*":
-            return list(self.directions)
-        if ">" in link:
-            a, b = (int(x) for x in link.split(">"))
-            return [self.direction(a, b)]
-        a, b = (int(x) for x in link.split("-"))
-        return [self.direction(a, b), self.direction(b, a)]
+    def tick(self) -> int:
+        """The tick the cluster is in now (-1: before tick 0, or tick 0 not known yet)."""
+        if self.tick0 is None:
+            return -1
+        since = time.monotonic() - self.tick0
+        if self.tick_s <= 0:
+            return 0 if since >= 0 else -1
+        return math.floor(since / self.tick_s)
+
+    def _read_control(self, fd: int) -> bool:
+        """A line `{"tick0": MONOTONIC}` from the cluster; False once there is no more to read."""
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            return False
+        for line in data.splitlines():
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                self.tick0 = float(json.loads(line)["tick0"])
+        return bool(data) and self.tick0 is None
 
     # -- forwarding ----------------------------------------------------------------
     def now(self) -> float:
@@ -419,24 +418,12 @@ class Fabric:
             del d.partial[: idx + 1]
             self._frame(d, frame)
 
-    def _frame(self, d: Direction, frame: bytes) -> None:
+    def _frame(self, d: Direction, data: bytes) -> None:
         t = self.now()
-        d.stats.frames += 1
-        delay = 0.0
-        for f in d.faults:
-            if not f.active(t):
-                continue
-            if f.kind == "drop" and self.rng.random() < f.p:
-                d.stats.dropped_frames += 1
-                return
-            if f.kind == "delay":
-                delay += f.delay_s
-                d.stats.delayed_frames += 1
-            if f.kind == "jitter" and f.max_s > 0:
-                delay += self.rng.uniform(0.0, f.max_s)
-                d.stats.jittered_frames += 1
-            if f.kind == "bitflip" and f.ber > 0:
-                frame = self._flip(d, frame, f)
+        transit = d.channel.transmit(data, self.tick(), self.rng)
+        if transit.data is None:
+            return
+        frame, delay = transit.data, transit.delay_s
         start = max(d.wire_free, t)
         d.wire_free = start + len(frame) * d.byte_time()
         if sum(len(q) for _, q in d.queue) > QUEUE_BYTES_MAX:
@@ -446,13 +433,6 @@ class Fabric:
         due = max(d.wire_free + delay, d.last_due)
         d.last_due = due
         d.queue.append((due, frame))
-
-    def _flip(self, d: Direction, frame: bytes, f: LinkFault) -> bytes:
-        out, flipped = flip_bits(frame, f.ber, f.burst, self.rng)
-        if flipped:
-            d.stats.flipped_bits += flipped
-            d.stats.corrupted_frames += 1
-        return out
 
     def _release(self) -> float | None:
         """Write what is due; return seconds until the next release (None = nothing queued)."""
@@ -484,12 +464,17 @@ class Fabric:
                     soonest = t + 0.001 if soonest is None else min(soonest, t + 0.001)
         return None if soonest is None else max(0.0, soonest - t)
 
-    def serve(self, duration_s: float | None = None) -> None:
-        """Forward until stop() (or SIGTERM in the process form), or for `duration_s`."""
+    def serve(self, duration_s: float | None = None, control_fd: int | None = None) -> None:
+        """Forward until stop() (or SIGTERM in the process form), or for `duration_s`.
+
+        `control_fd` (the process form's stdin) carries the tick-0 line.
+        """
         # select(2): microsecond timeouts (epoll rounds up to whole milliseconds)
         sel = selectors.SelectSelector()
         for d in self.directions:
             sel.register(d.read_fd, selectors.EVENT_READ, d)
+        if control_fd is not None:
+            sel.register(control_fd, selectors.EVENT_READ, None)
         end = None if duration_s is None else self.now() + duration_s
         refresh_at = 0.0
         while not self._stop and (end is None or self.now() < end):
@@ -500,6 +485,10 @@ class Fabric:
             timeout = 0.05 if wait is None else min(wait, 0.05)
             for key, _ in sel.select(timeout):
                 d = key.data
+                if d is None:
+                    if not self._read_control(key.fd):
+                        sel.unregister(key.fd)  # told once (or EOF): must not spin the loop
+                    continue
                 try:
                     data = os.read(d.read_fd, READ_MAX)
                 except (BlockingIOError, OSError):
@@ -512,7 +501,10 @@ class Fabric:
         self._stop = True
 
     def stats(self) -> dict[str, Any]:
-        return {f"{d.src}>{d.dst}": asdict(d.stats) for d in self.directions}
+        return {
+            f"{d.src}>{d.dst}": {**asdict(d.stats), **asdict(d.channel.stats)}
+            for d in self.directions
+        }
 
     def close(self) -> None:
         for port in self._ports:
@@ -523,25 +515,6 @@ class Fabric:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._ports, self._masters, self._slaves = [], {}, []
-
-
-def fault_from_spec(spec: dict[str, Any]) -> tuple[str, LinkFault]:
-    """A fabric fault from its JSON form: {"kind": "link-jitter", "link": "0-1", "max_ms": 3}."""
-    kind = spec["kind"].removeprefix("link-")
-    max_ms = float(spec.get("max_ms", 0.0))
-    if kind == "jitter" and not max_ms >= 0.0:  # also refuses NaN
-        raise ValueError(f"link-jitter on {spec.get('link')}: max_ms must be >= 0, not {max_ms:g}")
-    fault = LinkFault(
-        kind=kind,
-        ber=float(spec.get("ber", 0.0)),
-        burst=int(spec.get("burst", 1)),
-        p=float(spec.get("p", 0.0)),
-        delay_s=float(spec.get("delay_ms", 0.0)) / 1000.0,
-        max_s=max_ms / 1000.0,
-        start_s=float(spec.get("start_s", 0.0)),
-        end_s=None if spec.get("end_s") is None else float(spec["end_s"]),
-    )
-    return str(spec["link"]), fault
 
 
 def _pair(key: str) -> tuple[int, int]:
@@ -560,6 +533,15 @@ def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 5.0) -> None:
         proc.wait()
 
 
+def tell_tick0(proc: subprocess.Popen[bytes], tick0: float) -> None:
+    """Tell a fabric process the monotonic time of tick 0 (its link-fault windows count from it)."""
+    if proc.stdin is None:
+        return
+    with contextlib.suppress(OSError):
+        proc.stdin.write(json.dumps({"tick0": tick0}).encode() + b"\n")
+        proc.stdin.flush()
+
+
 def start_process(
     spec: dict[str, Any], out: Path, timeout_s: float = 10.0
 ) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
@@ -575,7 +557,9 @@ def start_process(
     spec_path.write_text(json.dumps(spec, indent=1))
     err_path = out / "fabric.stderr"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hil.fabric", str(spec_path)], stderr=err_path.open("wb")
+        [sys.executable, "-m", "hil.fabric", str(spec_path)],
+        stdin=subprocess.PIPE,
+        stderr=err_path.open("wb"),
     )
     deadline = time.monotonic() + timeout_s
     while not ends_file.exists():
@@ -595,7 +579,8 @@ def main(argv: list[str] | None = None) -> None:
     """Process form: read a JSON spec, write the tty map, forward until SIGTERM, write stats."""
     ap = argparse.ArgumentParser(prog="python -m hil.fabric")
     ap.add_argument(
-        "spec", help="JSON: nodes, baud, seed, t0, faults, ends_out, stats_out[, ports, port_baud]"
+        "spec",
+        help="JSON: nodes, baud, seed, t0, tick_s, faults, ends_out, stats_out[, ports, port_baud]",
     )
     args = ap.parse_args(argv)
     spec = json.loads(Path(args.spec).read_text())
@@ -609,15 +594,18 @@ def main(argv: list[str] | None = None) -> None:
             ports=None if ports is None else {_pair(k): str(v) for k, v in ports.items()},
             port_baud={_pair(k): int(v) for k, v in spec.get("port_baud", {}).items()},
             forward_from_s=spec.get("forward_from_s"),
+            tick_s=float(spec.get("tick_s", 0.0)),
         )
     except FabricError as e:
         print(f"fabric: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     try:
-        for f in spec.get("faults", []):
-            link, fault = fault_from_spec(f)
-            fabric.add_fault(link, fault)
-    except (ValueError, KeyError) as e:
+        for table in spec.get("faults", []):
+            fault = fault_from_table(table, fabric.nodes)
+            if not is_link(fault):
+                raise FaultSpecError(f"{fault.describe()} is not a link fault")
+            fabric.add_fault(fault)
+    except FaultSpecError as e:
         fabric.close()
         print(f"fabric: bad fault {e}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -641,7 +629,7 @@ def main(argv: list[str] | None = None) -> None:
     tmp.write_text(json.dumps(ends))
     tmp.rename(spec["ends_out"])  # atomic: the parent waits for this file
     try:
-        fabric.serve()
+        fabric.serve(control_fd=sys.stdin.fileno() if fabric.tick0 is None else None)
     finally:
         if fabric.kworkers is not None:
             fabric.kworkers.restore()

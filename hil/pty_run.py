@@ -21,10 +21,11 @@ from typing import Any
 
 from hil.checks import CheckResult, NodeLog, check, read_run, timing_trouble, withheld_reason
 from hil.cluster import CONFIG_BAUD_UNLIMITED, ProcessCluster
-from hil.faultspec import Fault, fault_budget, faulty_nodes
+from hil.faultspec import fault_budget, faulty_nodes
 from voter.budget import TimingBudget, admit, check_cluster, measure_tick_cpu
 from voter.core.driver import Publish
 from voter.core.protocol import Algorithm
+from voter.faultmodel import ClockStep, Crash, Fault, Stall, is_board, is_link, to_command
 
 RESTART_DELAY_S = 0.5  # systemd RestartSec in the shipped unit is 1 s; the sim is quicker
 
@@ -116,7 +117,6 @@ def run(
     CLI warns in one line when the rate does not fit; the run goes ahead, since a
     board that cannot keep its schedule withholds rather than publish).
     """
-    link_faults = [f.fabric_fault(1.0 / spec.tick_hz) for f in spec.faults]
     cluster = ProcessCluster(
         spec.out,
         nodes=spec.nodes,
@@ -125,7 +125,7 @@ def run(
         tick_hz=spec.tick_hz,
         baud=spec.baud,
         seed=spec.seed,
-        link_faults=[f for f in link_faults if f is not None],
+        link_faults=[f for f in spec.faults if is_link(f)],
         realtime=spec.realtime,
         publish=spec.publish,
         fail_silent=spec.fail_silent,
@@ -135,7 +135,7 @@ def run(
     if on_admission is not None:
         on_admission(budget)
     last = spec.ticks - 1
-    crashes = {f.node: f.at_tick for f in spec.faults if f.kind == "crash" and f.node is not None}
+    crashes = {f.node: f.at_tick for f in spec.faults if isinstance(f, Crash)}
     crashed: set[int] = set()
     started = time.monotonic()
     exit_codes: dict[int, int | None] = {}
@@ -144,9 +144,8 @@ def run(
         cluster.setup()
         cluster.start(until_tick=last)
         for f in spec.faults:
-            cmd = f.control_command()
-            if cmd is not None and f.node is not None:
-                cluster.control(f.node, cmd)
+            if is_board(f):
+                cluster.control(f.node, to_command(f))
         deadline = (cluster.start_at or time.monotonic()) + spec.ticks / spec.tick_hz + 15
         while time.monotonic() < deadline:
             ticks = {i: cluster.last_tick(i) for i in range(spec.nodes)}
@@ -268,9 +267,9 @@ def diagnose(
     trouble = {t: set(v) for t, v in timing_trouble(logs, faulty, window).items()}
     period_s = 1.0 / spec.tick_hz
     for f in spec.faults:
-        if f.kind in ("stall", "clock-step") and f.at_tick is not None:
+        if isinstance(f, Stall | ClockStep) and f.at_tick is not None:
             # a stall covers the ticks it freezes; a step disturbs its tick and the next
-            span = math.ceil(f.ms / 1000.0 / period_s) if f.kind == "stall" else 1
+            span = math.ceil(f.ms / 1000.0 / period_s) if isinstance(f, Stall) else 1
             for t in range(f.at_tick, f.at_tick + span + 1):
                 trouble.setdefault(t, set()).add(f.kind)
     for t in result.violation_ticks.get("timeliness", ()):

@@ -26,6 +26,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
+from voter.faultmodel import ClockStep, Crash, Fault, Stall, boards
+
 STATES = ("ok", "error", "down", "stop", "missing", "withheld")
 COLORS = ("#4caf50", "#ffc107", "#bdbdbd", "#d32f2f", "#90a4ae", "#9575cd")
 #: When a timeline is binned, the worst state of a bin shows: a withheld tick (safe, but
@@ -360,23 +362,18 @@ def _boards_table(s: Mapping[str, Any]) -> str:
     )
 
 
-def fault_windows(s: Mapping[str, Any], faults: Sequence[Any]) -> list[dict[str, Any]]:
+def fault_windows(s: Mapping[str, Any], faults: Sequence[Fault]) -> list[dict[str, Any]]:
     """Where to shade each fault on the timeline: its boards and its tick window."""
     out = []
     period_ms = 1000.0 / float(s.get("tick_hz") or 50.0)
     for f in faults:
-        boards: list[int] = []
-        if f.node is not None:
-            boards = [f.node]
-        elif f.link and f.link != "*":
-            boards = list(f.link_ends())
-        lo, hi = f.from_tick, f.to_tick
-        if f.at_tick is not None and f.kind in ("crash", "clock-step"):
+        lo, hi = f.window.from_tick, f.window.to_tick
+        if isinstance(f, Crash | ClockStep):
             lo = hi = f.at_tick  # an instant; "down" or "withheld" ticks show what followed
-        elif f.at_tick is not None and f.kind == "stall":
+        elif isinstance(f, Stall) and f.at_tick is not None:
             # the ticks it freezes, and the one it may spill into (it need not start at t0)
             lo, hi = f.at_tick, f.at_tick + math.ceil(f.ms / period_ms)
-        out.append({"from_tick": lo or 0, "to_tick": hi, "boards": boards})
+        out.append({"from_tick": lo, "to_tick": hi, "boards": list(boards(f))})
     return out
 
 

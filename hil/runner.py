@@ -24,9 +24,10 @@ from hil.campaign import (
     scenario_toml,
     shrink,
 )
-from hil.faultspec import FaultSpecError, faulty_nodes, validate_run
+from hil.faultspec import faulty_nodes, validate_run
 from hil.report import fault_windows, timeline_png, write_all
 from hil.rig import Rig, RigError, load_rig
+from voter.faultmodel import FaultSpecError
 
 SHRINK_MAX_TICKS = 20_000  # beyond this, shrinking costs more than it tells
 

@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from hil.fabric import FabricError, start_process, stop_process
-from hil.faultspec import Fault, fault_budget, faulty_nodes
+from hil.faultspec import fault_budget, faulty_nodes
 from hil.rig import Rig
 from voter.control import ControlPortError, SerialControl, command_packet, parse_line_packet
+from voter.faultmodel import Crash, Fault, is_board, is_link, to_command, to_table
 
 PROBE_TIMEOUT_S = 20.0  # a board may be in a systemd restart (RestartSec=1s + start-up)
 PROBE_RESEND_S = 1.0
@@ -184,7 +185,6 @@ def run_on_rig(
         session.open()
         session.probe()
         tick0 = time.monotonic() + FABRIC_MARGIN_S + rig.start_in_s
-        link_faults = [f.fabric_fault(period) for f in faults]
         spec = {
             "nodes": cluster.n,
             "baud": cluster.baud,
@@ -192,7 +192,8 @@ def run_on_rig(
             "t0": tick0,
             # Before tick 0 the links carry only the boards' previous life: not forwarded.
             "forward_from_s": -period / 2,
-            "faults": [f for f in link_faults if f is not None],
+            "faults": [to_table(f) for f in faults if is_link(f)],
+            "tick_s": period,
             "ports": {f"{a}-{b}": url for (a, b), url in rig.links.items()},
             "port_baud": {f"{a}-{b}": baud for (a, b), baud in rig.link_baud.items()},
         }
@@ -292,13 +293,9 @@ def _after(line: str, last: int) -> bool:
 
 
 def _node_commands(faults: list[Fault]) -> dict[int, list[dict[str, Any]]]:
+    """What each board is told: its own faults, and crashes (a real board exits on command)."""
     out: dict[int, list[dict[str, Any]]] = {}
     for f in faults:
-        if f.node is None:
-            continue
-        cmd = f.control_command()
-        if f.kind == "crash":
-            cmd = {"cmd": "crash", "at_tick": f.at_tick or 0}
-        if cmd is not None:
-            out.setdefault(f.node, []).append(cmd)
+        if is_board(f) or isinstance(f, Crash):
+            out.setdefault(f.node, []).append(to_command(f))
     return out

@@ -40,9 +40,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hil.channel import LinkChannel
 from hil.checks import NodeLog
-from hil.faultspec import Fault
-from hil.linkmodel import flip_bits
 from voter.budget import ROUNDS_FRACTION
 from voter.core.board import Board, InconsistencyError
 from voter.core.driver import Actions, Publish, TickDriver, Timing
@@ -50,7 +49,8 @@ from voter.core.frame import Drop, Frame, FrameSplitter, decode_frame
 from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm
 from voter.core.values import ReadingDomain
-from voter.faults import FRAME_STRATEGIES, FaultState
+from voter.faultmodel import Crash, Fault, Traitor, is_board, is_link
+from voter.faults import FaultState
 from voter.sensors import SimSensor
 from voter.simkeys import board_keys
 
@@ -152,34 +152,36 @@ class Simulator:
         self.link_rng = random.Random(root.getrandbits(64))
         phase_rng = random.Random(root.getrandbits(64))
         self.faults = {
-            i: FaultState(ReadingDomain(CHANNELS), random.Random(root.getrandbits(64)), self.period)
+            i: FaultState(
+                ReadingDomain(CHANNELS), random.Random(root.getrandbits(64)), self.period, i
+            )
             for i in range(cfg.nodes)
         }
         self.cpu_rng = random.Random(root.getrandbits(64))
         for f in cfg.faults:
-            cmd = f.control_command()
-            if cmd is not None and f.node is not None:
-                self.faults[f.node].apply(json.dumps(cmd).encode())
+            if is_board(f):
+                self.faults[f.node].add(f)
         self.sensors = {i: SimSensor(CHANNELS, i, cfg.seed, self.period) for i in range(cfg.nodes)}
         # Board i's clock: t * (1 + drift) + offset; a common power-on within 0.2 ms.
         self.offset = {i: phase_rng.uniform(-1e-4, 1e-4) for i in range(cfg.nodes)}
         self.boards = {i: _SimBoard(self, i) for i in range(cfg.nodes)}
+        link_faults = [f for f in cfg.faults if is_link(f)]
         self.links = {
-            (a, b): [f for f in cfg.faults if f.kind.startswith("link-") and _on_link(f, a, b)]
+            (a, b): LinkChannel.for_direction(link_faults, a, b)
             for a in range(cfg.nodes)
             for b in range(cfg.nodes)
             if a != b
         }
         # Senders whose bytes a traitor strategy may replace or replay: full path on all links.
         frame_level = {
-            f.node for f in cfg.faults if f.kind == "traitor" and f.strategy in FRAME_STRATEGIES
+            f.node for f in cfg.faults if isinstance(f, Traitor) and f.strategy.frame_level
         }
         self.fast = {
-            link: cfg.fast_lane and not faults and link[0] not in frame_level
-            for link, faults in self.links.items()
+            link: cfg.fast_lane and not channel and link[0] not in frame_level
+            for link, channel in self.links.items()
         }
         self.wire_free = dict.fromkeys(self.links, 0.0)
-        self.crashes = {f.node: f.at_tick for f in cfg.faults if f.kind == "crash"}
+        self.crashes = {f.node: f.at_tick for f in cfg.faults if isinstance(f, Crash)}
         self.restart_at: dict[int, float] = {}
         self.logs = {i: NodeLog(i) for i in range(cfg.nodes)}
         self.coverage = Coverage()
@@ -190,9 +192,6 @@ class Simulator:
             "stops": 0,
             "restarts": 0,
             "corrected": 0,
-            "link_dropped": 0,
-            "link_delayed": 0,
-            "link_jittered": 0,
             "published": 0,
             "withheld": 0,
             "stalls": 0,
@@ -248,6 +247,10 @@ class Simulator:
                 self._perform(i, end, b.driver.stop(self.local(i, end)))
                 self._event(i, {"event": "stop", "node": i, "reason": "done", "code": 0})
                 self._account_memory(self.faults[i])
+        stats = [c.stats for c in self.links.values()]
+        self.counters["link_dropped"] = sum(x.dropped_frames for x in stats)
+        self.counters["link_delayed"] = sum(x.delayed_frames for x in stats)
+        self.counters["link_jittered"] = sum(x.jittered_frames for x in stats)
         return SimResult(
             self.cfg,
             self.logs,
@@ -422,20 +425,11 @@ class Simulator:
             return
         k_now = int(self.boards[src].driver.vt(self.local(src, t)) // self.period)
         sent = data
-        for f in self.links[link]:
-            if not (f.from_tick <= k_now and (f.to_tick is None or k_now <= f.to_tick)):
-                continue
-            if f.kind == "link-drop" and self.link_rng.random() < f.p:
-                self.counters["link_dropped"] += 1
-                return
-            if f.kind == "link-delay":
-                arrive += f.delay_ms / 1000
-                self.counters["link_delayed"] += 1
-            if f.kind == "link-jitter":
-                arrive += self.link_rng.uniform(0.0, f.max_ms / 1000)
-                self.counters["link_jittered"] += 1
-            if f.kind == "link-bitflip":
-                data, _ = flip_bits(data, f.ber, f.burst, self.link_rng)
+        transit = self.links[link].transmit(data, k_now, self.link_rng)
+        if transit.data is None:
+            return
+        data = transit.data
+        arrive += transit.delay_s
         # A serial line does not reorder: a delayed frame holds back the ones behind it.
         self.wire_free[link] = max(self.wire_free[link], arrive - self.cfg.link_latency_ms / 1000)
         self._push(arrive, "arrive", (src, dst, data, sent, None))
@@ -470,18 +464,6 @@ class Simulator:
             return
         self._perform(dst, t, acts, self._cpu(deciding and d.round == 0))
         self._schedule(dst, b.busy_until)
-
-
-def _on_link(f: Fault, a: int, b: int) -> bool:
-    if f.link == "*":
-        return True
-    if f.link is None:
-        return False
-    if ">" in f.link:
-        x, y = (int(v) for v in f.link.split(">"))
-        return (x, y) == (a, b)
-    x, y = (int(v) for v in f.link.split("-"))
-    return {x, y} == {a, b}
 
 
 def simulate(cfg: SimConfig, progress: Callable[[int], None] | None = None) -> SimResult:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from hil.campaign import load_campaign, run_scenario
-from hil.faultspec import parse_fault
 from hil.sim import SimConfig, simulate
 from tests.conftest import ROOT, run_cli
+from voter.faultmodel import parse_fault
 
 CAMPAIGNS = ROOT / "campaigns"
 

@@ -225,8 +225,8 @@ def test_read_run_keeps_withheld_lines_as_decisions(tmp_path: Path) -> None:
 
 def _run_result(tmp_path: Path, logs: dict[int, NodeLog], faults: tuple[str, ...] = ()) -> Any:
     """A firmware-sim RunResult for hand-written logs (no processes): what summary() reads."""
-    from hil.faultspec import parse_fault
     from hil.pty_run import RunResult, RunSpec, _node_totals, diagnose
+    from voter.faultmodel import parse_fault
 
     spec = RunSpec(out=tmp_path, ticks=10, tick_hz=50.0, faults=[parse_fault(f, 4) for f in faults])
     res = check(logs, [], window=(0, 9), period_us=PERIOD_US)

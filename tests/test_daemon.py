@@ -14,8 +14,8 @@ import pytest
 
 from hil.checks import check, read_run
 from hil.cluster import ProcessCluster
-from hil.faultspec import TRAITOR_STRATEGIES
 from tests.conftest import BIN, run_cli
+from voter.core.adversary import Strategy
 
 TEST_HZ = 25.0
 
@@ -70,7 +70,7 @@ def test_four_daemons_decide_every_tick_identically(tmp_path: Path, alg: str) ->
 def test_no_lie_or_garbage_stops_a_loyal_daemon(tmp_path: Path) -> None:
     """Board 3 goes through every traitor strategy (25 ticks each) on noisy links: loyal
     boards never stop, decide every tick, agree, and keep validity."""
-    strategies = TRAITOR_STRATEGIES
+    strategies = tuple(Strategy)
     cmds = [
         {"cmd": "traitor", "strategy": s, "from_tick": 10 + 25 * k, "to_tick": 34 + 25 * k}
         for k, s in enumerate(strategies)

@@ -8,71 +8,66 @@ from pathlib import Path
 import pytest
 
 from hil.campaign import CampaignError, load_campaign, parse_campaign
-from hil.faultspec import (
+from hil.faultspec import fault_budget, validate_run
+from tests.conftest import ROOT, run_cli
+from voter.faultmodel import (
     EXAMPLES,
     KINDS,
-    Fault,
+    ClockStep,
     FaultSpecError,
-    fault_budget,
+    LinkJitter,
+    LinkSelector,
+    Stall,
+    Window,
     fault_from_table,
     parse_fault,
-    validate_run,
+    to_command,
+    to_table,
 )
-from tests.conftest import ROOT, run_cli
 
 
 def test_stall_at_a_tick() -> None:
     """stall:2:60ms@150: board 2 frozen 60 ms at tick 150, a control command for the board."""
     f = parse_fault("stall:2:60ms@150", 4)
-    assert Fault("stall", node=2, ms=60.0, at_tick=150) == f
-    assert {"cmd": "stall", "ms": 60.0, "at_tick": 150} == f.control_command()
-    assert f.fabric_fault(0.02) is None
+    assert Stall(2, 60.0, at_tick=150) == f
+    assert {"cmd": "stall", "ms": 60.0, "at_tick": 150, "from_tick": 0} == to_command(f)
 
 
 def test_stall_at_a_rate() -> None:
     """stall:2:60ms/5s: one 60 ms stall every 5 s on average, i.e. 0.2 per second."""
     f = parse_fault("stall:2:60ms/5s", 4)
+    assert isinstance(f, Stall)
     assert (2, 60.0, 0.2, None) == (f.node, f.ms, f.rate_hz, f.at_tick)
-    assert {"cmd": "stall", "ms": 60.0, "rate_hz": 0.2, "from_tick": 0} == f.control_command()
+    assert {"cmd": "stall", "ms": 60.0, "rate_hz": 0.2, "from_tick": 0} == to_command(f)
     windowed = fault_from_table(
         {"kind": "stall", "node": 1, "ms": 30, "rate_hz": 0.5, "from_tick": 10, "to_tick": 90}, 4
     )
+    assert isinstance(windowed, Stall)
     assert {
         "cmd": "stall",
         "ms": 30.0,
         "rate_hz": 0.5,
         "from_tick": 10,
         "to_tick": 90,
-    } == windowed.control_command()
+    } == to_command(windowed)
 
 
 def test_clock_step() -> None:
     """clock-step:2:-5ms@150: board 2's clock jumps 5 ms back at tick 150."""
     f = parse_fault("clock-step:2:-5ms@150", 4)
-    assert {"cmd": "clock-step", "ms": -5.0, "at_tick": 150} == f.control_command()
+    assert isinstance(f, ClockStep)
+    assert {"cmd": "clock-step", "ms": -5.0, "at_tick": 150, "from_tick": 0} == to_command(f)
 
 
 def test_link_jitter_goes_to_the_fabric() -> None:
-    """link-jitter:0-1:3ms: a fabric fault with max_ms, its window in seconds."""
+    """link-jitter:0-1:3ms: a link fault for the channel, its window in ticks."""
     f = parse_fault("link-jitter:0-1:3ms", 4)
-    assert f.control_command() is None
-    assert {
-        "kind": "link-jitter",
-        "link": "0-1",
-        "max_ms": 3.0,
-        "start_s": 0.0,
-        "end_s": None,
-    } == f.fabric_fault(0.02)
+    assert LinkJitter(LinkSelector((0, 1)), 3.0) == f
+    assert {"kind": "link-jitter", "link": "0-1", "max_ms": 3.0, "from_tick": 0} == to_table(f)
     t = fault_from_table(
         {"kind": "link-jitter", "link": "2>3", "max_ms": 1.5, "from_tick": 50, "to_tick": 99}, 4
     )
-    spec = t.fabric_fault(0.02)
-    assert spec is not None
-    assert (1.5, pytest.approx(1.0), pytest.approx(2.0)) == (
-        spec["max_ms"],
-        spec["start_s"],
-        spec["end_s"],
-    )
+    assert LinkJitter(LinkSelector((2, 3), one_way=True), 1.5, Window(50, 99)) == t
 
 
 @pytest.mark.parametrize(
@@ -157,7 +152,7 @@ BAD_TABLES = [
     ({"kind": "link-jitter", "link": "0-1"}, "link-jitter fault needs max_ms"),
     ({"kind": "link-bitflip", "link": "0-1", "ber": 2.0}, "must be in [0, 1]"),
     ({"kind": "link-drop", "link": "0-1", "p": -0.5}, "must be in [0, 1]"),
-    ({"kind": "crash", "node": 1, "at_tick": 5, "from_tick": "soon"}, "crash fault:"),
+    ({"kind": "crash", "node": 1, "at_tick": 5, "from_tick": "soon"}, "from_tick must be a whole"),
     ({"kind": "sensor", "node": 1, "from_tick": 9, "to_tick": 3}, "before from_tick"),
 ]
 

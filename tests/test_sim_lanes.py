@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hil.faultspec import parse_fault
 from hil.sim import SimConfig, SimResult, Simulator, simulate
+from voter.faultmodel import parse_fault
 
 SCENARIOS = {
     "clean-om": ("om", []),

@@ -15,8 +15,8 @@ from collections import Counter
 import pytest
 
 from hil.checks import CheckResult, check
-from hil.faultspec import Fault, parse_fault
 from hil.sim import SimConfig, SimResult, Simulator, simulate
+from voter.faultmodel import Stall, parse_fault
 
 TICKS = 300
 
@@ -104,7 +104,7 @@ def test_link_jitter_on_one_link_stays_safe() -> None:
 def test_timing_faults_are_deterministic() -> None:
     """Stalls, clock steps and jitter come from the seed: a rerun has the same history."""
     faults = [
-        Fault("stall", node=2, ms=30.0, rate_hz=2.0),
+        Stall(2, 30.0, rate_hz=2.0),
         parse_fault("clock-step:1:-4ms@50", 4),
         parse_fault("link-jitter:0-3:3ms", 4),
     ]

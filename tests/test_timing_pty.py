@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hil.faultspec import parse_fault
 from hil.pty_run import RunSpec, run
+from voter.faultmodel import parse_fault
 
 TICKS = 150
 HZ = 25.0

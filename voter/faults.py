@@ -23,17 +23,25 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from voter.core.adversary import Adversary, make_adversary
+from voter.core.adversary import Adversary, Strategy, make_adversary
 from voter.core.secded import EccStore
 from voter.core.values import Invalid, ReadingDomain
+from voter.faultmodel import (
+    BoardFault,
+    ClockDrift,
+    ClockStep,
+    FaultSpecError,
+    MemoryBitflip,
+    SensorFault,
+    SensorMode,
+    Stall,
+    Traitor,
+    fault_from_command,
+)
 
-CORE_STRATEGIES = ("silent", "equivocate", "lie", "flip", "random", "forge", "withhold")
-FRAME_STRATEGIES = ("late", "garbage", "replay")
-STRATEGIES = CORE_STRATEGIES + FRAME_STRATEGIES
-SENSOR_MODES = ("stuck", "spike", "dropout")
 SPIKE = 5000.0
 
 
@@ -42,6 +50,8 @@ PROCESS_COMMANDS = ("crash", "restart")
 RESTART_MAX_S = 10.0
 #: longest stall or clock step a command may ask for
 STALL_MS_MAX = 60_000.0
+#: most windows of one kind a board keeps (a rig cannot grow its memory without bound)
+WINDOWS_MAX = 64
 
 
 class FaultCommandError(ValueError):
@@ -49,29 +59,20 @@ class FaultCommandError(ValueError):
 
 
 @dataclass
-class Window:
-    from_tick: int = 0
-    to_tick: int | None = None
-
-    def active(self, tick: int) -> bool:
-        return tick >= self.from_tick and (self.to_tick is None or tick <= self.to_tick)
-
-
-@dataclass
 class FaultState:
+    """The faults this board has been told to carry out on itself, and what they did."""
+
     domain: ReadingDomain
     rng: random.Random
     period_s: float
-    #: (window, strategy, value, late_ms): the first active one rules a tick
-    traitors: list[tuple[Window, str, Any, float]] = field(default_factory=list)
-    memory_rate_hz: float = 0.0
-    memory_bits: int = 1
-    memory_window: Window = field(default_factory=Window)
+    node: int = 0
+    #: the first active one rules a tick
+    traitors: list[Traitor] = field(default_factory=list)
+    memory: MemoryBitflip | None = None
     drift_ppm: float = 0.0
-    #: (window, mode) sensor faults: the board stays loyal, its sensor lies to it
-    sensor: list[tuple[Window, str]] = field(default_factory=list)
-    #: stalls: (window, ms, at_tick or None, rate_hz)
-    stalls: list[tuple[Window, float, int | None, float]] = field(default_factory=list)
+    #: the board stays loyal, its sensor lies to it
+    sensor: list[SensorFault] = field(default_factory=list)
+    stalls: list[Stall] = field(default_factory=list)
     #: clock steps: at_tick -> seconds
     clock_steps: dict[int, float] = field(default_factory=dict)
     _last_reading: Any = None
@@ -79,100 +80,91 @@ class FaultState:
     injected_stalls: int = 0
     commands: int = 0
 
+    @property
+    def memory_bits(self) -> int:
+        return 1 if self.memory is None else self.memory.bits
+
     def apply(self, raw: bytes) -> dict[str, Any]:
         """Parse and apply one command datagram; returns it (for the log)."""
         cmd = parse_command(raw)
-        window = Window(
-            int(cmd.get("from_tick", 0)),
-            None if cmd.get("to_tick") is None else int(cmd["to_tick"]),
-        )
-        kind = cmd["cmd"]
-        if kind == "traitor":
-            strategy = cmd.get("strategy")
-            if strategy not in STRATEGIES:
-                raise FaultCommandError(f"strategy must be one of {', '.join(STRATEGIES)}")
-            late_ms = float(cmd.get("delay_ms") or 0.6 * self.period_s * 1000)
-            if len(self.traitors) >= 64:
-                raise FaultCommandError("too many traitor windows (64)")
-            value = cmd.get("value")
-            if value is not None:
-                try:
-                    value = self.domain.normalize(value)
-                except Invalid:
-                    raise FaultCommandError(
-                        f"value must be a reading of {self.domain.channels} floats"
-                    ) from None
-            self.traitors.append((window, strategy, value, late_ms))
-        elif kind == "memory-bitflip":
-            bits = int(cmd.get("bits", 1))
-            if bits not in (1, 2):
-                raise FaultCommandError("bits must be 1 or 2")
-            self.memory_rate_hz, self.memory_bits = float(cmd["rate_hz"]), bits
-            self.memory_window = window
-        elif kind == "sensor":
-            mode = cmd.get("mode")
-            if mode not in SENSOR_MODES:
-                raise FaultCommandError(f"sensor mode must be one of {', '.join(SENSOR_MODES)}")
-            if len(self.sensor) >= 64:
-                raise FaultCommandError("too many sensor windows (64)")
-            self.sensor.append((window, mode))
-        elif kind == "clock-drift":
-            self.drift_ppm = float(cmd["ppm"])
-        elif kind == "clock-step":
-            ms, at = _number(cmd, "ms"), cmd.get("at_tick")
-            if ms == 0 or abs(ms) > STALL_MS_MAX:
-                raise FaultCommandError(f"clock-step: ms must be non-zero, within +-{STALL_MS_MAX}")
-            if not isinstance(at, int) or not _tick(at) or len(self.clock_steps) >= 64:
-                raise FaultCommandError("clock-step: at_tick must be a tick >= 0 (64 at most)")
-            self.clock_steps[at] = ms / 1000
-        elif kind == "stall":
-            ms, at, rate = _number(cmd, "ms"), cmd.get("at_tick"), cmd.get("rate_hz")
-            if not 0 < ms <= STALL_MS_MAX:
-                raise FaultCommandError(f"stall: ms must be in (0, {STALL_MS_MAX}]")
-            if (at is None) == (rate is None):
-                raise FaultCommandError("stall: give at_tick or rate_hz (one of them)")
-            if at is not None and not _tick(at):
-                raise FaultCommandError("stall: at_tick must be a tick >= 0")
-            if rate is not None and not (isinstance(rate, int | float) and 0 < rate <= 1000):
-                raise FaultCommandError("stall: rate_hz must be in (0, 1000]")
-            if len(self.stalls) >= 64:
-                raise FaultCommandError("too many stalls (64)")
-            self.stalls.append((window, ms, None if at is None else int(at), float(rate or 0)))
-        elif kind == "clear":
-            self.traitors, self.memory_rate_hz, self.drift_ppm = [], 0.0, 0.0
+        if cmd["cmd"] == "clear":
+            self.traitors, self.memory, self.drift_ppm = [], None, 0.0
             self.sensor, self.stalls, self.clock_steps = [], [], {}
         else:
-            raise FaultCommandError(f"unknown command {kind!r}")
+            try:
+                fault = fault_from_command(cmd, self.node)
+            except FaultSpecError as e:
+                raise FaultCommandError(str(e)) from None
+            if not isinstance(fault, BoardFault):
+                raise FaultCommandError(f"{cmd['cmd']} is carried out on the process")
+            self.add(fault)
         self.commands += 1
         return cmd
 
-    def _active(self, tick: int) -> tuple[Window, str, Any, float] | None:
-        for t in self.traitors:
-            if t[0].active(tick):
-                return t
-        return None
+    def add(self, fault: BoardFault) -> None:
+        """Take on one fault (the simulator hands them over typed; a board via `apply`)."""
+        match fault:
+            case Traitor():
+                if fault.value is not None:
+                    try:
+                        lie = self.domain.normalize(fault.value)
+                        fault = replace(fault, value=lie if isinstance(lie, tuple) else None)
+                    except Invalid:
+                        raise FaultCommandError(
+                            f"value must be a reading of {self.domain.channels} floats"
+                        ) from None
+                self._bounded(self.traitors, "traitor windows").append(fault)
+            case MemoryBitflip():
+                self.memory = fault
+            case SensorFault():
+                self._bounded(self.sensor, "sensor windows").append(fault)
+            case ClockDrift():
+                self.drift_ppm = fault.ppm
+            case ClockStep():
+                if abs(fault.ms) > STALL_MS_MAX or len(self.clock_steps) >= WINDOWS_MAX:
+                    raise FaultCommandError(
+                        f"clock-step: ms within +-{STALL_MS_MAX:g}, {WINDOWS_MAX} steps at most"
+                    )
+                self.clock_steps[fault.at_tick] = fault.ms / 1000
+            case Stall():
+                if fault.ms > STALL_MS_MAX or fault.rate_hz > 1000:
+                    raise FaultCommandError(
+                        f"stall: ms must be in (0, {STALL_MS_MAX:g}], rate_hz in (0, 1000]"
+                    )
+                self._bounded(self.stalls, "stalls").append(fault)
 
-    def traitor(self, tick: int) -> str | None:
+    @staticmethod
+    def _bounded(windows: list[Any], what: str) -> list[Any]:
+        if len(windows) >= WINDOWS_MAX:
+            raise FaultCommandError(f"too many {what} ({WINDOWS_MAX})")
+        return windows
+
+    def _active(self, tick: int) -> Traitor | None:
+        return next((t for t in self.traitors if t.window.active(tick)), None)
+
+    def traitor(self, tick: int) -> Strategy | None:
         t = self._active(tick)
-        return None if t is None else t[1]
+        return None if t is None else t.strategy
 
     def late_ms(self, tick: int) -> float:
         t = self._active(tick)
-        return 0.0 if t is None else t[3]
+        if t is None:
+            return 0.0
+        return t.delay_ms or 0.6 * self.period_s * 1000
 
     def adversary(self, tick: int) -> Adversary | None:
         """The core adversary for `tick`, or None for an honest tick (or a frame-level fault)."""
-        name = self.traitor(tick)
-        if name is None or name in FRAME_STRATEGIES:
+        t = self._active(tick)
+        if t is None or t.strategy.frame_level:
             return None
-        active = self._active(tick)
-        return make_adversary(name, self.domain, self.rng, None if active is None else active[2])
+        return make_adversary(t.strategy, self.domain, self.rng, t.value)
 
     def memory_fault(self, tick: int) -> Any:
         """A callback flipping bits in the ECC store this tick, or None."""
-        if self.memory_rate_hz <= 0 or not self.memory_window.active(tick):
+        m = self.memory
+        if m is None or not m.window.active(tick):
             return None
-        expected = self.memory_rate_hz * self.period_s
+        expected = m.rate_hz * self.period_s
         flips = int(expected) + (1 if self.rng.random() < expected - int(expected) else 0)
         if flips == 0:
             return None
@@ -182,7 +174,7 @@ class FaultState:
                 key = "table"
                 words = store.bit_count(key) // 72
                 word = self.rng.randrange(words)
-                bits = self.rng.sample(range(72), self.memory_bits)
+                bits = self.rng.sample(range(72), m.bits)
                 for b in bits:
                     store.flip_bit(key, word * 72 + b)
                 self.injected_memory += 1
@@ -196,14 +188,14 @@ class FaultState:
         it late and published a vector of its own value only; one stopped just after
         published after the period), so both places are drawn.
         """
-        for window, ms, at, rate in self.stalls:
-            if at is not None:
-                hit = tick == at
+        for st in self.stalls:
+            if st.at_tick is not None:
+                hit = tick == st.at_tick
             else:
-                hit = window.active(tick) and self.rng.random() < rate * self.period_s
+                hit = st.window.active(tick) and self.rng.random() < st.rate_hz * self.period_s
             if hit:
                 self.injected_stalls += 1
-                return ms / 1000, self.rng.choice(("before-send", "after-send"))
+                return st.ms / 1000, self.rng.choice(("before-send", "after-send"))
         return None
 
     def clock_step_s(self, tick: int) -> float:
@@ -217,14 +209,14 @@ class FaultState:
 
     def corrupt_reading(self, tick: int, reading: Any) -> Any:
         """The reading as a faulty sensor delivers it (stuck, spike, dropout), any source."""
-        mode = next((m for w, m in self.sensor if w.active(tick)), None)
+        mode = next((f.mode for f in self.sensor if f.window.active(tick)), None)
         if mode is None or reading is None:
             if mode is None:
                 self._last_reading = reading
-            return None if mode == "dropout" else reading
-        if mode == "dropout":
+            return None if mode == SensorMode.DROPOUT else reading
+        if mode == SensorMode.DROPOUT:
             return None
-        if mode == "stuck":
+        if mode == SensorMode.STUCK:
             if self._last_reading is None:
                 self._last_reading = reading
             return self._last_reading
@@ -232,17 +224,6 @@ class FaultState:
         if spiked and spiked[0] is not None:
             spiked[0] += SPIKE
         return tuple(spiked)
-
-
-def _number(cmd: dict[str, Any], key: str) -> float:
-    v = cmd.get(key)
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise FaultCommandError(f"{cmd['cmd']}: {key} must be a number")
-    return float(v)
-
-
-def _tick(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
 def parse_command(raw: bytes) -> dict[str, Any]:

@@ -15,13 +15,39 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Literal, Protocol
 
 from voter.core.crypto import SIGNATURE_BYTES, KeyRing, signed_bytes
 from voter.core.protocol import Counters, Entry, Params, Rejected
 from voter.core.values import Domain, Invalid, Value
 
-STRATEGIES = ("silent", "equivocate", "lie", "flip", "random", "forge", "withhold")
+
+class Strategy(StrEnum):
+    """Every way a HIL traitor misbehaves: the one list (SPEC.md's campaign `strategy`).
+
+    Most act on what the board says (an `Adversary` here); `frame_level` ones act
+    on the bytes it writes (late, garbage, replay: the tick driver's sabotage).
+    """
+
+    SILENT = "silent"
+    EQUIVOCATE = "equivocate"
+    LIE = "lie"
+    FLIP = "flip"
+    RANDOM = "random"
+    LATE = "late"
+    GARBAGE = "garbage"
+    REPLAY = "replay"
+    FORGE = "forge"
+    WITHHOLD = "withhold"
+
+    @property
+    def frame_level(self) -> bool:
+        return self in (Strategy.LATE, Strategy.GARBAGE, Strategy.REPLAY)
+
+
+#: strategies an in-memory adversary plays (the rest need bytes on a wire)
+STRATEGIES = tuple(s.value for s in Strategy if not s.frame_level)
 SILENT = "silent"
 FLIP = "flip"
 
