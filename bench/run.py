@@ -158,7 +158,8 @@ def realtime(
     can confirm it). A rate where a published disagreement appears does not count,
     whatever its availability.
     """
-    from hil.pty_run import FeasibilityError, RunSpec, run
+    from hil.pty_run import FeasibilityError, run
+    from hil.scenario import Scenario
 
     best: float | None = None
     detail: dict[str, Any] = {}
@@ -166,16 +167,15 @@ def realtime(
     def on_time_at(hz: float) -> float | None:
         """Fraction of board-ticks on time at `hz`; None when the links cannot carry it."""
         n_ticks = max(300, min(ticks, int(hz * 15)))  # at most ~15 s per rate tried
-        spec = RunSpec(
-            out=out / f"{alg}-{baud}-{hz:g}", algorithm=alg, tick_hz=hz, ticks=n_ticks, baud=baud
-        )
+        run_dir = out / f"{alg}-{baud}-{hz:g}"
+        spec = Scenario(algorithm=alg, tick_hz=hz, ticks=n_ticks, baud=baud)
         try:
-            res = run(spec)
+            res = run(spec, run_dir)
         except FeasibilityError:
             return None
         on_time, total, lat, dec = 0, 0, [], []
         for i in range(4):
-            path = spec.out / f"node{i}.jsonl"
+            path = run_dir / f"node{i}.jsonl"
             for line in path.read_text().splitlines():
                 x = json.loads(line)
                 if "vector" not in x or x["tick"] >= n_ticks - 1:

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from hil.checks import read_run
-from hil.pty_run import RunSpec, run
+from hil.pty_run import run
+from hil.scenario import Scenario
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -37,8 +38,7 @@ def _pct(values: list[float], q: float) -> float | None:
 def one_run(
     out: Path, algorithm: str, tick_hz: float, ticks: int, seed: int, baud: int, fail_silent: bool
 ) -> dict[str, Any]:
-    spec = RunSpec(
-        out=out,
+    spec = Scenario(
         algorithm="sm" if algorithm == "sm" else "om",
         tick_hz=tick_hz,
         ticks=ticks,
@@ -46,7 +46,7 @@ def one_run(
         baud=baud,
         fail_silent=fail_silent,
     )
-    res = run(spec)
+    res = run(spec, out)
     c = res.check
     logs = read_run(out, spec.nodes)
     fields: dict[str, list[float]] = {

@@ -16,7 +16,9 @@ def _run(args: argparse.Namespace) -> int:
     from firmware_sim.view import LiveView
     from hil.cluster import ClusterError
     from hil.faultspec import validate_run
-    from hil.pty_run import FeasibilityError, RunSpec, run, summary
+    from hil.pty_run import FeasibilityError, run
+    from hil.scenario import Scenario
+    from hil.verdict import summary
     from voter.budget import TimingBudget
     from voter.faultmodel import FaultSpecError, parse_fault
 
@@ -34,8 +36,8 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         fail(f"--out {out} exists and is not a directory")
-    spec = RunSpec(
-        out=out,
+    spec = Scenario(
+        name="firmware-sim",
         nodes=args.nodes,
         algorithm=args.algorithm,
         m=args.m,
@@ -43,11 +45,11 @@ def _run(args: argparse.Namespace) -> int:
         ticks=args.ticks,
         baud=args.baud,
         seed=args.seed,
-        faults=faults,
-        realtime=not args.no_realtime,
+        faults=tuple(faults),
         publish=parse_publish(args.publish),
         fail_silent=not args.no_fail_silent,
     )
+    realtime = not args.no_realtime
     view = LiveView(spec) if args.live or (args.live is None and sys.stdout.isatty()) else None
 
     def admitted(budget: TimingBudget) -> None:
@@ -62,9 +64,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if view is not None:
             with view:
-                result = run(spec, progress=view.update, on_admission=admitted)
+                result = run(spec, out, realtime=realtime, watch=view.update, on_admission=admitted)
         else:
-            result = run(spec, on_admission=admitted)
+            result = run(spec, out, realtime=realtime, on_admission=admitted)
     except FeasibilityError as e:
         fail(str(e))
     except ClusterError as e:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from firmware_sim.cli import main as firmware_sim
 from hil.cluster import PTY_LINK_LATENCY_US
-from hil.pty_run import RunSpec, admission
+from hil.pty_run import admission
+from hil.scenario import Scenario
 
 OUT = Path("runs/demo")
 WANTED_HZ = 50.0
@@ -26,7 +27,7 @@ TICKS = 1000
 
 def choose_rate() -> tuple[float, str]:
     """50 Hz if this host's measured budget fits it, else the highest rate that fits."""
-    budget = admission(RunSpec(OUT, tick_hz=WANTED_HZ), PTY_LINK_LATENCY_US * 1e-6)
+    budget = admission(Scenario(tick_hz=WANTED_HZ), PTY_LINK_LATENCY_US * 1e-6)
     if budget.fits:
         return WANTED_HZ, ""
     hz = max(1.0, math.floor(min(WANTED_HZ, budget.highest_hz)))

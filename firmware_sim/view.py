@@ -18,7 +18,7 @@ from hil.faultspec import faulty_nodes
 
 if TYPE_CHECKING:
     from hil.cluster import ProcessCluster
-    from hil.pty_run import RunSpec
+    from hil.scenario import Scenario
 
 
 def last_decision(path: Path) -> dict[str, Any] | None:
@@ -46,7 +46,7 @@ def _fmt(values: Any) -> str:
 
 
 class LiveView:
-    def __init__(self, spec: RunSpec) -> None:
+    def __init__(self, spec: Scenario) -> None:
         self.spec = spec
         self.traitors = set(faulty_nodes(spec.faults))
         self.totals: dict[int, dict[str, int]] = {}

@@ -10,21 +10,24 @@ command that reproduces it.
 from __future__ import annotations
 
 import json
+import time
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hil.checks import CheckResult, NodeLog, check, read_run, withheld_reason
-from hil.faultspec import fault_budget, faulty_nodes, validate_run
+from hil.checks import CheckResult
+from hil.faultspec import fault_budget, validate_run
+from hil.outcome import MODES, Runner, RunnerError, judge, timeline
 from hil.rig import Rig, mismatch
-from hil.sim import SimConfig, simulate
-from voter.core.driver import Publish, parse_publish
+from hil.scenario import Scenario
+from hil.sim import SimRunner
+from hil.verdict import finish
+from voter.core.driver import parse_publish
 from voter.core.protocol import Algorithm
 from voter.faultmodel import Fault, FaultSpecError, fault_from_table, to_table
 
-MODES = ("sim", "pty", "serial")
 SCENARIO_KEYS = {
     "name",
     "nodes",
@@ -43,29 +46,6 @@ SCENARIO_KEYS = {
 
 class CampaignError(ValueError):
     """A campaign file that cannot be run (one line for the user)."""
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    nodes: int
-    algorithm: Algorithm
-    m: int
-    expect: str
-    faults: tuple[Fault, ...]
-    ticks: int
-    seed: int
-    tick_hz: float = 50.0
-    baud: int = 921600
-    #: the boards' publication mode ("confirmed" | "immediate", docs/design.md, Timing)
-    publish: Publish = "confirmed"
-    #: false: the raw algorithm's decisions, every one published (theorem demonstrations)
-    fail_silent: bool = True
-
-    @property
-    def bound(self) -> int:
-        limit = (self.nodes - 1) // 3 if self.algorithm == "om" else self.nodes - 2
-        return max(0, min(self.m, limit))
 
 
 @dataclass(frozen=True)
@@ -190,8 +170,8 @@ class ScenarioResult:
     scenario: Scenario
     mode: str
     check: CheckResult
-    counters: dict[str, int]
-    coverage: dict[str, int]
+    counters: dict[str, int | None]
+    coverage: dict[str, int | None]
     timeline: dict[int, list[str]]
     duration_s: float
     history_hash: str | None = None
@@ -211,6 +191,23 @@ class ScenarioResult:
         return self.outcome == self.scenario.expect
 
 
+def runner_for(mode: str, rig: Rig | None = None) -> Runner:
+    """The runner of a mode: the same interface, the same result type (hil.outcome)."""
+    if mode == "sim":
+        return SimRunner()
+    if mode == "pty":
+        from hil.pty_run import PtyRunner
+
+        return PtyRunner()
+    if mode != "serial":
+        raise CampaignError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if rig is None:
+        raise CampaignError("--mode serial needs --rig RIG.toml (the boards' ports; docs/hil.md)")
+    from hil.serial_run import SerialRunner
+
+    return SerialRunner(rig)
+
+
 def run_scenario(
     sc: Scenario,
     mode: str,
@@ -218,97 +215,36 @@ def run_scenario(
     progress: Callable[[int], None] | None = None,
     rig: Rig | None = None,
 ) -> ScenarioResult:
-    import time
-
+    """Run one scenario in `mode`, judge it and count it, the same way in every mode."""
     started = time.monotonic()
-    if mode == "sim":
-        r = simulate(_sim_config(sc), progress)
-        res = _judge(sc, r.logs)
-        return ScenarioResult(
-            sc,
-            mode,
-            res,
-            dict(r.counters),
-            r.coverage.to_json(),
-            mark_withheld(r.timeline, r.logs),
-            time.monotonic() - started,
-            r.history_hash,
-        )
-    if mode == "pty":
-        return _run_pty(sc, out, started)
-    if rig is None:
-        raise CampaignError("--mode serial needs --rig RIG.toml (the boards' ports; docs/hil.md)")
-    return _run_serial(sc, rig, out, started)
-
-
-def _sim_config(sc: Scenario) -> SimConfig:
-    return SimConfig(
-        nodes=sc.nodes,
-        algorithm=sc.algorithm,
-        m=sc.m,
-        ticks=sc.ticks,
-        tick_hz=sc.tick_hz,
-        baud=sc.baud,
-        seed=sc.seed,
-        faults=list(sc.faults),
-        publish=sc.publish,
-        fail_silent=sc.fail_silent,
-    )
-
-
-def _judge(sc: Scenario, logs: Mapping[int, NodeLog]) -> CheckResult:
-    return check(
-        logs, faulty_nodes(list(sc.faults)), window=(0, sc.ticks - 1), period_us=1e6 / sc.tick_hz
-    )
-
-
-def _run_pty(sc: Scenario, out: Path, started: float) -> ScenarioResult:
-    import time
-
-    from hil.pty_run import RunSpec, run
-
-    run_dir = out / "runs" / sc.name
-    spec = RunSpec(
-        out=run_dir,
-        nodes=sc.nodes,
-        algorithm=sc.algorithm,
-        m=sc.m,
-        tick_hz=sc.tick_hz,
-        ticks=sc.ticks,
-        baud=sc.baud,
-        seed=sc.seed,
-        faults=list(sc.faults),
-        publish=sc.publish,
-        fail_silent=sc.fail_silent,
-    )
-    result = run(spec)
-    logs = read_run(run_dir, sc.nodes)
-    res = _judge(sc, logs)
-    boards = result.run_json["boards"]
-    counters = {
-        "frames_dropped": sum(b["dropped"] for b in boards.values()),
-        "late": sum(b["late"] for b in boards.values()),
-        "corrected": sum(b["corrected"] for b in boards.values()),
-        "stops": sum(b["stops"] for b in boards.values()),
-        "restarts": sum(result.restarts.values()),
-        **result.injected,
-    }
-    coverage = {"link_corrupted": result.injected["corrupted_frames"]}
+    runner = runner_for(mode, rig)
+    if rig is not None and mode == "serial":
+        why = mismatch(sc.nodes, sc.algorithm, sc.m, rig)
+        if why is not None:
+            return _skipped(sc, rig, why, started)
+        # The boards tick at their cluster's rate and baud, whatever the scenario asked for.
+        sc = replace(sc, tick_hz=rig.cluster.tick_hz, baud=rig.cluster.baud)
+    run_dir = None if mode == "sim" else out / "runs" / sc.name
+    try:
+        outcome = runner.run(sc, run_dir or out, progress)
+    except RunnerError as e:
+        assert rig is not None
+        return _skipped(sc, rig, str(e), started)
+    result = finish(sc, outcome, run_dir)
     return ScenarioResult(
         sc,
-        "pty",
-        res,
-        counters,
-        coverage,
-        timeline_from_logs(logs, sc.ticks),
+        mode,
+        result.check,
+        result.counters.to_json(),
+        result.counters.coverage(),
+        outcome.timeline or timeline(outcome.logs, sc.ticks),
         time.monotonic() - started,
-        extra={"run_dir": str(run_dir)},
+        outcome.history_hash,
+        extra={k: v for k, v in outcome.extra.items() if k in ("run_dir", "rig", "stream")},
     )
 
 
 def _skipped(sc: Scenario, rig: Rig, why: str, started: float) -> ScenarioResult:
-    import time
-
     return ScenarioResult(
         sc,
         "serial",
@@ -322,100 +258,11 @@ def _skipped(sc: Scenario, rig: Rig, why: str, started: float) -> ScenarioResult
     )
 
 
-def _run_serial(sc: Scenario, rig: Rig, out: Path, started: float) -> ScenarioResult:
-    import time
-
-    from hil.serial_run import RigRunError, run_on_rig
-
-    why = mismatch(sc.nodes, sc.algorithm, sc.m, rig)
-    if why is not None:
-        return _skipped(sc, rig, why, started)
-    # The boards tick at their cluster's rate and baud, whatever the scenario asked for.
-    sc = replace(sc, tick_hz=rig.cluster.tick_hz, baud=rig.cluster.baud)
-    run_dir = out / "runs" / sc.name
-    try:
-        result = run_on_rig(rig, run_dir, list(sc.faults), sc.ticks, sc.seed)
-    except RigRunError as e:
-        return _skipped(sc, rig, str(e), started)
-    logs = read_run(run_dir, sc.nodes)
-    res = _judge(sc, logs)
-    run_json = result.run_json
-    run_json["check"] = res.to_json()
-    (run_dir / "run.json").write_text(json.dumps(run_json, indent=1))
-    lines = [d for log in logs.values() for d in log.decisions.values()]
-    counters = {
-        "frames_dropped": sum(int(x.get("dropped", 0)) for x in lines),
-        "late": sum(int(x.get("late", 0)) for x in lines),
-        "corrected": sum(int(x.get("corrected", 0)) for x in lines),
-        "stops": sum(
-            1
-            for log in logs.values()
-            for e in log.events
-            if e.get("event") == "stop" and e.get("code") not in (0, None)
-        ),
-        **result.counters,
-        **result.injected,
-    }
-    return ScenarioResult(
-        sc,
-        "serial",
-        res,
-        counters,
-        {"link_corrupted": result.injected["corrupted_frames"]},
-        timeline_from_logs(logs, sc.ticks),
-        time.monotonic() - started,
-        extra={"run_dir": str(run_dir), "rig": str(rig.path)},
-    )
-
-
-def timeline_from_logs(logs: Mapping[int, NodeLog], ticks: int) -> dict[int, list[str]]:
-    out: dict[int, list[str]] = {}
-    for i, log in logs.items():
-        row = []
-        stops = {
-            e.get("tick")
-            for e in log.events
-            if e.get("event") == "stop" and e.get("code") not in (0, None)
-        }
-        for t in range(ticks):
-            line = log.decisions.get(t)
-            if line is None:
-                row.append("stop" if t in stops else "down")
-            elif withheld_reason(line) is not None:
-                row.append("withheld")
-            elif all(v is not None for v in line.get("vector", [])):
-                row.append("ok")
-            else:
-                row.append("error")
-        out[i] = row
-    return out
-
-
-def mark_withheld(
-    timeline: Mapping[int, list[str]], logs: Mapping[int, NodeLog]
-) -> dict[int, list[str]]:
-    """`timeline` with every tick a board decided but withheld shown as "withheld".
-
-    The simulator paints its own timeline from what it ran; whether a decision was
-    published is the board's word in its log, so it is taken from there.
-    """
-    out = {i: list(row) for i, row in timeline.items()}
-    for i, row in out.items():
-        log = logs.get(i)
-        if log is None:
-            continue
-        for t, line in log.decisions.items():
-            if 0 <= t < len(row) and withheld_reason(line) is not None:
-                row[t] = "withheld"
-    return out
-
-
-# -- shrinking -------------------------------------------------------------------------
 def shrink(sc: Scenario) -> Scenario:
     """The smallest tick count, then the fewest faults, that still violate (simulator only)."""
 
     def violates(s: Scenario) -> bool:
-        return not _judge(s, simulate(_sim_config(s)).logs).holds
+        return not judge(s, SimRunner().run(s).logs).holds
 
     lo, hi = 1, sc.ticks
     while lo < hi:  # smallest ticks that still violate (a violation never un-happens)

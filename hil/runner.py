@@ -16,7 +16,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from hil.campaign import (
     Campaign,
     CampaignError,
-    Scenario,
     ScenarioResult,
     load_campaign,
     run_scenario,
@@ -27,6 +26,7 @@ from hil.campaign import (
 from hil.faultspec import faulty_nodes, validate_run
 from hil.report import fault_windows, timeline_png, write_all
 from hil.rig import Rig, RigError, load_rig
+from hil.scenario import Scenario
 from voter.faultmodel import FaultSpecError
 
 SHRINK_MAX_TICKS = 20_000  # beyond this, shrinking costs more than it tells

@@ -13,7 +13,7 @@ rig sits in every link and holds each board's control line. Per scenario:
    command at its tick, because the rig cannot SIGKILL a remote board);
 5. collect the log lines the boards stream back until every board has decided
    the last tick (or a deadline), then `clear` every board;
-6. write DIR/node<ID>.jsonl and run.json and judge them with the same checker.
+6. write DIR/node<ID>.jsonl; the campaign judges them and writes run.json as for every mode.
 """
 
 from __future__ import annotations
@@ -24,13 +24,16 @@ import os
 import select
 import subprocess
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hil.checks import read_run
 from hil.fabric import FabricError, start_process, stop_process
-from hil.faultspec import fault_budget, faulty_nodes
+from hil.outcome import RunnerError, RunOutcome, sum_links
 from hil.rig import Rig
+from hil.scenario import Scenario
 from voter.control import ControlPortError, SerialControl, command_packet, parse_line_packet
 from voter.faultmodel import Crash, Fault, is_board, is_link, to_command, to_table
 
@@ -41,7 +44,7 @@ GRACE_S = 10.0
 START_GRACE_S = 5.0  # after the last tick's time, for a re-joining board to catch up
 
 
-class RigRunError(Exception):
+class RigRunError(RunnerError):
     """The scenario could not be run on the rig (one line: a board silent, a port missing)."""
 
 
@@ -88,14 +91,6 @@ class BoardStream:
             if event is None and isinstance(obj.get("tick"), int):
                 self.max_tick = max(self.max_tick, obj["tick"])
         return obj
-
-
-@dataclass
-class SerialRunResult:
-    run_json: dict[str, Any]
-    fabric: dict[str, Any]
-    injected: dict[str, int]
-    counters: dict[str, int]
 
 
 class RigSession:
@@ -163,54 +158,111 @@ class RigSession:
             )
 
 
-def run_on_rig(
-    rig: Rig,
-    out: Path,
-    faults: list[Fault],
-    ticks: int,
-    seed: int,
-) -> SerialRunResult:
-    """Run one scenario on the rig's boards; write node logs and run.json into `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("node*.jsonl"):
-        stale.unlink()
-    cluster = rig.cluster
-    period = 1.0 / cluster.tick_hz
-    nonce = f"{out.name}-{os.getpid()}-{time.monotonic_ns()}"
-    session = RigSession(rig, nonce)
-    fabric_proc: subprocess.Popen[bytes] | None = None
-    fabric: dict[str, Any] = {}
-    last = ticks - 1
-    try:
-        session.open()
-        session.probe()
+@dataclass
+class SerialRunner:
+    """Real boards on real serial lines, through the rig PC; the runner interface of hil.outcome."""
+
+    rig: Rig
+    mode: str = "serial"
+
+    def run(
+        self, sc: Scenario, out: Path, progress: Callable[[int], None] | None = None
+    ) -> RunOutcome:
+        """Run `sc` on the rig's boards (at their cluster's rate); write their node logs to `out`.
+
+        RigRunError when the boards cannot be run (a silent board, a missed start).
+        """
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob("node*.jsonl"):
+            stale.unlink()
+        started = time.monotonic()
+        session = RigSession(self.rig, f"{out.name}-{os.getpid()}-{time.monotonic_ns()}")
+        fabric_proc: subprocess.Popen[bytes] | None = None
+        fabric: dict[str, Any] = {}
+        try:
+            session.open()
+            session.probe()
+            fabric_proc, tick0 = self._start(session, sc, out)
+            self._collect(session, sc, tick0, progress)
+        finally:
+            if fabric_proc is not None:
+                stop_process(fabric_proc)
+                with contextlib.suppress(OSError, ValueError):
+                    fabric = json.loads((out / "fabric.json").read_text())
+            with contextlib.suppress(Exception):
+                for i in session.boards:  # leave no traitor behind for the next scenario
+                    session.send(i, {"cmd": "clear"})
+            session.close()
+        for i, b in session.boards.items():
+            kept = [x for x in b.lines if not _after(x, sc.ticks - 1)]
+            (out / f"node{i}.jsonl").write_text("".join(x + "\n" for x in kept))
+        boards = session.boards.values()
+        acked = sum(1 for b in boards for a in b.acks if a.get("cmd") not in ("clear", "restart"))
+        stream = {
+            "stream_lines_lost": sum(b.lost for b in boards),
+            "control_noise": sum(b.ctl.bad_packets for b in boards),
+            "commands_unacknowledged": sum(map(len, _node_commands(sc.faults).values())) - acked,
+        }
+        return RunOutcome(
+            "serial",
+            read_run(out, sc.nodes),
+            links=sum_links(fabric),
+            link_detail=fabric,
+            restarts=sum(max(0, b.starts - 1) for b in boards),
+            crashes=sum(1 for f in sc.faults if isinstance(f, Crash)),
+            duration_s=time.monotonic() - started,
+            extra={
+                "rig": str(self.rig.path),
+                "run_dir": str(out),
+                "restarts": {str(b.node): max(0, b.starts - 1) for b in boards},
+                "stream": stream,
+            },
+        )
+
+    def _start(
+        self, session: RigSession, sc: Scenario, out: Path
+    ) -> tuple[subprocess.Popen[bytes], float]:
+        """The fabric on the link ports with its clock at tick 0, then every board restarted."""
+        rig, period = self.rig, sc.period_s
         tick0 = time.monotonic() + FABRIC_MARGIN_S + rig.start_in_s
         spec = {
-            "nodes": cluster.n,
-            "baud": cluster.baud,
-            "seed": seed,
+            "nodes": sc.nodes,
+            "baud": rig.cluster.baud,
+            "seed": sc.seed,
             "t0": tick0,
             # Before tick 0 the links carry only the boards' previous life: not forwarded.
             "forward_from_s": -period / 2,
-            "faults": [to_table(f) for f in faults if is_link(f)],
+            "faults": [to_table(f) for f in sc.faults if is_link(f)],
             "tick_s": period,
             "ports": {f"{a}-{b}": url for (a, b), url in rig.links.items()},
             "port_baud": {f"{a}-{b}": baud for (a, b), baud in rig.link_baud.items()},
         }
         try:
-            fabric_proc, _ = start_process(spec, out)
+            proc, _ = start_process(spec, out)
         except FabricError as e:
             raise RigRunError(str(e)) from None
         while time.monotonic() < tick0 - rig.start_in_s:
             session.pump(0.02)
         start_in = tick0 - time.monotonic()
         if start_in < 0.5:
+            stop_process(proc)
             raise RigRunError("the link fabric took too long to start; the common start is missed")
         for i in session.boards:
             session.send(i, {"cmd": "restart", "start_in_s": round(start_in, 6)})
-        commands = _node_commands(faults)
+        return proc, tick0
+
+    def _collect(
+        self,
+        session: RigSession,
+        sc: Scenario,
+        tick0: float,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        """Send each board its faults as it starts; read until all decided the last tick."""
+        last = sc.ticks - 1
+        commands = _node_commands(sc.faults)
         sent: set[int] = set()
-        deadline = tick0 + ticks * period + GRACE_S
+        deadline = tick0 + sc.ticks * sc.period_s + GRACE_S
         while time.monotonic() < deadline:
             session.pump(0.05)
             for i, b in session.boards.items():
@@ -225,62 +277,13 @@ def run_on_rig(
             if late:
                 raise RigRunError(
                     f"board(s) {sorted(late)} started at tick(s) {sorted(late.values())}, not 0: "
-                    f"start-up took longer than start_in_s = {rig.start_in_s:g} s; "
+                    f"start-up took longer than start_in_s = {self.rig.start_in_s:g} s; "
                     "raise it in the rig file"
                 )
+            if progress is not None:
+                progress(min(b.max_tick for b in session.boards.values()))
             if all(b.max_tick >= last for b in session.boards.values()):
                 break
-    finally:
-        if fabric_proc is not None:
-            stop_process(fabric_proc)
-            with contextlib.suppress(OSError, ValueError):
-                fabric = json.loads((out / "fabric.json").read_text())
-        with contextlib.suppress(Exception):
-            for i in session.boards:  # leave no traitor behind for the next scenario
-                session.send(i, {"cmd": "clear"})
-        session.close()
-    for i, b in session.boards.items():
-        kept = [x for x in b.lines if not _after(x, last)]
-        (out / f"node{i}.jsonl").write_text("".join(x + "\n" for x in kept))
-    injected = {
-        k: sum(d.get(k, 0) for d in fabric.values())
-        for k in ("flipped_bits", "corrupted_frames", "dropped_frames", "delayed_frames")
-    }
-    boards = session.boards.values()
-    acked = sum(1 for b in boards for a in b.acks if a.get("cmd") not in ("clear", "restart"))
-    counters = {
-        "restarts": sum(max(0, b.starts - 1) for b in boards),
-        "stream_lines_lost": sum(b.lost for b in boards),
-        "control_noise": sum(b.ctl.bad_packets for b in boards),
-        "commands_unacknowledged": sum(len(v) for v in _node_commands(faults).values()) - acked,
-    }
-    counted, reasons = fault_budget(faults)
-    bound = cluster.fault_bound
-    run_json: dict[str, Any] = {
-        "nodes": cluster.n,
-        "algorithm": cluster.algorithm,
-        "m": cluster.m,
-        "tick_hz": cluster.tick_hz,
-        "ticks": ticks,
-        "baud": cluster.baud,
-        "seed": seed,
-        "mode": "serial",
-        "rig": str(rig.path),
-        "faulty": faulty_nodes(faults),
-        "faults": [f.describe() for f in faults],
-        "fault_budget": {
-            "counted": counted,
-            "bound": bound,
-            "inside_bound": counted <= bound,
-            "reasons": reasons,
-        },
-        "restarts": {str(b.node): max(0, b.starts - 1) for b in boards},
-        "fabric": fabric,
-        "injected": injected,
-        "stream": counters,
-    }
-    (out / "run.json").write_text(json.dumps(run_json, indent=1))
-    return SerialRunResult(run_json, fabric, injected, counters)
 
 
 def _after(line: str, last: int) -> bool:
@@ -292,7 +295,7 @@ def _after(line: str, last: int) -> bool:
     return False
 
 
-def _node_commands(faults: list[Fault]) -> dict[int, list[dict[str, Any]]]:
+def _node_commands(faults: Iterable[Fault]) -> dict[int, list[dict[str, Any]]]:
     """What each board is told: its own faults, and crashes (a real board exits on command)."""
     out: dict[int, list[dict[str, Any]]] = {}
     for f in faults:

@@ -36,12 +36,16 @@ import hashlib
 import heapq
 import json
 import random
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hil.channel import LinkChannel
 from hil.checks import NodeLog
+from hil.outcome import RunOutcome, sum_links, timeline
+from hil.scenario import Scenario
 from voter.budget import ROUNDS_FRACTION
 from voter.core.board import Board, InconsistencyError
 from voter.core.driver import Actions, Publish, TickDriver, Timing
@@ -197,7 +201,6 @@ class Simulator:
             "stalls": 0,
             "clock_steps": 0,
         }
-        self.status: dict[int, dict[int, str]] = {i: {} for i in range(cfg.nodes)}
         self._queue: list[tuple[float, int, str, Any]] = []
         self._seq = 0
         self._hash = hashlib.sha256()
@@ -257,23 +260,8 @@ class Simulator:
             self.counters,
             self.coverage,
             self._hash.hexdigest(),
-            self._timeline(),
+            timeline(self.logs, self.cfg.ticks),
         )
-
-    def _timeline(self) -> dict[int, list[str]]:
-        out: dict[int, list[str]] = {}
-        for i in range(self.cfg.nodes):
-            row = []
-            for k in range(self.cfg.ticks):
-                line = self.logs[i].decisions.get(k)
-                if line is None:
-                    row.append(self.status[i].get(k, "down"))
-                elif "withheld" in line:
-                    row.append("withheld")
-                else:
-                    row.append("ok" if all(v is not None for v in line["vector"]) else "error")
-            out[i] = row
-        return out
 
     # -- boards ------------------------------------------------------------------------
     def _cpu(self, decide: bool = False) -> float:
@@ -324,8 +312,7 @@ class Simulator:
         b = self.boards[i]
         t += cost
         if acts.stall_s and acts.stall_when == "before-send":
-            t += acts.stall_s
-            self.counters["stalls"] += 1
+            t += self._stall(i, acts.stall_s)
         for o in acts.sends:
             self.counters["frames_sent"] += 1
             due = max(t, self.true_time(i, o.due))
@@ -334,9 +321,15 @@ class Simulator:
         more = b.driver.done(self.local(i, t))
         self._log(i, more)
         if acts.stall_s and acts.stall_when == "after-send":
-            t += acts.stall_s
-            self.counters["stalls"] += 1
+            t += self._stall(i, acts.stall_s)
         b.busy_until = max(b.busy_until, t)
+
+    def _stall(self, i: int, seconds: float) -> float:
+        """The board freezes; it says so in its log, as voterd does."""
+        self.counters["stalls"] += 1
+        tick = self.boards[i].driver.tick
+        self._event(i, {"event": "stall", "node": i, "tick": tick, "ms": round(seconds * 1e3, 3)})
+        return seconds
 
     def _log(self, i: int, acts: Actions) -> None:
         for line in acts.lines:
@@ -358,14 +351,13 @@ class Simulator:
         del self.crashes[i]
         self.counters["stops"] += 1
         self._event(i, {"event": "crash", "node": i, "tick": k})
-        self._down(i, t, k, "stop")
+        self._down(i, t)
         return True
 
-    def _down(self, i: int, t: float, k: int, status: str) -> None:
+    def _down(self, i: int, t: float) -> None:
         b = self.boards[i]
         b.up = False
         b.wake_gen += 1
-        self.status[i][k] = status
         self._push(t + RESTART_S, "restart", i)
 
     def _stop(self, i: int, t: float, k: int, reason: str) -> None:
@@ -375,7 +367,7 @@ class Simulator:
             self.coverage.memory_stops += 1
         self.counters["stops"] += 1
         self._event(i, {"event": "stop", "node": i, "tick": k, "reason": reason, "code": 70})
-        self._down(i, t, k, "stop")
+        self._down(i, t)
 
     def _restart(self, t: float, i: int) -> None:
         """A fresh board joins from its peers' clocks (the median of those that are up)."""
@@ -421,6 +413,7 @@ class Simulator:
         self.wire_free[link] = start + wire
         arrive = start + wire + self.cfg.link_latency_ms / 1000
         if frame is not None and self.fast[link]:
+            self.links[link].stats.frames += 1  # a clean wire: the channel is not consulted
             self._push(arrive, "arrive", (src, dst, data, data, frame))
             return
         k_now = int(self.boards[src].driver.vt(self.local(src, t)) // self.period)
@@ -468,3 +461,47 @@ class Simulator:
 
 def simulate(cfg: SimConfig, progress: Callable[[int], None] | None = None) -> SimResult:
     return Simulator(cfg, progress).run()
+
+
+@dataclass
+class SimRunner:
+    """The whole cluster in this process, one seed; the runner interface of `hil.outcome`."""
+
+    fast_lane: bool = True
+    mode: str = "sim"
+
+    def run(
+        self, sc: Scenario, out: Path | None = None, progress: Callable[[int], None] | None = None
+    ) -> RunOutcome:
+        """Simulate `sc` (nothing is written: `out` is for the interface's sake)."""
+        started = time.monotonic()
+        cfg = SimConfig(
+            nodes=sc.nodes,
+            algorithm=sc.algorithm,
+            m=sc.m,
+            ticks=sc.ticks,
+            tick_hz=sc.tick_hz,
+            baud=sc.baud,
+            seed=sc.seed,
+            faults=list(sc.faults),
+            fast_lane=self.fast_lane,
+            publish=sc.publish,
+            fail_silent=sc.fail_silent,
+        )
+        sim = Simulator(cfg, progress)
+        r = sim.run()
+        cov = r.coverage
+        detail = {f"{a}>{b}": asdict(c.stats) for (a, b), c in sim.links.items()}
+        return RunOutcome(
+            "sim",
+            r.logs,
+            links=sum_links(detail),
+            link_detail=detail,
+            restarts=r.counters["restarts"],
+            crashes=sum(1 for log in r.logs.values() for e in log.events if e["event"] == "crash"),
+            duration_s=time.monotonic() - started,
+            timeline=r.timeline,
+            history_hash=r.history_hash,
+            memory_injected=(cov.memory_single, cov.memory_double),
+            link_decoded=(cov.link_detected, cov.link_undetected),
+        )

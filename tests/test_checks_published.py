@@ -224,30 +224,19 @@ def test_read_run_keeps_withheld_lines_as_decisions(tmp_path: Path) -> None:
 
 
 def _run_result(tmp_path: Path, logs: dict[int, NodeLog], faults: tuple[str, ...] = ()) -> Any:
-    """A firmware-sim RunResult for hand-written logs (no processes): what summary() reads."""
-    from hil.pty_run import RunResult, RunSpec, _node_totals, diagnose
+    """A firmware-sim result for hand-written logs (no processes): what summary() reads."""
+    from hil.outcome import RunOutcome
+    from hil.scenario import Scenario
+    from hil.verdict import finish
     from voter.faultmodel import parse_fault
 
-    spec = RunSpec(out=tmp_path, ticks=10, tick_hz=50.0, faults=[parse_fault(f, 4) for f in faults])
-    res = check(logs, [], window=(0, 9), period_us=PERIOD_US)
-    run_json = {
-        "boards": _node_totals(logs),
-        "fault_budget": {"counted": 0, "bound": 1, "inside_bound": True, "reasons": []},
-        "check": res.to_json(),
-        "diagnosis": diagnose(res, logs, spec, inside_bound=True),
-    }
-    injected = {
-        "flipped_bits": 0,
-        "corrupted_frames": 0,
-        "dropped_frames": 0,
-        "delayed_frames": 0,
-    }
-    return RunResult(spec, res, {}, {}, {}, injected, 0.0, run_json)
+    spec = Scenario(ticks=10, tick_hz=50.0, faults=tuple(parse_fault(f, 4) for f in faults))
+    return finish(spec, RunOutcome("pty", logs), None)
 
 
 def test_summary_shows_availability_and_withheld_reasons(tmp_path: Path) -> None:
     """The firmware-sim summary prints availability per loyal board and withheld counts."""
-    from hil.pty_run import summary
+    from hil.verdict import summary
 
     logs = cluster()
     logs[2].decisions[4] = line(4, 2, withheld="late-send")
@@ -265,7 +254,7 @@ def test_summary_shows_availability_and_withheld_reasons(tmp_path: Path) -> None
 def test_failed_run_is_diagnosed_as_timing_or_not(tmp_path: Path) -> None:
     """A disagreement on a tick with late frames is put down to timing (lower the rate); one
     on a clean tick is not, and the summary names it."""
-    from hil.pty_run import summary
+    from hil.verdict import summary
 
     logs = cluster()
     other = [list(A), list(B), list(C), list(A)]
@@ -294,17 +283,15 @@ def test_injected_stall_marks_the_ticks_it_freezes(tmp_path: Path) -> None:
 def test_timeline_paints_withheld_ticks_in_their_own_colour() -> None:
     """A withheld tick is its own state on the timeline, not "error"; binned, it outranks
     an ERROR entry and is outranked by a board that is down."""
-    from hil.campaign import mark_withheld, timeline_from_logs
+    from hil.outcome import timeline
     from hil.report import COLORS, STATES, timeline_grid
 
     logs = cluster(ticks=6)
     logs[1].decisions[2] = line(2, 1, withheld="stall")
     logs[3].decisions[4] = line(4, 3, vector=[list(A), None, list(C), list(D)])
-    timeline = timeline_from_logs(logs, 6)
-    assert ["ok", "ok", "withheld", "ok", "ok", "ok"] == timeline[1]
-    assert "error" == timeline[3][4]
-    sim_rows = {i: ["ok"] * 6 for i in range(4)}  # the simulator's own painting
-    assert mark_withheld(sim_rows, logs)[1] == timeline[1]
+    rows = timeline(logs, 6)
+    assert ["ok", "ok", "withheld", "ok", "ok", "ok"] == rows[1]
+    assert "error" == rows[3][4]
     assert len(set(COLORS)) == len(STATES)
     grid, step = timeline_grid({0: ["withheld", "error"] * 2000, 1: ["withheld", "down"] * 2000})
     assert 2 == step and {STATES.index("withheld")} == set(grid[0])

@@ -16,6 +16,7 @@ from hil.checks import check, read_run
 from hil.cluster import ProcessCluster
 from tests.conftest import BIN, run_cli
 from voter.core.adversary import Strategy
+from voter.faultmodel import fault_from_table
 
 TEST_HZ = 25.0
 
@@ -76,8 +77,8 @@ def test_no_lie_or_garbage_stops_a_loyal_daemon(tmp_path: Path) -> None:
         for k, s in enumerate(strategies)
     ]
     faults = [
-        {"kind": "link-bitflip", "link": "3-0", "ber": 1e-3},
-        {"kind": "link-bitflip", "link": "3-1", "ber": 1e-3, "burst": 4},
+        fault_from_table({"kind": "link-bitflip", "link": "3-0", "ber": 1e-3}, 4),
+        fault_from_table({"kind": "link-bitflip", "link": "3-1", "ber": 1e-3, "burst": 4}, 4),
     ]
     c, codes = run_cluster(tmp_path, 270, {3: cmds}, algorithm="sm", link_faults=faults)
     assert all(codes[i] == 0 for i in range(3)), codes

@@ -96,12 +96,11 @@ def test_sensor_faults_stuck_spike_dropout() -> None:
 
 def test_spiking_sensor_is_masked_by_the_vote(tmp_path: Path) -> None:
     """firmware-sim with board 0's altimeter spiking: the output never follows the spike."""
-    from hil.pty_run import RunSpec, run
+    from hil.pty_run import run
+    from hil.scenario import Scenario
     from voter.faultmodel import parse_fault
 
-    res = run(
-        RunSpec(out=tmp_path / "r", ticks=120, faults=[parse_fault("sensor:0:spike:20-90", 4)])
-    )
+    res = run(Scenario(ticks=120, faults=(parse_fault("sensor:0:spike:20-90", 4),)), tmp_path / "r")
     assert res.ok
     lines = [
         json.loads(x)

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from hil.campaign import Scenario, run_scenario
+from hil.campaign import run_scenario
 from hil.checks import check, read_run
 from hil.fabric import stop_process
 from hil.rig import RigError, load_rig, mismatch
+from hil.scenario import Scenario
 from tests.conftest import BIN, ROOT, run_cli
 from voter.config import ClusterConfig, NodeConfig, dump_cluster
 from voter.keys import generate_key
@@ -237,10 +238,10 @@ def test_campaign_runs_on_the_rig_and_is_judged_by_the_same_checker(
     first = by["om1-traitor-noisy-link-crash"]
     assert first["passed"], (first, proc.stdout, proc.stderr)
     assert "serial" == first["mode"] and first["inside_bound"] is True
-    assert first["counters"]["flipped_bits"] > 0 and first["counters"]["corrupted_frames"] > 0
+    assert first["counters"]["flipped_bits"] > 0 and first["counters"]["link_corrupted"] > 0
     assert 1 == first["counters"]["restarts"]  # board 3 crashed itself and came back
-    assert 0 == first["counters"]["stream_lines_lost"]
-    assert 0 == first["counters"]["commands_unacknowledged"]
+    assert 0 == first["stream"]["stream_lines_lost"]
+    assert 0 == first["stream"]["commands_unacknowledged"]
     run_dir = Path(first["run_dir"])
     logs = read_run(run_dir, N)
     assert all(len(logs[i].decisions) == 250 for i in range(3))  # every loyal board, every tick

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hil.pty_run import RunSpec, run
+from hil.pty_run import run
+from hil.scenario import Scenario
 from voter.faultmodel import parse_fault
 
 TICKS = 150
@@ -20,15 +21,14 @@ HZ = 25.0
 
 
 def _run(out: Path, fail_silent: bool) -> tuple[object, list[dict[str, object]]]:
-    spec = RunSpec(
-        out=out,
+    spec = Scenario(
         tick_hz=HZ,
         ticks=TICKS,
         seed=4,
-        faults=[parse_fault("stall:2:70ms/0.8s", 4)],
+        faults=(parse_fault("stall:2:70ms/0.8s", 4),),
         fail_silent=fail_silent,
     )
-    res = run(spec)
+    res = run(spec, out)
     lines = [json.loads(x) for x in (out / "node2.jsonl").read_text().splitlines()]
     return res, lines
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from firmware_sim.view import LiveView
-from hil.pty_run import RunSpec
+from hil.scenario import Scenario
 
 
 def _text(view: LiveView, lines: dict[int, dict[str, object] | None]) -> str:
@@ -22,7 +22,7 @@ def _line(tick: int, vector: list[object], **extra: object) -> dict[str, object]
 
 
 def test_a_withheld_disagreement_is_not_shown_as_one(tmp_path: Path) -> None:
-    view = LiveView(RunSpec(out=tmp_path))
+    view = LiveView(Scenario())
     same = [[1.0], [2.0], [3.0], [4.0]]
     lines: dict[int, dict[str, object] | None] = {i: _line(7, same) for i in range(3)}
     lines[3] = _line(7, [[1.0], None, None, [4.0]], withheld="stall")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from voter.core.driver import Publish, parse_publish
+from voter.core.protocol import fault_bound
 from voter.keys import KeyFileError, parse_public_key
 
 ALGORITHMS = ("om", "sm")
@@ -100,13 +101,8 @@ class ClusterConfig:
 
     @property
     def fault_bound(self) -> int:
-        """Largest number of arbitrary faults this configuration is meant to tolerate.
-
-        OM(m): f < N/3 and f <= m. SM(m): f <= N-2 and f <= m. A cluster with OM and N <= 3m is
-        accepted (it is how the impossibility result is demonstrated); its bound is then below m.
-        """
-        limit = (self.n - 1) // 3 if self.algorithm == "om" else self.n - 2
-        return max(0, min(self.m, limit))
+        """Largest number of arbitrary faults this configuration is meant to tolerate."""
+        return fault_bound(self.algorithm, self.n, self.m)
 
     def node(self, node_id: int) -> NodeConfig:
         """The node with this id; ConfigFileError naming the cluster if there is none."""

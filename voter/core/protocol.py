@@ -23,6 +23,17 @@ NODES_MAX = 16
 M_MAX = 6
 
 
+def fault_bound(algorithm: str, nodes: int, m: int) -> int:
+    """The most arbitrary faults the theory lets `algorithm` with `m` rounds tolerate on `nodes`.
+
+    OM(m): f < N/3 and f <= m (LSP); SM(m): f <= N-2 and f <= m. A cluster with
+    OM and N <= 3m is accepted (it is how the impossibility result is shown);
+    its bound is then below m. The one place this rule is written.
+    """
+    limit = (nodes - 1) // 3 if algorithm == "om" else nodes - 2
+    return max(0, min(m, limit))
+
+
 class ConfigError(ValueError):
     """Parameters that cannot describe a cluster (our caller's mistake, not a peer's)."""
 
@@ -57,9 +68,7 @@ class Params:
     @property
     def fault_bound(self) -> int:
         """The most traitors the theory says this cluster tolerates."""
-        if self.algorithm == "om":
-            return min(self.m, (self.nodes - 1) // 3)
-        return min(self.m, self.nodes - 2)
+        return fault_bound(self.algorithm, self.nodes, self.m)
 
 
 @dataclass(frozen=True, slots=True)
