@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from hil.checks import CheckResult
+from hil.cluster import START_MARGIN_S
 from hil.faultspec import fault_budget, validate_run
 from hil.outcome import MODES, Runner, RunnerError, judge, timeline
 from hil.rig import Rig, mismatch
 from hil.scenario import Scenario
 from hil.sim import SimRunner
-from hil.verdict import finish
+from hil.verdict import finish, missed_start, missed_start_text
 from voter.core.driver import parse_publish
 from voter.core.protocol import Algorithm
 from voter.faultmodel import Fault, FaultSpecError, fault_from_table, to_table
@@ -221,15 +222,20 @@ def run_scenario(
     if rig is not None and mode == "serial":
         why = mismatch(sc.nodes, sc.algorithm, sc.m, rig)
         if why is not None:
-            return _skipped(sc, rig, why, started)
+            return _skipped(sc, mode, rig, why, started)
         # The boards tick at their cluster's rate and baud, whatever the scenario asked for.
         sc = replace(sc, tick_hz=rig.cluster.tick_hz, baud=rig.cluster.baud)
     run_dir = None if mode == "sim" else out / "runs" / sc.name
     try:
         outcome = runner.run(sc, run_dir or out, progress)
     except RunnerError as e:
-        assert rig is not None
-        return _skipped(sc, rig, str(e), started)
+        return _skipped(sc, mode, rig, str(e), started)
+    late = missed_start(outcome.logs)
+    if late:  # the same rule the serial runner applies as soon as it sees a late join
+        margin = rig.start_in_s if rig is not None else START_MARGIN_S
+        remedy = "raise start_in_s in the rig file" if rig else "the host is too loaded"
+        why = missed_start_text({int(k): t for k, t in late.items()}, margin, remedy)
+        return _skipped(sc, mode, rig, why, started)
     result = finish(sc, outcome, run_dir)
     return ScenarioResult(
         sc,
@@ -244,16 +250,18 @@ def run_scenario(
     )
 
 
-def _skipped(sc: Scenario, rig: Rig, why: str, started: float) -> ScenarioResult:
+def _skipped(
+    sc: Scenario, mode: str, rig: Rig | None, why: str, started: float
+) -> ScenarioResult:
     return ScenarioResult(
         sc,
-        "serial",
+        mode,
         CheckResult([]),
         {},
         {},
         {i: ["down"] * sc.ticks for i in range(sc.nodes)},
         time.monotonic() - started,
-        extra={"rig": str(rig.path)},
+        extra={"rig": str(rig.path)} if rig is not None else {},
         skipped=why,
     )
 

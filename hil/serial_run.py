@@ -34,6 +34,7 @@ from hil.fabric import FabricError, start_process, stop_process
 from hil.outcome import RunnerError, RunOutcome, sum_links
 from hil.rig import Rig
 from hil.scenario import Scenario
+from hil.verdict import missed_start_text
 from voter.control import ControlPortError, SerialControl, command_packet, parse_line_packet
 from voter.faultmodel import Crash, Fault, is_board, is_link, to_command, to_table
 
@@ -276,9 +277,7 @@ class SerialRunner:
             late = {i: b.first_join for i, b in session.boards.items() if b.first_join}
             if late:
                 raise RigRunError(
-                    f"board(s) {sorted(late)} started at tick(s) {sorted(late.values())}, not 0: "
-                    f"start-up took longer than start_in_s = {self.rig.start_in_s:g} s; "
-                    "raise it in the rig file"
+                    missed_start_text(late, self.rig.start_in_s, "raise start_in_s in the rig file")
                 )
             if progress is not None:
                 progress(min(b.max_tick for b in session.boards.values()))

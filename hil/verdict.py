@@ -146,6 +146,19 @@ def missed_start(logs: Mapping[int, NodeLog]) -> dict[str, int]:
     return out
 
 
+def missed_start_text(late: Mapping[int, int], margin_s: float, remedy: str) -> str:
+    """Why a run that missed its common start is not judged, the same words in every mode.
+
+    A board that joins at tick k > 0 ran none of the scenario's faults and checks
+    before k: the run is not the scenario that was asked for, so it is skipped,
+    never passed on what is left of it.
+    """
+    return (
+        f"board(s) {sorted(late)} started at tick(s) {[late[i] for i in sorted(late)]}, not 0: "
+        f"start-up took longer than the {margin_s:g} s start margin; {remedy}"
+    )
+
+
 def summary(res: RunResult) -> str:
     c = res.check
     s = res.scenario
