@@ -29,6 +29,7 @@ from voter.core.board import Board
 from voter.core.frame import DIGEST_BYTES, Frame, FrameSplitter, SyncBlock, encode_frame
 from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm
+from voter.core.record import parse_line
 from voter.simkeys import board_keys
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,19 +177,16 @@ def realtime(
         on_time, total, lat, dec = 0, 0, [], []
         for i in range(4):
             path = run_dir / f"node{i}.jsonl"
-            for line in path.read_text().splitlines():
-                x = json.loads(line)
-                if "vector" not in x or x["tick"] >= n_ticks - 1:
+            for text in path.read_text().splitlines():
+                x = parse_line(text)
+                if x is None or x.tick >= n_ticks - 1:
                     continue
                 total += 1
-                ok = (
-                    "withheld" not in x
-                    and all(v is not None for v in x["vector"])
-                    and x.get("decided_us", 0) <= 1e6 / hz
-                )
+                decided = x.timing["decided_us"] or 0.0
+                ok = x.published and all(v is not None for v in x.vector) and decided <= 1e6 / hz
                 on_time += ok
-                lat.append(x.get("lateness_us") or 0.0)
-                dec.append(x.get("decided_us", 0.0))
+                lat.append(x.timing["lateness_us"] or 0.0)
+                dec.append(decided)
         expected = 4 * (n_ticks - 1)
         frac = on_time / expected if expected and res.check.safe else 0.0
         detail[f"{hz:g}"] = {"on_time": round(frac, 5), "decided": total, "holds": res.check.holds}

@@ -55,7 +55,7 @@ def one_run(
     for log in logs.values():
         for line in log.decisions.values():
             for k, vals in fields.items():
-                v = line.get(k)
+                v = line.cpu_us if k == "cpu_us" else line.timing[k]
                 if isinstance(v, int | float):
                     vals.append(float(v))
     violations = {k: c.counts[k] for k in ("agreement", "validity", "integrity", "timeliness")}

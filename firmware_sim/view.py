@@ -15,13 +15,14 @@ from rich.table import Table
 from rich.text import Text
 
 from hil.faultspec import faulty_nodes
+from voter.core.record import DecisionRecord, parse_line
 
 if TYPE_CHECKING:
     from hil.cluster import ProcessCluster
     from hil.scenario import Scenario
 
 
-def last_decision(path: Path) -> dict[str, Any] | None:
+def last_decision(path: Path) -> DecisionRecord | None:
     try:
         with path.open("rb") as fh:
             fh.seek(0, os.SEEK_END)
@@ -30,12 +31,9 @@ def last_decision(path: Path) -> dict[str, Any] | None:
     except OSError:
         return None
     for line in reversed(lines):
-        if line.startswith('{"tick":'):
-            try:
-                obj: dict[str, Any] = json.loads(line)
-            except ValueError:
-                continue
-            return obj
+        record = parse_line(line)
+        if record is not None:
+            return record
     return None
 
 
@@ -82,20 +80,17 @@ class LiveView:
                 continue
             cut = data.rfind(b"\n") + 1
             self._offsets[i] = self._offsets.get(i, 0) + cut
-            for raw in data[:cut].splitlines():
-                try:
-                    obj = json.loads(raw)
-                except ValueError:
-                    continue
-                if "vector" in obj:
+            for raw in data[:cut].decode(errors="replace").splitlines():
+                record = parse_line(raw)
+                if record is not None:
                     t["ticks"] += 1
-                    t["dropped"] += int(obj.get("dropped", 0))
-                    t["late"] += int(obj.get("late", 0))
-                    t["corrected"] += int(obj.get("corrected", 0))
-                    t["withheld"] += 1 if obj.get("withheld") else 0
+                    t["dropped"] += record.dropped
+                    t["late"] += record.late
+                    t["corrected"] += record.corrected
+                    t["withheld"] += record.withheld is not None
 
     def _render(
-        self, lines: dict[int, dict[str, Any] | None], cluster: ProcessCluster | None = None
+        self, lines: dict[int, DecisionRecord | None], cluster: ProcessCluster | None = None
     ) -> Panel:
         s = self.spec
         table = Table(expand=True, show_edge=False)
@@ -120,13 +115,13 @@ class LiveView:
             if line is None:
                 table.add_row(str(i), role, "-", "", "", "", "", "", "", "")
                 continue
-            ok = sum(1 for v in line["vector"] if v is not None)
+            ok = sum(1 for v in line.vector or [] if v is not None)
             table.add_row(
                 str(i),
                 role if alive else "[yellow]restarting[/]",
-                str(line["tick"]),
-                _fmt(line.get("local")),
-                _fmt(line.get("output")),
+                str(line.tick),
+                _fmt(line.local),
+                _fmt(line.output),
                 f"{ok}/{s.nodes}",
                 str(t.get("withheld", 0)),
                 str(t.get("dropped", 0)),
@@ -137,13 +132,10 @@ class LiveView:
         loyal = [
             x
             for i, x in lines.items()
-            if i not in self.traitors and x is not None and not x.get("withheld")
+            if i not in self.traitors and x is not None and x.published
         ]
-        common = {
-            json.dumps(x["vector"])
-            for x in loyal
-            if x["tick"] == max((y["tick"] for y in loyal), default=-1)
-        }
+        newest = max((y.tick for y in loyal), default=-1)
+        common = {json.dumps(x.vector) for x in loyal if x.tick == newest}
         head = Text.from_markup(
             f"[b]{s.nodes} boards[/], {s.algorithm.upper()}({s.m}) at {s.tick_hz:g} Hz, "
             f"{s.baud} baud, faults: {', '.join(f.describe() for f in s.faults) or 'none'}\n"

@@ -21,28 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from voter.core.driver import WITHHELD_REASONS as DRIVER_WITHHELD_REASONS
+from voter.core.record import DecisionRecord
 
 #: Reasons the boards write in `withheld` (SPEC.md; the tick driver's list); any other
 #: string is still honoured.
 WITHHELD_REASONS = DRIVER_WITHHELD_REASONS
 
 
-def withheld_reason(line: Mapping[str, Any]) -> str | None:
-    """Why a decision line was not published, or None if it was.
-
-    Absent, null or false means published: only a board that says it held its
-    decision back is believed to have done so.
-    """
-    reason = line.get("withheld")
-    if reason is None or reason is False:
-        return None
-    return str(reason) or "unspecified"
-
-
 @dataclass
 class NodeLog:
     node: int
-    decisions: dict[int, dict[str, Any]] = field(default_factory=dict)
+    decisions: dict[int, DecisionRecord] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     bad_lines: int = 0
 
@@ -69,10 +58,10 @@ class NodeLog:
                 out.update(range(t, min(to, t + 100_000)))
         return out
 
-    def published(self, tick: int) -> dict[str, Any] | None:
-        """The line of `tick` if the board published it (decided and did not withhold it)."""
+    def published(self, tick: int) -> DecisionRecord | None:
+        """The record of `tick` if the board published it (decided and did not withhold it)."""
         line = self.decisions.get(tick)
-        if line is None or withheld_reason(line) is not None:
+        if line is None or line.withheld is not None:
             return None
         return line
 
@@ -93,10 +82,13 @@ def read_log(path: Path, node: int) -> NodeLog:
             log.bad_lines += 1
         elif "event" in obj:
             log.events.append(obj)
-        elif isinstance(obj.get("tick"), int):
-            log.decisions[obj["tick"]] = obj
         else:
-            log.bad_lines += 1
+            try:
+                record = DecisionRecord.parse(obj)
+            except ValueError:
+                log.bad_lines += 1
+                continue
+            log.decisions[record.tick] = record
     return log
 
 
@@ -267,12 +259,12 @@ def check(
         ticks = [t for t in ticks if window[0] <= t <= window[1]]
     for t in ticks:
         lines = {i: logs[i].decisions[t] for i in loyal if t in logs[i].decisions}
-        published = {i: line for i, line in lines.items() if withheld_reason(line) is None}
+        published = {i: line for i, line in lines.items() if line.published}
         res.ticks_checked += 1
         res.decisions += len(lines)
         res.published += len(published)
         for i, line in lines.items():
-            reason = withheld_reason(line)
+            reason = line.withheld
             if reason is not None:
                 per_board = res.withheld.setdefault(i, {})
                 per_board[reason] = per_board.get(reason, 0) + 1
@@ -282,7 +274,7 @@ def check(
             bad_out = _invented(line)
             if bad_out is not None:
                 res.add(Violation("integrity", t, [i], bad_out))
-            decided = line.get("decided_us")
+            decided = line.timing["decided_us"]
             if period_us is not None and isinstance(decided, int | float) and decided > period_us:
                 res.add(Violation("timeliness", t, [i], f"decided {decided:.0f} us after t0"))
     for i in loyal:
@@ -290,10 +282,10 @@ def check(
     return res
 
 
-def _check_agreement(res: CheckResult, t: int, published: Mapping[int, Mapping[str, Any]]) -> None:
+def _check_agreement(res: CheckResult, t: int, published: Mapping[int, DecisionRecord]) -> None:
     vectors: dict[str, list[int]] = {}
     for i, line in published.items():
-        vectors.setdefault(json.dumps(line.get("vector")), []).append(i)
+        vectors.setdefault(json.dumps(line.vector), []).append(i)
     if len(vectors) > 1:
         groups = sorted(vectors.values())
         res.add(
@@ -309,8 +301,8 @@ def _check_agreement(res: CheckResult, t: int, published: Mapping[int, Mapping[s
 def _check_validity(
     res: CheckResult,
     t: int,
-    lines: Mapping[int, Mapping[str, Any]],
-    published: Mapping[int, Mapping[str, Any]],
+    lines: Mapping[int, DecisionRecord],
+    published: Mapping[int, DecisionRecord],
 ) -> None:
     """Entry j of every published loyal vector must be loyal board j's own reading.
 
@@ -321,8 +313,8 @@ def _check_validity(
     protocol is allowed; a *value* other than its reading is still a violation.
     """
     for j, line_j in lines.items():
-        local = line_j.get("local")
-        omission_ok = withheld_reason(line_j) is not None
+        local = line_j.local
+        omission_ok = line_j.withheld is not None
         wrong = [
             i
             for i, line in published.items()
@@ -393,14 +385,12 @@ def timing_trouble(
         if i in bad:
             continue
         for t, line in log.decisions.items():
-            late = line.get("late")
-            if isinstance(late, int | float) and late > 0:
+            if line.late > 0:
                 # a late frame is counted by the tick it arrives in, often the next one
                 mark(t, "late")
                 mark(t - 1, "late")
-            reason = withheld_reason(line)
-            if reason is not None:
-                mark(t, f"withheld:{reason}")
+            if line.withheld is not None:
+                mark(t, f"withheld:{line.withheld}")
         for e in log.events:
             tick = e.get("tick")
             if not isinstance(tick, int):
@@ -416,16 +406,16 @@ def timing_trouble(
     return {t: sorted(v) for t, v in sorted(out.items())}
 
 
-def _entry(line: Mapping[str, Any], j: int) -> Any:
-    vector = line.get("vector")
+def _entry(line: DecisionRecord, j: int) -> Any:
+    vector = line.vector
     if isinstance(vector, list) and 0 <= j < len(vector):
         return vector[j]
     return "missing"
 
 
-def _invented(line: Mapping[str, Any]) -> str | None:
+def _invented(line: DecisionRecord) -> str | None:
     """Why the voted output holds a value no vector entry has, or None."""
-    vector, output = line.get("vector"), line.get("output")
+    vector, output = line.vector, line.output
     if not isinstance(vector, list) or not isinstance(output, list):
         return "vector or output missing"
     for ch, out in enumerate(output):

@@ -27,6 +27,7 @@ from typing import Any
 from hil.fabric import KWORKER_PRIORITY, FabricError, start_process, stop_process, tell_tick0
 from voter.config import ClusterConfig, NodeConfig, dump_cluster
 from voter.core.driver import Publish
+from voter.core.record import parse_line
 from voter.faultmodel import LinkFault, to_table
 from voter.keys import generate_key
 
@@ -259,9 +260,9 @@ class ProcessCluster:
         except OSError:
             return None
         for line in reversed(tail):
-            if line.startswith('{"tick":'):
-                with contextlib.suppress(ValueError):
-                    return int(json.loads(line)["tick"])
+            record = parse_line(line)
+            if record is not None:
+                return record.tick
         return None
 
     def running(self) -> list[int]:

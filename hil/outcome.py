@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hil.channel import ChannelStats
-from hil.checks import CheckResult, NodeLog, check, withheld_reason
+from hil.checks import CheckResult, NodeLog, check
 from hil.faultspec import fault_budget, faulty_nodes
 from hil.scenario import Scenario
 
@@ -122,10 +122,10 @@ def counters(outcome: RunOutcome) -> Counters:
     for log in outcome.logs.values():
         for line in log.decisions.values():
             c.decided += 1
-            c.withheld += withheld_reason(line) is not None
-            c.frames_dropped += int(line.get("dropped", 0))
-            c.late += int(line.get("late", 0))
-            c.corrected += int(line.get("corrected", 0))
+            c.withheld += line.withheld is not None
+            c.frames_dropped += line.dropped
+            c.late += line.late
+            c.corrected += line.corrected
         stops = _stops(log)
         c.stops += len(stops)
         c.memory_stops += sum(1 for e in stops if "memory" in str(e.get("reason", "")))
@@ -158,14 +158,14 @@ def node_totals(logs: Mapping[int, NodeLog]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for i, log in logs.items():
         lines = log.decisions.values()
-        withheld = sum(1 for x in lines if withheld_reason(x) is not None)
+        withheld = sum(1 for x in lines if x.withheld is not None)
         out[str(i)] = {
             "decided": len(log.decisions),
             "published": len(log.decisions) - withheld,
             "withheld": withheld,
-            "dropped": sum(int(x.get("dropped", 0)) for x in lines),
-            "late": sum(int(x.get("late", 0)) for x in lines),
-            "corrected": sum(int(x.get("corrected", 0)) for x in lines),
+            "dropped": sum(x.dropped for x in lines),
+            "late": sum(x.late for x in lines),
+            "corrected": sum(x.corrected for x in lines),
             "stops": len(_stops(log)),
             "joins": sum(1 for e in log.events if e.get("event") == "joined"),
         }
@@ -183,9 +183,9 @@ def timeline(logs: Mapping[int, NodeLog], ticks: int) -> dict[int, list[str]]:
             line = log.decisions.get(t)
             if line is None:
                 row.append("stop" if t in stopped else "down")
-            elif withheld_reason(line) is not None:
+            elif line.withheld is not None:
                 row.append("withheld")
-            elif all(v is not None for v in line.get("vector", [])):
+            elif all(v is not None for v in line.vector or []):
                 row.append("ok")
             else:
                 row.append("error")

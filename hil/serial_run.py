@@ -36,6 +36,7 @@ from hil.rig import Rig
 from hil.scenario import Scenario
 from hil.verdict import missed_start_text
 from voter.control import ControlPortError, SerialControl, command_packet, parse_line_packet
+from voter.core.record import parse_line
 from voter.faultmodel import Crash, Fault, is_board, is_link, to_command, to_table
 
 PROBE_TIMEOUT_S = 20.0  # a board may be in a systemd restart (RestartSec=1s + start-up)
@@ -287,11 +288,8 @@ class SerialRunner:
 
 def _after(line: str, last: int) -> bool:
     """A decision line past the scenario's last tick (the boards keep running)."""
-    if not line.startswith('{"tick":'):
-        return False
-    with contextlib.suppress(ValueError, TypeError, KeyError):
-        return int(json.loads(line)["tick"]) > last
-    return False
+    record = parse_line(line)
+    return record is not None and record.tick > last
 
 
 def _node_commands(faults: Iterable[Fault]) -> dict[int, list[dict[str, Any]]]:

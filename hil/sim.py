@@ -52,6 +52,7 @@ from voter.core.driver import Actions, Publish, TickDriver, Timing
 from voter.core.frame import Drop, Frame, FrameSplitter, decode_frame
 from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm
+from voter.core.record import DecisionRecord
 from voter.core.values import ReadingDomain
 from voter.faultmodel import Crash, Fault, Traitor, is_board, is_link
 from voter.faults import FaultState
@@ -337,7 +338,7 @@ class Simulator:
             if "event" in line:
                 self.logs[i].events.append(line)
                 continue
-            self.logs[i].decisions[line["tick"]] = line
+            self.logs[i].decisions[line["tick"]] = DecisionRecord.parse(line)
             self.counters["late"] += line["late"]
             self.counters["frames_dropped"] += line["dropped"]
             self.counters["corrected"] += line["corrected"]

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hil.checks import NodeLog, check, read_run, timing_trouble, withheld_reason
+from hil.checks import NodeLog, check, read_run, timing_trouble
+from voter.core.record import DecisionRecord, parse_line
 
 A = [1.0, 2.0]
 B = [1.0, 3.0]
@@ -16,7 +17,7 @@ READINGS = [A, B, C, D]
 PERIOD_US = 20_000.0
 
 
-def line(tick: int, node: int, **over: Any) -> dict[str, Any]:
+def line(tick: int, node: int, **over: Any) -> DecisionRecord:
     """A good decision line of a 4-board cluster where every board read READINGS[node]."""
     vector = [list(r) for r in READINGS]
     out: dict[str, Any] = {
@@ -32,7 +33,7 @@ def line(tick: int, node: int, **over: Any) -> dict[str, Any]:
         "decided_us": 9_000.0,
     }
     out.update(over)
-    return out
+    return DecisionRecord.parse(out)
 
 
 def cluster(ticks: int = 10, nodes: int = 4) -> dict[int, NodeLog]:
@@ -201,20 +202,34 @@ def test_timing_trouble_names_late_withheld_and_skipped_ticks() -> None:
 
 
 def test_withheld_reason_reads_what_the_board_wrote() -> None:
-    """Absent, null or false: published. Any string: that reason."""
-    assert withheld_reason({"tick": 1}) is None
-    assert withheld_reason({"withheld": None}) is None
-    assert withheld_reason({"withheld": False}) is None
-    assert "joining" == withheld_reason({"withheld": "joining"})
+    """Absent, null or false: published. Any string: that reason; an empty one is named."""
+    assert DecisionRecord.parse({"tick": 1}).withheld is None
+    assert DecisionRecord.parse({"tick": 1, "withheld": None}).withheld is None
+    assert DecisionRecord.parse({"tick": 1, "withheld": False}).withheld is None
+    assert "joining" == DecisionRecord.parse({"tick": 1, "withheld": "joining"}).withheld
+    assert "unspecified" == DecisionRecord.parse({"tick": 1, "withheld": ""}).withheld
+
+
+def test_a_decision_record_reads_back_what_it_wrote() -> None:
+    """The log line is the record: to_json then parse gives the same record, and the
+    line recogniser tells decision lines from event lines and junk."""
+    rec = line(7, 2, reasons={"crc": 2}, cpu_us=310.0, withheld="stall", published_us=21_000.0)
+    text = json.dumps(rec.to_json(), separators=(",", ":"))
+    assert parse_line(text) == rec
+    assert list(rec.to_json())[:3] == ["tick", "node", "algorithm"]
+    assert parse_line('{"event":"joined","node":0,"tick":4}') is None
+    assert parse_line('{"tick":"4"}') is None
+    assert parse_line('{"tick":4') is None
+    assert parse_line("garbage") is None
 
 
 def test_read_run_keeps_withheld_lines_as_decisions(tmp_path: Path) -> None:
     """Files on disk: a withheld line is a decision of its tick, with its reason."""
     rows = [
         {"event": "joined", "node": 0, "tick": 0},
-        line(0, 0),
-        line(1, 0, withheld="unconfirmed"),
-        line(2, 0),
+        line(0, 0).to_json(),
+        line(1, 0, withheld="unconfirmed").to_json(),
+        line(2, 0).to_json(),
     ]
     (tmp_path / "node0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     logs = read_run(tmp_path, 1)
@@ -370,7 +385,7 @@ def test_outages_say_how_long_a_board_took_to_publish_again() -> None:
     """Board 1 withheld ticks 3-5 and skipped 8: two outages, (3, 3) and (8, 1)."""
     logs = cluster()
     for t in (3, 4, 5):
-        logs[1].decisions[t]["withheld"] = "stall"
+        logs[1].decisions[t].withheld = "stall"
     del logs[1].decisions[8]
     logs[1].events.append({"event": "skip", "node": 1, "tick": 8, "to": 9})
     doc = check(logs, [], window=(0, 9), period_us=PERIOD_US).to_json()

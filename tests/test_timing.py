@@ -30,16 +30,16 @@ def _run(faults: list[str] | None = None, **kw: object) -> tuple[SimResult, Chec
 
 def _withheld(r: SimResult, node: int | None = None) -> Counter[str]:
     return Counter(
-        line["withheld"]
+        line.withheld
         for i, log in r.logs.items()
         if node is None or i == node
         for line in log.decisions.values()
-        if "withheld" in line
+        if line.withheld is not None
     )
 
 
 def _published(r: SimResult, node: int) -> int:
-    return sum(1 for line in r.logs[node].decisions.values() if "withheld" not in line)
+    return sum(1 for line in r.logs[node].decisions.values() if line.published)
 
 
 @pytest.mark.parametrize("algorithm", ["om", "sm"])
@@ -51,8 +51,10 @@ def test_no_fault_publishes_every_decision(algorithm: str) -> None:
     assert _withheld(r) == Counter()
     assert all(len(log.decisions) == TICKS for log in r.logs.values())
     line = r.logs[0].decisions[100]
-    assert line["decided_us"] < 20_000 < line["published_us"] < 40_000
-    assert line["precision_us"] is not None and line["precision_us"] < 1000
+    assert line.timing["decided_us"] is not None and line.published_us is not None
+    assert line.timing["decided_us"] < 20_000 < line.published_us < 40_000
+    precision = line.timing["precision_us"]
+    assert precision is not None and precision < 1000
 
 
 def test_stalled_board_withholds_instead_of_publishing_a_wrong_vector() -> None:
