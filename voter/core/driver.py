@@ -50,6 +50,7 @@ from voter.core.board import Board, MemoryFault, TickReport
 from voter.core.clock import Correction, JoinListener, TwoWaySync, join_offset, two_way
 from voter.core.frame import DIGEST_BYTES, Drop, Frame, SyncBlock, check_frame, encode_frame
 from voter.core.ic import as_json_vector
+from voter.core.protocol import oral_bound
 from voter.core.values import Value
 
 Publish = Literal["immediate", "confirmed"]
@@ -127,7 +128,7 @@ class Timing:
     @property
     def f(self) -> int:
         """Faults the timing quorums tolerate: the OM bound, also under SM (N - f quorums)."""
-        return (self.nodes - 1) // 3
+        return oral_bound(self.nodes)
 
     @property
     def precision(self) -> float:

@@ -23,6 +23,15 @@ NODES_MAX = 16
 M_MAX = 6
 
 
+def oral_bound(nodes: int) -> int:
+    """The most arbitrary faults `nodes` can outvote without signatures: N >= 3f + 1.
+
+    OM's bound, and also what the timing quorums (clock sync, joining, clique
+    avoidance) tolerate under SM: clocks are not signed.
+    """
+    return max(0, (nodes - 1) // 3)
+
+
 def fault_bound(algorithm: str, nodes: int, m: int) -> int:
     """The most arbitrary faults the theory lets `algorithm` with `m` rounds tolerate on `nodes`.
 
@@ -30,7 +39,7 @@ def fault_bound(algorithm: str, nodes: int, m: int) -> int:
     OM and N <= 3m is accepted (it is how the impossibility result is shown);
     its bound is then below m. The one place this rule is written.
     """
-    limit = (nodes - 1) // 3 if algorithm == "om" else nodes - 2
+    limit = oral_bound(nodes) if algorithm == "om" else nodes - 2
     return max(0, min(m, limit))
 
 
