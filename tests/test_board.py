@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from voter.core import monitor
 from voter.core.adversary import Equivocate
-from voter.core.board import Board, InconsistencyError
-from voter.core.frame import Frame, FrameSplitter, encode_frame
+from voter.core.board import Board, InconsistencyError, MemoryFault, TickReport
+from voter.core.frame import Drop, Frame, FrameSplitter, encode_frame
 from voter.core.ic import ic_params
 from voter.core.secded import EccStore
 from voter.core.values import ReadingDomain
@@ -36,6 +38,37 @@ def run_tick(boards: list[Board], tick: int, skip: set[tuple[int, int]] | None =
                     boards[f.dst].on_frame(f.src, item)
         out = [b.next_round() for b in boards]
     return [b.finish_tick() for b in boards]
+
+
+def inbox(alg: str, tick: int = 1) -> list[list[Frame]]:
+    """Per round, the frames board 0 receives in a fault-free tick of four loyal boards."""
+    boards = cluster(alg)
+    out = [b.begin_tick(tick, READINGS[i]) for i, b in enumerate(boards)]
+    rounds: list[list[Frame]] = []
+    for _ in range(boards[0].params.rounds):
+        rounds.append([f for frames in out for f in frames if f.dst == 0])
+        for frames in out:
+            for f in frames:
+                boards[f.dst].on_frame(f.src, f)
+        out = [b.next_round() for b in boards]
+    return rounds
+
+
+def replay(
+    alg: str,
+    frames: list[list[Frame]],
+    fault: MemoryFault | None = None,
+    board: Board | None = None,
+    tick: int = 1,
+) -> TickReport:
+    """A fresh board 0 given `frames` round by round, then its decision (with `fault`)."""
+    b = board if board is not None else cluster(alg)[0]
+    b.begin_tick(tick, READINGS[0])
+    for round_frames in frames:
+        for f in round_frames:
+            b.on_frame(f.src, f)
+        b.next_round()
+    return b.finish_tick(fault)
 
 
 @pytest.mark.parametrize("alg", ["om", "sm"])
@@ -86,18 +119,38 @@ def test_wrong_link_cluster_and_garbage_are_counted_drops() -> None:
     assert 3 == report.dropped
 
 
+@cache
+def clean(alg: str) -> tuple[list[list[Frame]], TickReport]:
+    """Board 0's inbox in a fault-free tick 1, and its report for it."""
+    frames = inbox(alg)
+    return frames, replay(alg, frames)
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.binary(max_size=300), max_size=8))
 def test_random_bytes_never_raise(chunks: list[bytes]) -> None:
-    """300 random byte streams into a board mid-tick: drops only, and the tick still decides."""
+    """Random bytes on board 1's link before each of its frames: each item they make is a
+    counted drop, none is taken as a frame, and the decision is the fault-free one."""
+    frames, want = clean("om")
     b = cluster()[0]
     b.begin_tick(1, READINGS[0])
     splitter = FrameSplitter("t")
-    for c in chunks:
-        for item in splitter.feed(c):
-            b.on_frame(1, item)
-    b.next_round()
-    assert READINGS[0] == b.finish_tick().decision.vector[0]
+    garbage = 0
+    for round_frames in frames:
+        for c in [*chunks, b"\x00"]:  # the 0x00 ends any partial garbage before the real frame
+            for item in splitter.feed(c):
+                assert isinstance(item, Drop)
+                garbage += 1
+                b.on_frame(1, item)
+        for f in round_frames:
+            for item in splitter.feed(encode_frame(f)) if f.src == 1 else [f]:
+                b.on_frame(f.src, item)
+        b.next_round()
+    report = b.finish_tick()
+    assert want.decision == report.decision
+    assert want.dropped + garbage == report.dropped
+    assert garbage == sum(report.reasons.values())
+    assert sum(map(len, frames)) == b.totals.frames_in
 
 
 def test_traitor_board_equivocates_but_loyal_boards_agree() -> None:
@@ -118,13 +171,26 @@ def flip(bits: list[int]):  # type: ignore[no-untyped-def]
     return inject
 
 
-def test_single_memory_bit_flip_is_corrected_and_counted() -> None:
-    """One flipped bit in the message table: corrected, counted, same decision."""
-    b = cluster()[0]
-    b.begin_tick(1, READINGS[0])
-    b.next_round()
-    report = b.finish_tick(flip([100]))
-    assert 1 == report.corrected and 1 == b.totals.corrected
+@pytest.mark.parametrize("alg", ["om", "sm"])
+def test_single_memory_bit_flip_is_corrected_and_counted(alg: str) -> None:
+    """One flipped bit anywhere in the message table (every 11th, data and check bits):
+    corrected, counted, the table read back as written, and the same decision."""
+    frames, want = clean(alg)
+    table_bits = EccStore()
+    table_bits.put_obj("table", _table_of(alg, frames))
+    for bit in range(0, table_bits.bit_count("table"), 11):
+        b = cluster(alg)[0]
+        report = replay(alg, frames, flip([bit]), board=b)
+        assert (1, 1) == (report.corrected, b.totals.corrected), bit
+        assert _table_of(alg, frames) == b.store.get_obj("table"), bit
+        assert want.decision == report.decision, bit
+
+
+def _table_of(alg: str, frames: list[list[Frame]]) -> object:
+    """The message table board 0 stores for `frames`, as it reads back from the store."""
+    b = cluster(alg)[0]
+    replay(alg, frames, board=b)
+    return b.store.get_obj("table")
 
 
 def test_double_memory_bit_flip_stops_the_board() -> None:
