@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cache
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from voter.core import monitor
+from voter.core import monitor, vote
 from voter.core.adversary import Equivocate
 from voter.core.board import Board, InconsistencyError, MemoryFault, TickReport
 from voter.core.frame import Drop, Frame, FrameSplitter, encode_frame
 from voter.core.ic import ic_params
-from voter.core.secded import EccStore
+from voter.core.secded import CODE_BITS, EccStore, encode_word
 from voter.core.values import ReadingDomain
 from voter.testing import board_keys
 
@@ -241,3 +242,158 @@ def test_monitor_matches_engine_on_random_traitors() -> None:
         for i in range(7):
             table = monitor.om_table(nodes[i].received_values())  # type: ignore[union-attr]
             assert nodes[i].decide() == monitor.om_decisions(params, i, (float(i),), table)
+
+
+def test_com_mon_disagreement_on_the_voted_output_stops_the_board(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """COM's vote taking the upper median (MON keeps the lower one): the board stops."""
+    monkeypatch.setattr(vote, "mid_value", lambda xs: sorted(xs)[len(xs) // 2])
+    frames, _ = clean("om")
+    with pytest.raises(InconsistencyError, match="voted output"):
+        replay("om", frames)
+
+
+class FaultyStore(EccStore):
+    """An ECC store whose `key` takes a hit between each write and the read-back."""
+
+    def __init__(self, key: str, bits: list[int]) -> None:
+        super().__init__()
+        self.key, self.bits = key, bits
+
+    def put(self, key: str, blob: bytes) -> None:
+        super().put(key, blob)
+        if key == self.key:
+            for bit in self.bits:
+                self.flip_bit(key, bit)
+
+
+def stored_vector_hit(bits: list[int]) -> tuple[Board, list[list[Frame]]]:
+    b = cluster("om")[0]
+    b.store = FaultyStore("vector", bits)
+    return b, clean("om")[0]
+
+
+def test_vector_changed_in_the_store_stops_the_board() -> None:
+    """4 bits that turn a word of the stored vector into another valid codeword (entry 0's
+    1.0 becomes 1.0000000000000002): the ECC cannot see it, the read-back check stops the board."""
+    word, data_bit = 2, 16  # blob byte 10: the last byte of entry 0's first float
+    code = encode_word(1 << data_bit)
+    b, frames = stored_vector_hit([word * CODE_BITS + p for p in range(CODE_BITS) if code >> p & 1])
+    with pytest.raises(InconsistencyError, match="agreed vector changed"):
+        replay("om", frames, board=b)
+    assert (0, 0) == (b.store.corrected, b.store.detected)
+    assert 1.0000000000000002 == b.store.get_obj("vector")[0][0]  # type: ignore[index]
+
+
+def test_double_flip_in_the_stored_vector_stops_the_board() -> None:
+    """Two flips in one word of the stored vector: detected, and the board stops."""
+    b, frames = stored_vector_hit([2 * CODE_BITS + 3, 2 * CODE_BITS + 40])
+    with pytest.raises(InconsistencyError, match="memory: double-bit error in 'vector'"):
+        replay("om", frames, board=b)
+
+
+def test_single_flip_in_the_stored_vector_is_corrected_and_counted() -> None:
+    """One flip in the stored vector: corrected, counted in the tick's report, same decision."""
+    b, frames = stored_vector_hit([2 * CODE_BITS + 40])
+    report = replay("om", frames, board=b)
+    assert (1, 1) == (report.corrected, b.totals.corrected)
+    assert clean("om")[1].decision == report.decision
+
+
+# --- round_complete ------------------------------------------------------------
+
+
+def test_round_complete_needs_a_frame_from_every_peer() -> None:
+    """False before a tick opens, with 0, 1 and 2 of the 3 peers heard; True with all 3."""
+    frames, _ = clean("om")
+    b = cluster()[0]
+    assert not b.round_complete()
+    b.begin_tick(1, READINGS[0])
+    assert not b.round_complete()
+    for heard, f in enumerate(frames[0], start=1):
+        b.on_frame(f.src, f)
+        assert (heard == 3) == b.round_complete(), heard
+    assert frozenset({1, 2, 3}) == b.heard()
+
+
+def test_round_complete_ignores_repeats_drops_strangers_and_late_frames() -> None:
+    """A repeat from peer 1, peer 2's frame on peer 3's link, a decoder drop, another
+    cluster's frame, and a frame of the closed round: none of them completes round 2."""
+    frames, _ = clean("om")
+    r1, r2 = frames
+    b = cluster()[0]
+    b.begin_tick(1, READINGS[0])
+    for f in r1[:2]:
+        b.on_frame(f.src, f)
+    b.next_round()
+    by_src = {f.src: f for f in r2}
+    b.on_frame(1, by_src[1])
+    b.on_frame(1, by_src[1])  # the same peer twice
+    b.on_frame(3, by_src[2])  # names src 2 on the link from 3: a link drop
+    b.on_frame(2, Drop("crc"))
+    b.on_frame(3, Frame(1, "other", 3, 0, 1, 2, ()))
+    b.on_frame(3, r1[2])  # peer 3's round-1 frame, after round 1 closed: late
+    assert not b.round_complete()
+    assert frozenset({1}) == b.heard()
+    b.on_frame(2, by_src[2])
+    b.on_frame(3, by_src[3])
+    assert b.round_complete()
+
+
+def test_round_complete_starts_over_each_round_and_ends_with_the_tick() -> None:
+    """A complete round 1 says nothing about round 2; a decided tick is never complete."""
+    frames, _ = clean("om")
+    b = cluster()[0]
+    b.begin_tick(1, READINGS[0])
+    for f in frames[0]:
+        b.on_frame(f.src, f)
+    assert b.round_complete()
+    b.next_round()
+    assert not b.round_complete()
+    for f in frames[1]:
+        b.on_frame(f.src, f)
+    assert b.round_complete()
+    b.next_round()
+    b.finish_tick()
+    assert not b.round_complete()
+
+
+def test_round_complete_counts_frames_that_waited_for_their_round() -> None:
+    """Round-2 frames that came during round 1 complete round 2 the moment it opens."""
+    frames, _ = clean("om")
+    b = cluster()[0]
+    b.begin_tick(1, READINGS[0])
+    for f in [*frames[0], *frames[1]]:
+        b.on_frame(f.src, f)
+    b.next_round()
+    assert b.round_complete()
+
+
+def test_round_complete_counts_empty_frames() -> None:
+    """A loyal peer with nothing to relay sends an empty frame; it is heard all the same."""
+    b = cluster()[0]
+    b.begin_tick(1, READINGS[0])
+    for peer in (1, 2, 3):
+        b.on_frame(peer, Frame(1, "t", peer, 0, 1, 1, ()))
+    assert b.round_complete()
+
+
+def test_sm_chain_one_signature_short_in_a_frame_object_is_a_counted_drop() -> None:
+    """Board 1's relay of commander 3 with its own signature cut off, handed over as a Frame
+    object (the fast lane, past the encoder's check): one counted drop with its reason, even
+    though V already holds the value, and the fault-free vector."""
+    frames, want = clean("sm")
+    r1, r2 = frames
+    f = next(f for f in r2 if f.src == 1)
+    entries = tuple(replace(e, sigs=e.sigs[:-1]) if e.path == (3, 1) else e for e in f.entries)
+    short = replace(f, entries=entries)
+    with pytest.raises(ValueError, match="signature"):
+        encode_frame(short)  # the byte path could not even carry it
+    report = replay("sm", [r1, [short if g is f else g for g in r2]])
+    assert {"signature count != path length": 1} == report.reasons
+    assert (want.dropped + 1, 1) == (report.dropped, report.decision.rejected)
+    assert (want.decision.vector, want.decision.output) == (
+        report.decision.vector,
+        report.decision.output,
+    )
