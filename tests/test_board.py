@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import cache
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from voter.core import monitor
+from voter.core import monitor, vote
 from voter.core.adversary import Equivocate
-from voter.core.board import Board, InconsistencyError
-from voter.core.frame import Frame, FrameSplitter, encode_frame
+from voter.core.board import Board, InconsistencyError, MemoryFault, TickReport
+from voter.core.frame import Drop, Frame, FrameSplitter, encode_frame
 from voter.core.ic import ic_params
-from voter.core.secded import EccStore
+from voter.core.secded import CODE_BITS, EccStore, encode_word
 from voter.core.values import ReadingDomain
 from voter.testing import board_keys
 
@@ -36,6 +39,37 @@ def run_tick(boards: list[Board], tick: int, skip: set[tuple[int, int]] | None =
                     boards[f.dst].on_frame(f.src, item)
         out = [b.next_round() for b in boards]
     return [b.finish_tick() for b in boards]
+
+
+def inbox(alg: str, tick: int = 1) -> list[list[Frame]]:
+    """Per round, the frames board 0 receives in a fault-free tick of four loyal boards."""
+    boards = cluster(alg)
+    out = [b.begin_tick(tick, READINGS[i]) for i, b in enumerate(boards)]
+    rounds: list[list[Frame]] = []
+    for _ in range(boards[0].params.rounds):
+        rounds.append([f for frames in out for f in frames if f.dst == 0])
+        for frames in out:
+            for f in frames:
+                boards[f.dst].on_frame(f.src, f)
+        out = [b.next_round() for b in boards]
+    return rounds
+
+
+def replay(
+    alg: str,
+    frames: list[list[Frame]],
+    fault: MemoryFault | None = None,
+    board: Board | None = None,
+    tick: int = 1,
+) -> TickReport:
+    """A fresh board 0 given `frames` round by round, then its decision (with `fault`)."""
+    b = board if board is not None else cluster(alg)[0]
+    b.begin_tick(tick, READINGS[0])
+    for round_frames in frames:
+        for f in round_frames:
+            b.on_frame(f.src, f)
+        b.next_round()
+    return b.finish_tick(fault)
 
 
 @pytest.mark.parametrize("alg", ["om", "sm"])
@@ -86,18 +120,38 @@ def test_wrong_link_cluster_and_garbage_are_counted_drops() -> None:
     assert 3 == report.dropped
 
 
+@cache
+def clean(alg: str) -> tuple[list[list[Frame]], TickReport]:
+    """Board 0's inbox in a fault-free tick 1, and its report for it."""
+    frames = inbox(alg)
+    return frames, replay(alg, frames)
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.binary(max_size=300), max_size=8))
 def test_random_bytes_never_raise(chunks: list[bytes]) -> None:
-    """300 random byte streams into a board mid-tick: drops only, and the tick still decides."""
+    """Random bytes on board 1's link before each of its frames: each item they make is a
+    counted drop, none is taken as a frame, and the decision is the fault-free one."""
+    frames, want = clean("om")
     b = cluster()[0]
     b.begin_tick(1, READINGS[0])
     splitter = FrameSplitter("t")
-    for c in chunks:
-        for item in splitter.feed(c):
-            b.on_frame(1, item)
-    b.next_round()
-    assert READINGS[0] == b.finish_tick().decision.vector[0]
+    garbage = 0
+    for round_frames in frames:
+        for c in [*chunks, b"\x00"]:  # the 0x00 ends any partial garbage before the real frame
+            for item in splitter.feed(c):
+                assert isinstance(item, Drop)
+                garbage += 1
+                b.on_frame(1, item)
+        for f in round_frames:
+            for item in splitter.feed(encode_frame(f)) if f.src == 1 else [f]:
+                b.on_frame(f.src, item)
+        b.next_round()
+    report = b.finish_tick()
+    assert want.decision == report.decision
+    assert want.dropped + garbage == report.dropped
+    assert garbage == sum(report.reasons.values())
+    assert sum(map(len, frames)) == b.totals.frames_in
 
 
 def test_traitor_board_equivocates_but_loyal_boards_agree() -> None:
@@ -118,13 +172,26 @@ def flip(bits: list[int]):  # type: ignore[no-untyped-def]
     return inject
 
 
-def test_single_memory_bit_flip_is_corrected_and_counted() -> None:
-    """One flipped bit in the message table: corrected, counted, same decision."""
-    b = cluster()[0]
-    b.begin_tick(1, READINGS[0])
-    b.next_round()
-    report = b.finish_tick(flip([100]))
-    assert 1 == report.corrected and 1 == b.totals.corrected
+@pytest.mark.parametrize("alg", ["om", "sm"])
+def test_single_memory_bit_flip_is_corrected_and_counted(alg: str) -> None:
+    """One flipped bit anywhere in the message table (every 11th, data and check bits):
+    corrected, counted, the table read back as written, and the same decision."""
+    frames, want = clean(alg)
+    table_bits = EccStore()
+    table_bits.put_obj("table", _table_of(alg, frames))
+    for bit in range(0, table_bits.bit_count("table"), 11):
+        b = cluster(alg)[0]
+        report = replay(alg, frames, flip([bit]), board=b)
+        assert (1, 1) == (report.corrected, b.totals.corrected), bit
+        assert _table_of(alg, frames) == b.store.get_obj("table"), bit
+        assert want.decision == report.decision, bit
+
+
+def _table_of(alg: str, frames: list[list[Frame]]) -> object:
+    """The message table board 0 stores for `frames`, as it reads back from the store."""
+    b = cluster(alg)[0]
+    replay(alg, frames, board=b)
+    return b.store.get_obj("table")
 
 
 def test_double_memory_bit_flip_stops_the_board() -> None:
@@ -175,3 +242,183 @@ def test_monitor_matches_engine_on_random_traitors() -> None:
         for i in range(7):
             table = monitor.om_table(nodes[i].received_values())  # type: ignore[union-attr]
             assert nodes[i].decide() == monitor.om_decisions(params, i, (float(i),), table)
+
+
+def test_com_mon_disagreement_on_the_voted_output_stops_the_board(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """COM's vote taking the upper median (MON keeps the lower one): the board stops."""
+    monkeypatch.setattr(vote, "mid_value", lambda xs: sorted(xs)[len(xs) // 2])
+    frames, _ = clean("om")
+    with pytest.raises(InconsistencyError, match="voted output"):
+        replay("om", frames)
+
+
+class FaultyStore(EccStore):
+    """An ECC store whose `key` takes a hit between each write and the read-back."""
+
+    def __init__(self, key: str, bits: list[int]) -> None:
+        super().__init__()
+        self.key, self.bits = key, bits
+
+    def put(self, key: str, blob: bytes) -> None:
+        super().put(key, blob)
+        if key == self.key:
+            for bit in self.bits:
+                self.flip_bit(key, bit)
+
+
+def stored_vector_hit(bits: list[int]) -> tuple[Board, list[list[Frame]]]:
+    b = cluster("om")[0]
+    b.store = FaultyStore("vector", bits)
+    return b, clean("om")[0]
+
+
+def test_vector_changed_in_the_store_stops_the_board() -> None:
+    """4 bits that turn a word of the stored vector into another valid codeword (entry 0's
+    1.0 becomes 1.0000000000000002): the ECC cannot see it, the read-back check stops the board."""
+    word, data_bit = 2, 16  # blob byte 10: the last byte of entry 0's first float
+    code = encode_word(1 << data_bit)
+    b, frames = stored_vector_hit([word * CODE_BITS + p for p in range(CODE_BITS) if code >> p & 1])
+    with pytest.raises(InconsistencyError, match="agreed vector changed"):
+        replay("om", frames, board=b)
+    assert (0, 0) == (b.store.corrected, b.store.detected)
+    assert 1.0000000000000002 == b.store.get_obj("vector")[0][0]  # type: ignore[index]
+
+
+def test_double_flip_in_the_stored_vector_stops_the_board() -> None:
+    """Two flips in one word of the stored vector: detected, and the board stops."""
+    b, frames = stored_vector_hit([2 * CODE_BITS + 3, 2 * CODE_BITS + 40])
+    with pytest.raises(InconsistencyError, match="memory: double-bit error in 'vector'"):
+        replay("om", frames, board=b)
+
+
+def test_single_flip_in_the_stored_vector_is_corrected_and_counted() -> None:
+    """One flip in the stored vector: corrected, counted in the tick's report, same decision."""
+    b, frames = stored_vector_hit([2 * CODE_BITS + 40])
+    report = replay("om", frames, board=b)
+    assert (1, 1) == (report.corrected, b.totals.corrected)
+    assert clean("om")[1].decision == report.decision
+
+
+# --- round_complete ------------------------------------------------------------
+
+
+def test_round_complete_needs_a_frame_from_every_peer() -> None:
+    """False before a tick opens, with 0, 1 and 2 of the 3 peers heard; True with all 3."""
+    frames, _ = clean("om")
+    b = cluster()[0]
+    assert not b.round_complete()
+    b.begin_tick(1, READINGS[0])
+    assert not b.round_complete()
+    for heard, f in enumerate(frames[0], start=1):
+        b.on_frame(f.src, f)
+        assert (heard == 3) == b.round_complete(), heard
+    assert frozenset({1, 2, 3}) == b.heard()
+
+
+def test_round_complete_ignores_repeats_drops_strangers_and_late_frames() -> None:
+    """A repeat from peer 1, peer 2's frame on peer 3's link, a decoder drop, another
+    cluster's frame, and a frame of the closed round: none of them completes round 2."""
+    frames, _ = clean("om")
+    r1, r2 = frames
+    b = cluster()[0]
+    b.begin_tick(1, READINGS[0])
+    for f in r1[:2]:
+        b.on_frame(f.src, f)
+    b.next_round()
+    by_src = {f.src: f for f in r2}
+    b.on_frame(1, by_src[1])
+    b.on_frame(1, by_src[1])  # the same peer twice
+    b.on_frame(3, by_src[2])  # names src 2 on the link from 3: a link drop
+    b.on_frame(2, Drop("crc"))
+    b.on_frame(3, Frame(1, "other", 3, 0, 1, 2, ()))
+    b.on_frame(3, r1[2])  # peer 3's round-1 frame, after round 1 closed: late
+    assert not b.round_complete()
+    assert frozenset({1}) == b.heard()
+    b.on_frame(2, by_src[2])
+    b.on_frame(3, by_src[3])
+    assert b.round_complete()
+
+
+def test_round_complete_starts_over_each_round_and_ends_with_the_tick() -> None:
+    """A complete round 1 says nothing about round 2; a decided tick is never complete."""
+    frames, _ = clean("om")
+    b = cluster()[0]
+    b.begin_tick(1, READINGS[0])
+    for f in frames[0]:
+        b.on_frame(f.src, f)
+    assert b.round_complete()
+    b.next_round()
+    assert not b.round_complete()
+    for f in frames[1]:
+        b.on_frame(f.src, f)
+    assert b.round_complete()
+    b.next_round()
+    b.finish_tick()
+    assert not b.round_complete()
+
+
+def test_round_complete_counts_frames_that_waited_for_their_round() -> None:
+    """Round-2 frames that came during round 1 complete round 2 the moment it opens."""
+    frames, _ = clean("om")
+    b = cluster()[0]
+    b.begin_tick(1, READINGS[0])
+    for f in [*frames[0], *frames[1]]:
+        b.on_frame(f.src, f)
+    b.next_round()
+    assert b.round_complete()
+
+
+def test_round_complete_counts_empty_frames() -> None:
+    """A loyal peer with nothing to relay sends an empty frame; it is heard all the same."""
+    b = cluster()[0]
+    b.begin_tick(1, READINGS[0])
+    for peer in (1, 2, 3):
+        b.on_frame(peer, Frame(1, "t", peer, 0, 1, 1, ()))
+    assert b.round_complete()
+
+
+def test_sm_chain_one_signature_short_in_a_frame_object_is_a_counted_drop() -> None:
+    """Board 1's relay of commander 3 with its own signature cut off, handed over as a Frame
+    object (the fast lane, past the encoder's check): one counted drop with its reason, even
+    though V already holds the value, and the fault-free vector."""
+    frames, want = clean("sm")
+    r1, r2 = frames
+    f = next(f for f in r2 if f.src == 1)
+    entries = tuple(replace(e, sigs=e.sigs[:-1]) if e.path == (3, 1) else e for e in f.entries)
+    short = replace(f, entries=entries)
+    with pytest.raises(ValueError, match="signature"):
+        encode_frame(short)  # the byte path could not even carry it
+    report = replay("sm", [r1, [short if g is f else g for g in r2]])
+    assert {"signature count != path length": 1} == report.reasons
+    assert (want.dropped + 1, 1) == (report.dropped, report.decision.rejected)
+    assert (want.decision.vector, want.decision.output) == (
+        report.decision.vector,
+        report.decision.output,
+    )
+
+
+@pytest.mark.parametrize("alg", ["om", "sm"])
+def test_multi_bit_memory_hits_stop_the_board_or_change_nothing(alg: str) -> None:
+    """3 to 6 flips in one word of the table (seeded, 200 hits): the fault-free decision or
+    InconsistencyError, never another exception, including where the read-back does not unpack."""
+    import random
+
+    rng = random.Random(70)
+    frames, want = clean(alg)
+    unpack_stops = 0
+
+    def hit(store: EccStore) -> None:
+        word = rng.randrange(store.bit_count("table") // CODE_BITS)
+        for bit in rng.sample(range(CODE_BITS), rng.randint(3, 6)):
+            store.flip_bit("table", word * CODE_BITS + bit)
+
+    for trial in range(200):
+        try:
+            report = replay(alg, frames, hit)
+        except InconsistencyError as e:
+            unpack_stops += "does not unpack" in str(e)
+        else:
+            assert want.decision == report.decision, trial
+    assert unpack_stops > 0

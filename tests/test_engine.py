@@ -8,7 +8,7 @@ from voter.core.adversary import RoundNode
 from voter.core.crypto import signed_bytes
 from voter.core.ic import make_node
 from voter.core.om import OMNode
-from voter.core.protocol import Entry, Params
+from voter.core.protocol import Entry, Params, Rejected
 from voter.core.rounds import run_tick
 from voter.core.sm import SMNode
 from voter.core.values import LabelDomain, ReadingDomain
@@ -148,3 +148,41 @@ def test_missing_messages_take_the_default() -> None:
         run.decisions[i].vector for i in range(3)
     }
     assert (1.0,) == run.decisions[0].output
+
+
+SHORT = "signature count != path length"
+
+
+def test_sm_chain_one_signature_short_is_a_counted_drop() -> None:
+    """A round-2 chain 0->1 carrying only the commander's signature, handed over in memory:
+    rejected for its count (not as a bad signature), counted, not accepted."""
+    full = _signed_entry(_sm_node(0, 5), (0, 1), (7.0,))
+    receiver = _sm_node(2, tick=5)
+    short = Entry(full.path, full.value, full.sigs[:1])
+    assert [Rejected(2, 1, SHORT, 0)] == receiver.receive(2, 1, [short])
+    assert (1, 0, {SHORT: 1}) == (
+        receiver.counters.rejected,
+        receiver.counters.received,
+        receiver.counters.reasons,
+    )
+    assert [] == receiver.accepted(0)
+
+
+def test_sm_unsigned_round_1_value_is_dropped_and_not_relayed() -> None:
+    """A commander's round-1 value with no signature at all: a counted drop, nothing relayed."""
+    receiver = _sm_node(2, tick=5)
+    assert [SHORT] == [r.reason for r in receiver.receive(1, 0, [Entry((0,), (7.0,))])]
+    assert [] == receiver.accepted(0)
+    assert not any(receiver.outgoing(2).values())
+
+
+def test_sm_chain_one_signature_short_is_dropped_even_for_a_known_value() -> None:
+    """V already holds 7.0 from the commander: a short chain for 7.0 in round 2 is still a
+    counted drop, not a duplicate received unchecked."""
+    commander = _sm_node(0, 5)
+    receiver = _sm_node(2, tick=5)
+    assert [] == receiver.receive(1, 0, [_signed_entry(commander, (0,), (7.0,))])
+    full = _signed_entry(commander, (0, 1), (7.0,))
+    rejected = receiver.receive(2, 1, [Entry(full.path, full.value, full.sigs[:1])])
+    assert [SHORT] == [r.reason for r in rejected]
+    assert (1, 1) == (receiver.counters.rejected, receiver.counters.received)

@@ -334,3 +334,41 @@ def test_store_layout_is_the_word_by_word_code(blob: bytes, picks: list[int]) ->
         with pytest.raises(UncorrectableError, match=want):
             store.get("k")
     assert corrected == store.corrected
+
+
+#: A board's message table as `finish_tick` stores it (OM, N=4, readings of 3 channels).
+TABLE = [[[c], [1.0 + c, 2.0, 3.0]] for c in range(4)] + [
+    [[c, j], [1.0 + c, 2.0, 3.0]] for c in range(4) for j in range(4) if j != c
+]
+
+
+def test_multi_bit_flips_only_ever_raise_uncorrectable() -> None:
+    """3 to 6 flips in one word (seeded): an object back, or UncorrectableError, never a
+    decoder's exception, even where a miscorrection leaves bytes that do not unpack."""
+    import random
+
+    import msgpack
+
+    rng = random.Random(72)
+    undecodable = 0
+    for trial in range(2000):
+        store = EccStore()
+        store.put_obj("table", TABLE)
+        word = rng.randrange(store.bit_count("table") // CODE_BITS)
+        for bit in rng.sample(range(CODE_BITS), rng.randint(3, 6)):
+            store.flip_bit("table", word * CODE_BITS + bit)
+        try:
+            raw = store.get("table")  # corrects (or miscorrects) in place, or detects
+        except UncorrectableError:
+            continue
+        try:
+            msgpack.unpackb(raw, raw=False, strict_map_key=False)
+        except Exception:  # any decoder error at all: the case under test
+            undecodable += 1
+            detected = store.detected
+            with pytest.raises(UncorrectableError, match="table"):
+                store.get_obj("table")
+            assert detected + 1 == store.detected, trial
+        else:
+            store.get_obj("table")  # decodes (to the table or another object): no raise
+    assert undecodable > 100  # the miscorrected-but-undecodable case really was exercised

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from hil.checks import check
+from hil.faultspec import faulty_nodes
 from hil.sim import SimConfig, SimResult, Simulator, simulate
 from voter.faultmodel import parse_fault
 
@@ -15,13 +17,16 @@ SCENARIOS = {
     "memory-and-crash": ("om", ["memory-bitflip:2:10/s", "memory-bitflip:0:2/s:2", "crash:1@40"]),
     "late-garbage-drift": ("om", ["traitor:3:late", "traitor:1:garbage", "clock-drift:2:400"]),
     "replayer": ("sm", ["traitor:0:replay"]),
+    "sm-equivocator": ("sm", ["traitor:1:equivocate"]),
 }
+
+TICKS = 120
 
 
 def _run(alg: str, faults: list[str], fast: bool) -> SimResult:
     cfg = SimConfig(
         algorithm=alg,  # type: ignore[arg-type]
-        ticks=120,
+        ticks=TICKS,
         seed=11,
         faults=[parse_fault(f, 4) for f in faults],
         fast_lane=fast,
@@ -31,9 +36,18 @@ def _run(alg: str, faults: list[str], fast: bool) -> SimResult:
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_fast_lane_changes_nothing(name: str) -> None:
-    """Decision logs, events, counters, coverage, timeline and history hash are identical."""
+    """Decision logs, events, counters, coverage, timeline and history hash are identical,
+    and in both lanes the loyal boards' published vectors agree and are valid."""
     alg, faults = SCENARIOS[name]
     fast, full = _run(alg, faults, True), _run(alg, faults, False)
+    # Lane equality alone passes a bug both lanes share: judge each lane on its own too.
+    traitors = faulty_nodes([parse_fault(f, 4) for f in faults])
+    for lane in (fast, full):
+        verdict = check(lane.logs, traitors, window=(0, TICKS - 1))
+        assert (True, True, True) == (verdict.agreement, verdict.validity, verdict.integrity), (
+            verdict.violations[:3]
+        )
+        assert verdict.published >= 100  # judged on published lines, not on withheld ones
     for i in full.logs:
         assert full.logs[i].decisions == fast.logs[i].decisions, i
         assert full.logs[i].events == fast.logs[i].events, i

@@ -263,8 +263,20 @@ class EccStore:
         self.put(key, packed)
 
     def get_obj(self, key: str) -> object:
-        """The object stored by `put_obj` under `key`."""
-        obj: object = msgpack.unpackb(self.get(key), raw=False, strict_map_key=False)
+        """The object stored by `put_obj` under `key`.
+
+        A 3+ bit hit can be miscorrected into valid codewords whose bytes no
+        longer unpack; that is detected corruption like a double, so it raises
+        `UncorrectableError` too, never the decoder's own exception.
+        """
+        blob = self.get(key)
+        try:
+            obj: object = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+        except (ValueError, TypeError, msgpack.UnpackException) as e:
+            # ValueError covers ExtraData, FormatError, StackError, UnicodeDecodeError and
+            # a bad timestamp; TypeError an unhashable map key.
+            self.detected += 1
+            raise UncorrectableError(f"{key!r} does not unpack ({type(e).__name__})") from None
         return obj
 
     def _check(self, key: str) -> bytearray:
