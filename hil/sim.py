@@ -66,7 +66,7 @@ RESTART_S = 1.0  # systemd RestartSec=1s in the shipped unit
 @dataclass
 class SimConfig:
     nodes: int = 4
-    algorithm: Algorithm = "om"
+    algorithm: Algorithm = Algorithm.OM
     m: int = 1
     ticks: int = 300
     tick_hz: float = 50.0
@@ -334,16 +334,17 @@ class Simulator:
 
     def _log(self, i: int, acts: Actions) -> None:
         for line in acts.lines:
-            self._hash.update(repr(line).encode())
-            if "event" in line:
+            if not isinstance(line, DecisionRecord):
+                self._hash.update(repr(line).encode())
                 self.logs[i].events.append(line)
                 continue
-            self.logs[i].decisions[line["tick"]] = DecisionRecord.parse(line)
-            self.counters["late"] += line["late"]
-            self.counters["frames_dropped"] += line["dropped"]
-            self.counters["corrected"] += line["corrected"]
-            self.coverage.memory_corrected += line["corrected"]
-            self.counters["withheld" if "withheld" in line else "published"] += 1
+            self._hash.update(repr(line.to_json()).encode())
+            self.logs[i].decisions[line.tick] = line
+            self.counters["late"] += line.late
+            self.counters["frames_dropped"] += line.dropped
+            self.counters["corrected"] += line.corrected
+            self.coverage.memory_corrected += line.corrected
+            self.counters["published" if line.published else "withheld"] += 1
 
     def _lifecycle(self, i: int, t: float, k: int) -> bool:
         """A crash fault at tick k: the board goes down (True) and restarts as systemd would."""

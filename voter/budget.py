@@ -467,7 +467,7 @@ class TimingBudget:
     #: per round, with the precision term's fixed part only (see precision_fraction)
     fixed_needs: tuple[RoundNeed, ...]
     decide_need_s: float
-    algorithm: Algorithm = "om"
+    algorithm: Algorithm = Algorithm.OM
     m: int = 1
     nodes: int = 4
     #: a precision bound that scales with the slot (the tick driver's default is slot / 8),
@@ -708,7 +708,7 @@ def admit_config(
     precision_fraction: float = 0.0,
 ) -> TimingBudget:
     """`admit` for a loaded cluster.toml (voterd, firmware-sim)."""
-    alg: Algorithm = "sm" if cfg.algorithm == "sm" else "om"
+    alg = cfg.algorithm
     return admit(
         cfg.n,
         cfg.m,

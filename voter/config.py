@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from voter.core.driver import Publish, parse_publish
-from voter.core.protocol import fault_bound
+from voter.core.protocol import ALGORITHMS, Algorithm, fault_bound
 from voter.keys import KeyFileError, parse_public_key
 
-ALGORITHMS = ("om", "sm")
 MIN_NODES, MAX_NODES = 2, 16
 MAX_M = 6
 MAX_TICK_HZ = 1000.0
@@ -73,7 +72,7 @@ class ClusterConfig:
     """The whole cluster as every board must see it (identical file on every board)."""
 
     id: str
-    algorithm: str
+    algorithm: Algorithm
     m: int
     tick_hz: float
     channels: tuple[str, ...]
@@ -322,7 +321,7 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
 
     return ClusterConfig(
         id=cluster_id,
-        algorithm=algorithm,
+        algorithm=Algorithm(algorithm),
         m=m,
         tick_hz=tick_hz,
         channels=channels,

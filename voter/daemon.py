@@ -42,7 +42,7 @@ from voter.core.crypto import KeyRing
 from voter.core.driver import Actions, TickDriver, Timing
 from voter.core.frame import Frame, encode_frame
 from voter.core.ic import ic_params
-from voter.core.protocol import Algorithm
+from voter.core.record import DecisionRecord
 from voter.core.values import ReadingDomain
 from voter.decision_log import DecisionLog
 from voter.faults import (
@@ -134,8 +134,7 @@ class Daemon:
         self.opts = opts
         self.log = log
         self.period = cfg.period_s
-        alg: Algorithm = "om" if cfg.algorithm == "om" else "sm"
-        self.params = ic_params(cfg.n, cfg.m, alg, cfg.id)
+        self.params = ic_params(cfg.n, cfg.m, cfg.algorithm, cfg.id)
         self.rounds = self.params.rounds
         self.slot = self.period * ROUNDS_FRACTION / self.rounds
         self.board = Board(self.params, node_id, len(cfg.channels), keys)
@@ -317,7 +316,7 @@ class Daemon:
         for batch in (acts, more):
             for line in batch.lines:
                 self.dlog.write(line)
-                if "event" not in line:
+                if isinstance(line, DecisionRecord):
                     self.decided += 1
             for out in batch.publish:
                 self._publish(out)
@@ -605,7 +604,7 @@ def build(args: argparse.Namespace) -> Daemon:
         node = cfg.node(args.node)
     except ConfigFileError as e:
         fail(str(e))
-    alg: Algorithm = "om" if cfg.algorithm == "om" else "sm"
+    alg = cfg.algorithm
     try:
         budget = check_cluster(cfg.n, cfg.m, alg, len(cfg.channels))
     except ValueError as e:
