@@ -15,10 +15,9 @@ from tests.strategies import STRATEGY_NAMES, adversary
 from voter.budget import one_tick_frames
 from voter.core.adversary import Choices, Option, Traitor, Withhold
 from voter.core.board import Board, TickReport
-from voter.core.frame import (
+from voter.core.cobs import cobs_decode, cobs_encode
+from voter.core.drops import (
     ALL_DROP_REASONS,
-    CHANNELS_MAX,
-    CLUSTER_MAX,
     DROP_CLUSTER,
     DROP_COBS,
     DROP_CRC,
@@ -27,27 +26,28 @@ from voter.core.frame import (
     DROP_STALE,
     DROP_TOO_LONG,
     DROP_VERSION,
+    Drop,
+)
+from voter.core.frame import (
+    CHANNELS_MAX,
     ENTRIES_MAX,
-    FRAME_BYTES_MAX,
     LABEL_MAX,
     ROUND_MAX,
     TICK_MAX,
     WIRE_VERSION,
-    Drop,
     Frame,
     FrameSplitter,
     SyncBlock,
     check_frame,
-    cobs_decode,
-    cobs_encode,
     decode_frame,
     encode_frame,
     encoded_size,
-    seal_payload,
 )
 from voter.core.ic import ic_params
 from voter.core.om import OMNode
 from voter.core.protocol import M_MAX, NODES_MAX, Entry
+from voter.core.seal import CLUSTER_MAX, seal_payload
+from voter.core.splitter import FRAME_BYTES_MAX
 from voter.core.values import ReadingDomain
 from voter.testing import board_keys
 
