@@ -49,7 +49,8 @@ from hil.scenario import Scenario
 from voter.budget import ROUNDS_FRACTION
 from voter.core.board import Board, InconsistencyError
 from voter.core.driver import Actions, Publish, TickDriver, Timing
-from voter.core.frame import Drop, Frame, FrameSplitter, decode_frame
+from voter.core.drops import Drop
+from voter.core.frame import Frame, FrameSplitter, decode_frame
 from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm
 from voter.core.record import DecisionRecord

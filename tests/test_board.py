@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from voter.core import monitor, vote
 from voter.core.adversary import Equivocate
 from voter.core.board import Board, InconsistencyError, MemoryFault, TickReport
-from voter.core.frame import Drop, Frame, FrameSplitter, encode_frame
+from voter.core.drops import Drop
+from voter.core.frame import Frame, FrameSplitter, encode_frame
 from voter.core.ic import ic_params
 from voter.core.secded import CODE_BITS, EccStore, encode_word
 from voter.core.values import ReadingDomain

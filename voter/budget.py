@@ -29,10 +29,11 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from voter.core.board import Board
-from voter.core.frame import ENTRIES_MAX, FRAME_BYTES_MAX, Frame, FrameSplitter, encoded_size
+from voter.core.frame import ENTRIES_MAX, Frame, FrameSplitter, encoded_size
 from voter.core.frame import encode_frame as _encode_frame
 from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm
+from voter.core.splitter import FRAME_BYTES_MAX
 from voter.simkeys import board_keys
 
 if TYPE_CHECKING:

@@ -3,8 +3,9 @@
 On real boards the rig cannot reach a unix socket or read the board's disk, so
 `voterd --hil --control serial:PORT` takes the same JSON commands on a separate
 UART and streams back every line it writes to its decision log. Both directions
-use the links' framing (COBS + CRC-32C + 0x00, `voter.core.frame`), so line
-noise is a counted drop and never a crash. One packet's payload:
+use the links' framing (COBS + CRC-32C + 0x00: `voter.core.seal` and
+`voter.core.splitter`) under the control line's own CRC domain, so line noise is
+a counted drop and never a crash. One packet's payload:
 
     b"C" + JSON command                        rig -> board
     b"L" + 4-byte big-endian sequence + line   board -> rig (the exact log line, no newline)
@@ -26,8 +27,14 @@ from typing import Any
 
 import serial
 
-from voter.core.frame import CONTROL_DOMAIN, Drop, PacketSplitter, seal_payload
+from voter.core.drops import Drop
+from voter.core.seal import seal_payload, unseal_payload
+from voter.core.splitter import Splitter
 from voter.links import PortError, open_port
+
+#: The CRC domain of HIL control packets: never a cluster id, so a control packet
+#: can never pass as a link frame (or back) on a miswired cable.
+CONTROL_DOMAIN = "voter/hil-control"
 
 SERIAL_PREFIX = "serial:"
 KIND_COMMAND = b"C"
@@ -46,6 +53,19 @@ def serial_port_of(control: str) -> str | None:
     if control.startswith(SERIAL_PREFIX):
         return control[len(SERIAL_PREFIX) :]
     return None
+
+
+def _control_payload(body: bytes | bytearray) -> bytes | Drop:
+    return unseal_payload(body, CONTROL_DOMAIN)
+
+
+def control_splitter() -> Splitter[bytes]:
+    """The control line's splitter: each body is a packet payload of CONTROL_DOMAIN.
+
+    Line noise costs the packet it hits (a counted Drop) and the splitter resyncs
+    at the next 0x00, exactly as on a link.
+    """
+    return Splitter(_control_payload)
 
 
 def command_packet(cmd: dict[str, Any]) -> bytes:
@@ -83,7 +103,7 @@ class SerialControl:
 
     url: str
     port: serial.SerialBase
-    splitter: PacketSplitter = field(default_factory=PacketSplitter)
+    splitter: Splitter[bytes] = field(default_factory=control_splitter)
     out: bytearray = field(default_factory=bytearray)
     out_max: int = OUT_BUFFER_MAX
     seq: int = 0

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import serial
 
-from voter.core.frame import Drop, Frame, FrameSplitter
+from voter.core.drops import Drop
+from voter.core.frame import Frame, FrameSplitter
 
 READ_MAX = 65536
 

@@ -48,7 +48,8 @@ from typing import Any, Literal, Protocol
 from voter.core.adversary import Adversary
 from voter.core.board import Board, MemoryFault, TickReport
 from voter.core.clock import Correction, JoinListener, TwoWaySync, join_offset, two_way
-from voter.core.frame import DIGEST_BYTES, Drop, Frame, SyncBlock, check_frame, encode_frame
+from voter.core.drops import Drop
+from voter.core.frame import DIGEST_BYTES, Frame, SyncBlock, check_frame, encode_frame
 from voter.core.ic import as_json_vector
 from voter.core.protocol import oral_bound
 from voter.core.record import DecisionRecord
