@@ -67,7 +67,7 @@ from voter.core.frame import (
 )
 from voter.core.ic import ic_params
 from voter.core.om import OMNode
-from voter.core.protocol import M_MAX, NODES_MAX, Entry
+from voter.core.protocol import M_MAX, NODES_MAX, Algorithm, Entry
 from voter.core.seal import CLUSTER_MAX
 from voter.core.splitter import FRAME_BYTES_MAX
 from voter.core.values import ReadingDomain
@@ -181,7 +181,7 @@ def test_traitor_frames_round_trip_exactly() -> None:
 
 def run_ticks(alg: str, nodes: int, m: int, strategy: str, wire: bool) -> list[TickReport]:
     """Three ticks of a cluster with one traitor, frames handed over in memory or as wire bytes."""
-    params = ic_params(nodes, m, "om" if alg == "om" else "sm", "t")
+    params = ic_params(nodes, m, Algorithm(alg), "t")
     keys = board_keys(nodes, "t")
     boards = [Board(params, i, 3, keys[i]) for i in range(nodes)]
     boards[1].adversary = adversary(strategy, ReadingDomain(3), seed=5)
