@@ -73,9 +73,8 @@ def test_full_send_buffer_drops_whole_lines_and_never_blocks() -> None:
     """Nobody reads the rig end: the board's writes stop at the bounded buffer, counted."""
     master, slave = os.openpty()
     tty.setraw(slave)
-    ctl = SerialControl.open(os.ttyname(slave), 921600)
+    ctl = SerialControl.open(os.ttyname(slave), 921600, out_max=4096)
     try:
-        ctl.out_max = 4096
         started = time.monotonic()
         for k in range(3000):
             ctl.send_line(json.dumps({"tick": k, "pad": "x" * 200}))
