@@ -245,8 +245,8 @@ class FdLink:
 def nonblocking_port_link(port: serial.SerialBase, outbox_max: int = OUTBOX_MAX) -> ByteLink:
     """An open port as a link that never blocks: an FdLink on its descriptor (closing the port).
 
-    A port without a descriptor (loop://) stays a SerialLink; with write timeout 0
-    pyserial does not block on it either.
+    A port without a descriptor (loop://) stays a SerialLink: it does not block
+    either, but pyserial's loop:// with write timeout 0 refuses every write (LinkFull).
     """
     fd = _port_fd(port)
     if fd is None:
