@@ -158,7 +158,7 @@ def test_daemon_takes_commands_over_serial_and_streams_its_log(tmp_path: Path) -
 
 
 def test_a_busy_control_or_rig_port_is_named_busy() -> None:
-    """Links, the control line and the rig's ports open one way (`voter.links.open_port`)."""
+    """Links, the control line and the rig's ports open one way (`voter.bytelink.open_port`)."""
     master, slave = os.openpty()
     path = os.ttyname(slave)
     holder = SerialControl.open(path, 115200)
