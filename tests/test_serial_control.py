@@ -75,9 +75,8 @@ def test_full_send_buffer_drops_whole_lines_and_never_blocks() -> None:
     """Nobody reads the rig end: the board's writes stop at the bounded buffer, counted."""
     master, slave = os.openpty()
     tty.setraw(slave)
-    ctl = SerialControl.open(os.ttyname(slave), 921600)
+    ctl = SerialControl.open(os.ttyname(slave), 921600, out_max=4096)
     try:
-        ctl.out_max = 4096
         started = time.monotonic()
         for k in range(3000):
             ctl.send_line(json.dumps({"tick": k, "pad": "x" * 200}))
@@ -161,7 +160,7 @@ def test_daemon_takes_commands_over_serial_and_streams_its_log(tmp_path: Path) -
 
 
 def test_a_busy_control_or_rig_port_is_named_busy() -> None:
-    """Links, the control line and the rig's ports open one way (`voter.links.open_port`)."""
+    """Links, the control line and the rig's ports open one way (`voter.bytelink.open_port`)."""
     master, slave = os.openpty()
     path = os.ttyname(slave)
     holder = SerialControl.open(path, 115200)
