@@ -13,6 +13,7 @@ import pytest
 
 from hil.cluster import ProcessCluster
 from hil.fabric import Fabric, FabricError
+from voter.agent import restart_argv
 from voter.control import (
     ControlPortError,
     SerialControl,
@@ -22,7 +23,6 @@ from voter.control import (
     serial_port_of,
 )
 from voter.core.frame import Drop, PacketSplitter
-from voter.daemon import restart_argv
 from voter.faults import FaultCommandError, check_process_command, parse_command
 
 
