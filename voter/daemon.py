@@ -76,7 +76,7 @@ class Daemon:
     """One board's loop around its tick driver, from joining to the stop line."""
 
     def __init__(self, parts: Parts, opts: Options) -> None:
-        self.p = parts
+        self.parts = parts
         self.driver = parts.driver
         self.clock = parts.clock
         self.opts = opts
@@ -88,12 +88,12 @@ class Daemon:
 
     # -- set-up ----------------------------------------------------------------
     def _setup_io(self) -> None:
-        self.p.links.register(self.sel)
-        if self.p.agent is not None:
-            self.p.agent.open(self.sel)
-        self.p.output.open()
+        self.parts.links.register(self.sel)
+        if self.parts.agent is not None:
+            self.parts.agent.open(self.sel)
+        self.parts.output.open()
         if self.opts.realtime:
-            enter_fifo(self.p.log)
+            enter_fifo(self.parts.log)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
@@ -103,10 +103,10 @@ class Daemon:
         self._setup_io()
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        cfg = self.p.cfg
-        self.p.dlog.event(
+        cfg = self.parts.cfg
+        self.parts.dlog.event(
             "start",
-            node=self.p.me,
+            node=self.parts.me,
             pid=os.getpid(),
             algorithm=cfg.algorithm,
             m=cfg.m,
@@ -116,7 +116,7 @@ class Daemon:
         )
         if self.opts.admission is not None:
             a = self.opts.admission
-            self.p.dlog.event("admission", node=self.p.me, message=a.message, **a.as_dict())
+            self.parts.dlog.event("admission", node=self.parts.me, message=a.message, **a.as_dict())
 
     # -- time --------------------------------------------------------------------
     def wait_until(self, deadline: float, done: Callable[[], bool] | None = None) -> None:
@@ -126,7 +126,7 @@ class Daemon:
         a board that wakes late hands the driver what was waiting (the driver, told
         the time, knows it woke late and will not vouch for the tick).
         """
-        links, agent = self.p.links, self.p.agent
+        links, agent = self.parts.links, self.parts.agent
         first = True
         while True:
             if links.held:
@@ -160,7 +160,7 @@ class Daemon:
         now = self.clock.now()
         for item in items:
             if self.joining:
-                self.p.joiner.observe(link.peer, item, now - self.driver.epoch)
+                self.parts.joiner.observe(link.peer, item, now - self.driver.epoch)
                 continue
             self._perform(self.driver.on_frame(link.peer, item, now))
 
@@ -171,31 +171,31 @@ class Daemon:
             self._stall(acts.stall_s)
         now = self.clock.now()
         for o in acts.sends:
-            self.p.links.send(o.dst, o.data, o.due, now)
+            self.parts.links.send(o.dst, o.data, o.due, now)
         more = self.driver.done(self.clock.now())
         if acts.stall_s and acts.stall_when == "after-send":
             self._stall(acts.stall_s)
         for batch in (acts, more):
             for line in batch.lines:
-                self.p.dlog.write(line)
+                self.parts.dlog.write(line)
                 if "event" not in line:
                     self.decided += 1
             for out in batch.publish:
-                self.p.output.publish(out)
+                self.parts.output.publish(out)
         if more.decided is not None:
             self._after_decision(more.decided)
 
     def _stall(self, seconds: float) -> None:
         """The HIL stall fault: the whole board freezes, as under SIGSTOP or a long GC pause."""
-        self.p.dlog.event(
-            "stall", node=self.p.me, tick=self.driver.tick, ms=round(seconds * 1e3, 3)
+        self.parts.dlog.event(
+            "stall", node=self.parts.me, tick=self.driver.tick, ms=round(seconds * 1e3, 3)
         )
         time.sleep(seconds)
 
     def _after_decision(self, tick: int) -> None:
-        self.p.health.decided(tick)
-        if self.p.agent is not None:
-            self.p.agent.decided(tick)
+        self.parts.health.decided(tick)
+        if self.parts.agent is not None:
+            self.parts.agent.decided(tick)
         gc.collect(1 if tick % 64 else 2)  # after the decision, in the slack before t0 + T
 
     # -- joining -----------------------------------------------------------------
@@ -209,9 +209,9 @@ class Daemon:
         deadline = self.driver.epoch + listen
         while self.clock.now() < deadline and not self.stopping:
             self.wait_until(min(deadline, self.clock.now() + self.driver.period / 2))
-            if self.p.joiner.quorum():
+            if self.parts.joiner.quorum():
                 break
-        offset, how, peers = self.p.joiner.verdict()
+        offset, how, peers = self.parts.joiner.verdict()
         return self._joined(self.driver.epoch - offset, how, peers)
 
     def _joined(self, epoch: float, how: str, peers: list[int]) -> int:
@@ -219,8 +219,8 @@ class Daemon:
         self.driver.start(epoch, first)
         self.joining = False
         extra = {"peers": peers} if how != "common-start" else {}
-        self.p.dlog.event("joined", node=self.p.me, tick=first, how=how, **extra)
-        self.p.log.event("joined", tick=first, how=how)
+        self.parts.dlog.event("joined", node=self.parts.me, tick=first, how=how, **extra)
+        self.parts.log.event("joined", tick=first, how=how)
         return first
 
     # -- the loop ----------------------------------------------------------------
@@ -237,8 +237,8 @@ class Daemon:
         try:
             self._vote()
         except InconsistencyError as e:
-            self.p.log.error("crash-on-inconsistency: stopping", reason=str(e))
-            self.p.dlog.event("stop", node=self.p.me, reason=str(e), code=EXIT_INCONSISTENT)
+            self.parts.log.error("crash-on-inconsistency: stopping", reason=str(e))
+            self.parts.dlog.event("stop", node=self.parts.me, reason=str(e), code=EXIT_INCONSISTENT)
             self._close(fsync=False)
             return EXIT_INCONSISTENT
         except Restart as r:
@@ -249,7 +249,7 @@ class Daemon:
     def _vote(self) -> None:
         """Join, then one driver step per deadline until SIGTERM or the last tick."""
         tick = self.join()
-        self.p.health.ready(tick)
+        self.parts.health.ready(tick)
         if self.opts.start_at is not None:
             self._wait_start(tick)
         # The one unbounded loop of the daemon: one iteration per deadline until SIGTERM.
@@ -260,17 +260,17 @@ class Daemon:
             self.wait_until(d.next_deadline(), done=self._deadline_passed)
             if self.stopping:
                 break
-            if d.round == 0 and self.p.agent is not None:
-                self.p.agent.clock_step(d.tick)
+            if d.round == 0 and self.parts.agent is not None:
+                self.parts.agent.clock_step(d.tick)
             self._perform(d.wake(self.clock.now()))
 
     def _stop(self) -> int:
         """The last decisions, STOPPING=1 and the stop line with the run's totals."""
         self._perform(self.driver.stop(self.clock.now()))
-        self.p.health.stopping()
-        self.p.dlog.event(
+        self.parts.health.stopping()
+        self.parts.dlog.event(
             "stop",
-            node=self.p.me,
+            node=self.parts.me,
             reason="signal" if self.stopping else "done",
             code=EXIT_OK,
             ticks=self.driver.board.totals.ticks,
@@ -294,15 +294,15 @@ class Daemon:
         t0 = self.driver.epoch + tick * self.driver.period
         while not self.stopping and t0 - self.clock.now() > 0.5:
             self.wait_until(self.clock.now() + 0.5)
-            self.p.health.waiting()
+            self.parts.health.waiting()
 
     def _close(self, fsync: bool = True) -> None:
         # Leave real-time priority first (see voter.realtime).
         leave_fifo()
         # The lines are already in the kernel; after a crash, restart fast rather than fsync.
-        self.p.dlog.close(fsync=fsync)
-        self.p.links.close()
-        self.p.sensor.close()
-        if self.p.agent is not None:
-            self.p.agent.close()
-        self.p.output.close()
+        self.parts.dlog.close(fsync=fsync)
+        self.parts.links.close()
+        self.parts.sensor.close()
+        if self.parts.agent is not None:
+            self.parts.agent.close()
+        self.parts.output.close()
