@@ -13,6 +13,7 @@ import pytest
 
 from hil.cluster import ProcessCluster
 from hil.fabric import Fabric, FabricError
+from voter.agent import restart_argv
 from voter.control import (
     ControlPortError,
     SerialControl,
@@ -24,7 +25,6 @@ from voter.control import (
 )
 from voter.core.drops import Drop
 from voter.core.splitter import Splitter
-from voter.daemon import restart_argv
 from voter.faults import FaultCommandError, check_process_command, parse_command
 
 

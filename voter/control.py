@@ -168,11 +168,6 @@ class SerialControl:
     def pending(self) -> int:
         return self.link.pending
 
-    @property
-    def out(self) -> int:
-        """Bytes still queued (the daemon's loop comes back to write them while nonzero)."""
-        return self.link.pending
-
     def flush(self) -> None:
         """Write what the port takes now, without waiting."""
         try:
