@@ -44,8 +44,13 @@ PTY_LINK_LATENCY_US = 190.0
 PTY_LINK_LATENCY_UNBOOSTED_US = 1280.0
 #: set to "off" (or a priority) to change the fabric's kworker boost; see kworker_priority
 KWORKER_ENV = "VOTER_KWORKER_PRIORITY"
-#: 4 boards starting at once on a loaded 2-core machine took up to ~2.7 s (measured)
-START_MARGIN_S = 3.0
+#: From "every board is ready" to tick 0: the `start` commands' delivery and each board's
+#: wake-up (it waits in select, at real-time priority where allowed). Start-up itself is
+#: not in it: boards are started first and tick 0 is chosen once all are ready (a fixed
+#: 3 s from launch was not enough on a loaded host: boards joined 45-64 ticks late).
+START_MARGIN_S = 1.0
+#: how long one board may take to start up (Python, keys, the timing admission) and be ready
+READY_TIMEOUT_S = 60.0
 CONFIG_BAUD_UNLIMITED = 16_000_000
 
 
@@ -188,8 +193,8 @@ class ProcessCluster:
             "--link-latency-us",
             str(self.link_latency_us),
         ]
-        if common_start and self.start_at is not None:
-            cmd += ["--start-at", f"{self.start_at:.6f}"]
+        if common_start:
+            cmd.append("--start-when-told")
         else:
             cmd += ["--listen", str(max(0.3, 6 / self.tick_hz))]
         if until_tick is not None:
@@ -199,14 +204,24 @@ class ProcessCluster:
         return cmd
 
     def start(self, until_tick: int | None = None) -> None:
-        """Start every board with a common start time a little in the future."""
+        """Start every board, wait until each is ready, then tell all of them tick 0.
+
+        A board is ready when its control socket exists: it has read its config and
+        keys, passed the timing admission, opened its links and waits for `start`.
+        """
+        for i in range(self.nodes):
+            self.start_node(i, common_start=True, until_tick=until_tick)
+        self.tell_start()
+
+    def tell_start(self) -> None:
+        """Once every board started with `common_start` is ready, tell them all tick 0."""
+        for i in range(self.nodes):
+            self.wait_control(i, READY_TIMEOUT_S)
         self.start_at = time.monotonic() + START_MARGIN_S
         if self.fabric is not None:
             tell_tick0(self.fabric, self.start_at)  # link-fault windows count from tick 0
         for i in range(self.nodes):
-            self.start_node(i, common_start=True, until_tick=until_tick)
-        for i in range(self.nodes):
-            self.wait_control(i)
+            self.control(i, {"cmd": "start", "at": round(self.start_at, 6)})
 
     def start_node(self, node: int, *, common_start: bool, until_tick: int | None) -> None:
         err = (self.out / f"node{node}.stderr").open("ab")

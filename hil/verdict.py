@@ -155,7 +155,7 @@ def missed_start_text(late: Mapping[int, int], margin_s: float, remedy: str) -> 
     """
     return (
         f"board(s) {sorted(late)} started at tick(s) {[late[i] for i in sorted(late)]}, not 0: "
-        f"start-up took longer than the {margin_s:g} s start margin; {remedy}"
+        f"they were not ticking within the {margin_s:g} s start margin; {remedy}"
     )
 
 

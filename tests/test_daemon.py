@@ -161,7 +161,6 @@ def test_sd_notify_ready_watchdog_status_stopping(tmp_path: Path) -> None:
     sock.bind(str(sock_path))
     sock.settimeout(0.2)
     try:
-        c.start_at = time.monotonic() + 1.0
         for i in (1, 2, 3):
             c.start_node(i, common_start=True, until_tick=None)
         env = dict(os.environ, NOTIFY_SOCKET=str(sock_path), WATCHDOG_USEC="400000")
@@ -169,6 +168,7 @@ def test_sd_notify_ready_watchdog_status_stopping(tmp_path: Path) -> None:
             c.voterd_cmd(0, common_start=True, until_tick=None), env=env, stderr=subprocess.DEVNULL
         )
         c.procs[0] = proc
+        c.tell_start()
         got: list[str] = []
         deadline = time.monotonic() + 6
         while time.monotonic() < deadline:
@@ -237,3 +237,56 @@ def test_bad_invocation_is_one_line(tmp_path: Path, args: list[str], expected: s
 def test_voterd_console_script_exists() -> None:
     """The console script is installed next to the interpreter."""
     assert (BIN / "voterd").exists()
+
+
+#: longer than any fixed start margin this project used (3 s from launch)
+SLOW_START_S = 3.5
+
+
+class SlowBoard3(ProcessCluster):
+    """Board 3 takes SLOW_START_S longer to come up, like a board on a loaded host."""
+
+    fixed_start_at: float | None = None  # set: the old fixed-margin start, for contrast
+
+    def start_node(self, node: int, *, common_start: bool, until_tick: int | None) -> None:
+        if node == 3:
+            time.sleep(SLOW_START_S)
+        super().start_node(node, common_start=common_start, until_tick=until_tick)
+
+    def voterd_cmd(self, node: int, *, common_start: bool, until_tick: int | None) -> list[str]:
+        cmd = super().voterd_cmd(node, common_start=common_start, until_tick=until_tick)
+        if self.fixed_start_at is not None:
+            i = cmd.index("--start-when-told")
+            cmd[i : i + 1] = ["--start-at", f"{self.fixed_start_at}"]
+        return cmd
+
+
+def _joined_ticks(c: ProcessCluster) -> dict[int, int]:
+    return {i: next(e["tick"] for e in events(c, i) if e["event"] == "joined") for i in range(4)}
+
+
+@pytest.mark.parametrize("readiness", [True, False])
+def test_a_slow_board_still_starts_at_tick_0(tmp_path: Path, readiness: bool) -> None:
+    """Tick 0 is chosen once every board is ready, so a board that is slow to start up runs
+    the whole scenario. A start time fixed at launch (switched off: readiness=False) loses
+    the slow board's first ticks: the violation the readiness start exists to prevent."""
+    c = SlowBoard3(tmp_path / "run", tick_hz=TEST_HZ)
+    c.setup()
+    try:
+        if readiness:
+            c.start(until_tick=59)
+        else:
+            c.fixed_start_at = time.monotonic() + 1.0
+            for i in range(4):
+                c.start_node(i, common_start=True, until_tick=59)
+        codes = c.wait(60 / TEST_HZ + 20)
+    finally:
+        c.stop()
+    assert {0} == set(codes.values())
+    joined = _joined_ticks(c)
+    if readiness:
+        assert {0: 0, 1: 0, 2: 0, 3: 0} == joined
+        res = check(read_run(c.out, 4), faulty=[], window=(0, 59))
+        assert res.agreement and res.validity and 240 == res.decisions
+    else:
+        assert joined[3] >= (SLOW_START_S - 1.0) * TEST_HZ  # it missed the common start

@@ -102,9 +102,26 @@ class SerialNode0(ProcessCluster):
             cmd[cmd.index("--control") + 1] = f"serial:{self.ctl_port}"
         return cmd
 
+    master: int = -1
+    splitter: Splitter[bytes] = control_splitter()
+    #: what board 0 streamed while the cluster waited for it to be ready
+    early: list[tuple[int, str]] = []  # noqa: RUF012 (set per instance in the test)
+
     def wait_control(self, node: int, timeout_s: float = 10.0) -> None:
+        """Board 0 is ready once its start line comes over the serial line."""
         if node != 0:
             super().wait_control(node, timeout_s)
+            return
+        deadline = time.monotonic() + timeout_s
+        while not any('"event":"start"' in x for _, x in self.early):
+            assert time.monotonic() < deadline, "board 0 never said it started"
+            self.early += _read_lines(self.master, self.splitter, time.monotonic() + 0.1)
+
+    def control(self, node: int, command: dict) -> None:
+        if node != 0:
+            super().control(node, command)
+        else:
+            os.write(self.master, command_packet(command))
 
 
 def _read_lines(fd: int, sp: Splitter[bytes], until: float) -> list[tuple[int, str]]:
@@ -128,11 +145,12 @@ def test_daemon_takes_commands_over_serial_and_streams_its_log(tmp_path: Path) -
     os.set_blocking(master, False)
     c = SerialNode0(tmp_path / "run", tick_hz=25.0)
     c.ctl_port = os.ttyname(slave)
+    c.master, c.splitter, c.early = master, control_splitter(), []
     c.setup()
     try:
-        c.start()
-        sp = control_splitter()
-        lines = _read_lines(master, sp, time.monotonic() + 2.5)
+        c.start()  # board 0's start command goes over its serial line too
+        sp = c.splitter
+        lines = c.early + _read_lines(master, sp, time.monotonic() + 2.5)
         assert any('"event":"start"' in x for _, x in lines), lines[:3]
         os.write(master, b"\x55\xaa garbage \x00")
         os.write(master, command_packet({"cmd": "traitor", "strategy": "lie", "from_tick": 0}))

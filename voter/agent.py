@@ -39,9 +39,12 @@ CONTROL = "control"
 
 
 class Restart(Exception):
-    """The HIL `restart` command: the daemon closes what it holds, then `reexec(start_at)`."""
+    """The HIL `restart` command: the daemon closes what it holds, then `reexec(start_at)`.
 
-    def __init__(self, start_at: float) -> None:
+    `start_at` None: start again and wait for the rig's `start` command (--start-when-told).
+    """
+
+    def __init__(self, start_at: float | None) -> None:
         super().__init__(start_at)
         self.start_at = start_at
 
@@ -72,6 +75,8 @@ class FaultAgent:
         self.sock: socket.socket | None = None
         self.serial: SerialControl | None = None
         self.crash_at: int | None = None
+        #: tick 0 on CLOCK_MONOTONIC, once the rig's `start` command said when
+        self.start_at: float | None = None
 
     # -- the control port ----------------------------------------------------------
     def open(self, sel: selectors.BaseSelector) -> None:
@@ -151,12 +156,16 @@ class FaultAgent:
             self.log.warning("bad HIL command ignored", error=str(e))
             self.dlog.event("fault-rejected", node=self.me, error=str(e))
             return
+        if cmd["cmd"] == "start":  # not a fault: the `joined` line says how the board started
+            self._start(cmd)
+            return
         # "node" and "event" are the log line's own keys: a command cannot overwrite them.
         self.dlog.event(
             "fault", node=self.me, **{k: v for k, v in cmd.items() if k not in ("node", "event")}
         )
         if cmd["cmd"] == "restart":
-            self._restart(float(cmd.get("start_in_s", 1.5)))
+            when_told = "start_in_s" not in cmd and cmd.get("when_told") is True
+            self._restart(None if when_told else float(cmd.get("start_in_s", 1.5)))
         if cmd["cmd"] == "crash":
             self.crash_at = int(cmd.get("at_tick") or 0)
         if cmd["cmd"] in ("clock-drift", "clear"):
@@ -188,28 +197,47 @@ class FaultAgent:
             self.serial.drain(DRAIN_S)
         os._exit(EXIT_HIL_CRASH)
 
-    def _restart(self, start_in_s: float) -> NoReturn:
+    def _start(self, cmd: dict[str, object]) -> None:
+        """The rig's `start`: tick 0 at `at` (CLOCK_MONOTONIC, same host) or `in_s` from now.
+
+        Only a board waiting for it (--start-when-told) takes it; a running board has its
+        epoch and logs the command as rejected.
+        """
+        if self.start_at is not None:
+            self.dlog.event("fault-rejected", node=self.me, error="start: already told")
+            return
+        at, in_s = cmd.get("at"), cmd.get("in_s")  # one of them, a number (checked)
+        if isinstance(at, int | float):
+            self.start_at = float(at)
+        elif isinstance(in_s, int | float):
+            self.start_at = time.monotonic() + in_s
+
+    def _restart(self, start_in_s: float | None) -> NoReturn:
         """The HIL `restart` command: start afresh, at tick 0, `start_in_s` from now.
 
         The rig sends it to every board at once so they share an epoch (a common
         power-on) without a shared clock; the daemon closes what it holds and
         `reexec` runs the same process image again with --start-at on our monotonic clock.
+        With `start_in_s` None the board comes back waiting for the rig's `start`,
+        which the rig sends once every board is up again (no margin to guess).
         """
-        start_at = time.monotonic() + start_in_s
-        # Python start-up plus the wait for the common start can outlast WatchdogSec=2s.
-        self.health.stretch_watchdog(start_in_s + 30)
+        start_at = None if start_in_s is None else time.monotonic() + start_in_s
+        # Python start-up plus the wait for the common start can outlast WatchdogSec=2s;
+        # told to wait for `start`, the board also waits for the slowest board to be up.
+        self.health.stretch_watchdog(30 + (start_in_s if start_in_s is not None else 60))
         self.dlog.event("stop", node=self.me, reason="hil-restart", code=EXIT_OK)
         raise Restart(start_at)
 
 
-def reexec(start_at: float) -> NoReturn:
+def reexec(start_at: float | None) -> NoReturn:
     """The same process image again (same pid, so systemd keeps tracking it), common start."""
     argv = restart_argv(sys.orig_argv[1:], start_at)
     os.execv(sys.executable, [sys.executable, *argv])
 
 
-def restart_argv(args: list[str], start_at: float) -> list[str]:
-    """The command line again, with --start-at (and no --listen: the start is common)."""
+def restart_argv(args: list[str], start_at: float | None) -> list[str]:
+    """The command line again, with --start-at, or --start-when-told if `start_at` is None
+    (and no --listen: the start is common)."""
     out: list[str] = []
     skip = False
     for a in args:
@@ -219,7 +247,9 @@ def restart_argv(args: list[str], start_at: float) -> list[str]:
         if a in ("--start-at", "--listen"):
             skip = True
             continue
-        if a.startswith(("--start-at=", "--listen=")):
+        if a == "--start-when-told" or a.startswith(("--start-at=", "--listen=")):
             continue
         out.append(a)
+    if start_at is None:
+        return [*out, "--start-when-told"]
     return [*out, "--start-at", f"{start_at:.6f}"]

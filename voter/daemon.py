@@ -50,6 +50,8 @@ class Options:
     listen_s: float | None = None
     realtime: bool = True
     start_at: float | None = None  # a common epoch on time.monotonic() (HIL: shared power-on)
+    #: HIL: the common epoch comes in the rig's `start` command, sent once all boards are ready
+    start_when_told: bool = False
     max_ticks: int | None = None
     #: the measured timing budget (logged at start)
     admission: TimingBudget | None = None
@@ -202,9 +204,12 @@ class Daemon:
     # -- joining -----------------------------------------------------------------
     def join(self) -> int:
         """Learn the tick from f+1 agreeing peers, or cold-start; returns the first tick to run."""
-        if self.opts.start_at is not None:
-            epoch = self.opts.start_at - time.monotonic() + self.clock.now()
+        start_at = self._told_start() if self.opts.start_when_told else self.opts.start_at
+        if start_at is not None:
+            epoch = start_at - time.monotonic() + self.clock.now()
             return self._joined(epoch, "common-start", [])
+        if self.opts.start_when_told:  # stopped before the rig said when
+            return self._joined(self.clock.now(), "common-start", [])
         listen = listen_s(self.driver.period, self.opts.listen_s)
         self.driver.epoch = self.clock.now()  # join offsets are measured against this
         deadline = self.driver.epoch + listen
@@ -214,6 +219,19 @@ class Daemon:
                 break
         offset, how, peers = self.parts.joiner.verdict()
         return self._joined(self.driver.epoch - offset, how, peers)
+
+    def _told_start(self) -> float | None:
+        """Ready: serve the ports until the rig's `start` command names tick 0 (None: stopped).
+
+        A fixed start margin cannot know how long start-up takes on a loaded host
+        (boards joined 45-64 ticks late with 3 s); readiness is this board's to say.
+        """
+        agent = self.parts.agent
+        assert agent is not None  # --start-when-told is a HIL option
+        while not self.stopping and agent.start_at is None:
+            self.wait_until(self.clock.now() + 0.5, done=lambda: agent.start_at is not None)
+            self.parts.health.waiting()
+        return agent.start_at
 
     def _joined(self, epoch: float, how: str, peers: list[int]) -> int:
         first = first_tick(epoch, self.clock.now(), self.driver.period)
@@ -244,14 +262,14 @@ class Daemon:
             return EXIT_INCONSISTENT
         except Restart as r:
             self._close(fsync=False)
-            reexec(r.start_at)
+            reexec(r.start_at)  # None: --start-when-told
         return self._stop()
 
     def _vote(self) -> None:
         """Join, then one driver step per deadline until SIGTERM or the last tick."""
         tick = self.join()
         self.parts.health.ready(tick)
-        if self.opts.start_at is not None:
+        if self.opts.start_at is not None or self.opts.start_when_told:
             self._wait_start(tick)
         # The one unbounded loop of the daemon: one iteration per deadline until SIGTERM.
         while not self.stopping:

@@ -46,7 +46,7 @@ SPIKE = 5000.0
 
 
 #: Commands the daemon carries out on its process rather than on its fault state.
-PROCESS_COMMANDS = ("crash", "restart")
+PROCESS_COMMANDS = ("crash", "restart", "start")
 RESTART_MAX_S = 10.0
 #: longest stall or clock step a command may ask for
 STALL_MS_MAX = 60_000.0
@@ -238,15 +238,33 @@ def parse_command(raw: bytes) -> dict[str, Any]:
 
 
 def check_process_command(cmd: dict[str, Any]) -> dict[str, Any]:
-    """Validate `crash` (optional at_tick >= 0) and `restart` (0 < start_in_s <= 10)."""
+    """Validate `crash` (optional at_tick >= 0), `restart` (0 < start_in_s <= 10, or
+    when_told: start again and wait for `start`) and `start` (at or in_s)."""
     if cmd["cmd"] == "crash":
         at = cmd.get("at_tick")
         if at is not None and (isinstance(at, bool) or not isinstance(at, int) or at < 0):
             raise FaultCommandError("crash: at_tick must be a tick number >= 0")
+        return cmd
+    if cmd["cmd"] == "start":
+        return _check_start(cmd)
+    if cmd.get("when_told") is True and "start_in_s" not in cmd:
         return cmd
     delay = cmd.get("start_in_s", 1.5)
     if isinstance(delay, bool) or not isinstance(delay, int | float):
         raise FaultCommandError("restart: start_in_s must be a number")
     if not 0 < delay <= RESTART_MAX_S:
         raise FaultCommandError(f"restart: start_in_s must be in (0, {RESTART_MAX_S:g}]")
+    return cmd
+
+
+def _check_start(cmd: dict[str, Any]) -> dict[str, Any]:
+    """`start`: tick 0 `at` a CLOCK_MONOTONIC time (same host) or `in_s` seconds from now."""
+    at, in_s = cmd.get("at"), cmd.get("in_s")
+    if (at is None) == (in_s is None):
+        raise FaultCommandError("start: give exactly one of at (monotonic s) and in_s")
+    value = at if at is not None else in_s
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FaultCommandError("start: at / in_s must be a number")
+    if in_s is not None and not 0 < in_s <= RESTART_MAX_S:
+        raise FaultCommandError(f"start: in_s must be in (0, {RESTART_MAX_S:g}]")
     return cmd

@@ -34,14 +34,21 @@ class Health:
         self._restore_watchdog = common_start and bool(self._watchdog_usec)
         self._last_wd = 0.0
         self._last_status = 0.0
+        self._ready = False
 
     def ready(self, tick: int) -> None:
         self.notifier.ready()
         self.notifier.status(f"joined at tick {tick}")
+        self._ready = True
 
     def waiting(self) -> None:
-        """Still alive while waiting for a common start (no decisions yet)."""
-        self.notifier.watchdog()
+        """Still alive while waiting for a common start (no decisions yet).
+
+        Only after READY=1: before it systemd's start timeout applies, and a process
+        re-executed by a HIL restart had its watchdog stretched over the start-up.
+        """
+        if self._ready:
+            self.notifier.watchdog()
 
     def stretch_watchdog(self, seconds: float) -> None:
         """Give a re-executing board `seconds` to start again before systemd calls it hung."""

@@ -136,7 +136,8 @@ def build(args: argparse.Namespace) -> Daemon:
     )
     driver.stop_after = args.until_tick
     clock = Clock()
-    health = Health(driver, Notifier(), common_start=args.start_at is not None)
+    common_start = args.start_at is not None or args.start_when_told
+    health = Health(driver, Notifier(), common_start=common_start)
     dlog = DecisionLog(cfg.log_path(args.node))
     agent = None
     if args.hil:
@@ -163,6 +164,7 @@ def build(args: argparse.Namespace) -> Daemon:
         listen_s=args.listen,
         realtime=not args.no_realtime,
         start_at=args.start_at,
+        start_when_told=args.start_when_told,
         max_ticks=args.ticks,
         admission=admission,
     )
@@ -202,6 +204,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="HIL: common epoch on CLOCK_MONOTONIC instead of listening",
     )
+    parser.add_argument(
+        "--start-when-told",
+        action="store_true",
+        help="HIL: get ready, then wait for the rig's `start` command (a common tick 0 "
+        "chosen once every board is ready)",
+    )
     parser.add_argument("--ticks", type=int, default=None, help="stop after this many ticks")
     parser.add_argument(
         "--until-tick", type=int, default=None, help="stop after deciding this tick"
@@ -221,6 +229,10 @@ def main(argv: list[str] | None = None, exit_fn: Callable[[int], Any] = SystemEx
     args = _parser().parse_args(argv)
     if args.start_at is not None and not args.hil:
         fail("--start-at is a HIL option (add --hil)")
+    if args.start_when_told and not args.hil:
+        fail("--start-when-told is a HIL option (add --hil)")
+    if args.start_when_told and args.start_at is not None:
+        fail("--start-at and --start-when-told are two ways to start: give one")
     daemon = build(args)
     try:
         code = daemon.run()
