@@ -4,13 +4,15 @@ The boards run `voterd --hil` under systemd with `control = "serial:PORT"`; the
 rig sits in every link and holds each board's control line. Per scenario:
 
 1. ask every board for a `clear` (proves it is up and clears the last scenario's faults);
-2. start the link fabric on the rig's link ports with the scenario's link faults
-   (the same forwarding and fault code as the pty fabric), its clock at tick 0;
-3. send every board `restart` with the same start delay: each re-executes with
-   --start-at, so all start at tick 0 together, like a common power-on;
-4. as each board's new process says "start", send it its node faults (the same
-   commands firmware-sim sends over the unix socket; a crash becomes a `crash`
-   command at its tick, because the rig cannot SIGKILL a remote board);
+2. send every board `restart` with `when_told`: each re-executes with
+   --start-when-told and, once ready, says "start" and waits;
+3. when every board is ready, send each its node faults (the same commands
+   firmware-sim sends over the unix socket; a crash becomes a `crash` command at
+   its tick, because the rig cannot SIGKILL a remote board);
+4. start the link fabric on the rig's link ports with the scenario's link faults
+   (the same forwarding and fault code as the pty fabric), its clock at tick 0,
+   and send every board `start` with its delay to tick 0, so all start together,
+   like a common power-on (tick 0 is chosen after start-up, not before);
 5. collect the log lines the boards stream back until every board has decided
    the last tick (or a deadline), then `clear` every board;
 6. write DIR/node<ID>.jsonl; the campaign judges them and writes run.json as for every mode.
@@ -43,7 +45,8 @@ PROBE_TIMEOUT_S = 20.0  # a board may be in a systemd restart (RestartSec=1s + s
 PROBE_RESEND_S = 1.0
 FABRIC_MARGIN_S = 2.0  # the fabric process must be forwarding before tick 0
 GRACE_S = 10.0
-START_GRACE_S = 5.0  # after the last tick's time, for a re-joining board to catch up
+#: how long a board may take to re-execute and be ready again after `restart`
+READY_TIMEOUT_S = 60.0
 
 
 class RigRunError(RunnerError):
@@ -223,8 +226,20 @@ class SerialRunner:
     def _start(
         self, session: RigSession, sc: Scenario, out: Path
     ) -> tuple[subprocess.Popen[bytes], float]:
-        """The fabric on the link ports with its clock at tick 0, then every board restarted."""
+        """Every board restarted and ready, its faults sent, the fabric up, then tick 0.
+
+        Tick 0 is chosen once every board's new process has said `start` (it is
+        ready: config, keys, admission, ports), so start-up time on the boards does
+        not eat into the start margin: `start_in_s` only covers the fabric and the
+        `start` commands on the control lines.
+        """
         rig, period = self.rig, sc.period_s
+        for i in session.boards:
+            session.send(i, {"cmd": "restart", "when_told": True})
+        self._wait_ready(session)
+        for i, cmds in _node_commands(sc.faults).items():
+            for cmd in cmds:
+                session.send(i, cmd)
         tick0 = time.monotonic() + FABRIC_MARGIN_S + rig.start_in_s
         spec = {
             "nodes": sc.nodes,
@@ -244,13 +259,24 @@ class SerialRunner:
             raise RigRunError(str(e)) from None
         while time.monotonic() < tick0 - rig.start_in_s:
             session.pump(0.02)
-        start_in = tick0 - time.monotonic()
-        if start_in < 0.5:
+        if tick0 - time.monotonic() < 0.5:
             stop_process(proc)
             raise RigRunError("the link fabric took too long to start; the common start is missed")
-        for i in session.boards:
-            session.send(i, {"cmd": "restart", "start_in_s": round(start_in, 6)})
+        for i in session.boards:  # each its own delay, measured just before it is sent
+            session.send(i, {"cmd": "start", "in_s": round(tick0 - time.monotonic(), 6)})
         return proc, tick0
+
+    def _wait_ready(self, session: RigSession) -> None:
+        """Until every board's new process has said `start` (RigRunError after READY_TIMEOUT_S)."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not all(b.recording for b in session.boards.values()):
+            if time.monotonic() > deadline:
+                silent = sorted(i for i, b in session.boards.items() if not b.recording)
+                raise RigRunError(
+                    f"board(s) {silent} did not come back ready within {READY_TIMEOUT_S:g} s "
+                    "of `restart`"
+                )
+            session.pump(0.05)
 
     def _collect(
         self,
@@ -259,21 +285,11 @@ class SerialRunner:
         tick0: float,
         progress: Callable[[int], None] | None,
     ) -> None:
-        """Send each board its faults as it starts; read until all decided the last tick."""
+        """Read until every board decided the last tick; a late join ends the run at once."""
         last = sc.ticks - 1
-        commands = _node_commands(sc.faults)
-        sent: set[int] = set()
         deadline = tick0 + sc.ticks * sc.period_s + GRACE_S
         while time.monotonic() < deadline:
             session.pump(0.05)
-            for i, b in session.boards.items():
-                if b.recording and i not in sent:
-                    for cmd in commands.get(i, []):
-                        session.send(i, cmd)
-                    sent.add(i)
-            if time.monotonic() > tick0 + START_GRACE_S and len(sent) < len(session.boards):
-                silent = sorted(set(session.boards) - sent)
-                raise RigRunError(f"board(s) {silent} did not restart for the common start")
             late = {i: b.first_join for i, b in session.boards.items() if b.first_join}
             if late:
                 raise RigRunError(
