@@ -333,7 +333,7 @@ def _realtime_results(a: Algorithm, quick: bool, wire: dict[str, Any]) -> dict[s
     for baud in (0, 921600, 115200):
         if quick and baud == 115200:
             continue
-        limit = wire.get(f"wire_limited_hz_{baud}")
+        limit = wire[f"wire_limited_hz_{baud}"] if baud else 0.0
         rates = steps[a] if baud == 0 else [round(f * limit, 1) for f in fractions]
         r = realtime(a, baud, rates, rt_ticks, out)
         key = "nolimit" if baud == 0 else str(baud)
