@@ -26,7 +26,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from voter.core.board import Board
 from voter.core.crypto import KeyRing
@@ -272,7 +272,6 @@ class CpuProfile:
         )
 
 
-# long because its docstring is the measurement's specification; the body is under 40 lines
 def measure_tick_cpu(
     nodes: int,
     m: int,
@@ -321,25 +320,14 @@ def measure_tick_cpu(
         spent = time.perf_counter() - started
         if samples is None and measured >= MIN_TICKS and spent >= time_budget_s:
             break
-    # A board's round path is its send and its receive of that round, the same tick.
-    path = [
-        [s + r for s, r in zip(sends, recvs, strict=True)]
-        for sends, recvs in zip(kept.send, kept.recv, strict=True)
-    ]
-    name = getattr(clock, "__name__", type(clock).__name__)
     return CpuProfile(
         nodes=nodes,
         m=m,
         algorithm=algorithm,
         channels=channels,
         ticks=measured,
-        clock=name,
-        send_p99_s=tuple(percentile(x, 99) / 1e9 for x in kept.send),
-        recv_p99_s=tuple(percentile(x, 99) / 1e9 for x in kept.recv),
-        round_p50_s=tuple(percentile(x, 50) / 1e9 for x in path),
-        round_p99_s=tuple(percentile(x, 99) / 1e9 for x in path),
-        decide_p50_s=percentile(kept.decide, 50) / 1e9,
-        decide_p99_s=percentile(kept.decide, 99) / 1e9,
+        clock=getattr(clock, "__name__", type(clock).__name__),
+        **kept.percentiles_s(),
     )
 
 
@@ -357,6 +345,22 @@ class _TickTimes:
             self.send[r] += send
             self.recv[r] += recv
         self.decide += other.decide
+
+    def percentiles_s(self) -> dict[str, Any]:
+        """CpuProfile's timing fields, in seconds."""
+        # A board's round path is its send and its receive of that round, the same tick.
+        path = [
+            [s + r for s, r in zip(sends, recvs, strict=True)]
+            for sends, recvs in zip(self.send, self.recv, strict=True)
+        ]
+        return {
+            "send_p99_s": tuple(percentile(x, 99) / 1e9 for x in self.send),
+            "recv_p99_s": tuple(percentile(x, 99) / 1e9 for x in self.recv),
+            "round_p50_s": tuple(percentile(x, 50) / 1e9 for x in path),
+            "round_p99_s": tuple(percentile(x, 99) / 1e9 for x in path),
+            "decide_p50_s": percentile(self.decide, 50) / 1e9,
+            "decide_p99_s": percentile(self.decide, 99) / 1e9,
+        }
 
 
 class _TimedCluster:
