@@ -43,7 +43,7 @@ from hil.fabric import (
     stop_process,
     unbound_kworkers,
 )
-from voter.links import open_port
+from voter.bytelink import open_port
 
 FRAME_BYTES = 41  # 40 bytes of text and the 0x00 delimiter the fabric splits on
 ROUNDS = 2

@@ -40,7 +40,7 @@ VALUE_BYTES = 8 * CHANNELS  # float64 per channel
 SUSTAINED = 0.99
 SIG_BYTES = 64
 CRC_BYTES = 4
-ALGS: tuple[Algorithm, Algorithm] = ("om", "sm")
+ALGS: tuple[Algorithm, Algorithm] = (Algorithm.OM, Algorithm.SM)
 
 
 def case_name(alg: str, m: int, n: int) -> str:
@@ -365,7 +365,7 @@ def scaling(quick: bool) -> list[dict[str, Any]]:
     if quick:
         combos = [("om", 4, 1), ("om", 7, 2), ("sm", 4, 1), ("sm", 7, 2)]
     for alg, n, m in combos:
-        a: Algorithm = "om" if alg == "om" else "sm"
+        a = Algorithm(alg)
         try:
             w = wire_case(a, m, n)
         except ValueError as e:  # frames beyond FRAME_BYTES_MAX: voterd refuses this cluster

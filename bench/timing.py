@@ -26,6 +26,7 @@ from typing import Any
 from hil.checks import read_run
 from hil.pty_run import run
 from hil.scenario import Scenario
+from voter.core.protocol import ALGORITHMS
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -73,7 +74,7 @@ def one_run(
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.timing", description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--algorithm", choices=("om", "sm"), default="om")
+    ap.add_argument("--algorithm", choices=ALGORITHMS, default="om")
     ap.add_argument("--tick-hz", type=float, default=50.0)
     ap.add_argument("--ticks", type=int, default=300)
     ap.add_argument("--baud", type=int, default=921600)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from voter._cli_util import fail
 from voter.core.driver import PUBLISH_MODES, parse_publish
+from voter.core.protocol import ALGORITHMS
 from voter.faultmodel import EXAMPLES, KINDS
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=_HelpFormatter,
     )
     r.add_argument("--nodes", type=int, default=4)
-    r.add_argument("--algorithm", choices=("om", "sm"), default="om")
+    r.add_argument("--algorithm", choices=ALGORITHMS, default="om")
     r.add_argument("--m", type=int, default=1)
     r.add_argument("--tick-hz", type=float, default=50.0)
     r.add_argument("--ticks", type=int, default=500)

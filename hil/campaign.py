@@ -26,7 +26,7 @@ from hil.scenario import Scenario
 from hil.sim import SimRunner
 from hil.verdict import finish, missed_start, missed_start_text
 from voter.core.driver import parse_publish
-from voter.core.protocol import Algorithm
+from voter.core.protocol import ALGORITHMS, Algorithm
 from voter.faultmodel import Fault, FaultSpecError, fault_from_table, to_table
 
 SCENARIO_KEYS = {
@@ -121,7 +121,7 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
     except (TypeError, ValueError) as e:
         raise CampaignError(f"{where}: {e}") from None
     where = f"{path}: scenario {name!r}"
-    if algorithm not in ("om", "sm"):
+    if algorithm not in ALGORITHMS:
         raise CampaignError(f"{where}: algorithm must be 'om' or 'sm'")
     if expect not in ("safe", "violation"):
         raise CampaignError(f"{where}: expect must be 'safe' or 'violation'")
@@ -134,7 +134,7 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
     if not 2 <= nodes <= 16 or not 0 <= m <= 6 or sc_ticks < 1 or not 0 < tick_hz <= 1000:
         raise CampaignError(f"{where}: nodes 2..16, m 0..6, ticks >= 1, tick_hz in (0, 1000]")
     faults = _scenario_faults(t.get("fault", []), where, nodes, sc_ticks, tick_hz)
-    alg: Algorithm = "om" if algorithm == "om" else "sm"
+    alg = Algorithm(algorithm)
     return Scenario(
         name,
         nodes,

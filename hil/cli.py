@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from voter._cli_util import fail
+from voter.core.protocol import ALGORITHMS
 
 
 def _generals(args: argparse.Namespace) -> int:
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     v = sub.add_parser("verify", help="search every traitor placement and message choice")
     v.add_argument("--nodes", type=int, required=True)
     v.add_argument("--m", type=int, required=True)
-    v.add_argument("--algorithm", choices=("om", "sm"), required=True)
+    v.add_argument("--algorithm", choices=ALGORITHMS, required=True)
     v.add_argument("--traitors", type=int, required=True)
     v.add_argument(
         "--max-runs",

@@ -27,6 +27,7 @@ from typing import Any
 from hil.fabric import KWORKER_PRIORITY, FabricError, start_process, stop_process, tell_tick0
 from voter.config import ClusterConfig, NodeConfig, dump_cluster
 from voter.core.driver import Publish
+from voter.core.protocol import Algorithm
 from voter.core.record import parse_line
 from voter.faultmodel import LinkFault, to_table
 from voter.keys import generate_key
@@ -78,7 +79,7 @@ def default_link_latency_us(kworker_priority: int | None) -> float:
 class ProcessCluster:
     out: Path
     nodes: int = 4
-    algorithm: str = "om"
+    algorithm: Algorithm = Algorithm.OM
     m: int = 1
     tick_hz: float = 50.0
     baud: int = 921600
@@ -141,7 +142,7 @@ class ProcessCluster:
             )
         self.cfg = ClusterConfig(
             id=f"sim-{self.seed}",
-            algorithm=self.algorithm,
+            algorithm=Algorithm(self.algorithm),  # tests pass plain "om"/"sm"
             m=self.m,
             tick_hz=self.tick_hz,
             channels=self.channels,

@@ -14,10 +14,11 @@ direction at a time:
   window. However a frame is delayed, a direction never reorders: a serial line
   cannot, so no frame is released before the one ahead of it.
 
-The fabric keeps the slave sides open too, so a board can be killed and
-restarted on the same path. Randomness comes from one seeded generator.
-It runs as its own process (`python -m hil.fabric SPEC.json`) so its
-timing does not share a GIL with anything else.
+Each end is a `voter.bytelink.FdLink` (`open_pty`): the fabric keeps the slave
+sides open too, so a board can be killed and restarted on the same path, and
+what an end does not take now waits in its bounded outbox. Randomness comes
+from one seeded generator. It runs as its own process (`python -m hil.fabric
+SPEC.json`) so its timing does not share a GIL with anything else.
 
 On a real rig (`hil campaign run --mode serial`) the same forwarding and fault
 code runs between real serial ports: the rig PC sits in every link, with one
@@ -40,20 +41,25 @@ import subprocess
 import sys
 import tempfile
 import time
-import tty
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import serial
-
 from hil.channel import LinkChannel
+from voter.bytelink import (
+    FdLink,
+    LinkClosed,
+    LinkFull,
+    PortError,
+    nonblocking_port_link,
+    open_port,
+    open_pty,
+)
 from voter.faultmodel import FaultSpecError, LinkFault, fault_from_table, is_link
-from voter.links import PortError, open_port
 
-READ_MAX = 65536
-#: bytes a direction may hold back (queued for baud emulation) before it drops input
+#: bytes a direction may hold back (queued for baud emulation, or released but not yet
+#: taken by the board's end) before it refuses new frames, counted as overflow
 QUEUE_BYTES_MAX = 1 << 20
 #: how often the fabric looks for new unbound kworkers to raise (when asked to)
 KWORKER_REFRESH_S = 1.0
@@ -261,8 +267,8 @@ class Direction:
 
     src: int
     dst: int
-    read_fd: int
-    write_fd: int
+    source: FdLink  #: board src's end: what it writes is read here
+    sink: FdLink  #: board dst's end: released frames are written here (its outbox: unwritten)
     baud: int
     channel: LinkChannel = field(default_factory=LinkChannel)
     stats: DirectionStats = field(default_factory=DirectionStats)
@@ -270,7 +276,6 @@ class Direction:
     queue: list[tuple[float, bytes]] = field(default_factory=list)
     wire_free: float = 0.0
     last_due: float = 0.0  # release time of the newest queued frame: none may overtake it
-    pending: bytearray = field(default_factory=bytearray)  # released but not yet written
 
     def byte_time(self) -> float:
         return 10.0 / self.baud if self.baud > 0 else 0.0
@@ -307,9 +312,7 @@ class Fabric:
         #: the cluster's period: link-fault windows are in ticks, counted from t0
         self.tick_s = tick_s
         self.ends: dict[tuple[int, int], str] = {}
-        self._masters: dict[tuple[int, int], int] = {}
-        self._slaves: list[int] = []
-        self._ports: list[serial.SerialBase] = []
+        self._links: dict[tuple[int, int], FdLink] = {}
         self.directions: list[Direction] = []
         if ports is None:
             self._open_ptys()
@@ -322,7 +325,7 @@ class Fabric:
                 if a != b:
                     # what a writes on its end (a,b) comes out at b's end (b,a)
                     self.directions.append(
-                        Direction(a, b, self._masters[(a, b)], self._masters[(b, a)], wire_baud)
+                        Direction(a, b, self._links[(a, b)], self._links[(b, a)], wire_baud)
                     )
         self._stop = False
         self.kworkers: KworkerBoost | None = None
@@ -332,12 +335,7 @@ class Fabric:
             for b in range(self.nodes):
                 if a == b:
                     continue
-                master, slave = os.openpty()
-                tty.setraw(slave)
-                os.set_blocking(master, False)
-                self._masters[(a, b)] = master
-                self._slaves.append(slave)
-                self.ends[(a, b)] = os.ttyname(slave)
+                self._links[(a, b)], self.ends[(a, b)] = open_pty(QUEUE_BYTES_MAX)
 
     def _open_ports(
         self, ports: Mapping[tuple[int, int], str], port_baud: Mapping[tuple[int, int], int]
@@ -355,14 +353,12 @@ class Fabric:
                 except PortError as e:
                     self.close()
                     raise FabricError(f"link {a}-{b}, board {a}'s side: {e}") from None
-                self._ports.append(port)
-                try:
-                    fd = int(port.fileno())
-                except (AttributeError, NotImplementedError, OSError, ValueError):
+                link = nonblocking_port_link(port, QUEUE_BYTES_MAX)
+                if not isinstance(link, FdLink):
+                    link.close()
                     self.close()
-                    raise FabricError(f"link {a}-{b}: {url} has no file descriptor") from None
-                os.set_blocking(fd, False)
-                self._masters[(a, b)] = fd
+                    raise FabricError(f"link {a}-{b}: {url} has no file descriptor")
+                self._links[(a, b)] = link
                 self.ends[(a, b)] = url
 
     def direction(self, src: int, dst: int) -> Direction:
@@ -443,26 +439,29 @@ class Fabric:
                 keep = []
                 for due, data in d.queue:
                     if due <= t:
-                        d.pending += data
+                        self._deliver(d, data)
                     else:
                         keep.append((due, data))
                         soonest = due if soonest is None else min(soonest, due)
                 d.queue = keep
-            if d.pending:
+            if d.sink.pending:
                 try:
-                    n = os.write(d.write_fd, d.pending)
-                    del d.pending[:n]
-                except BlockingIOError:
-                    pass
-                except OSError:
-                    d.stats.overflow_bytes += len(d.pending)
-                    d.pending.clear()
-                if len(d.pending) > QUEUE_BYTES_MAX:
-                    d.stats.overflow_bytes += len(d.pending)
-                    d.pending.clear()
-                if d.pending:
+                    d.sink.flush()
+                except LinkClosed as e:
+                    d.stats.overflow_bytes += e.lost
+                if d.sink.pending:
                     soonest = t + 0.001 if soonest is None else min(soonest, t + 0.001)
         return None if soonest is None else max(0.0, soonest - t)
+
+    def _deliver(self, d: Direction, frame: bytes) -> None:
+        """Hand a due frame to board dst's end; one that does not fit is refused and counted.
+
+        The backlog ahead of it is kept (it used to be cleared whole past the limit).
+        """
+        try:
+            d.sink.write(frame)
+        except (LinkFull, LinkClosed) as e:
+            d.stats.overflow_bytes += e.lost
 
     def serve(self, duration_s: float | None = None, control_fd: int | None = None) -> None:
         """Forward until stop() (or SIGTERM in the process form), or for `duration_s`.
@@ -472,7 +471,9 @@ class Fabric:
         # select(2): microsecond timeouts (epoll rounds up to whole milliseconds)
         sel = selectors.SelectSelector()
         for d in self.directions:
-            sel.register(d.read_fd, selectors.EVENT_READ, d)
+            fd = d.source.fileno()
+            if fd is not None:  # None only once the fabric is closed
+                sel.register(fd, selectors.EVENT_READ, d)
         if control_fd is not None:
             sel.register(control_fd, selectors.EVENT_READ, None)
         end = None if duration_s is None else self.now() + duration_s
@@ -490,8 +491,8 @@ class Fabric:
                         sel.unregister(key.fd)  # told once (or EOF): must not spin the loop
                     continue
                 try:
-                    data = os.read(d.read_fd, READ_MAX)
-                except (BlockingIOError, OSError):
+                    data = d.source.read()
+                except LinkClosed:
                     continue  # EIO while the board end is closed (board restarting)
                 if data:
                     self._ingest(d, data)
@@ -507,14 +508,9 @@ class Fabric:
         }
 
     def close(self) -> None:
-        for port in self._ports:
-            with contextlib.suppress(serial.SerialException, OSError):
-                port.close()
-        owned = set(self._masters.values()) if not self._ports else set()
-        for fd in [*owned, *self._slaves]:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._ports, self._masters, self._slaves = [], {}, []
+        for link in self._links.values():
+            link.close()
+        self._links = {}
 
 
 def _pair(key: str) -> tuple[int, int]:

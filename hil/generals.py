@@ -23,7 +23,7 @@ from voter.core.adversary import (
     make_adversary,
 )
 from voter.core.ic import make_node
-from voter.core.protocol import Algorithm, ConfigError, Params
+from voter.core.protocol import ALGORITHMS, Algorithm, ConfigError, Params
 from voter.core.rounds import Delivery, run_tick
 from voter.core.values import LabelDomain, Value
 from voter.simkeys import cluster_keys
@@ -117,10 +117,10 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
         raise ScenarioError(f"missing key: {e.args[0]}") from None
     except (TypeError, ValueError) as e:
         raise ScenarioError(f"bad value: {e}") from None
-    if algorithm not in ("om", "sm"):
+    if algorithm not in ALGORITHMS:
         raise ScenarioError(f"algorithm must be 'om' or 'sm', got {algorithm!r}")
     try:
-        Params(nodes, m, "om" if algorithm == "om" else "sm", (commander,), default)
+        Params(nodes, m, Algorithm(algorithm), (commander,), default)
     except ConfigError as e:
         raise ScenarioError(str(e)) from None
     traitors: list[TraitorSpec] = []
@@ -177,7 +177,7 @@ def adversary_for(
 
 def run_generals(s: Scenario, *, trace: bool = True) -> GeneralsResult:
     domain = LabelDomain((s.value, s.default))
-    alg: Algorithm = "om" if s.algorithm == "om" else "sm"
+    alg = Algorithm(s.algorithm)
     params = Params(s.nodes, s.m, alg, (s.commander,), s.default)
     traitor_ids = sorted(t.node for t in s.traitors)
     loyal_keys, coalition_keys = cluster_keys(s.nodes, traitor_ids)

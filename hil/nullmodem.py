@@ -2,9 +2,10 @@
 
 Each cable is two ptys whose masters this process joins byte for byte, so both
 ends are ordinary tty paths: a board opens one (as it would /dev/ttyAMA1), the
-rig the other (as it would /dev/ttyUSB3). It keeps the slave sides open so a
-board can die and reopen its end, and never blocks: bytes an end does not take
-wait in a bounded buffer, beyond which they are dropped and counted.
+rig the other (as it would /dev/ttyUSB3). Each end is a `voter.bytelink.FdLink`
+from `open_pty`, which keeps the slave side open so a board can die and reopen
+its end; it never blocks: bytes an end does not take wait in its bounded outbox,
+beyond which a new read is dropped whole and counted.
 
     python -m hil.nullmodem --pairs 16 --out cables.json   # [[end_a, end_b], ...]
 """
@@ -17,79 +18,63 @@ import json
 import os
 import selectors
 import signal
-import tty
 from pathlib import Path
 
-READ_MAX = 65536
+from voter.bytelink import FdLink, LinkClosed, LinkFull, open_pty
+
 #: like a UART driver's buffer: a cable with nobody at one end keeps little, drops the rest
 BUFFER_MAX = 16 * 1024
 
 
 class Cables:
+    """`pairs` cables; `ends[k]` are cable k's two tty paths. Each end is a pty's FdLink."""
+
     def __init__(self, pairs: int) -> None:
         self.ends: list[tuple[str, str]] = []
-        self.peer: dict[int, int] = {}
-        self.pending: dict[int, bytearray] = {}
+        self.peer: dict[FdLink, FdLink] = {}
         self.dropped = 0
-        self._fds: list[int] = []
         for _ in range(pairs):
-            paths = []
-            masters = []
-            for _ in range(2):
-                master, slave = os.openpty()
-                tty.setraw(slave)  # no echo or line editing before a port opens it
-                os.set_blocking(master, False)
-                self._fds += [master, slave]
-                masters.append(master)
-                paths.append(os.ttyname(slave))
-            a, b = masters
+            (a, path_a), (b, path_b) = open_pty(BUFFER_MAX), open_pty(BUFFER_MAX)
             self.peer[a], self.peer[b] = b, a
-            self.pending[a], self.pending[b] = bytearray(), bytearray()
-            self.ends.append((paths[0], paths[1]))
+            self.ends.append((path_a, path_b))
         self._stop = False
 
-    def _write(self, fd: int) -> None:
-        buf = self.pending[fd]
-        if not buf:
+    def _forward(self, src: FdLink) -> None:
+        """What arrived at one end goes to the other's outbox; what does not fit is dropped."""
+        try:
+            data = src.read()
+        except LinkClosed:
+            return
+        if not data:
             return
         try:
-            n = os.write(fd, buf)
-        except BlockingIOError:
-            return
-        except OSError:
-            self.dropped += len(buf)
-            buf.clear()
-            return
-        del buf[:n]
+            self.peer[src].write(data)
+        except (LinkFull, LinkClosed) as e:
+            self.dropped += e.lost
 
     def serve(self) -> None:
         sel = selectors.SelectSelector()
-        for fd in self.peer:
-            sel.register(fd, selectors.EVENT_READ)
+        for link in self.peer:
+            fd = link.fileno()
+            if fd is not None:
+                sel.register(fd, selectors.EVENT_READ, link)
         while not self._stop:
-            busy = any(self.pending.values())
+            busy = any(link.pending for link in self.peer)
             for key, _ in sel.select(0.001 if busy else 0.05):
-                fd = int(key.fd)
+                self._forward(key.data)
+            for link in self.peer:
                 try:
-                    data = os.read(fd, READ_MAX)
-                except (BlockingIOError, OSError):
-                    continue
-                out = self.pending[self.peer[fd]]
-                if len(out) + len(data) > BUFFER_MAX:
-                    self.dropped += len(data)
-                else:
-                    out += data
-            for fd in self.pending:
-                self._write(fd)
+                    link.flush()
+                except LinkClosed as e:
+                    self.dropped += e.lost
         sel.close()
 
     def stop(self) -> None:
         self._stop = True
 
     def close(self) -> None:
-        for fd in self._fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        for link in self.peer:
+            link.close()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,7 +18,7 @@ from voter.faultmodel import Fault
 class Scenario:
     name: str = "run"
     nodes: int = 4
-    algorithm: Algorithm = "om"
+    algorithm: Algorithm = Algorithm.OM
     m: int = 1
     #: "safe" | "violation" (an impossibility demonstration is expected to break)
     expect: str = "safe"

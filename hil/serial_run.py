@@ -105,8 +105,7 @@ class RigSession:
     def open(self) -> None:
         try:
             for i, url in sorted(self.rig.control.items()):
-                ctl = SerialControl.open(url, self.rig.control_baud)
-                ctl.out_max = 1 << 20
+                ctl = SerialControl.open(url, self.rig.control_baud, out_max=1 << 20)
                 self.boards[i] = BoardStream(i, ctl)
         except ControlPortError as e:
             self.close()

@@ -17,7 +17,9 @@ they arrive, `done` when the writes are through), with the same HIL fault code
   self-checks, clique avoidance and the checker's timeliness check see it;
 - **links**: a frame takes its bytes' time on the wire at the baud rate, after
   the frame ahead of it on the same direction, plus a fixed latency and any
-  link-delay / link-jitter fault; frames on a direction stay in order.
+  link-delay / link-jitter fault; frames on a direction stay in order. When its
+  bytes arrive they go into an in-memory cable (`voter.bytelink.MemoryLink`) and
+  the board reads them through the daemon's framed `voter.links.Link`.
 
 Every random choice comes from generators derived from the scenario seed, so a
 seed run twice gives the identical history (its hash is part of the result).
@@ -47,26 +49,42 @@ from hil.checks import NodeLog
 from hil.outcome import RunOutcome, sum_links, timeline
 from hil.scenario import Scenario
 from voter.budget import ROUNDS_FRACTION
+from voter.bytelink import MemoryLink, memory_pair
 from voter.core.board import Board, InconsistencyError
 from voter.core.driver import Actions, Publish, TickDriver, Timing
-from voter.core.frame import Drop, Frame, FrameSplitter, decode_frame
+from voter.core.drops import Drop
+from voter.core.frame import Frame, FrameSplitter, decode_frame
 from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm
 from voter.core.record import DecisionRecord
 from voter.core.values import ReadingDomain
 from voter.faultmodel import Crash, Fault, Traitor, is_board, is_link
 from voter.faults import FaultState
+from voter.links import Link
 from voter.sensors import SimSensor
 from voter.simkeys import board_keys
 
 CHANNELS = 3
 RESTART_S = 1.0  # systemd RestartSec=1s in the shipped unit
+#: the simulator's own counters, in the order they are reported
+COUNTERS = (
+    "frames_sent",
+    "frames_dropped",
+    "late",
+    "stops",
+    "restarts",
+    "corrected",
+    "published",
+    "withheld",
+    "stalls",
+    "clock_steps",
+)
 
 
 @dataclass
 class SimConfig:
     nodes: int = 4
-    algorithm: Algorithm = "om"
+    algorithm: Algorithm = Algorithm.OM
     m: int = 1
     ticks: int = 300
     tick_hz: float = 50.0
@@ -114,7 +132,11 @@ class SimResult:
 
 
 class _SimBoard:
-    """One board: its driver, its clock and whether it is up or busy."""
+    """One board: its driver, its clock, whether it is up or busy, and its link ends.
+
+    A restarted board is a new one, with new cables: bytes of a frame cut in half by
+    the crash are not glued to the next life's.
+    """
 
     def __init__(self, sim: Simulator, node: int) -> None:
         self.node = node
@@ -130,9 +152,19 @@ class _SimBoard:
         self.up = True
         self.busy_until = 0.0
         self.wake_gen = 0
-        self.splitters = {
-            j: FrameSplitter(sim.params.cluster) for j in range(sim.cfg.nodes) if j != node
-        }
+        #: per peer j: the cable end the simulator writes j's arriving bytes into ...
+        self.wires: dict[int, MemoryLink] = {}
+        #: ... and this board's framed link on the other end, as voterd has per port
+        self.links: dict[int, Link] = {}
+        for j in range(sim.cfg.nodes):
+            if j != node:
+                self.wires[j], near = memory_pair()
+                self.links[j] = Link(j, f"mem:{j}>{node}", near, FrameSplitter(sim.params.cluster))
+
+    def receive(self, src: int, data: bytes) -> list[Frame | Drop]:
+        """Bytes from `src` arrive at this board's end and are read as frames and drops."""
+        self.wires[src].write(data)  # read at once: a cable never holds more than one frame
+        return self.links[src].read_frames()
 
 
 class Simulator:
@@ -153,6 +185,31 @@ class Simulator:
         self.keys = board_keys(cfg.nodes, f"sim-{cfg.seed}")
         for ring in self.keys.values():
             ring.share_verify_cache(self.keys[0])  # one process: check each chain once
+        phase_rng = self._init_randomness(cfg)
+        self.sensors = {i: SimSensor(CHANNELS, i, cfg.seed, self.period) for i in range(cfg.nodes)}
+        # Board i's clock: t * (1 + drift) + offset; a common power-on within 0.2 ms.
+        self.offset = {i: phase_rng.uniform(-1e-4, 1e-4) for i in range(cfg.nodes)}
+        self.boards = {i: _SimBoard(self, i) for i in range(cfg.nodes)}
+        self._init_links(cfg)
+        self.crashes = {f.node: f.at_tick for f in cfg.faults if isinstance(f, Crash)}
+        self.restart_at: dict[int, float] = {}
+        self.logs = {i: NodeLog(i) for i in range(cfg.nodes)}
+        self.coverage = Coverage()
+        self.counters = dict.fromkeys(COUNTERS, 0)
+        self._queue: list[tuple[float, int, str, Any]] = []
+        self._seq = 0
+        self._hash = hashlib.sha256()
+        self._progress_tick = 0
+        for i, b in self.boards.items():
+            b.driver.start(self.offset[i], 0)
+            self._event(i, {"event": "joined", "node": i, "tick": 0, "how": "common-start"})
+            self._schedule(i, 0.0)
+
+    def _init_randomness(self, cfg: SimConfig) -> random.Random:
+        """Every generator, drawn from the seed in a fixed order (the history hash depends on it).
+
+        Returns the generator of the boards' power-on phases.
+        """
         root = random.Random(cfg.seed)
         self.link_rng = random.Random(root.getrandbits(64))
         phase_rng = random.Random(root.getrandbits(64))
@@ -166,10 +223,10 @@ class Simulator:
         for f in cfg.faults:
             if is_board(f):
                 self.faults[f.node].add(f)
-        self.sensors = {i: SimSensor(CHANNELS, i, cfg.seed, self.period) for i in range(cfg.nodes)}
-        # Board i's clock: t * (1 + drift) + offset; a common power-on within 0.2 ms.
-        self.offset = {i: phase_rng.uniform(-1e-4, 1e-4) for i in range(cfg.nodes)}
-        self.boards = {i: _SimBoard(self, i) for i in range(cfg.nodes)}
+        return phase_rng
+
+    def _init_links(self, cfg: SimConfig) -> None:
+        """One fault channel per direction, and which directions may take the fast lane."""
         link_faults = [f for f in cfg.faults if is_link(f)]
         self.links = {
             (a, b): LinkChannel.for_direction(link_faults, a, b)
@@ -186,30 +243,6 @@ class Simulator:
             for link, channel in self.links.items()
         }
         self.wire_free = dict.fromkeys(self.links, 0.0)
-        self.crashes = {f.node: f.at_tick for f in cfg.faults if isinstance(f, Crash)}
-        self.restart_at: dict[int, float] = {}
-        self.logs = {i: NodeLog(i) for i in range(cfg.nodes)}
-        self.coverage = Coverage()
-        self.counters = {
-            "frames_sent": 0,
-            "frames_dropped": 0,
-            "late": 0,
-            "stops": 0,
-            "restarts": 0,
-            "corrected": 0,
-            "published": 0,
-            "withheld": 0,
-            "stalls": 0,
-            "clock_steps": 0,
-        }
-        self._queue: list[tuple[float, int, str, Any]] = []
-        self._seq = 0
-        self._hash = hashlib.sha256()
-        self._progress_tick = 0
-        for i, b in self.boards.items():
-            b.driver.start(self.offset[i], 0)
-            self._event(i, {"event": "joined", "node": i, "tick": 0, "how": "common-start"})
-            self._schedule(i, 0.0)
 
     # -- clocks and bookkeeping ----------------------------------------------------
     def local(self, i: int, t: float) -> float:
@@ -334,16 +367,17 @@ class Simulator:
 
     def _log(self, i: int, acts: Actions) -> None:
         for line in acts.lines:
-            self._hash.update(repr(line).encode())
-            if "event" in line:
+            if not isinstance(line, DecisionRecord):
+                self._hash.update(repr(line).encode())
                 self.logs[i].events.append(line)
                 continue
-            self.logs[i].decisions[line["tick"]] = DecisionRecord.parse(line)
-            self.counters["late"] += line["late"]
-            self.counters["frames_dropped"] += line["dropped"]
-            self.counters["corrected"] += line["corrected"]
-            self.coverage.memory_corrected += line["corrected"]
-            self.counters["withheld" if "withheld" in line else "published"] += 1
+            self._hash.update(repr(line.to_json()).encode())
+            self.logs[i].decisions[line.tick] = line
+            self.counters["late"] += line.late
+            self.counters["frames_dropped"] += line.dropped
+            self.counters["corrected"] += line.corrected
+            self.coverage.memory_corrected += line.corrected
+            self.counters["published" if line.published else "withheld"] += 1
 
     def _lifecycle(self, i: int, t: float, k: int) -> bool:
         """A crash fault at tick k: the board goes down (True) and restarts as systemd would."""
@@ -435,7 +469,7 @@ class Simulator:
         if b.up and t < b.busy_until:
             self._push(b.busy_until, "arrive", (src, dst, data, sent, frame))  # in the buffer
             return
-        items: list[Frame | Drop] = [frame] if frame is not None else b.splitters[src].feed(data)
+        items: list[Frame | Drop] = [frame] if frame is not None else b.receive(src, data)
         if data is not sent and data != sent:
             # Detected = the damage never became a frame other than the one sent (it was
             # dropped, or merged into a neighbour that was then dropped).

@@ -115,7 +115,7 @@ class Searcher:
     """Runs cases for one (N, m, algorithm); crypto is cached across runs (Ed25519 is pure)."""
 
     def __init__(self, nodes: int, m: int, algorithm: str) -> None:
-        alg: Algorithm = "om" if algorithm == "om" else "sm"
+        alg = Algorithm(algorithm)
         self.params = Params(nodes, m, alg, (COMMANDER,), DEFAULT)
         self.domain = LabelDomain(VALUES)
         self.options: tuple[Option, ...] = (

@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 from voter.core import monitor, vote
 from voter.core.adversary import Equivocate
 from voter.core.board import Board, InconsistencyError, MemoryFault, TickReport
-from voter.core.frame import Drop, Frame, FrameSplitter, encode_frame
+from voter.core.drops import Drop
+from voter.core.frame import Frame, FrameSplitter, encode_frame
 from voter.core.ic import ic_params
+from voter.core.protocol import Algorithm
 from voter.core.secded import CODE_BITS, EccStore, encode_word
 from voter.core.values import ReadingDomain
 from voter.testing import board_keys
@@ -22,7 +24,7 @@ READINGS = [(1.0 + i, 2.0, 3.0) for i in range(4)]
 
 
 def cluster(alg: str = "om") -> list[Board]:
-    params = ic_params(4, 1, "om" if alg == "om" else "sm", "t")
+    params = ic_params(4, 1, Algorithm(alg), "t")
     keys = board_keys(4, "t")
     return [Board(params, i, 3, keys[i]) for i in range(4)]
 

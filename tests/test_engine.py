@@ -8,7 +8,7 @@ from voter.core.adversary import RoundNode
 from voter.core.crypto import signed_bytes
 from voter.core.ic import make_node
 from voter.core.om import OMNode
-from voter.core.protocol import Entry, Params, Rejected
+from voter.core.protocol import Algorithm, Entry, Params, Rejected
 from voter.core.rounds import run_tick
 from voter.core.sm import SMNode
 from voter.core.values import LabelDomain, ReadingDomain
@@ -23,7 +23,7 @@ def om_messages(n: int, m: int) -> int:
 
 
 def single_commander(n: int, m: int, algorithm: str) -> tuple[int, int, dict[int, object]]:
-    params = Params(n, m, "om" if algorithm == "om" else "sm", (0,), "retreat")
+    params = Params(n, m, Algorithm(algorithm), (0,), "retreat")
     keys, _ = cluster_keys(n, [])
     nodes: dict[int, RoundNode] = {
         i: make_node(params, i, DOMAIN, "attack" if i == 0 else None, 0, keys) for i in range(n)

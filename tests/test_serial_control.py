@@ -13,16 +13,18 @@ import pytest
 
 from hil.cluster import ProcessCluster
 from hil.fabric import Fabric, FabricError
+from voter.agent import restart_argv
 from voter.control import (
     ControlPortError,
     SerialControl,
     command_packet,
+    control_splitter,
     line_packet,
     parse_line_packet,
     serial_port_of,
 )
-from voter.core.frame import Drop, PacketSplitter
-from voter.daemon import restart_argv
+from voter.core.drops import Drop
+from voter.core.splitter import Splitter
 from voter.faults import FaultCommandError, check_process_command, parse_command
 
 
@@ -32,7 +34,7 @@ def test_packets_survive_noise_which_is_counted() -> None:
     hit = bytearray(command_packet({"cmd": "clear"}))
     hit[3] ^= 0x10  # one flipped bit in a packet: its CRC fails
     stream = b"\x13\x37noise" + b"\x00" + good + bytes(hit) + b"\xff" * 5000 + b"\x00" + good
-    sp = PacketSplitter()
+    sp = control_splitter()
     out = []
     for k in range(0, len(stream), 7):  # cut anywhere
         out += sp.feed(stream[k : k + 7])
@@ -43,7 +45,7 @@ def test_packets_survive_noise_which_is_counted() -> None:
 
 def test_line_packets_carry_a_sequence_and_the_exact_line() -> None:
     line = '{"tick":3,"node":1,"vector":[null]}'
-    payload = PacketSplitter().feed(line_packet(41, line))[0]
+    payload = control_splitter().feed(line_packet(41, line))[0]
     assert isinstance(payload, bytes)
     assert (41, line) == parse_line_packet(payload)
     assert parse_line_packet(b"C{}") is None
@@ -73,15 +75,14 @@ def test_full_send_buffer_drops_whole_lines_and_never_blocks() -> None:
     """Nobody reads the rig end: the board's writes stop at the bounded buffer, counted."""
     master, slave = os.openpty()
     tty.setraw(slave)
-    ctl = SerialControl.open(os.ttyname(slave), 921600)
+    ctl = SerialControl.open(os.ttyname(slave), 921600, out_max=4096)
     try:
-        ctl.out_max = 4096
         started = time.monotonic()
         for k in range(3000):
             ctl.send_line(json.dumps({"tick": k, "pad": "x" * 200}))
         assert time.monotonic() - started < 2.0
         assert ctl.lines_dropped > 0 and ctl.pending <= 4096
-        got = PacketSplitter().feed(os.read(master, 65536))
+        got = control_splitter().feed(os.read(master, 65536))
         seqs = [parse_line_packet(p)[0] for p in got if isinstance(p, bytes)]  # type: ignore[index]
         assert seqs == list(range(len(seqs)))  # whole packets, in order, until the buffer filled
     finally:
@@ -106,7 +107,7 @@ class SerialNode0(ProcessCluster):
             super().wait_control(node, timeout_s)
 
 
-def _read_lines(fd: int, sp: PacketSplitter, until: float) -> list[tuple[int, str]]:
+def _read_lines(fd: int, sp: Splitter[bytes], until: float) -> list[tuple[int, str]]:
     out = []
     while time.monotonic() < until:
         r, _, _ = select.select([fd], [], [], 0.05)
@@ -130,7 +131,7 @@ def test_daemon_takes_commands_over_serial_and_streams_its_log(tmp_path: Path) -
     c.setup()
     try:
         c.start()
-        sp = PacketSplitter()
+        sp = control_splitter()
         lines = _read_lines(master, sp, time.monotonic() + 2.5)
         assert any('"event":"start"' in x for _, x in lines), lines[:3]
         os.write(master, b"\x55\xaa garbage \x00")
@@ -159,7 +160,7 @@ def test_daemon_takes_commands_over_serial_and_streams_its_log(tmp_path: Path) -
 
 
 def test_a_busy_control_or_rig_port_is_named_busy() -> None:
-    """Links, the control line and the rig's ports open one way (`voter.links.open_port`)."""
+    """Links, the control line and the rig's ports open one way (`voter.bytelink.open_port`)."""
     master, slave = os.openpty()
     path = os.ttyname(slave)
     holder = SerialControl.open(path, 115200)

@@ -178,7 +178,7 @@ import voter, voter.core
 for info in pkgutil.walk_packages(voter.core.__path__, "voter.core."):
     importlib.import_module(info.name)
 for name in ("voter.config", "voter.keys", "voter.sdnotify", "voter.logsink", "voter.cli",
-             "voter.daemon"):
+             "voter.voterd"):
     importlib.import_module(name)
 sk = nacl.signing.SigningKey(bytes(32))
 sk.verify_key.verify(sk.sign(b"tick"))

@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from voter.core.board import Board
 from voter.core.crypto import KeyRing
-from voter.core.frame import ENTRIES_MAX, FRAME_BYTES_MAX, Frame, FrameSplitter, encoded_size
+from voter.core.frame import ENTRIES_MAX, Frame, FrameSplitter, encoded_size
 from voter.core.frame import encode_frame as _encode_frame
 from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm, Params
+from voter.core.splitter import FRAME_BYTES_MAX
 from voter.simkeys import board_keys
 
 if TYPE_CHECKING:
@@ -521,7 +522,7 @@ class TimingBudget:
     #: per round, with the precision term's fixed part only (see precision_fraction)
     fixed_needs: tuple[RoundNeed, ...]
     decide_need_s: float
-    algorithm: Algorithm = "om"
+    algorithm: Algorithm = Algorithm.OM
     m: int = 1
     nodes: int = 4
     #: a precision bound that scales with the slot (the tick driver's default is slot / 8),
@@ -762,7 +763,7 @@ def admit_config(
     precision_fraction: float = 0.0,
 ) -> TimingBudget:
     """`admit` for a loaded cluster.toml (voterd, firmware-sim)."""
-    alg: Algorithm = "sm" if cfg.algorithm == "sm" else "om"
+    alg = cfg.algorithm
     return admit(
         cfg.n,
         cfg.m,

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, NoReturn
 
 from voter._cli_util import fail
 from voter.config import (
-    ALGORITHMS,
     DEFAULT_BAUD,
     DEFAULT_LOG_DIR,
     MAX_BAUD,
@@ -34,6 +33,7 @@ from voter.config import (
     load_cluster,
     loads_cluster,
 )
+from voter.core.protocol import ALGORITHMS
 from voter.keys import KeyFileError, generate_key, public_key_hex
 
 if TYPE_CHECKING:

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from voter.core.driver import Publish, parse_publish
-from voter.core.protocol import fault_bound
+from voter.core.protocol import ALGORITHMS, Algorithm, fault_bound
 from voter.keys import KeyFileError, parse_public_key
 
-ALGORITHMS = ("om", "sm")
 MIN_NODES, MAX_NODES = 2, 16
 MAX_M = 6
 MAX_TICK_HZ = 1000.0
@@ -73,7 +72,7 @@ class ClusterConfig:
     """The whole cluster as every board must see it (identical file on every board)."""
 
     id: str
-    algorithm: str
+    algorithm: Algorithm
     m: int
     tick_hz: float
     channels: tuple[str, ...]
@@ -257,11 +256,11 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
     )
 
 
-def _algorithm(c: _Checker, value: object) -> str:
+def _algorithm(c: _Checker, value: object) -> Algorithm:
     algorithm = c.string(value, "cluster.algorithm")
     if algorithm not in ALGORITHMS:
         raise c.error("cluster.algorithm", f'must be "om" or "sm", got {algorithm!r}')
-    return algorithm
+    return Algorithm(algorithm)
 
 
 def _tick_hz(c: _Checker, value: object) -> float:

@@ -3,38 +3,48 @@
 On real boards the rig cannot reach a unix socket or read the board's disk, so
 `voterd --hil --control serial:PORT` takes the same JSON commands on a separate
 UART and streams back every line it writes to its decision log. Both directions
-use the links' framing (COBS + CRC-32C + 0x00, `voter.core.frame`), so line
-noise is a counted drop and never a crash. One packet's payload:
+use the links' framing (COBS + CRC-32C + 0x00: `voter.core.seal` and
+`voter.core.splitter`) under the control line's own CRC domain, so line noise is
+a counted drop and never a crash. One packet's payload:
 
     b"C" + JSON command                        rig -> board
     b"L" + 4-byte big-endian sequence + line   board -> rig (the exact log line, no newline)
 
 The sequence number lets the rig count lines it lost; it restarts at 0 when the
 board process restarts. Writes never block the tick loop: packets queue in a
-bounded buffer that is written without blocking whenever the loop passes by; a
-packet that does not fit is dropped whole and counted, so the stream stays framed.
+bounded buffer that is written without blocking whenever the loop passes by (the
+port's descriptor as a `voter.bytelink.FdLink`); a packet that does not fit is
+dropped whole and counted, so the stream stays framed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import serial
+from voter.bytelink import (
+    ByteLink,
+    LinkClosed,
+    LinkFull,
+    PortError,
+    nonblocking_port_link,
+    open_port,
+)
+from voter.core.drops import Drop
+from voter.core.seal import seal_payload, unseal_payload
+from voter.core.splitter import Splitter
 
-from voter.core.frame import CONTROL_DOMAIN, Drop, PacketSplitter, seal_payload
-from voter.links import PortError, open_port
+#: The CRC domain of HIL control packets: never a cluster id, so a control packet
+#: can never pass as a link frame (or back) on a miswired cable.
+CONTROL_DOMAIN = "voter/hil-control"
 
 SERIAL_PREFIX = "serial:"
 KIND_COMMAND = b"C"
 KIND_LINE = b"L"
 #: bytes of log lines a board holds back for a slow rig before it drops lines (~4 s at 50 Hz)
 OUT_BUFFER_MAX = 64 * 1024
-READ_MAX = 65536
 
 
 class ControlPortError(Exception):
@@ -46,6 +56,19 @@ def serial_port_of(control: str) -> str | None:
     if control.startswith(SERIAL_PREFIX):
         return control[len(SERIAL_PREFIX) :]
     return None
+
+
+def _control_payload(body: bytes | bytearray) -> bytes | Drop:
+    return unseal_payload(body, CONTROL_DOMAIN)
+
+
+def control_splitter() -> Splitter[bytes]:
+    """The control line's splitter: each body is a packet payload of CONTROL_DOMAIN.
+
+    Line noise costs the packet it hits (a counted Drop) and the splitter resyncs
+    at the next 0x00, exactly as on a link.
+    """
+    return Splitter(_control_payload)
 
 
 def command_packet(cmd: dict[str, Any]) -> bytes:
@@ -67,14 +90,13 @@ def parse_line_packet(payload: bytes) -> tuple[int, str] | None:
     return int.from_bytes(payload[1:5], "big"), payload[5:].decode("utf-8", errors="replace")
 
 
-def open_control_port(url: str, baud: int) -> serial.SerialBase:
+def open_control_link(url: str, baud: int, out_max: int = OUT_BUFFER_MAX) -> ByteLink:
+    """The port at `url` as a link whose writes never wait (they queue up to `out_max` bytes)."""
     try:
         port = open_port(url, baud, write_timeout_s=0)
     except PortError as e:
         raise ControlPortError(f"control line: {e}") from None
-    with contextlib.suppress(AttributeError, NotImplementedError, OSError, ValueError):
-        os.set_blocking(port.fileno(), False)  # writes must never wait
-    return port
+    return nonblocking_port_link(port, out_max)
 
 
 @dataclass
@@ -82,10 +104,8 @@ class SerialControl:
     """One end of a control line: a board's (commands in, lines out) or, in reverse, the rig's."""
 
     url: str
-    port: serial.SerialBase
-    splitter: PacketSplitter = field(default_factory=PacketSplitter)
-    out: bytearray = field(default_factory=bytearray)
-    out_max: int = OUT_BUFFER_MAX
+    link: ByteLink
+    splitter: Splitter[bytes] = field(default_factory=control_splitter)
     seq: int = 0
     lines_dropped: int = 0
     bad_packets: int = 0
@@ -93,22 +113,18 @@ class SerialControl:
     read_errors: int = 0
 
     @classmethod
-    def open(cls, url: str, baud: int) -> SerialControl:
-        return cls(url, open_control_port(url, baud))
+    def open(cls, url: str, baud: int, out_max: int = OUT_BUFFER_MAX) -> SerialControl:
+        return cls(url, open_control_link(url, baud, out_max))
 
     def fileno(self) -> int | None:
-        try:
-            return int(self.port.fileno())
-        except (AttributeError, NotImplementedError, OSError, ValueError):
-            return None
+        return self.link.fileno()
 
     # -- in ------------------------------------------------------------------------
     def read_payloads(self) -> list[bytes]:
         """Whole packets that arrived since the last call; noise is counted in `bad_packets`."""
         try:
-            waiting = self.port.in_waiting
-            data = self.port.read(min(waiting, READ_MAX)) if waiting else b""
-        except (serial.SerialException, OSError):
+            data = self.link.read()
+        except LinkClosed:
             self.read_errors += 1
             return []
         out: list[bytes] = []
@@ -136,42 +152,37 @@ class SerialControl:
         self.seq += 1
 
     def queue(self, packet: bytes) -> bool:
-        if len(self.out) + len(packet) > self.out_max:
+        """Queue a whole packet and write what the port takes; False if it was dropped."""
+        try:
+            self.link.write(packet)
+        except LinkFull:
             self.lines_dropped += 1
             return False
-        self.out += packet
-        self.flush()
+        except LinkClosed:
+            self.write_errors += 1
+            self.lines_dropped += 1
+            return False
         return True
 
     @property
     def pending(self) -> int:
-        return len(self.out)
+        return self.link.pending
 
     def flush(self) -> None:
         """Write what the port takes now, without waiting."""
-        if not self.out:
-            return
-        fd = self.fileno()
-        data = bytes(self.out)
         try:
-            n = os.write(fd, data) if fd is not None else (self.port.write(data) or 0)
-        except BlockingIOError:
-            return
-        except (serial.SerialException, OSError):
+            self.link.flush()
+        except LinkClosed:
             self.write_errors += 1
-            self.lines_dropped += 1
-            self.out.clear()  # a broken port: keep no backlog
-            return
-        del self.out[:n]
+            self.lines_dropped += 1  # a broken port: its backlog is gone
 
     def drain(self, timeout_s: float) -> None:
         """Flush for at most `timeout_s` (before the process exits or re-executes)."""
         deadline = time.monotonic() + timeout_s
-        while self.out and time.monotonic() < deadline:
+        while self.pending and time.monotonic() < deadline:
             self.flush()
-            if self.out:
+            if self.pending:
                 time.sleep(0.002)
 
     def close(self) -> None:
-        with contextlib.suppress(serial.SerialException, OSError):
-            self.port.close()
+        self.link.close()

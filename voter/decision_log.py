@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from voter.core.record import DecisionRecord
+
 #: A board at 50 Hz writes ~1.3 GB a day; past this size the log is rotated.
 ROTATE_BYTES = 256 * 1024 * 1024
 KEEP_FILES = 3
@@ -40,9 +42,9 @@ class DecisionLog:
     def event(self, event: str, **fields: Any) -> None:
         self._write({"event": event, **fields})
 
-    def write(self, line: dict[str, Any]) -> None:
-        """A line the tick driver built (a decision or an event)."""
-        self._write(line)
+    def write(self, line: DecisionRecord | dict[str, Any]) -> None:
+        """A line the tick driver built (a decision record or an event)."""
+        self._write(line.to_json() if isinstance(line, DecisionRecord) else line)
 
     def _write(self, obj: dict[str, Any]) -> None:
         text = json.dumps(obj, separators=(",", ":")) + "\n"

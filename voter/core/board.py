@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from voter.core import monitor
 from voter.core.adversary import Adversary, ChainForge, Traitor
 from voter.core.crypto import KeyRing
-from voter.core.frame import WIRE_VERSION, Drop, Frame, check_frame
+from voter.core.drops import Drop
+from voter.core.frame import WIRE_VERSION, Frame, check_frame
 from voter.core.ic import Decision, as_json_vector, decide, make_node
 from voter.core.om import OMNode
 from voter.core.protocol import Params

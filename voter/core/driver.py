@@ -48,9 +48,11 @@ from typing import Any, Literal, Protocol
 from voter.core.adversary import Adversary
 from voter.core.board import Board, MemoryFault, TickReport
 from voter.core.clock import Correction, JoinListener, TwoWaySync, join_offset, two_way
-from voter.core.frame import DIGEST_BYTES, Drop, Frame, SyncBlock, check_frame, encode_frame
+from voter.core.drops import Drop
+from voter.core.frame import DIGEST_BYTES, Frame, SyncBlock, check_frame, encode_frame
 from voter.core.ic import as_json_vector
 from voter.core.protocol import oral_bound
+from voter.core.record import DecisionRecord
 from voter.core.values import Value
 
 Publish = Literal["immediate", "confirmed"]
@@ -153,7 +155,8 @@ class Actions:
     """What the shell must do now, in this order: stall, write, log, publish."""
 
     sends: list[Outgoing] = field(default_factory=list)
-    lines: list[dict[str, Any]] = field(default_factory=list)
+    #: log lines in order: the tick's decision record and event lines (plain dicts)
+    lines: list[DecisionRecord | dict[str, Any]] = field(default_factory=list)
     publish: list[dict[str, Any]] = field(default_factory=list)
     #: HIL stall fault: freeze this long, before or after writing the sends
     stall_s: float = 0.0
@@ -191,7 +194,7 @@ class _Pending:
     """A decided tick waiting for its confirmation (publish="confirmed")."""
 
     tick: int
-    line: dict[str, Any]
+    record: DecisionRecord
     output: dict[str, Any]
     reason: str | None
 
@@ -646,35 +649,34 @@ class TickDriver:
         if latency is not None:
             self.latency = latency
         reason = late or self._state_reason(report, corr)
-        line: dict[str, Any] = {
-            "tick": k,
-            "node": d.node,
-            "algorithm": self.algorithm,
-            "local": list(d.local) if isinstance(d.local, tuple) else d.local,
-            "vector": as_json_vector(d.vector),
-            "output": list(d.output),
-            "messages": d.messages,
-            "late": report.late,
-            "dropped": report.dropped,
-            "corrected": report.corrected,
-        }
-        if report.reasons:
-            line["reasons"] = report.reasons
+        record = DecisionRecord(
+            tick=k,
+            node=d.node,
+            algorithm=self.algorithm,
+            local=list(d.local) if isinstance(d.local, tuple) else d.local,
+            vector=as_json_vector(d.vector),
+            output=list(d.output),
+            messages=d.messages,
+            late=report.late,
+            dropped=report.dropped,
+            corrected=report.corrected,
+            reasons=report.reasons or None,
+            timing={
+                "lateness_us": _us(rec.send_lag) if rec.send_lag is not None else None,
+                "decided_us": _us(decided),
+                "clock_us": _us(moved),
+                "offset_us": None if corr.midpoint is None else _us(corr.midpoint),
+                "precision_us": None if corr.precision is None else _us(corr.precision),
+                "latency_us": _us(self.latency),
+            },
+            sync=corr.in_sync,
+        )
         if self.cpu_clock is not None:
             cpu_now = self.cpu_clock()
             if self._cpu_last is not None:
                 self.cpu_ticks.append(cpu_now - self._cpu_last)
-                line["cpu_us"] = _us(cpu_now - self._cpu_last)
+                record.cpu_us = _us(cpu_now - self._cpu_last)
             self._cpu_last = cpu_now
-        line.update(
-            lateness_us=_us(rec.send_lag) if rec.send_lag is not None else None,
-            decided_us=_us(decided),
-            clock_us=_us(moved),
-            offset_us=None if corr.midpoint is None else _us(corr.midpoint),
-            precision_us=None if corr.precision is None else _us(corr.precision),
-            latency_us=_us(self.latency),
-            sync=corr.in_sync,
-        )
         output = {
             "tick": k,
             "node": d.node,
@@ -683,14 +685,14 @@ class TickDriver:
         }
         self._track_down(d.vector)
         if not self.timing.fail_silent:
-            out.extend(self._emit(line, output, None))
+            out.extend(self._emit(record, output, None))
             return out
         if self.timing.publish == "confirmed":
-            self._pending = _Pending(k, line, output, reason)
+            self._pending = _Pending(k, record, output, reason)
             return out
         if reason is None and not self._trusted:
             reason = self._confirm if self._confirm not in (None, "ok") else JOINING
-        out.extend(self._emit(line, output, reason))
+        out.extend(self._emit(record, output, reason))
         return out
 
     def _late_reason(self, decided: float) -> str | None:
@@ -733,19 +735,19 @@ class TickDriver:
         assert p is not None
         self._pending = None
         reason = p.reason or confirm
-        p.line["published_us"] = _us(self.vt(now) - self.t0(p.tick))
-        return self._emit(p.line, p.output, reason)
+        p.record.published_us = _us(self.vt(now) - self.t0(p.tick))
+        return self._emit(p.record, p.output, reason)
 
-    def _emit(self, line: dict[str, Any], output: dict[str, Any], reason: str | None) -> Actions:
+    def _emit(self, record: DecisionRecord, output: dict[str, Any], reason: str | None) -> Actions:
         out = Actions()
         if reason is not None:
-            line["withheld"] = reason
+            record.withheld = reason
             self.totals["withheld"] += 1
             self.withheld[reason] = self.withheld.get(reason, 0) + 1
         else:
             self.totals["published"] += 1
             out.publish.append(output)
-        out.lines.append(line)
+        out.lines.append(record)
         return out
 
     # -- for STATUS= ------------------------------------------------------------------------

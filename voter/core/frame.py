@@ -1,10 +1,17 @@
-"""The wire codec (`Frame` <-> COBS(header + body + CRC-32C) + 0x00, hard limits); it stays pure.
+"""The frame codec: `Frame` <-> sealed payload bytes, with hard limits; it stays pure.
 
 No I/O, no clock, no randomness, no logging here. Decoding takes
 untrusted bytes from a peer and must never raise: every failure is returned as a
 `Drop` (an event the daemon counts and logs), so nothing a peer sends can crash a
 loyal board. Encoding raises `ValueError` when a frame breaks a limit, because
 then the bug is ours, not a peer's.
+
+This module holds the payload layout and the per-link checks only. Below it,
+each in its own module because each is used or reasoned about on its own:
+`cobs` (byte stuffing), `seal` (COBS + CRC-32C seeded by the cluster, shared
+with the HIL control line), `slots` (which path a positional value belongs
+to), `splitter` (0x00 delimiting, the body limit) and `drops` (the Drop event
+and its reasons). `FrameSplitter` is the splitter that decodes frames.
 
 Layout of one frame on the wire (version 3; CRC, floats and lengths of fixed width big-endian)::
 
@@ -28,7 +35,7 @@ every entry's path cost more than a third of that on top (docs/design.md, Frames
 
 - **Cluster in the CRC.** The cluster id is not sent: the CRC covers
   ``len(cluster):u16 + cluster (UTF-8)`` and then the payload, as TTP/C folds
-  its membership into the CRC. A frame from another cluster fails the CRC like
+  its membership into the CRC (`voter.core.seal`). A frame from another cluster fails the CRC like
   line noise (a ``crc`` drop), so the decoder needs the cluster it belongs to.
   A version-1 frame (CRC over its payload alone) is recognised and counted as a
   ``version`` drop.
@@ -42,10 +49,10 @@ every entry's path cost more than a third of that on top (docs/design.md, Frames
     each relayed as σ + (src,), in lexicographic order. So the k-th value of
     the body belongs to the k-th such path of the smallest cluster that holds
     every node named; the number of values fixes that cluster size (it grows
-    strictly with it), so the receiver rebuilds every path. A slot the sender
-    left out is the 1-byte ``absent`` tag, so a traitor that skips a slot stays
-    distinguishable from one that sends ERROR: the codec is exact, the receiver
-    sees the entries that were sent. The encoder picks positional whenever the
+    strictly with it), so the receiver rebuilds every path (`voter.core.slots`).
+    A slot the sender left out is the 1-byte ``absent`` tag, so a traitor that
+    skips a slot stays distinguishable from one that sends ERROR: the codec is
+    exact, the receiver sees the entries that were sent. The encoder picks positional whenever the
     entries fit it and it is not longer than the explicit form.
 
 - **Values** start with a tag: 0x00 absent (positional only), 0x01 nil (ERROR),
@@ -66,75 +73,57 @@ below `NODES_MAX`; whether they fit this cluster, this round and this link is
 
 from __future__ import annotations
 
-import functools
-import math
 import struct
 from dataclasses import dataclass
-from itertools import chain, permutations
-from typing import Generic, TypeVar
 
 import crc32c
 
 from voter.core.crypto import SIGNATURE_BYTES
+from voter.core.drops import (
+    DROP_CLUSTER,
+    DROP_CRC,
+    DROP_LINK,
+    DROP_SCHEMA,
+    DROP_STALE,
+    DROP_VERSION,
+    Drop,
+    drop,
+)
 from voter.core.protocol import M_MAX, NODES_MAX, Entry
+from voter.core.seal import crc_seed, open_body, payload_crc, seal_payload
+from voter.core.slots import positional_slots, slot_paths
+from voter.core.splitter import FRAME_BYTES_MAX, Splitter
 
 __all__ = [
-    "ALL_DROP_REASONS",
     "CHANNELS_MAX",
-    "CLUSTER_MAX",
-    "CONTROL_DOMAIN",
     "DIGEST_BYTES",
-    "DROP_CLUSTER",
-    "DROP_COBS",
-    "DROP_CRC",
-    "DROP_LINK",
-    "DROP_SCHEMA",
-    "DROP_STALE",
-    "DROP_TOO_LONG",
-    "DROP_VERSION",
     "ENTRIES_MAX",
-    "FRAME_BYTES_MAX",
     "LABEL_MAX",
     "PATH_MAX",
     "ROUND_MAX",
+    "SYNC_US_MAX",
     "TICK_MAX",
     "WIRE_VERSION",
-    "Drop",
     "Frame",
     "FrameSplitter",
-    "PacketSplitter",
     "SyncBlock",
     "check_frame",
-    "cobs_decode",
-    "cobs_encode",
-    "crc_seed",
     "decode_frame",
     "encode_frame",
     "encoded_size",
-    "seal_payload",
-    "unseal_payload",
 ]
 
 WIRE_VERSION = 3
 
-#: The CRC domain of HIL control packets (`PacketSplitter`, `voter.control`).
-CONTROL_DOMAIN = "voter/hil-control"
-
-T = TypeVar("T")
-
-#: Limits (TigerBeetle: put a limit on everything). FRAME_BYTES_MAX bounds the
-#: COBS body between two delimiters, so a frame takes at most FRAME_BYTES_MAX + 1
-#: bytes on the wire and a receiver never buffers more than FRAME_BYTES_MAX.
-FRAME_BYTES_MAX = 4096
+#: Limits (TigerBeetle: put a limit on everything); FRAME_BYTES_MAX, the bound of
+#: one body between delimiters, is the splitter's (`voter.core.splitter`).
 ENTRIES_MAX = 512
 CHANNELS_MAX = 32
 LABEL_MAX = 64
-CLUSTER_MAX = 64
 TICK_MAX = 2**63 - 1
 ROUND_MAX = M_MAX + 1
 PATH_MAX = M_MAX + 1
 
-CRC_BYTES = 4
 
 # The layout packs the version into four bits, src and dst into four each, the
 # round and a path length into three, the channel count into five: they must fit.
@@ -155,29 +144,6 @@ _KIND_BITS = 0xE0
 _CHANNEL_BITS = 0x1F
 _LABEL_BYTES_MAX = 4 * LABEL_MAX  # UTF-8: at most 4 bytes a char
 _FLOATS = tuple(struct.Struct(f">{k}d") for k in range(CHANNELS_MAX + 1))
-
-DROP_COBS = "cobs"
-DROP_TOO_LONG = "too-long"
-DROP_CRC = "crc"
-DROP_SCHEMA = "schema"
-DROP_VERSION = "version"
-DROP_CLUSTER = "cluster"
-DROP_LINK = "link"
-DROP_STALE = "stale"
-ALL_DROP_REASONS = (
-    DROP_COBS,
-    DROP_TOO_LONG,
-    DROP_CRC,
-    DROP_SCHEMA,
-    DROP_VERSION,
-    DROP_CLUSTER,
-    DROP_LINK,
-    DROP_STALE,
-)
-
-#: A peer's detail text ends up in logs; keep it bounded like everything else.
-_DETAIL_MAX = 120
-
 
 DIGEST_BYTES = 4
 #: bound of the clock echo and send lag fields (microseconds): far beyond any period
@@ -221,102 +187,6 @@ class Frame:
     round: int
     entries: tuple[Entry, ...]
     sync: SyncBlock | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Drop:
-    """A rejected frame (an event to count and log, never an exception)."""
-
-    reason: str
-    detail: str = ""
-
-
-# -- COBS (Cheshire & Baker, 1999) -------------------------------------------------
-#: The code byte that starts a block of n < 254 data bytes followed by an implied zero.
-_CODE = tuple(bytes((n + 1,)) for n in range(254))
-
-
-def cobs_encode(data: bytes) -> bytes:
-    """COBS-encode `data`: the result holds no 0x00 and is at most len/254 + 1 bytes longer."""
-    # Each zero ends a block, so splitting on zeros gives the blocks; this runs
-    # every round, and payloads hold many zeros (node 0, float64 mantissas), so
-    # the common case (no run of 254+ non-zero bytes) is joined entirely in C.
-    chunks = data.split(b"\x00")
-    if max(map(len, chunks)) < 254:
-        codes = map(_CODE.__getitem__, map(len, chunks))
-        return b"".join(chain.from_iterable(zip(codes, chunks, strict=True)))
-    out = bytearray()
-    last = len(chunks) - 1
-    for i, chunk in enumerate(chunks):
-        n = len(chunk)
-        start = 0
-        while n - start >= 254:
-            out.append(0xFF)  # a full block: 254 data bytes and no implied zero
-            out += chunk[start : start + 254]
-            start += 254
-        # A last chunk that ended on a full block needs no empty block (minimal form).
-        if start < n or n == 0 or i < last:
-            out.append(n - start + 1)
-            out += chunk[start:]
-    return bytes(out)
-
-
-def cobs_decode(data: bytes) -> bytes:
-    """Invert `cobs_encode`; raise ValueError on anything no encoder could have produced."""
-    n = len(data)
-    if n == 0:
-        raise ValueError("empty COBS body")
-    if b"\x00" in data:
-        raise ValueError("0x00 inside a COBS body")
-    # Blocks are the pieces between the implied zeros, except that a full block
-    # (code 0xFF) carries no zero and is glued to the block after it.
-    parts: list[bytes] = []
-    glue = False
-    i = 0
-    while i < n:
-        code = data[i]
-        end = i + code
-        # code 0 is excluded above already; checked again because it would loop forever.
-        if end > n or code == 0:
-            raise ValueError(f"COBS block at {i} (code {code}) runs past the end")
-        if glue:
-            parts[-1] += data[i + 1 : end]
-        else:
-            parts.append(data[i + 1 : end])
-        glue = code == 0xFF
-        i = end
-    return b"\x00".join(parts)
-
-
-# -- CRC ---------------------------------------------------------------------------
-def crc_seed(cluster: str) -> int:
-    """CRC-32C of the cluster prefix: the state the payload's CRC continues from.
-
-    ValueError for a cluster no encoder may use (too long, or not UTF-8 encodable).
-    """
-    if type(cluster) is not str or len(cluster) > CLUSTER_MAX:
-        raise ValueError(f"cluster must be a string of at most {CLUSTER_MAX} chars")
-    return _crc_seed(cluster)
-
-
-@functools.lru_cache(maxsize=16)
-def _crc_seed(cluster: str) -> int:
-    try:
-        name = cluster.encode()
-    except UnicodeEncodeError:
-        raise ValueError("cluster must be encodable as UTF-8") from None
-    seed: int = crc32c.crc32c(len(name).to_bytes(2, "big") + name)
-    return seed
-
-
-def seal_payload(payload: bytes, cluster: str) -> bytes:
-    """Wrap a raw payload as wire bytes for `cluster`: CRC-32C, COBS, the 0x00.
-
-    `encode_frame` uses it; tests use it to build well-framed frames with wrong
-    contents (a schema error must reach the schema check).
-    """
-    crc: int = crc32c.crc32c(payload, crc_seed(cluster))
-    return cobs_encode(payload + crc.to_bytes(CRC_BYTES, "big")) + b"\x00"
 
 
 # -- schema (checked on encode; the decoder's grammar admits nothing else) ----------
@@ -366,101 +236,6 @@ def _header_problem(src: object, dst: object, tick: object, rnd: object) -> str 
     if type(rnd) is not int or not 1 <= rnd <= ROUND_MAX:
         return f"round must be 1..{ROUND_MAX}"
     return None
-
-
-# -- positional slots ----------------------------------------------------------------
-Path = tuple[int, ...]
-_Slots = tuple[tuple[Path, ...], dict[Path, int]]
-
-
-class _SlotCache:
-    """Slot tables per (nodes, src, dst, round): every path in slot order, and its index.
-
-    Memoisation only (a pure function of the key). A peer can make the decoder
-    ask for any key, so the cache is bounded by the paths it holds rather than
-    by its keys: past the budget it starts over.
-    """
-
-    def __init__(self, paths_max: int) -> None:
-        self.paths_max = paths_max
-        self.paths = 0
-        self.tables: dict[tuple[int, int, int, int], _Slots] = {}
-
-    def get(self, nodes: int, src: int, dst: int, round_no: int) -> _Slots:
-        """The relay slots src->dst in `round_no` of a `nodes` cluster (caller checks the count)."""
-        key = (nodes, src, dst, round_no)
-        table = self.tables.get(key)
-        if table is None:
-            pool = [i for i in range(nodes) if i not in (src, dst)]
-            paths = tuple((*sigma, src) for sigma in permutations(pool, round_no - 1))
-            table = (paths, {p: k for k, p in enumerate(paths)})
-            if self.paths + len(paths) > self.paths_max:
-                self.tables.clear()
-                self.paths = 0
-            self.tables[key] = table
-            self.paths += len(paths)
-        return table
-
-
-_slots = _SlotCache(1 << 16).get
-
-
-def _slot_count(nodes: int, round_no: int) -> int:
-    """How many labels a loyal OM node relays on one link in `round_no` of a `nodes` cluster."""
-    return math.perm(nodes - 2, round_no - 1)
-
-
-@functools.lru_cache(maxsize=1024)
-def _nodes_for(count: int, round_no: int, least: int) -> int | None:
-    """The cluster size of at least `least` whose slot count is `count` (it grows strictly)."""
-    for nodes in range(max(least, 2), NODES_MAX + 1):
-        have = _slot_count(nodes, round_no)
-        if have == count:
-            return nodes
-        if have > count:
-            return None
-    return None
-
-
-def _positional_slots(
-    entries: tuple[Entry, ...], src: int, dst: int, round_no: int, nodes: int
-) -> tuple[int, list[int]] | None:
-    """(slot count, slot of each entry) if the entries fit the positional form, else None.
-
-    The caller has checked that the entries are unsigned, their paths of length
-    `round_no` end at src, and `nodes` exceeds every id named. They fit when
-    every path is a label the sender relays on this link in this round, in slot
-    order without repeats, and the absent slots cost no more than the paths
-    would in the explicit form.
-    """
-    if round_no == 1:
-        return (1, [0]) if len(entries) == 1 else None
-    count = _slot_count(nodes, round_no)
-    if count > ENTRIES_MAX or count - len(entries) > len(entries) * (1 + round_no):
-        return None
-    index = _slots(nodes, src, dst, round_no)[1]
-    slots: list[int] = []
-    last = -1
-    for e in entries:
-        slot = index.get(e.path, -1)
-        if slot <= last:
-            return None  # not a slot of this link, or out of order, or repeated
-        slots.append(slot)
-        last = slot
-    return count, slots
-
-
-def _slot_paths(src: int, dst: int, round_no: int, count: int) -> tuple[Path, ...] | None:
-    """The paths of a positional body of `count` values, or None if no cluster has that many.
-
-    An empty positional body is refused too: the encoder writes no entries explicitly.
-    """
-    if src == dst or not 0 < count <= ENTRIES_MAX:
-        return None
-    nodes = _nodes_for(count, round_no, max(src, dst) + 1)
-    if nodes is None:
-        return None
-    return _slots(nodes, src, dst, round_no)[0]
 
 
 # -- encode --------------------------------------------------------------------
@@ -558,7 +333,7 @@ def _wire_bytes(frame: Frame) -> bytes:
                 fits = False
             else:
                 top = max(top, *path)
-    positional = _positional_slots(entries, src, dst, rnd, top + 1) if fits else None
+    positional = positional_slots(entries, src, dst, rnd, top + 1, ENTRIES_MAX) if fits else None
     out = bytearray((WIRE_VERSION << _VERSION_SHIFT | rnd, src << 4 | dst))
     _put_uvarint(out, frame.tick)
     if rnd == 1:
@@ -611,41 +386,6 @@ def encoded_size(frame: Frame) -> int:
 # -- decode --------------------------------------------------------------------
 class _Bad(Exception):
     """A payload that breaks the layout; never leaves this module (it becomes a Drop)."""
-
-
-def _drop(reason: str, detail: object = "") -> Drop:
-    return Drop(reason, str(detail)[:_DETAIL_MAX])
-
-
-def _open(body: bytes | bytearray | memoryview) -> tuple[bytes, int] | Drop:
-    """Length, COBS and size checks of one delimited body: (payload, the CRC it carries)."""
-    if len(body) > FRAME_BYTES_MAX:
-        return _drop(DROP_TOO_LONG, f"{len(body)} bytes, limit {FRAME_BYTES_MAX}")
-    # A bytearray or memoryview read buffer becomes bytes once, so the byte
-    # checks below (`in`, slicing) behave as on bytes.
-    data = body if type(body) is bytes else bytes(body)
-    try:
-        raw = cobs_decode(data)
-    except ValueError as exc:
-        return _drop(DROP_COBS, exc)
-    if len(raw) <= CRC_BYTES:
-        return _drop(DROP_CRC, f"{len(raw)} bytes is too short for payload + CRC")
-    return raw[:-CRC_BYTES], int.from_bytes(raw[-CRC_BYTES:], "big")
-
-
-def unseal_payload(body: bytes | bytearray | memoryview, domain: str) -> bytes | Drop:
-    """Invert `seal_payload` for one delimited body of `domain`: COBS, then CRC-32C.
-
-    For packets that are not protocol frames (the HIL control line). Never raises.
-    """
-    opened = _open(body)
-    if isinstance(opened, Drop):
-        return opened
-    payload, got = opened
-    want: int = crc32c.crc32c(payload, crc_seed(domain))
-    if got != want:
-        return _drop(DROP_CRC, f"got {got:08x}, computed {want:08x}")
-    return payload
 
 
 def _uvarint(buf: bytes, i: int, end: int, limit: int, what: str) -> tuple[int, int]:
@@ -726,24 +466,24 @@ def decode_frame(body: bytes | bytearray | memoryview, cluster: str) -> Frame | 
     Whatever the body holds; `cluster` is ours, and one no frame can carry is a
     ValueError (`FrameSplitter` checks it once, when it is made).
     """
-    opened = _open(body)
+    opened = open_body(body)
     if isinstance(opened, Drop):
         return opened
     payload, got = opened
-    want: int = crc32c.crc32c(payload, crc_seed(cluster))
+    want = payload_crc(payload, cluster)
     if got != want:
         if got == crc32c.crc32c(payload):
             # Version 1 sealed the payload alone (and a v1 payload is a msgpack array).
-            return _drop(DROP_VERSION, f"version 1 frame, expected {WIRE_VERSION}")
-        return _drop(DROP_CRC, f"got {got:08x}, computed {want:08x} (noise or another cluster)")
+            return drop(DROP_VERSION, f"version 1 frame, expected {WIRE_VERSION}")
+        return drop(DROP_CRC, f"got {got:08x}, computed {want:08x} (noise or another cluster)")
     version = payload[0] >> _VERSION_SHIFT
     if version != WIRE_VERSION:
         # Checked before the layout: another version may lay the frame out differently.
-        return _drop(DROP_VERSION, f"version {version}, expected {WIRE_VERSION}")
+        return drop(DROP_VERSION, f"version {version}, expected {WIRE_VERSION}")
     try:
         return _frame_from(payload, cluster)
     except _Bad as exc:
-        return _drop(DROP_SCHEMA, exc)
+        return drop(DROP_SCHEMA, exc)
 
 
 def _frame_from(buf: bytes, cluster: str) -> Frame:
@@ -767,7 +507,7 @@ def _frame_from(buf: bytes, cluster: str) -> Frame:
                 raise _Bad(f"more than {ENTRIES_MAX} positional slots")
             value, i = _value(buf, i, end)
             values.append(value)
-        paths = _slot_paths(src, dst, rnd, len(values))
+        paths = slot_paths(src, dst, rnd, len(values), ENTRIES_MAX)
         if paths is None:
             raise _Bad(f"no cluster has {len(values)} slots on link {src}->{dst} in round {rnd}")
         entries = [
@@ -851,103 +591,23 @@ def check_frame(
     fails the CRC); the cluster check catches frames handed over in memory.
     """
     if frame.cluster != cluster:
-        return _drop(DROP_CLUSTER, f"cluster {frame.cluster!r}, expected {cluster!r}")
+        return drop(DROP_CLUSTER, f"cluster {frame.cluster!r}, expected {cluster!r}")
     if frame.src != src or frame.dst != dst:
-        return _drop(DROP_LINK, f"{frame.src}->{frame.dst} on link {src}->{dst}")
+        return drop(DROP_LINK, f"{frame.src}->{frame.dst} on link {src}->{dst}")
     if tick is not None and frame.tick != tick:
-        return _drop(DROP_STALE, f"tick {frame.tick}, expected {tick}")
+        return drop(DROP_STALE, f"tick {frame.tick}, expected {tick}")
     if round_no is not None and frame.round != round_no:
-        return _drop(DROP_STALE, f"round {frame.round}, expected {round_no}")
+        return drop(DROP_STALE, f"round {frame.round}, expected {round_no}")
     return None
 
 
-# -- streaming -------------------------------------------------------------------
-class _Splitter(Generic[T]):
-    """Split a byte stream on 0x00 into decoded items and drops, with a bounded buffer.
-
-    Reads may cut a frame anywhere or carry several; a run of more than
-    FRAME_BYTES_MAX bytes without a delimiter (line noise, a babbling peer) is
-    discarded as one too-long Drop and the splitter resynchronises at the next
-    0x00. Empty bodies (0x00 0x00) are ignored: a sender may pad with delimiters
-    to flush a receiver's partial frame after noise.
-    """
+class FrameSplitter(Splitter[Frame]):
+    """The link splitter: each body is decoded as a frame of the splitter's cluster."""
 
     def __init__(self, cluster: str) -> None:
         crc_seed(cluster)  # a cluster no frame can carry is the caller's bug: ValueError now
         self.cluster = cluster
-        self._buf = bytearray()
-        self._discarding = False  # inside an overlong run, waiting for a 0x00
-        self.frames = 0
-        self.drops = 0
-        self.drop_reasons: dict[str, int] = {}
+        super().__init__(self._frame)
 
-    @property
-    def buffered(self) -> int:
-        """Bytes of an incomplete frame held (never more than FRAME_BYTES_MAX)."""
-        return len(self._buf)
-
-    def _decode(self, body: bytes | bytearray) -> T | Drop:
-        raise NotImplementedError
-
-    def feed(self, data: bytes | bytearray) -> list[T | Drop]:
-        """Take the next bytes read from the link; return what completed, in order."""
-        out: list[T | Drop] = []
-        start = 0
-        n = len(data)
-        while start <= n:
-            idx = data.find(b"\x00", start)
-            end = n if idx < 0 else idx
-            if self._discarding:
-                if idx >= 0:
-                    self._discarding = False  # resynchronised
-            elif len(self._buf) + (end - start) > FRAME_BYTES_MAX:
-                self._buf.clear()
-                self._discarding = idx < 0
-                out.append(
-                    self._count(_drop(DROP_TOO_LONG, f"no 0x00 within {FRAME_BYTES_MAX} bytes"))
-                )
-            elif idx < 0:
-                self._buf += data[start:end]
-            elif self._buf:
-                self._buf += data[start:end]
-                body = bytes(self._buf)
-                self._buf.clear()
-                out.append(self._count(self._decode(body)))
-            elif end > start:
-                out.append(self._count(self._decode(data[start:end])))
-            if idx < 0:
-                break
-            start = idx + 1
-        return out
-
-    def _count(self, result: T | Drop) -> T | Drop:
-        if isinstance(result, Drop):
-            self.drops += 1
-            self.drop_reasons[result.reason] = self.drop_reasons.get(result.reason, 0) + 1
-        else:
-            self.frames += 1
-        return result
-
-
-class FrameSplitter(_Splitter[Frame]):
-    """The link splitter: each body is decoded as a frame of the splitter's cluster."""
-
-    def _decode(self, body: bytes | bytearray) -> Frame | Drop:
+    def _frame(self, body: bytes | bytearray) -> Frame | Drop:
         return decode_frame(body, self.cluster)
-
-
-class PacketSplitter(_Splitter[bytes]):
-    """The same framing for other payloads (the HIL control line): COBS + CRC-32C only.
-
-    The CRC is seeded with its own domain, never a cluster id, so a control
-    packet can never pass as a link frame (or back) on a miswired cable.
-
-    Line noise costs the packet it hits (a counted Drop) and the splitter resyncs
-    at the next 0x00, exactly as on a link.
-    """
-
-    def __init__(self, domain: str = CONTROL_DOMAIN) -> None:
-        super().__init__(domain)
-
-    def _decode(self, body: bytes | bytearray) -> bytes | Drop:
-        return unseal_payload(body, self.cluster)

@@ -10,13 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import lru_cache
 from itertools import islice, permutations
-from typing import Literal
 
 from voter.core.values import Value
 
-Algorithm = Literal["om", "sm"]
+
+class Algorithm(StrEnum):
+    """Oral messages (OM(m), N >= 3f+1) or signed messages (SM(m), Ed25519, N >= f+2).
+
+    Parsed once where text comes in (cluster.toml, a campaign, a command line);
+    a StrEnum, so it is written to JSON and TOML as its value and compares
+    equal to "om"/"sm".
+    """
+
+    OM = "om"
+    SM = "sm"
+
+
+#: The algorithm names, for argparse choices and error messages.
+ALGORITHMS = tuple(a.value for a in Algorithm)
 
 #: Hard bounds (TigerBeetle: put a limit on everything). A cluster beyond these is refused.
 NODES_MAX = 16

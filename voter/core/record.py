@@ -61,7 +61,7 @@ class DecisionRecord:
         line: dict[str, Any] = {
             "tick": self.tick,
             "node": self.node,
-            "algorithm": self.algorithm,
+            "algorithm": str(self.algorithm),
             "local": self.local,
             "vector": self.vector,
             "output": self.output,

@@ -1,0 +1,231 @@
+"""voterd: the board daemon's command line. Parse, check everything that can fail, build, run.
+
+Every mistake in the input (configuration, keys, sensor, busy port) is found
+here, before the board ticks, and said in one line (exit 2). What runs is
+`voter.daemon.Daemon`; exit codes are in `voter.exitcodes`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from voter._cli_util import add_version, fail
+from voter.agent import FaultAgent
+from voter.budget import ROUNDS_FRACTION, Budget, TimingBudget, admit_config, check_cluster
+from voter.config import ClusterConfig, ConfigFileError, NodeConfig, load_cluster
+from voter.core.board import Board
+from voter.core.crypto import KeyRing
+from voter.core.driver import TickDriver, Timing
+from voter.core.ic import ic_params
+from voter.core.values import ReadingDomain
+from voter.daemon import Daemon, Options, Parts
+from voter.decision_log import DecisionLog
+from voter.exitcodes import EXIT_OK, SetupError
+from voter.faults import FaultState
+from voter.health import Health
+from voter.join import Joiner
+from voter.keys import KeyFileError, load_signing_key, parse_public_key
+from voter.links import Link, LinkError
+from voter.localclock import Clock
+from voter.logsink import Log
+from voter.output import Output
+from voter.peerlinks import PeerLinks
+from voter.sdnotify import Notifier
+from voter.sensors import SensorError, SensorSource, open_sensor
+
+
+def _load(args: argparse.Namespace) -> tuple[ClusterConfig, NodeConfig, Budget]:
+    """The cluster file, this board's entry, and the frame budget voterd can run."""
+    try:
+        cfg = load_cluster(Path(args.config))
+        node = cfg.node(args.node)
+    except ConfigFileError as e:
+        fail(str(e))
+    try:
+        budget = check_cluster(cfg.n, cfg.m, cfg.algorithm, len(cfg.channels))
+    except ValueError as e:
+        fail(f"{cfg.path}: {e}")
+    return cfg, node, budget
+
+
+def _admit(cfg: ClusterConfig, latency_s: float, log: Log) -> TimingBudget:
+    """This board's measured CPU per round, the wire, the link latency and the precision
+    against the round slots. A rate that does not fit is not refused (the board withholds
+    what it cannot vouch for), but it is said, once, with the rate that fits."""
+    precision_s = cfg.precision_ms / 1000
+    admission = admit_config(
+        cfg,
+        latency_s=latency_s,
+        precision_s=precision_s,
+        precision_fraction=0.0 if precision_s else 1 / 8,
+    )
+    if not admission.fits:
+        log.warning(admission.message, **admission.as_dict())
+    return admission
+
+
+def _keys(cfg: ClusterConfig, node: NodeConfig) -> KeyRing:
+    """Every board's public key, and this board's own signing key (checked against its entry)."""
+    try:
+        own = load_signing_key(node.key_file)
+    except KeyFileError as e:
+        fail(str(e))
+    if bytes(own.verify_key) != node.public_key:
+        fail(f"{node.key_file} does not match node {node.id}'s public key in {cfg.path}")
+    verify = {n.id: parse_public_key(n.public_key.hex()) for n in cfg.nodes}
+    return KeyRing(verify_keys=verify, signing_keys={node.id: own})
+
+
+def _open_io(cfg: ClusterConfig, node: NodeConfig) -> tuple[SensorSource, dict[int, Link]]:
+    """The sensor and one link per peer; on any failure, what was opened is closed again."""
+    try:
+        sensor = open_sensor(node.sensor, len(cfg.channels), node.id, cfg.period_s, cfg.path.parent)
+    except SensorError as e:
+        fail(str(e))
+    links: dict[int, Link] = {}
+    try:
+        for peer, url in sorted(node.links.items()):
+            links[peer] = Link.open(peer, url, cfg.baud, cfg.id)
+    except LinkError as e:
+        for link in links.values():
+            link.close()
+        sensor.close()
+        fail(str(e))
+    return sensor, links
+
+
+def _timing(cfg: ClusterConfig, rounds: int, latency_s: float, budget: Budget) -> Timing:
+    return Timing(
+        cfg.period_s,
+        rounds,
+        cfg.n,
+        ROUNDS_FRACTION,
+        precision_s=cfg.precision_ms / 1000,
+        latency_s=latency_s,
+        # Round-1 frames carry the timing block on top of the budget's frames (<= 12 bytes).
+        wire_s=(max(budget.round_bytes) + 12) * 10 / cfg.baud,
+        publish=cfg.publish,
+        fail_silent=cfg.fail_silent,
+    )
+
+
+def build(args: argparse.Namespace) -> Daemon:
+    """Everything that can fail on bad input, each as one clear line (exit 2)."""
+    cfg, node, budget = _load(args)
+    log = Log(args.node)
+    latency_s = args.link_latency_us * 1e-6
+    admission = _admit(cfg, latency_s, log)
+    keys = _keys(cfg, node)
+    sensor, links = _open_io(cfg, node)
+    params = ic_params(cfg.n, cfg.m, cfg.algorithm, cfg.id)
+    timing = _timing(cfg, params.rounds, latency_s, budget)
+    seed = args.seed if args.seed is not None else args.node
+    faults = FaultState(ReadingDomain(len(cfg.channels)), random.Random(seed), cfg.period_s)
+    driver = TickDriver(
+        Board(params, args.node, len(cfg.channels), keys),
+        timing,
+        sensor.read,
+        algorithm=cfg.algorithm,
+        sabotage=faults if args.hil else None,
+        cpu_clock=time.process_time,
+    )
+    driver.stop_after = args.until_tick
+    clock = Clock()
+    health = Health(driver, Notifier(), common_start=args.start_at is not None)
+    dlog = DecisionLog(cfg.log_path(args.node))
+    agent = None
+    if args.hil:
+        control = args.control or node.control
+        baud = args.control_baud or cfg.baud
+        agent = FaultAgent(
+            args.node, faults, clock, dlog, log, health, control=control, control_baud=baud
+        )
+    parts = Parts(
+        cfg=cfg,
+        me=args.node,
+        driver=driver,
+        clock=clock,
+        links=PeerLinks(links),
+        sensor=sensor,
+        dlog=dlog,
+        log=log,
+        joiner=Joiner(args.node, timing, cfg.baud),
+        health=health,
+        output=Output(cfg.output_socket_for(args.node)),
+        agent=agent,
+    )
+    opts = Options(
+        listen_s=args.listen,
+        realtime=not args.no_realtime,
+        start_at=args.start_at,
+        max_ticks=args.ticks,
+        admission=admission,
+    )
+    return Daemon(parts, opts)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voterd", description="Board daemon: interactive consistency on serial links."
+    )
+    add_version(parser)
+    parser.add_argument("--config", required=True, help="cluster TOML (voter cluster init)")
+    parser.add_argument("--node", required=True, type=int, help="this board's node id")
+    parser.add_argument(
+        "--hil", action="store_true", help="HIL mode: accept fault commands on the control socket"
+    )
+    parser.add_argument(
+        "--control",
+        default="",
+        help="HIL control: a unix socket path, or serial:PORT (overrides the config's control)",
+    )
+    parser.add_argument(
+        "--control-baud",
+        type=int,
+        default=None,
+        help="baud of a serial:PORT control line (default: the cluster's baud)",
+    )
+    parser.add_argument(
+        "--listen",
+        type=float,
+        default=None,
+        help="seconds to listen for running peers before a cold start",
+    )
+    parser.add_argument(
+        "--start-at",
+        type=float,
+        default=None,
+        help="HIL: common epoch on CLOCK_MONOTONIC instead of listening",
+    )
+    parser.add_argument("--ticks", type=int, default=None, help="stop after this many ticks")
+    parser.add_argument(
+        "--until-tick", type=int, default=None, help="stop after deciding this tick"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="HIL: seed of injected faults")
+    parser.add_argument("--no-realtime", action="store_true", help="do not ask for SCHED_FIFO")
+    parser.add_argument(
+        "--link-latency-us",
+        type=float,
+        default=0.0,
+        help="fixed link latency beyond the wire time (USB adapter, pty forwarder)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None, exit_fn: Callable[[int], Any] = SystemExit) -> None:
+    args = _parser().parse_args(argv)
+    if args.start_at is not None and not args.hil:
+        fail("--start-at is a HIL option (add --hil)")
+    daemon = build(args)
+    try:
+        code = daemon.run()
+    except KeyboardInterrupt:
+        code = EXIT_OK
+    except SetupError as e:
+        fail(str(e))
+    raise exit_fn(code)
