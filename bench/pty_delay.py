@@ -119,12 +119,7 @@ def _frame(src: int, tick: int, rnd: int) -> bytes:
 def board_main(spec: dict[str, Any]) -> None:
     """A board: tick at `tick_hz`, burst and send at each round start, record arrivals."""
     node = int(spec["node"])
-    ports = {
-        int(peer): open_port(url, int(spec["baud"]), 0.05) for peer, url in spec["ends"].items()
-    }
-    fds = {int(p.fileno()): peer for peer, p in ports.items()}
-    partial = {peer: bytearray() for peer in ports}
-    chunk_iters = _calibrate_chunk(CHUNK_S)
+    links = _BoardLinks(spec)
     rng = random.Random(int(spec["seed"]) * 1000 + node)
     apply_sched(Sched.from_spec(spec["sched"], Sched("other", 0)))
     period = 1.0 / float(spec["tick_hz"])
@@ -132,56 +127,72 @@ def board_main(spec: dict[str, Any]) -> None:
     burst_s = float(spec["burst_ms"]) / 1000.0
     start = float(spec["start_at"])
     ticks = int(spec["ticks"])
-    records: list[tuple[int, int, int, int]] = []  # src, tick, round, delay_ns
-    sent = 0
+    try:
+        for k in range(ticks):
+            t0 = start + k * period
+            for r in range(ROUNDS):
+                links.wait_until(t0 + r * slot)
+                links.burst(burst_s * ROUND_SHARE[r] * rng.uniform(0.5, 1.5))
+                links.send(node, k, r)
+        links.wait_until(start + ticks * period + 0.05)  # the last frames in flight
+    finally:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        Path(spec["out"]).write_text(json.dumps({"sent": links.sent, "records": links.records}))
+        for port in links.ports.values():
+            port.close()
 
-    def poll(timeout_s: float) -> None:
-        ready, _, _ = select.select(list(fds), [], [], max(0.0, timeout_s))
+
+class _BoardLinks:
+    """A bench board's pty ends: frames read as they become readable, each recorded with its
+    one-way delay, also between the chunks of a CPU burst."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.ports = {
+            int(peer): open_port(url, int(spec["baud"]), 0.05) for peer, url in spec["ends"].items()
+        }
+        self.fds = {int(p.fileno()): peer for peer, p in self.ports.items()}
+        self.partial = {peer: bytearray() for peer in self.ports}
+        self.chunk_iters = _calibrate_chunk(CHUNK_S)
+        self.records: list[tuple[int, int, int, int]] = []  # src, tick, round, delay_ns
+        self.sent = 0
+
+    def poll(self, timeout_s: float) -> None:
+        ready, _, _ = select.select(list(self.fds), [], [], max(0.0, timeout_s))
         if not ready:
             return
         now = time.monotonic_ns()
         for fd in ready:
-            peer = fds[fd]
+            peer = self.fds[fd]
             try:
                 data = os.read(fd, 65536)
             except OSError:
                 continue
-            buf = partial[peer]
+            buf = self.partial[peer]
             buf += data
             while (idx := buf.find(b"\x00")) >= 0:
                 fields = bytes(buf[:idx]).split()
                 del buf[: idx + 1]
                 with contextlib.suppress(ValueError, IndexError):
                     src, tick, rnd, t_ns = (int(fields[0][1:]), *map(int, fields[1:4]))
-                    records.append((src, tick, rnd, now - t_ns))
+                    self.records.append((src, tick, rnd, now - t_ns))
 
-    def wait_until(t: float) -> None:
+    def wait_until(self, t: float) -> None:
         while (left := t - time.monotonic()) > 0:
-            poll(left)
+            self.poll(left)
 
-    def burst(seconds: float) -> None:
+    def burst(self, seconds: float) -> None:
         chunks = max(1, round(seconds / CHUNK_S))
         for _ in range(chunks):
-            _work(chunk_iters)
-            poll(0.0)
+            _work(self.chunk_iters)
+            self.poll(0.0)
 
-    try:
-        for k in range(ticks):
-            t0 = start + k * period
-            for r in range(ROUNDS):
-                wait_until(t0 + r * slot)
-                burst(burst_s * ROUND_SHARE[r] * rng.uniform(0.5, 1.5))
-                for port in ports.values():
-                    with contextlib.suppress(OSError):
-                        port.write(_frame(node, k, r))
-                        sent += 1
-        wait_until(start + ticks * period + 0.05)  # the last frames in flight
-    finally:
-        with contextlib.suppress(OSError):
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-        Path(spec["out"]).write_text(json.dumps({"sent": sent, "records": records}))
-        for port in ports.values():
-            port.close()
+    def send(self, node: int, tick: int, rnd: int) -> None:
+        """The round's frame to every peer, each stamped with its own write time."""
+        for port in self.ports.values():
+            with contextlib.suppress(OSError):
+                port.write(_frame(node, tick, rnd))
+                self.sent += 1
 
 
 # -- the machine's own stalls ---------------------------------------------------------
@@ -235,27 +246,13 @@ def trial(v: Variant, seconds: float, args: argparse.Namespace, work: Path) -> d
     ticks = max(1, round(seconds * args.tick_hz))
     foreign = raised_kworkers() if v.kworker_priority is None else 0
     fabric, ends = start_process(spec, out)
-    boards = []
+    boards: list[subprocess.Popen[bytes]] = []
     start_at = time.monotonic() + BOARD_START_MARGIN_S
     mspec = {"end_at": start_at + ticks / args.tick_hz, "out": str(out / "monitor.json")}
     cmd = [sys.executable, "-m", "bench.pty_delay", "--monitor", json.dumps(mspec)]
     monitor = subprocess.Popen(cmd, stderr=(out / "monitor.stderr").open("wb"))
     try:
-        for i in range(args.nodes):
-            bspec = {
-                "node": i,
-                "ends": {j: ends[f"{i}-{j}"] for j in range(args.nodes) if j != i},
-                "baud": args.baud,
-                "seed": args.seed,
-                "sched": v.board.as_spec(),
-                "tick_hz": args.tick_hz,
-                "burst_ms": args.burst_ms,
-                "start_at": start_at,
-                "ticks": ticks,
-                "out": str(out / f"board{i}.json"),
-            }
-            cmd = [sys.executable, "-m", "bench.pty_delay", "--board", json.dumps(bspec)]
-            boards.append(subprocess.Popen(cmd, stderr=(out / f"board{i}.stderr").open("wb")))
+        _start_boards(boards, v, args, ends, start_at, ticks, out)
         for b in boards:
             b.wait(timeout=seconds + 60)
         monitor.wait(timeout=seconds + 60)
@@ -263,15 +260,7 @@ def trial(v: Variant, seconds: float, args: argparse.Namespace, work: Path) -> d
         for b in [*boards, monitor]:
             stop_process(b)
         stop_process(fabric)
-    delays: list[float] = []
-    sent = 0
-    for i in range(args.nodes):
-        path = out / f"board{i}.json"
-        if not path.exists():
-            raise SystemExit(f"board {i} wrote no result (see {out / f'board{i}.stderr'})")
-        res = json.loads(path.read_text())
-        sent += res["sent"]
-        delays += [rec[3] / 1000.0 for rec in res["records"]]
+    sent, delays = _board_results(out, args.nodes)
     granted = (out / "fabric.stderr").read_text(errors="replace").strip().splitlines()
     mon_path = out / "monitor.json"
     gaps = json.loads(mon_path.read_text())["gaps_ms"] if mon_path.exists() else []
@@ -285,6 +274,48 @@ def trial(v: Variant, seconds: float, args: argparse.Namespace, work: Path) -> d
         # kworkers someone else had raised when a no-boost trial began: it is not "before"
         "foreign_raised_kworkers": foreign,
     }
+
+
+def _start_boards(
+    boards: list[subprocess.Popen[bytes]],
+    v: Variant,
+    args: argparse.Namespace,
+    ends: dict[str, str],
+    start_at: float,
+    ticks: int,
+    out: Path,
+) -> None:
+    """One board process per node, appended to `boards` as each starts (so a failure part
+    way still stops the ones already running)."""
+    for i in range(args.nodes):
+        bspec = {
+            "node": i,
+            "ends": {j: ends[f"{i}-{j}"] for j in range(args.nodes) if j != i},
+            "baud": args.baud,
+            "seed": args.seed,
+            "sched": v.board.as_spec(),
+            "tick_hz": args.tick_hz,
+            "burst_ms": args.burst_ms,
+            "start_at": start_at,
+            "ticks": ticks,
+            "out": str(out / f"board{i}.json"),
+        }
+        cmd = [sys.executable, "-m", "bench.pty_delay", "--board", json.dumps(bspec)]
+        boards.append(subprocess.Popen(cmd, stderr=(out / f"board{i}.stderr").open("wb")))
+
+
+def _board_results(out: Path, nodes: int) -> tuple[int, list[float]]:
+    """Frames the boards sent, and every delay they recorded (µs)."""
+    delays: list[float] = []
+    sent = 0
+    for i in range(nodes):
+        path = out / f"board{i}.json"
+        if not path.exists():
+            raise SystemExit(f"board {i} wrote no result (see {out / f'board{i}.stderr'})")
+        res = json.loads(path.read_text())
+        sent += res["sent"]
+        delays += [rec[3] / 1000.0 for rec in res["records"]]
+    return sent, delays
 
 
 # -- statistics and the table ----------------------------------------------------------
@@ -356,26 +387,7 @@ def _progress(done: int, total: int, t_start: float, frames: int, note: str) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m bench.pty_delay", description=__doc__.split("\n")[0]
-    )
-    ap.add_argument("--seconds", type=float, default=20.0, help="per trial (default 20)")
-    ap.add_argument("--repeats", type=int, default=3, help="trials per variant, interleaved")
-    ap.add_argument("--quick", action="store_true", help="1 trial of 6 s per variant")
-    ap.add_argument(
-        "--variants",
-        default=",".join(DEFAULT_VARIANTS),
-        help=f"comma list of: {', '.join(VARIANTS)} (the first is the reference)",
-    )
-    ap.add_argument("--nodes", type=int, default=4)
-    ap.add_argument("--tick-hz", type=float, default=50.0)
-    ap.add_argument("--burst-ms", type=float, default=3.0, help="CPU per board per tick")
-    ap.add_argument("--baud", type=int, default=921600)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", type=Path, help="write the summary (and per-trial figures) here")
-    ap.add_argument("--board", help=argparse.SUPPRESS)  # internal: run one board
-    ap.add_argument("--monitor", help=argparse.SUPPRESS)  # internal: the stall monitor
-    args = ap.parse_args(argv)
+    args = _parser().parse_args(argv)
     if args.board:
         board_main(json.loads(args.board))
         return 0
@@ -393,20 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     wire_us = FRAME_BYTES * 10 / args.baud * 1e6 if args.baud else 0.0
-    per: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
-    total = len(names) * args.repeats
-    t_start = time.monotonic()
-    frames = 0
-    with tempfile.TemporaryDirectory(prefix="pty-delay-") as tmp:
-        for rep in range(args.repeats):
-            order = names[rep % len(names) :] + names[: rep % len(names)]  # rotate: no fixed slot
-            for name in order:
-                t = trial(VARIANTS[name], args.seconds, args, Path(tmp))
-                per[name].append(t)
-                frames += t["received"]
-                p99 = percentile(t["delays_us"], 99.0) / 1000.0 if t["delays_us"] else float("nan")
-                note = f"{name}: p99 {p99:.2f} ms, {t['fabric']}"
-                _progress(sum(map(len, per.values())), total, t_start, frames, note)
+    per = _trials(names, args)
     rows = {n: summarize(per[n], wire_us) for n in names}
     print(
         f"\nOne-way delay, write to read, pty -> fabric -> pty; {args.nodes} boards at "
@@ -432,6 +431,48 @@ def main(argv: list[str] | None = None) -> int:
         }
         args.json.write_text(json.dumps(doc, indent=1))
     return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.pty_delay", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument("--seconds", type=float, default=20.0, help="per trial (default 20)")
+    ap.add_argument("--repeats", type=int, default=3, help="trials per variant, interleaved")
+    ap.add_argument("--quick", action="store_true", help="1 trial of 6 s per variant")
+    ap.add_argument(
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"comma list of: {', '.join(VARIANTS)} (the first is the reference)",
+    )
+    ap.add_argument("--nodes", type=int, default=4)
+    ap.add_argument("--tick-hz", type=float, default=50.0)
+    ap.add_argument("--burst-ms", type=float, default=3.0, help="CPU per board per tick")
+    ap.add_argument("--baud", type=int, default=921600)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, help="write the summary (and per-trial figures) here")
+    ap.add_argument("--board", help=argparse.SUPPRESS)  # internal: run one board
+    ap.add_argument("--monitor", help=argparse.SUPPRESS)  # internal: the stall monitor
+    return ap
+
+
+def _trials(names: list[str], args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
+    """`args.repeats` trials of each variant, interleaved; a progress line after each."""
+    per: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    total = len(names) * args.repeats
+    t_start = time.monotonic()
+    frames = 0
+    with tempfile.TemporaryDirectory(prefix="pty-delay-") as tmp:
+        for rep in range(args.repeats):
+            order = names[rep % len(names) :] + names[: rep % len(names)]  # rotate: no fixed slot
+            for name in order:
+                t = trial(VARIANTS[name], args.seconds, args, Path(tmp))
+                per[name].append(t)
+                frames += t["received"]
+                p99 = percentile(t["delays_us"], 99.0) / 1000.0 if t["delays_us"] else float("nan")
+                note = f"{name}: p99 {p99:.2f} ms, {t['fabric']}"
+                _progress(sum(map(len, per.values())), total, t_start, frames, note)
+    return per
 
 
 if __name__ == "__main__":

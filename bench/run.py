@@ -159,46 +159,10 @@ def realtime(
     can confirm it). A rate where a published disagreement appears does not count,
     whatever its availability.
     """
-    from hil.pty_run import FeasibilityError, run
-    from hil.scenario import Scenario
-
     best: float | None = None
     detail: dict[str, Any] = {}
-
-    def on_time_at(hz: float) -> float | None:
-        """Fraction of board-ticks on time at `hz`; None when the links cannot carry it."""
-        n_ticks = max(300, min(ticks, int(hz * 15)))  # at most ~15 s per rate tried
-        run_dir = out / f"{alg}-{baud}-{hz:g}"
-        spec = Scenario(algorithm=alg, tick_hz=hz, ticks=n_ticks, baud=baud)
-        try:
-            res = run(spec, run_dir)
-        except FeasibilityError:
-            return None
-        on_time, total, lat, dec = 0, 0, [], []
-        for i in range(4):
-            path = run_dir / f"node{i}.jsonl"
-            for text in path.read_text().splitlines():
-                x = parse_line(text)
-                if x is None or x.tick >= n_ticks - 1:
-                    continue
-                total += 1
-                decided = x.timing["decided_us"] or 0.0
-                ok = x.published and all(v is not None for v in x.vector) and decided <= 1e6 / hz
-                on_time += ok
-                lat.append(x.timing["lateness_us"] or 0.0)
-                dec.append(decided)
-        expected = 4 * (n_ticks - 1)
-        frac = on_time / expected if expected and res.check.safe else 0.0
-        detail[f"{hz:g}"] = {"on_time": round(frac, 5), "decided": total, "holds": res.check.holds}
-        if frac >= SUSTAINED:
-            detail["latency_us_median"] = statistics.median(dec)
-            detail["latency_us_p99"] = sorted(dec)[int(0.99 * len(dec))]
-            detail["lateness_us_median"] = statistics.median(lat)
-            detail["lateness_us_p99"] = sorted(lat)[int(0.99 * len(lat))]
-        return frac
-
     for hz in rates:
-        frac = on_time_at(hz)
+        frac = _on_time_at(alg, baud, hz, ticks, out, detail)
         if frac is None or frac < SUSTAINED:
             break
         best = hz
@@ -206,12 +170,62 @@ def realtime(
     # compact frames raised): step down by halves rather than report nothing.
     hz = rates[0] / 2 if rates else 0.0
     while best is None and hz >= MIN_REALTIME_HZ:
-        frac = on_time_at(round(hz, 1))
+        frac = _on_time_at(alg, baud, round(hz, 1), ticks, out, detail)
         if frac is not None and frac >= SUSTAINED:
             best = round(hz, 1)
         hz /= 2
     detail["max_hz_on_time"] = best
     return detail
+
+
+def _on_time_at(
+    alg: Algorithm, baud: int, hz: float, ticks: int, out: Path, detail: dict[str, Any]
+) -> float | None:
+    """Fraction of board-ticks on time at `hz`, noted in `detail`; None when the links cannot
+    carry it."""
+    from hil.pty_run import FeasibilityError, run
+    from hil.scenario import Scenario
+
+    n_ticks = max(300, min(ticks, int(hz * 15)))  # at most ~15 s per rate tried
+    run_dir = out / f"{alg}-{baud}-{hz:g}"
+    spec = Scenario(algorithm=alg, tick_hz=hz, ticks=n_ticks, baud=baud)
+    try:
+        res = run(spec, run_dir)
+    except FeasibilityError:
+        return None
+    on_time, total, lat, dec = _board_ticks(run_dir, n_ticks, hz)
+    expected = 4 * (n_ticks - 1)
+    frac = on_time / expected if expected and res.check.safe else 0.0
+    detail[f"{hz:g}"] = {"on_time": round(frac, 5), "decided": total, "holds": res.check.holds}
+    if frac >= SUSTAINED:
+        detail["latency_us_median"] = statistics.median(dec)
+        detail["latency_us_p99"] = sorted(dec)[int(0.99 * len(dec))]
+        detail["lateness_us_median"] = statistics.median(lat)
+        detail["lateness_us_p99"] = sorted(lat)[int(0.99 * len(lat))]
+    return frac
+
+
+def _board_ticks(
+    run_dir: Path, n_ticks: int, hz: float
+) -> tuple[int, int, list[float], list[float]]:
+    """From the 4 boards' logs: board-ticks on time, board-ticks decided, and each decided
+    tick's lateness and decision time (us), leaving out the last tick."""
+    on_time, total = 0, 0
+    lat: list[float] = []
+    dec: list[float] = []
+    for i in range(4):
+        path = run_dir / f"node{i}.jsonl"
+        for text in path.read_text().splitlines():
+            x = parse_line(text)
+            if x is None or x.tick >= n_ticks - 1:
+                continue
+            total += 1
+            decided = x.timing["decided_us"] or 0.0
+            ok = x.published and all(v is not None for v in x.vector) and decided <= 1e6 / hz
+            on_time += ok
+            lat.append(x.timing["lateness_us"] or 0.0)
+            dec.append(decided)
+    return on_time, total, lat, dec
 
 
 # -- 4. simulator ----------------------------------------------------------------------
@@ -248,6 +262,21 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} vCPU, Python {platform.python_version()}, {platform.system()}"
 
 
+WIRE_CASES: list[tuple[Algorithm, int, int]] = [
+    ("om", 1, 4),
+    ("om", 2, 4),
+    ("sm", 1, 4),
+    ("sm", 2, 4),
+    ("om", 2, 7),
+]
+#: Real-time rates tried. Without a baud limit: fixed steps. At an emulated baud: fractions
+#: of the wire limit.
+REALTIME_STEPS = {"om": [50, 100, 150, 200, 250, 300, 400], "sm": [25, 50, 75, 100, 125, 150, 200]}
+REALTIME_FRACTIONS = [0.25, 0.5, 0.7, 0.8, 0.9]
+QUICK_REALTIME_STEPS = {"om": [100, 250], "sm": [50, 100]}
+QUICK_REALTIME_FRACTIONS = [0.5, 0.8]
+
+
 def run(quick: bool) -> dict[str, Any]:
     results: dict[str, Any] = {
         "machine": machine(),
@@ -258,24 +287,10 @@ def run(quick: bool) -> dict[str, Any]:
     results["crypto"] = {"sign_us": sign_us, "verify_us": verify_us}
     print(f"crypto: sign {sign_us:.1f} us, verify {verify_us:.1f} us", flush=True)
 
-    wire_cases: list[tuple[Algorithm, int, int]] = [
-        ("om", 1, 4),
-        ("om", 2, 4),
-        ("sm", 1, 4),
-        ("sm", 2, 4),
-        ("om", 2, 7),
-    ]
-    results["wire"] = {case_name(a, m, n): wire_case(a, m, n) for a, m, n in wire_cases}
+    results["wire"] = {case_name(a, m, n): wire_case(a, m, n) for a, m, n in WIRE_CASES}
     print("wire:", {k: v["bytes_per_link_tick"] for k, v in results["wire"].items()}, flush=True)
 
-    cpu_ticks = 60 if quick else 400
-    results["cpu"] = {}
-    for a in ALGS:
-        m, n = 1, 4
-        r = cpu_case(a, m, n, cpu_ticks)
-        r["crypto_floor_us"] = round(r["signs"] * sign_us + r["verifies"] * verify_us, 1)
-        r["ratio"] = round(r["tick_us"] / r["crypto_floor_us"], 2) if r["crypto_floor_us"] else None
-        results["cpu"][case_name(a, m, n)] = r
+    results["cpu"] = _cpu_results(60 if quick else 400, sign_us, verify_us)
     print("cpu:", results["cpu"], flush=True)
 
     sim_ticks = 300 if quick else 3000
@@ -288,36 +303,47 @@ def run(quick: bool) -> dict[str, Any]:
         }
     print("sim:", results["sim"], flush=True)
 
-    out = ROOT / "runs" / "bench"
-    rt_ticks = 300 if quick else 2000
-    # Without a baud limit: fixed steps. At an emulated baud: fractions of the wire limit.
-    steps = {"om": [50, 100, 150, 200, 250, 300, 400], "sm": [25, 50, 75, 100, 125, 150, 200]}
-    fractions = [0.25, 0.5, 0.7, 0.8, 0.9]
-    if quick:
-        steps = {"om": [100, 250], "sm": [50, 100]}
-        fractions = [0.5, 0.8]
     results["realtime"] = {}
     for a in ALGS:
-        entry: dict[str, Any] = {}
-        for baud in (0, 921600, 115200):
-            if quick and baud == 115200:
-                continue
-            limit = results["wire"][case_name(a, 1, 4)].get(f"wire_limited_hz_{baud}")
-            rates = steps[a] if baud == 0 else [round(f * limit, 1) for f in fractions]
-            r = realtime(a, baud, rates, rt_ticks, out)
-            key = "nolimit" if baud == 0 else str(baud)
-            entry[key] = r
-            if baud == 0:
-                entry["max_hz_on_time"] = r["max_hz_on_time"]
-            print(f"realtime {a} baud {baud}: {r['max_hz_on_time']}", flush=True)
-        for baud in BAUDS:
-            entry[f"wire_limited_hz_{baud}"] = results["wire"][case_name(a, 1, 4)][
-                f"wire_limited_hz_{baud}"
-            ]
-        results["realtime"][a] = entry
+        results["realtime"][a] = _realtime_results(a, quick, results["wire"][case_name(a, 1, 4)])
 
     results["scaling"] = scaling(quick)
     return results
+
+
+def _cpu_results(ticks: int, sign_us: float, verify_us: float) -> dict[str, Any]:
+    """Each algorithm's node tick at N=4, m=1, next to its Ed25519 floor."""
+    cpu: dict[str, Any] = {}
+    for a in ALGS:
+        m, n = 1, 4
+        r = cpu_case(a, m, n, ticks)
+        r["crypto_floor_us"] = round(r["signs"] * sign_us + r["verifies"] * verify_us, 1)
+        r["ratio"] = round(r["tick_us"] / r["crypto_floor_us"], 2) if r["crypto_floor_us"] else None
+        cpu[case_name(a, m, n)] = r
+    return cpu
+
+
+def _realtime_results(a: Algorithm, quick: bool, wire: dict[str, Any]) -> dict[str, Any]:
+    """One algorithm's real-time search at each baud, with the wire limits to compare it to."""
+    out = ROOT / "runs" / "bench"
+    rt_ticks = 300 if quick else 2000
+    steps = QUICK_REALTIME_STEPS if quick else REALTIME_STEPS
+    fractions = QUICK_REALTIME_FRACTIONS if quick else REALTIME_FRACTIONS
+    entry: dict[str, Any] = {}
+    for baud in (0, 921600, 115200):
+        if quick and baud == 115200:
+            continue
+        limit = wire[f"wire_limited_hz_{baud}"] if baud else 0.0
+        rates = steps[a] if baud == 0 else [round(f * limit, 1) for f in fractions]
+        r = realtime(a, baud, rates, rt_ticks, out)
+        key = "nolimit" if baud == 0 else str(baud)
+        entry[key] = r
+        if baud == 0:
+            entry["max_hz_on_time"] = r["max_hz_on_time"]
+        print(f"realtime {a} baud {baud}: {r['max_hz_on_time']}", flush=True)
+    for baud in BAUDS:
+        entry[f"wire_limited_hz_{baud}"] = wire[f"wire_limited_hz_{baud}"]
+    return entry
 
 
 def scaling(quick: bool) -> list[dict[str, Any]]:
@@ -378,7 +404,14 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"Ed25519 in the same run: sign {r['crypto']['sign_us']:.1f} µs, verify "
         f"{r['crypto']['verify_us']:.1f} µs (median).",
-        "",
+    ]
+    for table in (_md_wire, _md_cpu, _md_realtime, _md_sim, _md_scaling):
+        lines += ["", *table(r)]
+    return "\n".join(lines)
+
+
+def _md_wire(r: dict[str, Any]) -> list[str]:
+    lines = [
         "### Wire (3 float channels; bytes per link direction per tick, worst link)",
         "",
         "| case | bytes | payload floor | ratio | rounds' largest frames | "
@@ -391,8 +424,11 @@ def markdown(r: dict[str, Any]) -> str:
             f"{w['round_bytes']} | {w['wire_limited_hz_115200']} / "
             f"{w['wire_limited_hz_921600']} / {w['wire_limited_hz_3000000']} |"
         )
-    lines += [
-        "",
+    return lines
+
+
+def _md_cpu(r: dict[str, Any]) -> list[str]:
+    lines = [
         "### CPU: one node's full tick (decode, verify, decide with COM/MON and ECC, "
         "vote, sign, encode)",
         "",
@@ -404,8 +440,11 @@ def markdown(r: dict[str, Any]) -> str:
             f"| {k} | {c['tick_us']} µs | {c['signs']:.0f} + {c['verifies']:.0f} | "
             f"{c['crypto_floor_us']} µs | {c['ratio']} |"
         )
-    lines += [
-        "",
+    return lines
+
+
+def _md_realtime(r: dict[str, Any]) -> list[str]:
+    lines = [
         "### Real time: 4 voterd processes on ptys through the link fabric",
         "",
         "| algorithm | link | max Hz with ≥ 99 % published on time | wire-limited Hz | "
@@ -419,29 +458,32 @@ def markdown(r: dict[str, Any]) -> str:
             ("115200", "115,200 baud", e.get("wire_limited_hz_115200")),
         ]:
             d = e.get(key)
-            if not d:
-                continue
-            lat = (
-                f"{d.get('latency_us_median', 0):.0f} / {d.get('latency_us_p99', 0):.0f} µs"
-                if "latency_us_median" in d
-                else "—"
-            )
-            late = (
-                f"{d.get('lateness_us_median', 0):.0f} / {d.get('lateness_us_p99', 0):.0f} µs"
-                if "lateness_us_median" in d
-                else "—"
-            )
-            tried = ", ".join(
-                f"{hz} Hz: {v['on_time'] * 100:.2f} %"
-                for hz, v in d.items()
-                if isinstance(v, dict) and "on_time" in v
-            )
-            lines.append(
-                f"| {a.upper()}(1) | {label} | {d['max_hz_on_time']} | {wl} | {lat} | {late} | "
-                f"{tried} |"
-            )
-    lines += [
-        "",
+            if d:
+                lines.append(_md_realtime_row(a, label, wl, d))
+    return lines
+
+
+def _md_realtime_row(a: str, label: str, wl: Any, d: dict[str, Any]) -> str:
+    lat = (
+        f"{d.get('latency_us_median', 0):.0f} / {d.get('latency_us_p99', 0):.0f} µs"
+        if "latency_us_median" in d
+        else "—"
+    )
+    late = (
+        f"{d.get('lateness_us_median', 0):.0f} / {d.get('lateness_us_p99', 0):.0f} µs"
+        if "lateness_us_median" in d
+        else "—"
+    )
+    tried = ", ".join(
+        f"{hz} Hz: {v['on_time'] * 100:.2f} %"
+        for hz, v in d.items()
+        if isinstance(v, dict) and "on_time" in v
+    )
+    return f"| {a.upper()}(1) | {label} | {d['max_hz_on_time']} | {wl} | {lat} | {late} | {tried} |"
+
+
+def _md_sim(r: dict[str, Any]) -> list[str]:
+    lines = [
         "### Simulator (`hil campaign --mode sim`), N=4",
         "",
         "| case | cluster-ticks/s | with faults |",
@@ -449,8 +491,11 @@ def markdown(r: dict[str, Any]) -> str:
     ]
     for k, s in r["sim"].items():
         lines.append(f"| {k} | {s['cluster_ticks_per_s']} | {s['with_faults']} |")
-    lines += [
-        "",
+    return lines
+
+
+def _md_scaling(r: dict[str, Any]) -> list[str]:
+    lines = [
         "### Scaling",
         "",
         "| case | N^(m+1) | bytes/link/tick | node tick | sim cluster-ticks/s |",
@@ -467,7 +512,7 @@ def markdown(r: dict[str, Any]) -> str:
             f"| {row['case']} | {row['n_pow_m_plus_1']} | {row['bytes_per_link_tick']} | "
             f"{row['tick_us']} µs | {row['sim_cluster_ticks_per_s']} |"
         )
-    return "\n".join(lines)
+    return lines
 
 
 def update_doc(md: str) -> None:

@@ -83,6 +83,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--json", type=Path, default=None, help="write the pooled figures here")
     args = ap.parse_args(argv)
+    summary = _summary(args, _runs(args))
+    print(json.dumps(summary, indent=1))
+    if args.json is not None:
+        args.json.write_text(json.dumps(summary, indent=1))
+
+
+def _runs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """`args.runs` fault-free runs with seeds 0, 1, ...; a progress line for each on stderr."""
     runs: list[dict[str, Any]] = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="voter-timing-") as tmp:
@@ -108,11 +116,16 @@ def main(argv: list[str] | None = None) -> None:
                 file=sys.stderr,
                 flush=True,
             )
+    return runs
+
+
+def _summary(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The runs pooled: violation counts, availability, and percentiles of what boards measured."""
     pooled: dict[str, list[float]] = {}
     for r in runs:
         for k, vals in r["samples"].items():
             pooled.setdefault(k, []).extend(vals)
-    summary: dict[str, Any] = {
+    return {
         "algorithm": args.algorithm,
         "tick_hz": args.tick_hz,
         "ticks": args.ticks,
@@ -131,9 +144,6 @@ def main(argv: list[str] | None = None) -> None:
             for k, v in pooled.items()
         },
     }
-    print(json.dumps(summary, indent=1))
-    if args.json is not None:
-        args.json.write_text(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":

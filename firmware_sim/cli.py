@@ -6,21 +6,51 @@ import argparse
 import sys
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voter._cli_util import fail
 from voter.core.driver import PUBLISH_MODES, parse_publish
 from voter.core.protocol import ALGORITHMS
 from voter.faultmodel import EXAMPLES, KINDS
 
+if TYPE_CHECKING:
+    from hil.scenario import Scenario
+    from voter.budget import TimingBudget
+
 
 def _run(args: argparse.Namespace) -> int:
     from firmware_sim.view import LiveView
     from hil.cluster import ClusterError
-    from hil.faultspec import validate_run
     from hil.pty_run import FeasibilityError, run
-    from hil.scenario import Scenario
     from hil.verdict import summary
-    from voter.budget import TimingBudget
+
+    spec = _scenario(args)
+    out = Path(args.out)
+    realtime = not args.no_realtime
+    view = LiveView(spec) if args.live or (args.live is None and sys.stdout.isatty()) else None
+    try:
+        if view is not None:
+            with view:
+                result = run(
+                    spec, out, realtime=realtime, watch=view.update, on_admission=_warn_unless_fits
+                )
+        else:
+            result = run(spec, out, realtime=realtime, on_admission=_warn_unless_fits)
+    except FeasibilityError as e:
+        fail(str(e))
+    except ClusterError as e:
+        fail(str(e), 1)
+    except KeyboardInterrupt:
+        print(f"interrupted: boards and fabric stopped; logs in {out}", file=sys.stderr)
+        return 130
+    print(summary(result))
+    return 0 if result.ok else 1
+
+
+def _scenario(args: argparse.Namespace) -> Scenario:
+    """The run's options checked (one line and exit 2 on a bad one) and made a Scenario."""
+    from hil.faultspec import validate_run
+    from hil.scenario import Scenario
     from voter.faultmodel import FaultSpecError, parse_fault
 
     if not 2 <= args.nodes <= 16:
@@ -37,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         fail(f"--out {out} exists and is not a directory")
-    spec = Scenario(
+    return Scenario(
         name="firmware-sim",
         nodes=args.nodes,
         algorithm=args.algorithm,
@@ -50,33 +80,16 @@ def _run(args: argparse.Namespace) -> int:
         publish=parse_publish(args.publish),
         fail_silent=not args.no_fail_silent,
     )
-    realtime = not args.no_realtime
-    view = LiveView(spec) if args.live or (args.live is None and sys.stdout.isatty()) else None
 
-    def admitted(budget: TimingBudget) -> None:
-        if not budget.fits:
-            print(
-                f"firmware-sim: warning: {budget.message} (measured on this host; boards that "
-                "cannot keep the schedule withhold their decisions: expect lower availability)",
-                file=sys.stderr,
-                flush=True,
-            )
 
-    try:
-        if view is not None:
-            with view:
-                result = run(spec, out, realtime=realtime, watch=view.update, on_admission=admitted)
-        else:
-            result = run(spec, out, realtime=realtime, on_admission=admitted)
-    except FeasibilityError as e:
-        fail(str(e))
-    except ClusterError as e:
-        fail(str(e), 1)
-    except KeyboardInterrupt:
-        print(f"interrupted: boards and fabric stopped; logs in {out}", file=sys.stderr)
-        return 130
-    print(summary(result))
-    return 0 if result.ok else 1
+def _warn_unless_fits(budget: TimingBudget) -> None:
+    if not budget.fits:
+        print(
+            f"firmware-sim: warning: {budget.message} (measured on this host; boards that "
+            "cannot keep the schedule withhold their decisions: expect lower availability)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 class _HelpFormatter(argparse.HelpFormatter):

@@ -133,21 +133,7 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         raise CampaignError(f"{where}: fail_silent must be true or false")
     if not 2 <= nodes <= 16 or not 0 <= m <= 6 or sc_ticks < 1 or not 0 < tick_hz <= 1000:
         raise CampaignError(f"{where}: nodes 2..16, m 0..6, ticks >= 1, tick_hz in (0, 1000]")
-    faults_raw = t.get("fault", [])
-    if not isinstance(faults_raw, list):
-        raise CampaignError(f"{where}: fault must be an array of tables ([[scenario.fault]])")
-    faults: list[Fault] = []
-    for f in faults_raw:
-        if not isinstance(f, dict):
-            raise CampaignError(f"{where}: each [[scenario.fault]] must be a table")
-        try:
-            faults.append(fault_from_table(f, nodes))
-        except FaultSpecError as e:
-            raise CampaignError(f"{where}: {e}") from None
-    try:
-        validate_run(faults, sc_ticks, tick_hz)
-    except FaultSpecError as e:
-        raise CampaignError(f"{where}: {e}") from None
+    faults = _scenario_faults(t.get("fault", []), where, nodes, sc_ticks, tick_hz)
     alg = Algorithm(algorithm)
     return Scenario(
         name,
@@ -163,6 +149,27 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         publish,
         fail_silent,
     )
+
+
+def _scenario_faults(
+    faults_raw: object, where: str, nodes: int, ticks: int, tick_hz: float
+) -> list[Fault]:
+    """A scenario's [[scenario.fault]] tables, each parsed and the set checked against the run."""
+    if not isinstance(faults_raw, list):
+        raise CampaignError(f"{where}: fault must be an array of tables ([[scenario.fault]])")
+    faults: list[Fault] = []
+    for f in faults_raw:
+        if not isinstance(f, dict):
+            raise CampaignError(f"{where}: each [[scenario.fault]] must be a table")
+        try:
+            faults.append(fault_from_table(f, nodes))
+        except FaultSpecError as e:
+            raise CampaignError(f"{where}: {e}") from None
+    try:
+        validate_run(faults, ticks, tick_hz)
+    except FaultSpecError as e:
+        raise CampaignError(f"{where}: {e}") from None
+    return faults
 
 
 # -- running one scenario ---------------------------------------------------------------
@@ -250,9 +257,7 @@ def run_scenario(
     )
 
 
-def _skipped(
-    sc: Scenario, mode: str, rig: Rig | None, why: str, started: float
-) -> ScenarioResult:
+def _skipped(sc: Scenario, mode: str, rig: Rig | None, why: str, started: float) -> ScenarioResult:
     return ScenarioResult(
         sc,
         mode,

@@ -153,6 +153,19 @@ def main(argv: list[str] | None = None) -> None:
     c = sub.add_parser("campaign", help="fault campaigns: run, merge shards")
     csub = c.add_subparsers(dest="campaign_cmd", required=True)
     cr = csub.add_parser("run", help="run a campaign; writes report.json, report.html, junit.xml")
+    _add_campaign_run_options(cr)
+    cr.set_defaults(func=_campaign_run)
+    cm = csub.add_parser("merge", help="merge shard report directories into one report")
+    cm.add_argument("--out", required=True)
+    cm.add_argument("parts", nargs="+", help="shard report directories")
+    cm.set_defaults(func=_campaign_merge)
+
+    args = parser.parse_args(argv)
+    raise SystemExit(args.func(args))
+
+
+def _add_campaign_run_options(cr: argparse.ArgumentParser) -> None:
+    """`campaign run`: where the report goes, which mode runs it, and per-run overrides."""
     cr.add_argument("campaign", help="campaign TOML")
     cr.add_argument("--out", required=True, help="report directory")
     cr.add_argument(
@@ -178,11 +191,3 @@ def main(argv: list[str] | None = None) -> None:
     )
     cr.add_argument("--no-shrink", action="store_true", help="do not shrink violations")
     cr.add_argument("--no-progress", action="store_true")
-    cr.set_defaults(func=_campaign_run)
-    cm = csub.add_parser("merge", help="merge shard report directories into one report")
-    cm.add_argument("--out", required=True)
-    cm.add_argument("parts", nargs="+", help="shard report directories")
-    cm.set_defaults(func=_campaign_merge)
-
-    args = parser.parse_args(argv)
-    raise SystemExit(args.func(args))

@@ -22,6 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.artist import Artist
+from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
@@ -91,6 +92,28 @@ def timeline_png(
         vmax=len(STATES) - 1,
         extent=(0, cols * step, len(boards) - 0.5, -0.5),
     )
+    _shade_faults(ax, faults, boards, ticks)
+    for v in violations:
+        for b in v.get("nodes", []):
+            if b in boards:
+                ax.plot(v["tick"] + 0.5, boards.index(b), "x", color="black", ms=7, mew=2)
+    ax.set_yticks(
+        range(len(boards)),
+        [f"board {b} (traitor)" if b in traitors else f"board {b}" for b in boards],
+    )
+    ax.set_xlabel("tick")
+    ax.set_title(name, fontsize=10, loc="left")
+    _timeline_legend(ax)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _shade_faults(
+    ax: Axes, faults: Sequence[Mapping[str, Any]], boards: list[int], ticks: int
+) -> None:
+    """Hatch each fault's window on the boards it hits; a fault on no board shades every row."""
     for f in faults:
         lo = f.get("from_tick", 0)
         hi = f.get("to_tick")
@@ -114,16 +137,9 @@ def timeline_png(
                     )
         else:
             ax.axvspan(lo, hi, color="#1e3a8a", alpha=0.08)
-    for v in violations:
-        for b in v.get("nodes", []):
-            if b in boards:
-                ax.plot(v["tick"] + 0.5, boards.index(b), "x", color="black", ms=7, mew=2)
-    ax.set_yticks(
-        range(len(boards)),
-        [f"board {b} (traitor)" if b in traitors else f"board {b}" for b in boards],
-    )
-    ax.set_xlabel("tick")
-    ax.set_title(name, fontsize=10, loc="left")
+
+
+def _timeline_legend(ax: Axes) -> None:
     handles: list[Artist] = [Patch(color=COLORS[STATES.index(s)], label=s) for s in LEGEND]
     handles.append(Patch(facecolor="white", edgecolor="#1e3a8a", hatch="//", label="fault"))
     handles.append(Line2D([], [], marker="x", color="black", ls="", label="violation"))
@@ -134,10 +150,6 @@ def timeline_png(
         fontsize=8,
         frameon=False,
     )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
 
 
 def coverage_png(path: Path, rows: Sequence[tuple[str, int, int]]) -> None:
@@ -228,54 +240,101 @@ def _img(path: Path) -> str:
     return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
 
 
+_STYLE = """<style>
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+td, th { border: 1px solid #ccc; padding: 3px 8px; font-size: 14px; }
+th { background: #f0f0f0; }
+.pass { color: #1b5e20; font-weight: 600; } .fail { color: #b71c1c; font-weight: 600; }
+tr.fail td { background: #ffebee; } img { max-width: 100%; }
+section { border-top: 1px solid #ddd; margin-top: 1.5em; } code { background: #f5f5f5; }
+span.pass, span.fail { margin-right: 0.8em; }
+</style>"""
+
+
 def write_html(out: Path, report: Mapping[str, Any]) -> None:
     e = html.escape
     scenarios = report["scenarios"]
     passed = sum(1 for s in scenarios if s["passed"])
-    rows = []
-    for s in scenarios:
-        badge = "pass" if s["passed"] else "fail"
-        rows.append(
-            f"<tr class='{badge}'><td><a href='#{e(s['name'])}'>{e(s['name'])}</a></td>"
-            f"<td>{e(s['mode'])}</td><td>{s['nodes']}</td><td>{e(s['algorithm'].upper())}"
-            f"({s['m']})</td><td>{e(', '.join(s['faults']) or '-')}</td>"
-            f"<td>{'yes' if s['inside_bound'] else 'no'}</td><td>{e(s['expect'])}</td>"
-            f"<td>{e(s['outcome'])}</td><td class='{badge}'>{badge.upper()}</td>"
-            f"<td>{_lowest_availability(s)}</td>"
-            f"<td>{s['ticks']}</td><td>{s['seed']}</td></tr>"
-        )
-    cov = report.get("coverage", [])
+    rows = "".join(_summary_row(s) for s in scenarios)
+    sections = "".join(_scenario_section(out, s) for s in scenarios)
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>voter campaign {e(str(report["campaign"]))}</title>
+{_STYLE}</head><body>
+<h1>Campaign {e(str(report["campaign"]))}</h1>
+<p id="verdict" class="{"pass" if passed == len(scenarios) else "fail"}">{passed} of
+{len(scenarios)} scenarios passed (seed {report["seed"]}).</p>
+<table id="summary"><tr><th>scenario</th><th>mode</th><th>N</th><th>algorithm</th>
+<th>faults</th><th>inside bound</th><th>expect</th><th>outcome</th><th>result</th>
+<th>lowest availability</th><th>ticks</th><th>seed</th></tr>
+{rows}</table>
+<h2>Detection coverage</h2>
+{_coverage_section(out, report.get("coverage", []))}
+{sections}
+</body></html>"""
+    (out / "report.html").write_text(page, encoding="utf-8")
+
+
+def _summary_row(s: Mapping[str, Any]) -> str:
+    """The scenario's row in the summary table, linking to its section."""
+    e = html.escape
+    badge = "pass" if s["passed"] else "fail"
+    return (
+        f"<tr class='{badge}'><td><a href='#{e(s['name'])}'>{e(s['name'])}</a></td>"
+        f"<td>{e(s['mode'])}</td><td>{s['nodes']}</td><td>{e(s['algorithm'].upper())}"
+        f"({s['m']})</td><td>{e(', '.join(s['faults']) or '-')}</td>"
+        f"<td>{'yes' if s['inside_bound'] else 'no'}</td><td>{e(s['expect'])}</td>"
+        f"<td>{e(s['outcome'])}</td><td class='{badge}'>{badge.upper()}</td>"
+        f"<td>{_lowest_availability(s)}</td>"
+        f"<td>{s['ticks']}</td><td>{s['seed']}</td></tr>"
+    )
+
+
+def _coverage_section(out: Path, cov: Sequence[Mapping[str, Any]]) -> str:
+    """The coverage table and its plot, or one line saying no link or memory fault was injected."""
+    e = html.escape
+    if not cov:
+        return "<p>No link or memory faults injected.</p>"
     cov_rows = "".join(
         f"<tr><td>{e(c['fault'])}</td><td>{c['handled']}/{c['injected']}</td>"
         f"<td>{c['rate']:.4f}</td><td>[{c['ci95'][0]:.4f}, {c['ci95'][1]:.4f}]</td>"
         f"<td>{c['undetected']}</td><td>{e(c['how'])}</td></tr>"
         for c in cov
     )
-    sections = []
-    for s in scenarios:
-        counters = "".join(
-            f"<tr><td>{e(k)}</td><td>{v}</td></tr>"
-            for k, v in sorted(s.get("counters", {}).items())
+    return (
+        '<table id="coverage"><tr><th>fault</th><th>handled</th><th>rate</th><th>95 % CI</th>'
+        "<th>undetected</th><th>mechanism</th></tr>"
+        + cov_rows
+        + "</table>"
+        + _img(out / "plots" / "coverage.png")
+    )
+
+
+def _scenario_section(out: Path, s: Mapping[str, Any]) -> str:
+    """One scenario in full: verdict, fault budget, boards, timeline, violations, counters."""
+    e = html.escape
+    counters = "".join(
+        f"<tr><td>{e(k)}</td><td>{v}</td></tr>" for k, v in sorted(s.get("counters", {}).items())
+    )
+    props = " ".join(
+        f"<span class='{'pass' if ok else 'fail'}'>{e(p)}</span>"
+        for p, ok in s["properties"].items()
+    )
+    viol = "".join(
+        f"<li>tick {v['tick']}: {e(v['property'])} on boards {v['nodes']} — {e(v['detail'])}</li>"
+        for v in s.get("violations", [])[:5]
+    )
+    shrunk = ""
+    if s.get("shrunk"):
+        sh = s["shrunk"]
+        shrunk = (
+            f"<p>Shrunk to {sh['ticks']} ticks and {len(sh['faults'])} fault(s): "
+            f"{e(', '.join(sh['faults']) or 'none')}. Reproduce: "
+            f"<code>{e(sh['command'])}</code></p>"
         )
-        props = " ".join(
-            f"<span class='{'pass' if ok else 'fail'}'>{e(p)}</span>"
-            for p, ok in s["properties"].items()
-        )
-        viol = "".join(
-            f"<li>tick {v['tick']}: {e(v['property'])} on boards {v['nodes']} — "
-            f"{e(v['detail'])}</li>"
-            for v in s.get("violations", [])[:5]
-        )
-        shrunk = ""
-        if s.get("shrunk"):
-            sh = s["shrunk"]
-            shrunk = (
-                f"<p>Shrunk to {sh['ticks']} ticks and {len(sh['faults'])} fault(s): "
-                f"{e(', '.join(sh['faults']) or 'none')}. Reproduce: "
-                f"<code>{e(sh['command'])}</code></p>"
-            )
-        reasons = "; ".join(s["fault_budget"]["reasons"]) or "no faults"
-        sections.append(f"""
+    reasons = "; ".join(s["fault_budget"]["reasons"]) or "no faults"
+    return f"""
 <section id="{e(s["name"])}"><h2>{e(s["name"])} <small class="{"pass" if s["passed"] else "fail"}">
 {"PASS" if s["passed"] else "FAIL"}</small></h2>
 <p>{s["nodes"]} boards, {e(s["algorithm"].upper())}({s["m"]}), {s["ticks"]} ticks at
@@ -289,40 +348,7 @@ got <b>{e(s["outcome"])}</b>. Fault budget: {s["fault_budget"]["counted"]} count
 {_img(out / "plots" / (s["name"] + ".png"))}
 {f"<ul>{viol}</ul>" if viol else ""}{shrunk}
 <details><summary>counters</summary><table>{counters}</table></details>
-<p>Reproduce: <code>{e(s["command"])}</code></p></section>""")
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>voter campaign {e(str(report["campaign"]))}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.5em 0; }}
-td, th {{ border: 1px solid #ccc; padding: 3px 8px; font-size: 14px; }}
-th {{ background: #f0f0f0; }}
-.pass {{ color: #1b5e20; font-weight: 600; }} .fail {{ color: #b71c1c; font-weight: 600; }}
-tr.fail td {{ background: #ffebee; }} img {{ max-width: 100%; }}
-section {{ border-top: 1px solid #ddd; margin-top: 1.5em; }} code {{ background: #f5f5f5; }}
-span.pass, span.fail {{ margin-right: 0.8em; }}
-</style></head><body>
-<h1>Campaign {e(str(report["campaign"]))}</h1>
-<p id="verdict" class="{"pass" if passed == len(scenarios) else "fail"}">{passed} of
-{len(scenarios)} scenarios passed (seed {report["seed"]}).</p>
-<table id="summary"><tr><th>scenario</th><th>mode</th><th>N</th><th>algorithm</th>
-<th>faults</th><th>inside bound</th><th>expect</th><th>outcome</th><th>result</th>
-<th>lowest availability</th><th>ticks</th><th>seed</th></tr>
-{"".join(rows)}</table>
-<h2>Detection coverage</h2>
-{
-        '<table id="coverage"><tr><th>fault</th><th>handled</th><th>rate</th><th>95 % CI</th>'
-        "<th>undetected</th><th>mechanism</th></tr>"
-        + cov_rows
-        + "</table>"
-        + _img(out / "plots" / "coverage.png")
-        if cov
-        else "<p>No link or memory faults injected.</p>"
-    }
-{"".join(sections)}
-</body></html>"""
-    (out / "report.html").write_text(page, encoding="utf-8")
+<p>Reproduce: <code>{e(s["command"])}</code></p></section>"""
 
 
 def _percent(a: Any) -> str:

@@ -74,7 +74,6 @@ def _parse(raw: dict[str, Any], path: Path) -> Rig:
         cluster = load_cluster(path.resolve().parent / cluster_s)
     except ConfigFileError as e:
         raise c.error("rig.cluster", str(e)) from None
-    n = cluster.n
     control_baud = c.integer(
         head.get("control_baud", cluster.baud), "rig.control_baud", 1, MAX_BAUD
     )
@@ -83,29 +82,51 @@ def _parse(raw: dict[str, Any], path: Path) -> Rig:
         raise c.error("rig.start_in_s", "must be a number of seconds")
     if not (math.isfinite(start) and 0.5 <= start <= 10):
         raise c.error("rig.start_in_s", f"must be in 0.5..10, got {start:g}")
+    ports = _Ports(c)
+    control = _control_ports(c, raw["control"], cluster, ports)
+    links, link_baud = _link_ports(c, raw["link"], cluster, ports)
+    return Rig(path, cluster, control, links, link_baud, control_baud, float(start))
 
-    seen: dict[str, str] = {}
 
-    def port(value: object, key: str) -> str:
-        s = c.string(value, key)
+class _Ports:
+    """Hands out the rig's ports by key, so that one port wired twice is named as a mistake."""
+
+    def __init__(self, c: _Checker) -> None:
+        self.c = c
+        self.seen: dict[str, str] = {}
+
+    def port(self, value: object, key: str) -> str:
+        s = self.c.string(value, key)
         if not s:
-            raise c.error(key, "port must not be empty")
-        if s in seen:
-            raise c.error(key, f"port {s} is already used by {seen[s]}")
-        seen[s] = key
+            raise self.c.error(key, "port must not be empty")
+        if s in self.seen:
+            raise self.c.error(key, f"port {s} is already used by {self.seen[s]}")
+        self.seen[s] = key
         return s
 
-    ctl_t = c.table(raw["control"], "control")
+
+def _control_ports(
+    c: _Checker, value: object, cluster: ClusterConfig, ports: _Ports
+) -> dict[int, str]:
+    """[control]: node id -> the rig port wired to that board's control UART, for every node."""
+    n = cluster.n
+    ctl_t = c.table(value, "control")
     control: dict[int, str] = {}
     for name, v in ctl_t.items():
         if not (name.isascii() and name.isdigit()) or int(name) >= n:
             raise c.error(f"control.{name}", f"keys must be node ids 0..{n - 1} of {cluster.path}")
-        control[int(name)] = port(v, f"control.{name}")
+        control[int(name)] = ports.port(v, f"control.{name}")
     missing = [i for i in range(n) if i not in control]
     if missing:
         raise c.error("control", f"no control port for node(s) {missing}")
+    return control
 
-    links_raw = raw["link"]
+
+def _link_ports(
+    c: _Checker, links_raw: object, cluster: ClusterConfig, ports: _Ports
+) -> tuple[dict[tuple[int, int], str], dict[tuple[int, int], int]]:
+    """[[link]]: each end's rig port and baud, both directions, for a full mesh."""
+    n = cluster.n
     if not isinstance(links_raw, list):
         raise c.error("link", "must be an array of tables ([[link]])")
     links: dict[tuple[int, int], str] = {}
@@ -126,13 +147,13 @@ def _parse(raw: dict[str, Any], path: Path) -> Rig:
                 f"{key}.baud",
                 f"{baud} differs from the cluster's {cluster.baud} (boards open links at that)",
             )
-        links[(a, b)] = port(t["a_port"], f"{key}.a_port")
-        links[(b, a)] = port(t["b_port"], f"{key}.b_port")
+        links[(a, b)] = ports.port(t["a_port"], f"{key}.a_port")
+        links[(b, a)] = ports.port(t["b_port"], f"{key}.b_port")
         link_baud[(a, b)] = link_baud[(b, a)] = baud
     absent = [f"{a}-{b}" for a in range(n) for b in range(a + 1, n) if (a, b) not in links]
     if absent:
         raise c.error("link", f"not a full mesh: no [[link]] for {', '.join(absent)}")
-    return Rig(path, cluster, control, links, link_baud, control_baud, float(start))
+    return links, link_baud
 
 
 def mismatch(nodes: int, algorithm: str, m: int, rig: Rig) -> str | None:

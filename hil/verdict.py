@@ -167,16 +167,43 @@ def summary(res: RunResult) -> str:
         f"{s.baud} baud, faults: {', '.join(f.describe() for f in s.faults) or 'none'}",
         f"loyal boards {c.loyal}: {c.decisions} decisions ({c.published} published) over "
         f"{c.ticks_checked} ticks",
-        f"agreement: {'held' if c.agreement else 'VIOLATED'}   "
-        f"validity: {'held' if c.validity else 'VIOLATED'}   "
-        f"liveness: {'held' if c.liveness else 'VIOLATED'}   "
-        f"integrity: {'held' if c.integrity else 'VIOLATED'}   "
-        f"timeliness: {'held' if c.timeliness else 'VIOLATED'}",
+        "   ".join(
+            f"{prop}: {'held' if held else 'VIOLATED'}"
+            for prop, held in (
+                ("agreement", c.agreement),
+                ("validity", c.validity),
+                ("liveness", c.liveness),
+                ("integrity", c.integrity),
+                ("timeliness", c.timeliness),
+            )
+        ),
         _availability_line(c),
         _withheld_line(c),
+        *_outage_lines(c, s.ticks),
+        *_fault_lines(res),
     ]
+    for v in c.violations[:5]:
+        lines.append(f"  {v.prop} violated at tick {v.tick} on {v.nodes}: {v.detail}")
+    if res.run_json.get("diagnosis"):
+        lines.append(res.run_json["diagnosis"])
+    late = res.run_json.get("missed_start") or {}
+    if late:
+        lines.append(
+            "missed the common start: "
+            + ", ".join(f"board {i} joined at tick {t}" for i, t in sorted(late.items()))
+            + " (the host took longer than the start margin to start the boards; their "
+            "ticks before that are not checked)"
+        )
+    if res.out is not None:
+        lines.append(f"run directory: {res.out}")
+    return "\n".join(lines)
+
+
+def _outage_lines(c: CheckResult, ticks: int) -> list[str]:
+    """How each board came back after withholding, and how long a published split stood."""
+    lines = []
     # Outages before the last tick (the last one has no next tick to confirm it).
-    outs = {i: [r for r in runs if r[0] + r[1] < s.ticks - 1] for i, runs in c.outages.items()}
+    outs = {i: [r for r in runs if r[0] + r[1] < ticks - 1] for i, runs in c.outages.items()}
     if any(outs.values()):
         lines.append(
             "back to publishing after: "
@@ -193,38 +220,25 @@ def summary(res: RunResult) -> str:
             f"published disagreement stood for up to {longest} consecutive tick(s) "
             f"(from tick {longest_at})"
         )
+    return lines
+
+
+def _fault_lines(res: RunResult) -> list[str]:
+    """What was injected, what the loyal boards did about it, and the fault budget."""
+    c = res.check
     inj = res.counters
     boards = {int(k): v for k, v in res.run_json["boards"].items()}
     loyal = [boards[i] for i in c.loyal if i in boards]
     dropped = sum(b["dropped"] for b in loyal)
     corrected = sum(b["corrected"] for b in loyal)
     stops = sum(b["stops"] for b in loyal)
-    lines.append(
+    budget = res.run_json["fault_budget"]
+    return [
         f"injected: {inj.flipped_bits} bit flips in {inj.link_corrupted} frames, "
-        f"{inj.link_dropped} frames dropped, {inj.link_delayed} delayed"
-    )
-    lines.append(
+        f"{inj.link_dropped} frames dropped, {inj.link_delayed} delayed",
         f"loyal boards dropped {dropped} damaged or lying frames/entries, corrected {corrected} "
         f"memory errors, stopped themselves {stops} times"
-        + (" — every fault masked" if c.safe and c.liveness else "")
-    )
-    budget = res.run_json["fault_budget"]
-    lines.append(
+        + (" — every fault masked" if c.safe and c.liveness else ""),
         f"fault budget: {budget['counted']} counted, bound {budget['bound']} "
-        f"({'inside' if budget['inside_bound'] else 'OUTSIDE'} the theory's bound)"
-    )
-    for v in c.violations[:5]:
-        lines.append(f"  {v.prop} violated at tick {v.tick} on {v.nodes}: {v.detail}")
-    if res.run_json.get("diagnosis"):
-        lines.append(res.run_json["diagnosis"])
-    late = res.run_json.get("missed_start") or {}
-    if late:
-        lines.append(
-            "missed the common start: "
-            + ", ".join(f"board {i} joined at tick {t}" for i, t in sorted(late.items()))
-            + " (the host took longer than the start margin to start the boards; their "
-            "ticks before that are not checked)"
-        )
-    if res.out is not None:
-        lines.append(f"run directory: {res.out}")
-    return "\n".join(lines)
+        f"({'inside' if budget['inside_bound'] else 'OUTSIDE'} the theory's bound)",
+    ]

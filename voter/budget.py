@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from voter.core.board import Board
+from voter.core.crypto import KeyRing
 from voter.core.frame import ENTRIES_MAX, Frame, FrameSplitter, encoded_size
 from voter.core.frame import encode_frame as _encode_frame
 from voter.core.ic import ic_params
-from voter.core.protocol import Algorithm
+from voter.core.protocol import Algorithm, Params
 from voter.core.splitter import FRAME_BYTES_MAX
 from voter.simkeys import board_keys
 
@@ -304,85 +305,138 @@ def measure_tick_cpu(
         raise ValueError(f"samples must be >= 1, got {samples}")
     check_cluster(nodes, m, algorithm, channels)  # one clear line for frames too big to send
     params = ic_params(nodes, m, algorithm, cluster)
-    keys = board_keys(nodes, cluster)
-    boards = [Board(params, i, channels, keys[i]) for i in range(nodes)]
-    splitters = {
-        (s, d): FrameSplitter(cluster) for s in range(nodes) for d in range(nodes) if s != d
-    }
-    rounds = params.rounds
-    send: list[list[int]] = [[] for _ in range(rounds)]
-    recv: list[list[int]] = [[] for _ in range(rounds)]
-    path: list[list[int]] = [[] for _ in range(rounds)]
-    decide: list[int] = []
+    timed = _TimedCluster(params, board_keys(nodes, cluster), channels, clock, cluster)
+    kept = _TickTimes([[] for _ in range(params.rounds)], [[] for _ in range(params.rounds)], [])
     wanted = samples if samples is not None else MAX_TICKS
     started = time.perf_counter()
     tick = 0
     measured = 0
     while measured < wanted:
         tick += 1
-        keep = tick > WARMUP_TICKS
-        send_t = [[0] * nodes for _ in range(rounds)]
-        outbox: list[list[tuple[int, bytes]]] = []
-        for i, b in enumerate(boards):
-            reading = _reading(i, tick, channels)
-            t0 = clock()
-            data = [(f.dst, _encode_frame(f)) for f in b.begin_tick(tick, reading)]
-            send_t[0][i] = clock() - t0
-            outbox.append(data)
-        for r in range(rounds):
-            inbox: list[list[tuple[int, bytes]]] = [[] for _ in range(nodes)]
-            for src, data in enumerate(outbox):
-                for dst, raw in data:
-                    inbox[dst].append((src, raw))
-            for dst, b in enumerate(boards):
-                t0 = clock()
-                for src, raw in inbox[dst]:
-                    for item in splitters[(src, dst)].feed(raw):
-                        b.on_frame(src, item)
-                took = clock() - t0
-                if keep:
-                    recv[r].append(took)
-                    send[r].append(send_t[r][dst])
-                    path[r].append(send_t[r][dst] + took)
-            if r + 1 < rounds:
-                outbox = []
-                for i, b in enumerate(boards):
-                    t0 = clock()
-                    data = [(f.dst, _encode_frame(f)) for f in b.next_round()]
-                    send_t[r + 1][i] = clock() - t0
-                    outbox.append(data)
-        for b in boards:
-            t0 = clock()
-            b.next_round()  # closes the last round (sends nothing), as voterd does
-            report = b.finish_tick()
-            took = clock() - t0
-            if keep:
-                decide.append(took)
-            if any(v is None for v in report.decision.vector):
-                # Not a loyal tick: the figures would time a path the boards never take.
-                raise RuntimeError(
-                    f"budget tick {tick}: board {b.me} decided {report.decision.vector}"
-                )
-        if keep:
-            measured += 1
-            spent = time.perf_counter() - started
-            if samples is None and measured >= MIN_TICKS and spent >= time_budget_s:
-                break
-    name = getattr(clock, "__name__", type(clock).__name__)
+        took = timed.tick(tick)
+        if tick <= WARMUP_TICKS:
+            continue
+        kept.extend(took)
+        measured += 1
+        spent = time.perf_counter() - started
+        if samples is None and measured >= MIN_TICKS and spent >= time_budget_s:
+            break
     return CpuProfile(
         nodes=nodes,
         m=m,
         algorithm=algorithm,
         channels=channels,
         ticks=measured,
-        clock=name,
-        send_p99_s=tuple(percentile(x, 99) / 1e9 for x in send),
-        recv_p99_s=tuple(percentile(x, 99) / 1e9 for x in recv),
-        round_p50_s=tuple(percentile(x, 50) / 1e9 for x in path),
-        round_p99_s=tuple(percentile(x, 99) / 1e9 for x in path),
-        decide_p50_s=percentile(decide, 50) / 1e9,
-        decide_p99_s=percentile(decide, 99) / 1e9,
+        clock=getattr(clock, "__name__", type(clock).__name__),
+        **kept.percentiles_s(),
     )
+
+
+@dataclass
+class _TickTimes:
+    """One tick's clock readings in ns, per round and board: encoding, taking in, deciding."""
+
+    send: list[list[int]]
+    recv: list[list[int]]
+    decide: list[int]
+
+    def extend(self, other: _TickTimes) -> None:
+        """Add another tick's readings (same boards, same order)."""
+        for r, (send, recv) in enumerate(zip(other.send, other.recv, strict=True)):
+            self.send[r] += send
+            self.recv[r] += recv
+        self.decide += other.decide
+
+    def percentiles_s(self) -> dict[str, Any]:
+        """CpuProfile's timing fields, in seconds."""
+        # A board's round path is its send and its receive of that round, the same tick.
+        path = [
+            [s + r for s, r in zip(sends, recvs, strict=True)]
+            for sends, recvs in zip(self.send, self.recv, strict=True)
+        ]
+        return {
+            "send_p99_s": tuple(percentile(x, 99) / 1e9 for x in self.send),
+            "recv_p99_s": tuple(percentile(x, 99) / 1e9 for x in self.recv),
+            "round_p50_s": tuple(percentile(x, 50) / 1e9 for x in path),
+            "round_p99_s": tuple(percentile(x, 99) / 1e9 for x in path),
+            "decide_p50_s": percentile(self.decide, 50) / 1e9,
+            "decide_p99_s": percentile(self.decide, 99) / 1e9,
+        }
+
+
+class _TimedCluster:
+    """measure_tick_cpu's cluster: every board, a FrameSplitter per link, and the timing clock."""
+
+    def __init__(
+        self,
+        params: Params,
+        keys: Mapping[int, KeyRing],
+        channels: int,
+        clock: Clock,
+        cluster: str,
+    ) -> None:
+        nodes = params.nodes
+        self.boards = [Board(params, i, channels, keys[i]) for i in range(nodes)]
+        self.splitters = {
+            (s, d): FrameSplitter(cluster) for s in range(nodes) for d in range(nodes) if s != d
+        }
+        self.rounds = params.rounds
+        self.channels = channels
+        self.clock = clock
+
+    def tick(self, tick: int) -> _TickTimes:
+        """Run one whole tick on every board; what each board's part of each phase took."""
+        readings = [_reading(b.me, tick, self.channels) for b in self.boards]
+        send_t, outbox = self._send(lambda b: b.begin_tick(tick, readings[b.me]))
+        took = _TickTimes([send_t], [], [])
+        for r in range(self.rounds):
+            took.recv.append(self._receive(outbox))
+            if r + 1 < self.rounds:
+                send_t, outbox = self._send(Board.next_round)
+                took.send.append(send_t)
+        took.decide = [self._decide(b, tick) for b in self.boards]
+        return took
+
+    def _send(
+        self, frames_of: Callable[[Board], list[Frame]]
+    ) -> tuple[list[int], list[list[tuple[int, bytes]]]]:
+        """Each board's frames of a round, encoded; the time each board took, and its outbox."""
+        clock = self.clock
+        took: list[int] = []
+        outbox: list[list[tuple[int, bytes]]] = []
+        for b in self.boards:
+            t0 = clock()
+            data = [(f.dst, _encode_frame(f)) for f in frames_of(b)]
+            took.append(clock() - t0)
+            outbox.append(data)
+        return took, outbox
+
+    def _receive(self, outbox: list[list[tuple[int, bytes]]]) -> list[int]:
+        """Every frame delivered as bytes; the time each board took to take in its inbox."""
+        clock = self.clock
+        inbox: list[list[tuple[int, bytes]]] = [[] for _ in self.boards]
+        for src, data in enumerate(outbox):
+            for dst, raw in data:
+                inbox[dst].append((src, raw))
+        took: list[int] = []
+        for dst, b in enumerate(self.boards):
+            t0 = clock()
+            for src, raw in inbox[dst]:
+                for item in self.splitters[(src, dst)].feed(raw):
+                    b.on_frame(src, item)
+            took.append(clock() - t0)
+        return took
+
+    def _decide(self, b: Board, tick: int) -> int:
+        """Close the last round (it sends nothing, as in voterd) and decide; the time it took."""
+        t0 = self.clock()
+        b.next_round()
+        report = b.finish_tick()
+        took = self.clock() - t0
+        if any(v is None for v in report.decision.vector):
+            # Not a loyal tick: the figures would time a path the boards never take.
+            raise RuntimeError(f"budget tick {tick}: board {b.me} decided {report.decision.vector}")
+        return took
 
 
 # -- admission -----------------------------------------------------------------------

@@ -79,6 +79,18 @@ def _build_parser() -> argparse.ArgumentParser:
         "every node's public key in the TOML. Copy cluster.toml to every board, and each key "
         "only to its own board.",
     )
+    _add_init_options(init)
+    show = csub.add_parser(
+        "show",
+        help="summarise a cluster.toml",
+        description="Check a cluster.toml and print its nodes, algorithm, fault bound and links.",
+    )
+    show.add_argument("config", type=Path, metavar="CLUSTER.toml")
+    return parser
+
+
+def _add_init_options(init: argparse.ArgumentParser) -> None:
+    """`cluster init`: the cluster's shape, its ports and logs, and the timing check."""
     init.add_argument("--nodes", type=int, required=True, metavar="N", help="number of boards")
     init.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     init.add_argument("--algorithm", choices=ALGORITHMS, default="om", help="default: om")
@@ -109,6 +121,17 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="decision log folder, relative to the config's folder (default: logs)",
     )
+    _add_timing_check_options(init)
+    init.add_argument(
+        "--output-socket",
+        default="",
+        metavar="PATH",
+        help="unix datagram socket for the voted output; may contain {node} (default: none)",
+    )
+
+
+def _add_timing_check_options(init: argparse.ArgumentParser) -> None:
+    """What `cluster init` needs to judge the tick rate against this host's budget."""
     init.add_argument(
         "--latency-ms",
         type=float,
@@ -131,20 +154,6 @@ def _build_parser() -> argparse.ArgumentParser:
         help="refuse (exit 2, nothing written) when the tick rate does not fit this host's "
         "measured budget; without it that is a warning",
     )
-    init.add_argument(
-        "--output-socket",
-        default="",
-        metavar="PATH",
-        help="unix datagram socket for the voted output; may contain {node} (default: none)",
-    )
-
-    show = csub.add_parser(
-        "show",
-        help="summarise a cluster.toml",
-        description="Check a cluster.toml and print its nodes, algorithm, fault bound and links.",
-    )
-    show.add_argument("config", type=Path, metavar="CLUSTER.toml")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> None:

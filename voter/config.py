@@ -163,6 +163,11 @@ class _Checker:
             raise self.error(key, f"must be a string, got {_tname(value)}")
         return value
 
+    def number(self, value: object, key: str) -> int | float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(key, f"must be a number, got {_tname(value)}")
+        return value
+
     def name(self, value: object, key: str) -> str:
         s = self.string(value, key)
         if not _NAME_RE.fullmatch(s):
@@ -219,60 +224,102 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
     c.keys(raw, "", ("cluster", "node"), ())
     cl = c.table(raw["cluster"], "cluster")
     c.keys(cl, "cluster", _CLUSTER_REQUIRED, _CLUSTER_OPTIONAL)
-
+    # Checked in file order: the first bad key is the one the message names.
     cluster_id = c.name(cl["id"], "cluster.id")
-    algorithm = c.string(cl["algorithm"], "cluster.algorithm")
-    if algorithm not in ALGORITHMS:
-        raise c.error("cluster.algorithm", f'must be "om" or "sm", got {algorithm!r}')
+    algorithm = _algorithm(c, cl["algorithm"])
     m = c.integer(cl["m"], "cluster.m", 0, MAX_M)
-
-    tick_hz = cl["tick_hz"]
-    if isinstance(tick_hz, bool) or not isinstance(tick_hz, int | float):
-        raise c.error("cluster.tick_hz", f"must be a number, got {_tname(tick_hz)}")
-    tick_hz = float(tick_hz)
-    if not (math.isfinite(tick_hz) and 0.0 < tick_hz <= MAX_TICK_HZ):
-        raise c.error("cluster.tick_hz", f"must be in (0, {MAX_TICK_HZ:g}], got {tick_hz:g}")
-
-    channels_raw = cl["channels"]
-    if not isinstance(channels_raw, list):
-        raise c.error("cluster.channels", f"must be an array of names, got {_tname(channels_raw)}")
-    if not 1 <= len(channels_raw) <= MAX_CHANNELS:
-        raise c.error(
-            "cluster.channels", f"must have 1..{MAX_CHANNELS} names, got {len(channels_raw)}"
-        )
-    channels = tuple(c.name(ch, f"cluster.channels[{i}]") for i, ch in enumerate(channels_raw))
-    if len(set(channels)) != len(channels):
-        dup = next(ch for ch in channels if channels.count(ch) > 1)
-        raise c.error("cluster.channels", f"duplicate channel {dup!r}")
-
+    tick_hz = _tick_hz(c, cl["tick_hz"])
+    channels = _channels(c, cl["channels"])
     baud = c.integer(cl.get("baud", DEFAULT_BAUD), "cluster.baud", 1, MAX_BAUD)
-    log_dir_s = c.string(cl.get("log_dir", DEFAULT_LOG_DIR), "cluster.log_dir")
-    if not log_dir_s:
-        raise c.error("cluster.log_dir", "must not be empty")
-    log_dir = (base / log_dir_s).resolve()
+    log_dir = _log_dir(c, cl.get("log_dir", DEFAULT_LOG_DIR), base)
     output_socket = c.string(cl.get("output_socket", ""), "cluster.output_socket")
     _check_template(c, output_socket, "cluster.output_socket")
-    try:
-        publish = parse_publish(c.string(cl.get("publish", "confirmed"), "cluster.publish"))
-    except ValueError as e:
-        raise c.error("cluster.publish", str(e).removeprefix("publish ")) from None
-    precision_ms = cl.get("precision_ms", 0.0)
-    if isinstance(precision_ms, bool) or not isinstance(precision_ms, int | float):
-        raise c.error("cluster.precision_ms", f"must be a number, got {_tname(precision_ms)}")
-    if not (math.isfinite(precision_ms) and 0.0 <= precision_ms <= 1000.0):
-        raise c.error("cluster.precision_ms", f"must be in [0, 1000], got {precision_ms:g}")
+    publish = _publish(c, cl.get("publish", "confirmed"))
+    precision_ms = _precision_ms(c, cl.get("precision_ms", 0.0))
     fail_silent = cl.get("fail_silent", True)
     if not isinstance(fail_silent, bool):
         raise c.error("cluster.fail_silent", f"must be true or false, got {_tname(fail_silent)}")
+    return ClusterConfig(
+        id=cluster_id,
+        algorithm=algorithm,
+        m=m,
+        tick_hz=tick_hz,
+        channels=channels,
+        baud=baud,
+        log_dir=log_dir,
+        output_socket=output_socket,
+        nodes=_parse_nodes(c, raw["node"], base),
+        path=abspath,
+        publish=publish,
+        precision_ms=precision_ms,
+        fail_silent=fail_silent,
+    )
 
-    nodes_raw = raw["node"]
-    if not isinstance(nodes_raw, list):
-        raise c.error("node", f"must be an array of tables ([[node]]), got {_tname(nodes_raw)}")
-    count = len(nodes_raw)
+
+def _algorithm(c: _Checker, value: object) -> Algorithm:
+    algorithm = c.string(value, "cluster.algorithm")
+    if algorithm not in ALGORITHMS:
+        raise c.error("cluster.algorithm", f'must be "om" or "sm", got {algorithm!r}')
+    return Algorithm(algorithm)
+
+
+def _tick_hz(c: _Checker, value: object) -> float:
+    tick_hz = float(c.number(value, "cluster.tick_hz"))
+    if not (math.isfinite(tick_hz) and 0.0 < tick_hz <= MAX_TICK_HZ):
+        raise c.error("cluster.tick_hz", f"must be in (0, {MAX_TICK_HZ:g}], got {tick_hz:g}")
+    return tick_hz
+
+
+def _channels(c: _Checker, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise c.error("cluster.channels", f"must be an array of names, got {_tname(value)}")
+    if not 1 <= len(value) <= MAX_CHANNELS:
+        raise c.error("cluster.channels", f"must have 1..{MAX_CHANNELS} names, got {len(value)}")
+    channels = tuple(c.name(ch, f"cluster.channels[{i}]") for i, ch in enumerate(value))
+    if len(set(channels)) != len(channels):
+        dup = next(ch for ch in channels if channels.count(ch) > 1)
+        raise c.error("cluster.channels", f"duplicate channel {dup!r}")
+    return channels
+
+
+def _log_dir(c: _Checker, value: object, base: Path) -> Path:
+    log_dir = c.string(value, "cluster.log_dir")
+    if not log_dir:
+        raise c.error("cluster.log_dir", "must not be empty")
+    return (base / log_dir).resolve()
+
+
+def _publish(c: _Checker, value: object) -> Publish:
+    try:
+        return parse_publish(c.string(value, "cluster.publish"))
+    except ValueError as e:
+        raise c.error("cluster.publish", str(e).removeprefix("publish ")) from None
+
+
+def _precision_ms(c: _Checker, value: object) -> float:
+    precision_ms = c.number(value, "cluster.precision_ms")
+    if not (math.isfinite(precision_ms) and 0.0 <= precision_ms <= 1000.0):
+        raise c.error("cluster.precision_ms", f"must be in [0, 1000], got {precision_ms:g}")
+    return float(precision_ms)
+
+
+def _parse_nodes(c: _Checker, value: object, base: Path) -> tuple[NodeConfig, ...]:
+    if not isinstance(value, list):
+        raise c.error("node", f"must be an array of tables ([[node]]), got {_tname(value)}")
+    count = len(value)
     if not MIN_NODES <= count <= MAX_NODES:
         raise c.error("node", f"cluster must have {MIN_NODES}..{MAX_NODES} nodes, got {count}")
+    ids = _node_ids(c, value)
+    nodes: dict[int, NodeConfig] = {}
+    seen_keys: dict[bytes, int] = {}
+    for nd, nid in zip(value, ids, strict=True):
+        nodes[nid] = _parse_node(c, nd, nid, count, base, seen_keys)
+    return tuple(nodes[i] for i in range(count))
 
-    # First pass: ids, so that later messages can name nodes by id and links can be checked.
+
+def _node_ids(c: _Checker, nodes_raw: list[Any]) -> list[int]:
+    """First pass: ids, so that later messages can name nodes by id and links can be checked."""
+    count = len(nodes_raw)
     ids: list[int] = []
     for i, nd in enumerate(nodes_raw):
         t = c.table(nd, f"node[{i}]")
@@ -288,51 +335,36 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
             "node.id",
             f"node ids must be exactly 0..{count - 1}; got {sorted(ids)} (missing {missing})",
         )
+    return ids
 
-    nodes: dict[int, NodeConfig] = {}
-    seen_keys: dict[bytes, int] = {}
-    for nd, nid in zip(nodes_raw, ids, strict=True):
-        k = f"node[{nid}]"
-        c.keys(nd, k, _NODE_REQUIRED, _NODE_OPTIONAL)
-        pk_s = c.string(nd["public_key"], f"{k}.public_key")
-        try:
-            pk = bytes(parse_public_key(pk_s))
-        except KeyFileError as exc:
-            raise c.error(f"{k}.public_key", str(exc).removeprefix("public key: ")) from None
-        if pk in seen_keys:
-            raise c.error(f"{k}.public_key", f"same key as node {seen_keys[pk]}")
-        seen_keys[pk] = nid
-        key_file_s = c.string(nd["key_file"], f"{k}.key_file")
-        if not key_file_s:
-            raise c.error(f"{k}.key_file", "must not be empty")
-        control = c.string(nd.get("control", ""), f"{k}.control")
-        if control.startswith("serial:") and not control.removeprefix("serial:"):
-            raise c.error(f"{k}.control", 'serial control needs a port, e.g. "serial:/dev/ttyAMA2"')
-        sensor = _parse_sensor(c, nd.get("sensor", {"kind": "sim"}), f"{k}.sensor")
-        links = _parse_links(c, nd["links"], f"{k}.links", nid, count)
-        nodes[nid] = NodeConfig(
-            id=nid,
-            public_key=pk,
-            key_file=(base / key_file_s).resolve(),
-            control=control,
-            sensor=sensor,
-            links=links,
-        )
 
-    return ClusterConfig(
-        id=cluster_id,
-        algorithm=Algorithm(algorithm),
-        m=m,
-        tick_hz=tick_hz,
-        channels=channels,
-        baud=baud,
-        log_dir=log_dir,
-        output_socket=output_socket,
-        nodes=tuple(nodes[i] for i in range(count)),
-        path=abspath,
-        publish=publish,
-        precision_ms=float(precision_ms),
-        fail_silent=fail_silent,
+def _parse_node(
+    c: _Checker, nd: dict[str, Any], nid: int, count: int, base: Path, seen_keys: dict[bytes, int]
+) -> NodeConfig:
+    """One [[node]] table; `seen_keys` (public key -> node id) catches two boards with one key."""
+    k = f"node[{nid}]"
+    c.keys(nd, k, _NODE_REQUIRED, _NODE_OPTIONAL)
+    pk_s = c.string(nd["public_key"], f"{k}.public_key")
+    try:
+        pk = bytes(parse_public_key(pk_s))
+    except KeyFileError as exc:
+        raise c.error(f"{k}.public_key", str(exc).removeprefix("public key: ")) from None
+    if pk in seen_keys:
+        raise c.error(f"{k}.public_key", f"same key as node {seen_keys[pk]}")
+    seen_keys[pk] = nid
+    key_file_s = c.string(nd["key_file"], f"{k}.key_file")
+    if not key_file_s:
+        raise c.error(f"{k}.key_file", "must not be empty")
+    control = c.string(nd.get("control", ""), f"{k}.control")
+    if control.startswith("serial:") and not control.removeprefix("serial:"):
+        raise c.error(f"{k}.control", 'serial control needs a port, e.g. "serial:/dev/ttyAMA2"')
+    return NodeConfig(
+        id=nid,
+        public_key=pk,
+        key_file=(base / key_file_s).resolve(),
+        control=control,
+        sensor=_parse_sensor(c, nd.get("sensor", {"kind": "sim"}), f"{k}.sensor"),
+        links=_parse_links(c, nd["links"], f"{k}.links", nid, count),
     )
 
 

@@ -191,17 +191,7 @@ class Board:
         if memory_fault is not None:
             memory_fault(self.store)
         corrected_before = self.store.corrected
-        try:
-            table = self.store.get_obj("table")
-        except UncorrectableError as e:
-            raise InconsistencyError(f"memory: {e}") from None
-        if not isinstance(table, list):
-            raise InconsistencyError("memory: message table unreadable")
-        mon_decide = monitor.om_decisions if isinstance(node, OMNode) else monitor.sm_decisions
-        try:
-            mon = mon_decide(self.params, self.me, self._local, table)
-        except (ValueError, TypeError, KeyError, AssertionError) as e:
-            raise InconsistencyError(f"memory: message table malformed ({e})") from None
+        mon = self._monitor_decisions(node)
         if mon != com:
             diff = sorted(c for c in com if com[c] != mon.get(c))
             raise InconsistencyError(f"COM/MON disagree on commanders {diff}")
@@ -210,25 +200,9 @@ class Board:
         )
         if monitor.vote(decision.vector, self.channels) != decision.output:
             raise InconsistencyError("COM/MON disagree on the voted output")
-        # The agreed vector is what gets published: it too passes through the store.
-        self.store.put_obj("vector", as_json_vector(decision.vector))
-        try:
-            stored = self.store.get_obj("vector")
-        except UncorrectableError as e:
-            raise InconsistencyError(f"memory: {e}") from None
-        if not isinstance(stored, list) or tuple(map(monitor.freeze, stored)) != decision.vector:
-            raise InconsistencyError("memory: agreed vector changed in the store")
-        t = self.totals
-        t.ticks += 1
-        t.late += self._counters.late
-        t.dropped += self._counters.dropped
-        t.rejected_entries += node.counters.rejected
+        self._check_stored_vector(decision.vector)
         corrected = self.store.corrected - corrected_before
-        t.corrected += corrected
-        for r, n in self._counters.reasons.items():
-            t.reasons[r] = t.reasons.get(r, 0) + n
-        for r, n in node.counters.reasons.items():
-            t.reasons[r] = t.reasons.get(r, 0) + n
+        self._add_to_totals(node, corrected)
         self._node = self._driven = None
         report = TickReport(
             decision,
@@ -242,6 +216,43 @@ class Board:
         return report
 
     # -- internals -------------------------------------------------------------
+    def _monitor_decisions(self, node: OMNode | SMNode) -> dict[int, Value]:
+        """MON: the decisions again, by the monitor's own code, from the table read back from
+        the store (so a memory error the ECC cannot correct stops the board here)."""
+        try:
+            table = self.store.get_obj("table")
+        except UncorrectableError as e:
+            raise InconsistencyError(f"memory: {e}") from None
+        if not isinstance(table, list):
+            raise InconsistencyError("memory: message table unreadable")
+        mon_decide = monitor.om_decisions if isinstance(node, OMNode) else monitor.sm_decisions
+        try:
+            return mon_decide(self.params, self.me, self._local, table)
+        except (ValueError, TypeError, KeyError, AssertionError) as e:
+            raise InconsistencyError(f"memory: message table malformed ({e})") from None
+
+    def _check_stored_vector(self, vector: tuple[Value, ...]) -> None:
+        """The agreed vector is what gets published: it too passes through the store."""
+        self.store.put_obj("vector", as_json_vector(vector))
+        try:
+            stored = self.store.get_obj("vector")
+        except UncorrectableError as e:
+            raise InconsistencyError(f"memory: {e}") from None
+        if not isinstance(stored, list) or tuple(map(monitor.freeze, stored)) != vector:
+            raise InconsistencyError("memory: agreed vector changed in the store")
+
+    def _add_to_totals(self, node: OMNode | SMNode, corrected: int) -> None:
+        t = self.totals
+        t.ticks += 1
+        t.late += self._counters.late
+        t.dropped += self._counters.dropped
+        t.rejected_entries += node.counters.rejected
+        t.corrected += corrected
+        for r, n in self._counters.reasons.items():
+            t.reasons[r] = t.reasons.get(r, 0) + n
+        for r, n in node.counters.reasons.items():
+            t.reasons[r] = t.reasons.get(r, 0) + n
+
     def _frames(self, round_no: int) -> list[Frame]:
         assert self._driven is not None and self.tick is not None
         out = self._driven.outgoing(round_no)
