@@ -606,8 +606,7 @@ class TickDriver:
         out = Actions()
         d = report.decision
         k = d.tick
-        t0 = self.t0(k)
-        decided = self.vt(now) - t0
+        decided = self.vt(now) - self.t0(k)
         rec = self._records.get(k)
         if rec is None:
             rec = self._records[k] = _TickRecord(k, self.sync.cum)
@@ -616,21 +615,41 @@ class TickDriver:
         # A stalled board read its frames late: no clock sample from this tick. A late write
         # is measured (the echo carries it), so those ticks still feed the sync and latency.
         rec.late = self._stalled
-        if late in (LATE_SEND, LATE_DECIDE) and k - self._overrun_at >= max(
+        overrun = self._overrun(k, late, decided)
+        if overrun is not None:
+            out.lines.append(overrun)
+        corr, moved = self._correct_clock(k, rec, out)
+        reason = late or self._state_reason(report, corr)
+        record = self._record(report, rec, decided, corr, moved)
+        output = {
+            "tick": k,
+            "node": d.node,
+            "output": list(d.output),
+            "entries": sum(1 for v in d.vector if v is not None),
+        }
+        self._track_down(d.vector)
+        out.extend(self._publish(record, output, reason))
+        return out
+
+    def _overrun(self, k: int, late: str | None, decided: float) -> dict[str, Any] | None:
+        """The `overrun` event for a tick this board sent or decided late (at most 1/s)."""
+        if late not in (LATE_SEND, LATE_DECIDE) or k - self._overrun_at < max(
             1, round(1 / self.period)
         ):
-            self._overrun_at = k
-            out.lines.append(
-                {
-                    "event": "overrun",
-                    "node": self.me,
-                    "tick": k,
-                    "what": "send" if late == LATE_SEND else "decide",
-                    "send_lag_us": _us(self._send_lag_max),
-                    "decided_us": _us(decided),
-                    "send_limit_us": _us(self.timing.send_limit(self.latency)),
-                }
-            )
+            return None
+        self._overrun_at = k
+        return {
+            "event": "overrun",
+            "node": self.me,
+            "tick": k,
+            "what": "send" if late == LATE_SEND else "decide",
+            "send_lag_us": _us(self._send_lag_max),
+            "decided_us": _us(decided),
+            "send_limit_us": _us(self.timing.send_limit(self.latency)),
+        }
+
+    def _correct_clock(self, k: int, rec: _TickRecord, out: Actions) -> tuple[Correction, float]:
+        """Apply this tick's clock correction (a step is logged); (correction, seconds moved)."""
         # Samples are about earlier ticks; a stalled board leaves its clock alone this tick.
         corr = self.sync.correction(k) if not rec.late else Correction()
         moved = corr.step or corr.slew
@@ -648,9 +667,15 @@ class TickDriver:
         latency = self.sync.latency(k)
         if latency is not None:
             self.latency = latency
-        reason = late or self._state_reason(report, corr)
+        return corr, moved
+
+    def _record(
+        self, report: TickReport, rec: _TickRecord, decided: float, corr: Correction, moved: float
+    ) -> DecisionRecord:
+        """The decision line: the one place a DecisionRecord is built (voterd and simulator)."""
+        d = report.decision
         record = DecisionRecord(
-            tick=k,
+            tick=d.tick,
             node=d.node,
             algorithm=self.algorithm,
             local=list(d.local) if isinstance(d.local, tuple) else d.local,
@@ -677,23 +702,20 @@ class TickDriver:
                 self.cpu_ticks.append(cpu_now - self._cpu_last)
                 record.cpu_us = _us(cpu_now - self._cpu_last)
             self._cpu_last = cpu_now
-        output = {
-            "tick": k,
-            "node": d.node,
-            "output": list(d.output),
-            "entries": sum(1 for v in d.vector if v is not None),
-        }
-        self._track_down(d.vector)
+        return record
+
+    def _publish(
+        self, record: DecisionRecord, output: dict[str, Any], reason: str | None
+    ) -> Actions:
+        """Publish now, hold for confirmation, or withhold with the first reason that applies."""
         if not self.timing.fail_silent:
-            out.extend(self._emit(record, output, None))
-            return out
+            return self._emit(record, output, None)
         if self.timing.publish == "confirmed":
-            self._pending = _Pending(k, record, output, reason)
-            return out
+            self._pending = _Pending(record.tick, record, output, reason)
+            return Actions()
         if reason is None and not self._trusted:
             reason = self._confirm if self._confirm not in (None, "ok") else JOINING
-        out.extend(self._emit(record, output, reason))
-        return out
+        return self._emit(record, output, reason)
 
     def _late_reason(self, decided: float) -> str | None:
         """Did this board keep its own schedule this tick? (it alone can know)"""
