@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from voter._cli_util import fail
+from voter._cli_util import add_version, fail
 from voter.core.driver import PUBLISH_MODES, parse_publish
 from voter.core.protocol import ALGORITHMS
 from voter.faultmodel import EXAMPLES, KINDS
@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         prog="firmware-sim",
         description="Simulated boards on a laptop: real voterd processes on pty serial links.",
     )
+    add_version(parser)
     sub = parser.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser(
         "run",

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from voter._cli_util import fail
+from voter._cli_util import add_version, fail
 from voter.core.protocol import ALGORITHMS
 
 
@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="hil", description="Hardware-in-the-loop rig: generals, adversary search, campaigns."
     )
+    add_version(parser)
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     g = sub.add_parser("generals", help="run one Byzantine generals scenario (TOML)")

@@ -275,6 +275,7 @@ def test_a_slow_board_still_starts_at_tick_0(tmp_path: Path, readiness: bool) ->
     try:
         if readiness:
             c.start(until_tick=59)
+            c.control(0, {"cmd": "start", "in_s": 0.5})  # a second start changes nothing
         else:
             c.fixed_start_at = time.monotonic() + 1.0
             for i in range(4):
@@ -288,5 +289,7 @@ def test_a_slow_board_still_starts_at_tick_0(tmp_path: Path, readiness: bool) ->
         assert {0: 0, 1: 0, 2: 0, 3: 0} == joined
         res = check(read_run(c.out, 4), faulty=[], window=(0, 59))
         assert res.agreement and res.validity and 240 == res.decisions
+        rejected = [e["error"] for e in events(c, 0) if e["event"] == "fault-rejected"]
+        assert ["start: already told"] == rejected
     else:
         assert joined[3] >= (SLOW_START_S - 1.0) * TEST_HZ  # it missed the common start

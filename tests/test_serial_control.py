@@ -59,7 +59,21 @@ def test_control_address_spelling() -> None:
 def test_process_commands_are_validated() -> None:
     crash = parse_command(b'{"cmd":"crash","at_tick":5}')
     assert {"cmd": "crash", "at_tick": 5} == check_process_command(crash)
-    for bad in (b'{"cmd":"crash","at_tick":-1}', b'{"cmd":"restart","start_in_s":99}', b"[1]"):
+    for good in (b'{"cmd":"start","at":123.5}', b'{"cmd":"start","in_s":0.5}'):
+        assert check_process_command(parse_command(good))["cmd"] == "start"
+    told = parse_command(b'{"cmd":"restart","when_told":true}')
+    assert told == check_process_command(told)
+    for bad in (
+        b'{"cmd":"crash","at_tick":-1}',
+        b'{"cmd":"restart","start_in_s":99}',
+        b"[1]",
+        b'{"cmd":"start"}',
+        b'{"cmd":"start","at":1,"in_s":1}',
+        b'{"cmd":"start","in_s":0}',
+        b'{"cmd":"start","in_s":60}',
+        b'{"cmd":"start","at":"soon"}',
+        b'{"cmd":"start","at":true}',
+    ):
         with pytest.raises(FaultCommandError):
             check_process_command(parse_command(bad))
 
@@ -69,6 +83,10 @@ def test_restart_argv_replaces_the_start() -> None:
     assert ["voterd", "--config", "c.toml", "--hil", "--start-at", "12.500000"] == restart_argv(
         argv, 12.5
     )
+    waiting = ["voterd", "--config", "c.toml", "--hil", "--start-when-told"]
+    assert waiting == restart_argv(argv, None)
+    assert waiting == restart_argv(waiting, None)  # restarted twice: one --start-when-told
+    assert "--start-when-told" not in restart_argv(waiting, 1.0)
 
 
 def test_full_send_buffer_drops_whole_lines_and_never_blocks() -> None:

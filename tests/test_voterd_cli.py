@@ -4,17 +4,34 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.conftest import run_cli
 
 
-def test_voterd_has_help_and_version() -> None:
-    """SPEC: every command has --help and --version (`voterd X.Y.Z` on stdout, exit 0)."""
-    helped = run_cli("voterd", "--help")
+@pytest.mark.parametrize("command", ["voterd", "voter", "hil", "firmware-sim"])
+def test_every_command_has_help_and_version(command: str) -> None:
+    """SPEC: every command has --help and --version (`PROG X.Y.Z` on stdout, exit 0)."""
+    helped = run_cli(command, "--help")
     assert 0 == helped.returncode, helped.stderr
     assert "--version" in helped.stdout
-    versioned = run_cli("voterd", "--version")
+    versioned = run_cli(command, "--version")
     assert 0 == versioned.returncode, versioned.stderr
-    assert re.fullmatch(r"voterd \d+\.\d+\.\d+\S*\n", versioned.stdout), versioned.stdout
+    assert re.fullmatch(rf"{command} \d+\.\d+\.\d+\S*\n", versioned.stdout), versioned.stdout
+
+
+def test_start_when_told_misuse_is_one_line_and_exit_2() -> None:
+    """--start-when-told is HIL only, and one way to start: both refused before any file is read."""
+    proc = run_cli("voterd", "--config", "missing.toml", "--node", "0", "--start-when-told")
+    assert ["voterd: error: --start-when-told is a HIL option (add --hil)"] == (
+        proc.stderr.splitlines()
+    )
+    both = ("--hil", "--start-when-told", "--start-at", "1.0")
+    proc = run_cli("voterd", "--config", "missing.toml", "--node", "0", *both)
+    assert 2 == proc.returncode
+    assert ["voterd: error: --start-at and --start-when-told are two ways to start: give one"] == (
+        proc.stderr.splitlines()
+    )
 
 
 def test_start_at_without_hil_is_one_line_and_exit_2() -> None:

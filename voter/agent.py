@@ -63,6 +63,7 @@ class FaultAgent:
         *,
         control: str,
         control_baud: int,
+        expects_start: bool = False,
     ) -> None:
         self.me = me
         self.faults = faults
@@ -77,6 +78,7 @@ class FaultAgent:
         self.crash_at: int | None = None
         #: tick 0 on CLOCK_MONOTONIC, once the rig's `start` command said when
         self.start_at: float | None = None
+        self._expects_start = expects_start  # started with --start-when-told
 
     # -- the control port ----------------------------------------------------------
     def open(self, sel: selectors.BaseSelector) -> None:
@@ -203,8 +205,10 @@ class FaultAgent:
         Only a board waiting for it (--start-when-told) takes it; a running board has its
         epoch and logs the command as rejected.
         """
-        if self.start_at is not None:
-            self.dlog.event("fault-rejected", node=self.me, error="start: already told")
+        if not self._expects_start or self.start_at is not None:
+            why = "already told" if self.start_at is not None else "not waiting for a start"
+            self.log.warning("HIL start ignored", reason=why)
+            self.dlog.event("fault-rejected", node=self.me, error=f"start: {why}")
             return
         at, in_s = cmd.get("at"), cmd.get("in_s")  # one of them, a number (checked)
         if isinstance(at, int | float):

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from voter._cli_util import fail
+from voter._cli_util import add_version, fail
 from voter.config import (
     DEFAULT_BAUD,
     DEFAULT_LOG_DIR,
@@ -56,6 +56,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="voter", description="Keys and cluster configuration for voterd.")
+    add_version(parser)
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND", parser_class=_Parser)
 
     kg = sub.add_parser(

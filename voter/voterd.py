@@ -144,7 +144,15 @@ def build(args: argparse.Namespace) -> Daemon:
         control = args.control or node.control
         baud = args.control_baud or cfg.baud
         agent = FaultAgent(
-            args.node, faults, clock, dlog, log, health, control=control, control_baud=baud
+            args.node,
+            faults,
+            clock,
+            dlog,
+            log,
+            health,
+            control=control,
+            control_baud=baud,
+            expects_start=args.start_when_told,
         )
     parts = Parts(
         cfg=cfg,
