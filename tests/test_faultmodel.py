@@ -104,6 +104,20 @@ def test_bad_tables_say_why_in_one_line(table: dict[str, object], why: str) -> N
     assert why in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("text", EXAMPLES)
+def test_any_value_of_the_wrong_shape_is_one_line(text: str) -> None:
+    """TOML can put a list or a table where a word or number belongs: still a FaultSpecError
+    (a list as `kind` used to escape as TypeError: unhashable type)."""
+    table = to_table(parse_fault(text, 4))
+    for key in [*table, "from_tick", "to_tick"]:
+        for value in ([1], {"a": 1}, [], {}, True, -1, "", 10**30):
+            bad = {**table, key: value}
+            try:
+                fault_from_table(bad, 4)
+            except FaultSpecError as e:
+                assert "\n" not in str(e)
+
+
 def test_link_selector_directions() -> None:
     both, one, every = (LinkSelector.parse(t, 4) for t in ("0-1", "0>1", "*"))
     assert both.carries(0, 1) and both.carries(1, 0) and not both.carries(0, 2)

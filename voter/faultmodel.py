@@ -605,7 +605,7 @@ def _from_fields(kind: str, where: int | LinkSelector, x: _Fields) -> Fault:
 
 
 def _kind(raw: object, what: str) -> str:
-    if raw not in _BY_KIND:
+    if not isinstance(raw, str) or raw not in _BY_KIND:  # a list or table is not hashable
         raise FaultSpecError(f"{what} must be one of {', '.join(KINDS)}, got {raw!r}")
     return str(raw)
 
