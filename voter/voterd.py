@@ -136,13 +136,11 @@ def build(args: argparse.Namespace) -> Daemon:
     )
     driver.stop_after = args.until_tick
     clock = Clock()
-    common_start = args.start_at is not None or args.start_when_told
-    health = Health(driver, Notifier(), common_start=common_start)
+    common = args.start_at is not None or args.start_when_told
+    health = Health(driver, Notifier(), common_start=common)
     dlog = DecisionLog(cfg.log_path(args.node))
     agent = None
     if args.hil:
-        control = args.control or node.control
-        baud = args.control_baud or cfg.baud
         agent = FaultAgent(
             args.node,
             faults,
@@ -150,8 +148,8 @@ def build(args: argparse.Namespace) -> Daemon:
             dlog,
             log,
             health,
-            control=control,
-            control_baud=baud,
+            control=args.control or node.control,
+            control_baud=args.control_baud or cfg.baud,
             expects_start=args.start_when_told,
         )
     parts = Parts(
@@ -168,7 +166,12 @@ def build(args: argparse.Namespace) -> Daemon:
         output=Output(cfg.output_socket_for(args.node)),
         agent=agent,
     )
-    opts = Options(
+    return Daemon(parts, _options(args, admission))
+
+
+def _options(args: argparse.Namespace, admission: TimingBudget | None) -> Options:
+    """How this run starts and ends, from the command line."""
+    return Options(
         listen_s=args.listen,
         realtime=not args.no_realtime,
         start_at=args.start_at,
@@ -176,7 +179,6 @@ def build(args: argparse.Namespace) -> Daemon:
         max_ticks=args.ticks,
         admission=admission,
     )
-    return Daemon(parts, opts)
 
 
 def _parser() -> argparse.ArgumentParser:
