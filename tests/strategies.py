@@ -6,7 +6,7 @@ import random
 
 from hypothesis import strategies as st
 
-from voter.core.adversary import Adversary, make_adversary
+from voter.core.adversary import STRATEGIES, Adversary, make_adversary
 from voter.core.values import ReadingDomain
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
@@ -18,7 +18,8 @@ def readings(channels: int = 3) -> st.SearchStrategy[tuple[float | None, ...]]:
     )
 
 
-STRATEGY_NAMES = ("silent", "equivocate", "lie", "flip", "random", "forge", "withhold")
+#: every in-memory strategy (the one list: voter.core.adversary.Strategy)
+STRATEGY_NAMES = STRATEGIES
 
 
 def adversary(name: str, domain: ReadingDomain, seed: int) -> Adversary:
