@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from voter._cli_util import add_version, fail
 from voter.config import (
@@ -26,6 +26,7 @@ from voter.config import (
     MAX_NODES,
     MAX_TICK_HZ,
     MIN_NODES,
+    SENSOR_KINDS,
     ClusterConfig,
     ConfigFileError,
     NodeConfig,
@@ -123,6 +124,7 @@ def _add_init_options(init: argparse.ArgumentParser) -> None:
         help="decision log folder, relative to the config's folder (default: logs)",
     )
     _add_timing_check_options(init)
+    _add_sensor_options(init)
     init.add_argument(
         "--output-socket",
         default="",
@@ -155,6 +157,92 @@ def _add_timing_check_options(init: argparse.ArgumentParser) -> None:
         help="refuse (exit 2, nothing written) when the tick rate does not fit this host's "
         "measured budget; without it that is a warning",
     )
+
+
+#: `cluster init --sensor-X` options: (dest, sensor table key, the kinds it applies to)
+_SENSOR_OPTIONS = (
+    ("sensor_path", "path", ("csv", "socket")),
+    ("sensor_device", "device", ("iio",)),
+    ("sensor_root", "root", ("iio",)),
+    ("sensor_port", "port", ("mavlink",)),
+    ("sensor_baud", "baud", ("mavlink",)),
+    ("sensor_channels", "channels", ("iio", "mavlink")),
+    ("sensor_scale", "scale", ("iio", "mavlink")),
+    ("sensor_stale_ms", "stale_ms", ("iio", "mavlink")),
+)
+_SENSOR_REQUIRED = {
+    "csv": ("sensor_path",),
+    "socket": ("sensor_path",),
+    "iio": ("sensor_device", "sensor_channels"),
+    "mavlink": ("sensor_port", "sensor_channels"),
+}
+
+
+def _add_sensor_options(init: argparse.ArgumentParser) -> None:
+    """`cluster init`: every board's sensor table (docs/deploy.md, Sensors)."""
+    g = init.add_argument_group(
+        "sensor", "where each board's reading comes from; {node} in a name is the board's id"
+    )
+    g.add_argument(
+        "--sensor",
+        choices=SENSOR_KINDS,
+        default="sim",
+        help="sim is simulated readings, for trying things out (default: sim)",
+    )
+    g.add_argument("--sensor-device", metavar="NAME", help="iio: device name, label or folder")
+    g.add_argument("--sensor-root", metavar="DIR", help="iio: sysfs folder of IIO devices")
+    g.add_argument("--sensor-port", metavar="PORT", help="mavlink: the flight controller's port")
+    g.add_argument("--sensor-baud", type=int, metavar="B", help="mavlink: line rate (57600)")
+    g.add_argument("--sensor-path", metavar="PATH", help="csv: file to replay; socket: to bind")
+    g.add_argument(
+        "--sensor-channels",
+        metavar="a,b,c",
+        help="iio: channels (e.g. pressure,temp); mavlink: MESSAGE.field (e.g. ATTITUDE.pitch),"
+        " one per cluster channel",
+    )
+    g.add_argument("--sensor-scale", metavar="k1,k2", help="iio, mavlink: factor per channel")
+    g.add_argument(
+        "--sensor-stale-ms", type=float, metavar="MS", help="iio, mavlink: older is missing"
+    )
+
+
+def _sensor_spec(args: argparse.Namespace, node: int) -> dict[str, Any]:
+    """One board's sensor table from the --sensor options (checked by _check_sensor_args)."""
+    if args.sensor == "sim":
+        return {"kind": "sim", "seed": node}
+    spec: dict[str, Any] = {"kind": args.sensor}
+    for dest, key, _ in _SENSOR_OPTIONS:
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        if key in ("channels", "scale"):
+            items = [x.strip() for x in value.split(",")]
+            value = [float(x) for x in items] if key == "scale" else items
+        elif isinstance(value, str):
+            value = value.replace("{node}", str(node))
+        spec[key] = value
+    return spec
+
+
+def _check_sensor_args(args: argparse.Namespace, channels: int) -> None:
+    """Options that do not fit the kind, or that it needs, before anything is written."""
+    for dest, _, kinds in _SENSOR_OPTIONS:
+        if getattr(args, dest) is not None and args.sensor not in kinds:
+            opt = "--" + dest.replace("_", "-")
+            fail(f"{opt} is for --sensor {' or '.join(kinds)}, not --sensor {args.sensor}")
+    for dest in _SENSOR_REQUIRED.get(args.sensor, ()):
+        if getattr(args, dest) is None:
+            fail(f"--sensor {args.sensor} needs --{dest.replace('_', '-')}")
+    if args.sensor_scale is not None:
+        try:
+            [float(x) for x in args.sensor_scale.split(",")]
+        except ValueError:
+            fail(f"--sensor-scale must be comma-separated numbers, got {args.sensor_scale!r}")
+    for opt in ("channels", "scale"):
+        value = getattr(args, f"sensor_{opt}")
+        if value is not None and len(value.split(",")) != channels:
+            got = len(value.split(","))
+            fail(f"--sensor-{opt} has {got} entries, one per cluster channel ({channels}) needed")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -248,7 +336,7 @@ def _make_config(
                 public_key=keys[i],
                 key_file=out / "keys" / f"node{i}.key",
                 control="",
-                sensor={"kind": "sim", "seed": i},
+                sensor=_sensor_spec(args, i),
                 links={p: _expand(args.link_template, i, p) for p in range(n) if p != i},
             )
             for i in range(n)
@@ -259,6 +347,7 @@ def _make_config(
 
 def _cluster_init(args: argparse.Namespace) -> None:
     channels = _check_init_args(args)
+    _check_sensor_args(args, len(channels))
     out: Path = args.out.absolute()
     cfg_path = out / "cluster.toml"
     key_dir = out / "keys"
@@ -339,6 +428,26 @@ def _cluster_show(args: argparse.Namespace) -> None:
         links = "  ".join(f"{p}={url}" for p, url in sorted(nd.links.items()))
         extra = f"   control: {nd.control}" if nd.control else ""
         print(f"  node {nd.id}: key {nd.public_key.hex()[:16]}...  links: {links}{extra}")
+        print(f"    sensor: {_describe_sensor(nd.sensor)}")
+    simulated = [str(nd.id) for nd in cfg.nodes if nd.sensor.get("kind", "sim") == "sim"]
+    if simulated:
+        # A production config should not fly simulated readings; one line, exit 0.
+        print(
+            f"voter: warning: node{'s' if len(simulated) > 1 else ''} {', '.join(simulated)} "
+            'read simulated sensors (kind = "sim");'
+            " a board in service needs iio, mavlink, csv or socket (docs/deploy.md, Sensors)",
+            file=sys.stderr,
+        )
+
+
+def _describe_sensor(spec: dict[str, Any]) -> str:
+    """`iio  device=bmp280  channels=pressure,temp`: the kind, then its settings."""
+    rest = [
+        f"{k}={','.join(str(x) for x in v) if isinstance(v, list) else v}"
+        for k, v in spec.items()
+        if k != "kind"
+    ]
+    return "  ".join([str(spec.get("kind", "sim")), *rest])
 
 
 if __name__ == "__main__":

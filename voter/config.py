@@ -31,7 +31,13 @@ MAX_CHANNELS = 32
 MAX_BAUD = 16_000_000
 DEFAULT_BAUD = 921600
 DEFAULT_LOG_DIR = "logs"
-SENSOR_KINDS = ("sim", "csv", "socket")
+SENSOR_KINDS = ("sim", "csv", "socket", "iio", "mavlink")
+#: the real sources' keys besides `kind` (required, optional); checked strictly, since a typo
+#: in e.g. stale_ms would silently change how a board reads its sensor
+_SENSOR_KEYS = {
+    "iio": (("device", "channels"), ("root", "scale", "stale_ms")),
+    "mavlink": (("port", "channels"), ("baud", "scale", "stale_ms", "sysid")),
+}
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
@@ -248,7 +254,7 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
         baud=baud,
         log_dir=log_dir,
         output_socket=output_socket,
-        nodes=_parse_nodes(c, raw["node"], base),
+        nodes=_sensor_channels(c, _parse_nodes(c, raw["node"], base), len(channels)),
         path=abspath,
         publish=publish,
         precision_ms=precision_ms,
@@ -386,6 +392,8 @@ def _parse_sensor(c: _Checker, value: object, key: str) -> dict[str, Any]:
         if "path" not in t:
             raise c.error(f"{key}.path", f'missing (required for kind = "{kind}")')
         c.string(t["path"], f"{key}.path")
+    if kind in _SENSOR_KEYS:
+        _real_sensor(c, t, key, kind)
     # Passed through to the sensor source, but restricted to values dump_cluster can write back.
     for k, v in t.items():
         if isinstance(v, list):
@@ -395,6 +403,50 @@ def _parse_sensor(c: _Checker, value: object, key: str) -> dict[str, Any]:
         elif not isinstance(v, bool | int | float | str):
             raise c.error(f"{key}.{k}", f"unsupported value {_tname(v)}")
     return dict(t)
+
+
+def _real_sensor(c: _Checker, t: dict[str, Any], key: str, kind: str) -> None:
+    """iio and mavlink: strict keys, string places, an array of source channel names."""
+    required, optional = _SENSOR_KEYS[kind]
+    c.keys(t, key, ("kind", *required), optional)
+    for k in ("device", "root", "port"):
+        if k in t and not c.string(t[k], f"{key}.{k}"):
+            raise c.error(f"{key}.{k}", "must not be empty")
+    names = t["channels"]
+    if not isinstance(names, list) or not names:
+        raise c.error(f"{key}.channels", f"must be an array of names, got {_tname(names)}")
+    for i, name in enumerate(names):
+        if not c.string(name, f"{key}.channels[{i}]"):
+            raise c.error(f"{key}.channels[{i}]", "must not be empty")
+    scale = t.get("scale", [])
+    if not isinstance(scale, list):
+        raise c.error(f"{key}.scale", f"must be an array of numbers, got {_tname(scale)}")
+    for i, k in enumerate(scale):
+        if not math.isfinite(c.number(k, f"{key}.scale[{i}]")):
+            raise c.error(f"{key}.scale[{i}]", f"must be finite, got {k}")
+    if "stale_ms" in t:
+        stale_ms = c.number(t["stale_ms"], f"{key}.stale_ms")
+        if not (math.isfinite(stale_ms) and 0 < stale_ms <= 60_000):
+            raise c.error(f"{key}.stale_ms", f"must be in (0, 60000], got {stale_ms:g}")
+    if "baud" in t:
+        c.integer(t["baud"], f"{key}.baud", 1, MAX_BAUD)
+    if "sysid" in t:
+        c.integer(t["sysid"], f"{key}.sysid", 0, 255)
+
+
+def _sensor_channels(
+    c: _Checker, nodes: tuple[NodeConfig, ...], count: int
+) -> tuple[NodeConfig, ...]:
+    """A real source gives exactly one value per cluster channel (and one scale each)."""
+    for nd in nodes:
+        real = nd.sensor.get("kind") in _SENSOR_KEYS
+        for k in ("channels", "scale"):
+            if real and len(nd.sensor.get(k, [0] * count)) != count:
+                raise c.error(
+                    f"node[{nd.id}].sensor.{k}",
+                    f"has {len(nd.sensor[k])} entries, the cluster has {count} channels",
+                )
+    return nodes
 
 
 def _parse_links(c: _Checker, value: object, key: str, nid: int, count: int) -> dict[int, str]:

@@ -1,7 +1,11 @@
-"""Where a board's reading comes from each tick: simulated, CSV replay, or an external process.
+"""Where a board's reading comes from each tick: simulated, CSV replay, an external process,
+a Linux IIO device (voter.sensor_iio) or a flight controller's MAVLink stream
+(voter.sensor_mavlink).
 
 A missing reading is ERROR (None) or a None channel, never 0. Sources sit at the
 I/O edge (they may read files and sockets); the agreement core only sees values.
+Set-up problems are a SensorError (one line, before the board ticks); a failure
+while running is a missing reading, counted by the source, never an exception.
 """
 
 from __future__ import annotations
@@ -199,7 +203,7 @@ class SocketSensor:
 def open_sensor(
     spec: Mapping[str, Any], channels: int, node: int, period_s: float, base: Path
 ) -> SensorSource:
-    """Build the source a node's config names (`sensor = {kind = ...}`)."""
+    """Build the source a node's config names (`sensor = {kind = ...}`, checked by voter.config)."""
     kind = spec.get("kind", "sim")
     if kind == "sim":
         return SimSensor(channels, node, int(spec.get("seed", 0)), period_s)
@@ -207,4 +211,27 @@ def open_sensor(
         return CsvSensor(base / str(spec["path"]), channels)
     if kind == "socket":
         return SocketSensor(base / str(spec["path"]), channels, int(spec.get("stale_ticks", 5)))
-    raise SensorError(f"unknown sensor kind {kind!r} (sim, csv, socket)")
+    names = [str(c) for c in spec.get("channels", [])]
+    if len(names) != channels:
+        raise SensorError(f"{kind} sensor names {len(names)} channels, the cluster has {channels}")
+    scale = [float(k) for k in spec.get("scale", [1.0] * channels)]
+    if kind == "iio":
+        from voter.sensor_iio import IIO_ROOT, IioSensor, find_device, open_channels
+
+        folder = find_device(base / str(spec.get("root", IIO_ROOT)), str(spec["device"]))
+        stale_s = float(spec.get("stale_ms", 5000 * period_s)) / 1000
+        return IioSensor(open_channels(folder, names, scale), period_s, stale_s).start()
+    if kind == "mavlink":
+        from voter.sensor_mavlink import MavlinkSensor
+
+        stale_ticks = math.ceil(float(spec.get("stale_ms", 500)) / 1000 / period_s)
+        return MavlinkSensor(
+            str(spec["port"]),
+            names,
+            baud=int(spec.get("baud", 57600)),
+            scale=scale,
+            stale_ticks=max(1, stale_ticks),
+            reopen_ticks=max(1, round(1 / period_s)),
+            sysid=int(spec.get("sysid", 0)),
+        )
+    raise SensorError(f"unknown sensor kind {kind!r} (sim, csv, socket, iio, mavlink)")
