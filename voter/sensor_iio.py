@@ -50,6 +50,11 @@ def find_device(root: Path, device: str) -> Path:
         return by_folder
     if "/" in device:
         raise SensorError(f"IIO device {device} is not a folder")
+    if not root.is_dir():
+        raise SensorError(
+            f"no IIO device {device!r}: {root} does not exist (no IIO driver loaded? "
+            "docs/deploy.md, Sensors)"
+        )
     found: list[tuple[Path, list[str]]] = []
     for folder in sorted(p for p in _listdir(root) if p.is_dir()):
         names = [n for n in (_read_text(folder / "name"), _read_text(folder / "label")) if n]
