@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Sequence
 from io import StringIO
 from pathlib import Path
@@ -104,3 +106,20 @@ def test_live_run_names_channels_counts_like_the_checker_and_ends_done(tmp_path:
         assert "no violation in ticks 0-149" in screen, screen
     else:
         assert f"{total} violation" in screen, screen
+
+
+def test_demo_banner_states_the_rate_it_runs(tmp_path: Path) -> None:
+    """The demo's first line names the rate and length firmware-sim runs, not a fixed 50 Hz."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "firmware_sim.demo", "--tick-hz", "20", "--ticks", "40", "--live"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    banner = proc.stdout.splitlines()[0]
+    assert banner.startswith("voter demo: 4 boards, OM(1) at 20 Hz for 2 s (asked)"), proc.stdout
+    assert "OM(1) at 20 Hz, 40 ticks" in proc.stdout  # the live view's headline agrees
+    assert (tmp_path / "runs" / "demo" / "run.json").exists(), proc.stderr
