@@ -182,6 +182,10 @@ class LiveView:
         if v.first is None and result.violations:
             v.first = min(result.violations, key=lambda x: x.tick)
         v.through = through
+        # Judged lines are not needed again (liveness reads the join events and the lines
+        # after `through`): memory stays bounded by the lag, however long the run.
+        for log in self.logs.values():
+            log.decisions = {t: x for t, x in log.decisions.items() if t > through}
 
     # -- drawing -----------------------------------------------------------------
     def render(self) -> Panel:
