@@ -6,7 +6,7 @@ import argparse
 import sys
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from voter._cli_util import add_version, fail
 from voter.core.driver import PUBLISH_MODES, parse_publish
@@ -20,11 +20,12 @@ if TYPE_CHECKING:
 
 def _run(args: argparse.Namespace) -> int:
     from firmware_sim.view import LiveView
-    from hil.cluster import ClusterError
+    from hil.cluster import CHANNELS, ClusterError
     from hil.pty_run import FeasibilityError, run
     from hil.verdict import summary
 
     spec = _scenario(args)
+    sensors = _sensors(args.sensor, spec.nodes, len(CHANNELS))
     out = Path(args.out)
     realtime = not args.no_realtime
     view = LiveView(spec) if args.live or (args.live is None and sys.stdout.isatty()) else None
@@ -32,10 +33,17 @@ def _run(args: argparse.Namespace) -> int:
         if view is not None:
             with view:
                 result = run(
-                    spec, out, realtime=realtime, watch=view.update, on_admission=_warn_unless_fits
+                    spec,
+                    out,
+                    realtime=realtime,
+                    watch=view.update,
+                    on_admission=_warn_unless_fits,
+                    sensors=sensors,
                 )
         else:
-            result = run(spec, out, realtime=realtime, on_admission=_warn_unless_fits)
+            result = run(
+                spec, out, realtime=realtime, on_admission=_warn_unless_fits, sensors=sensors
+            )
     except FeasibilityError as e:
         fail(str(e))
     except ClusterError as e:
@@ -45,6 +53,30 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     print(summary(result))
     return 0 if result.ok else 1
+
+
+def _sensors(given: list[str], nodes: int, channels: int) -> dict[int, dict[str, Any]]:
+    """--sensor NODE=TABLE, each table checked as cluster.toml's (one line and exit 2)."""
+    import tomllib
+
+    from voter.config import ConfigFileError, check_sensor_table
+
+    out: dict[int, dict[str, Any]] = {}
+    for text in given:
+        node_s, sep, table = text.partition("=")
+        if not sep or not node_s.strip().isdigit() or not 0 <= int(node_s) < nodes:
+            fail(f"--sensor {text!r}: expected NODE=TABLE with NODE in 0..{nodes - 1}")
+        node = int(node_s)
+        if node in out:
+            fail(f"--sensor: board {node} is named twice")
+        try:
+            value = tomllib.loads(f"sensor = {table}")["sensor"]
+            out[node] = check_sensor_table(value, f"--sensor {node}", node, channels)
+        except tomllib.TOMLDecodeError as e:
+            fail(f"--sensor {node}: not a TOML inline table: {e}")
+        except ConfigFileError as e:
+            fail(str(e))
+    return out
 
 
 def _scenario(args: argparse.Namespace) -> Scenario:
@@ -128,6 +160,15 @@ def main(argv: list[str] | None = None) -> None:
         f"e.g. {', '.join(EXAMPLES)}",
     )
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument(
+        "--sensor",
+        action="append",
+        default=[],
+        metavar="NODE=TABLE",
+        help="board NODE reads a real sensor: TABLE is its cluster.toml sensor table, e.g. "
+        "'1={kind=\"iio\", device=\"bmp280\", channels=[\"in_pressure_input\", ...]}' "
+        "(docs/deploy.md, Sensors; repeatable)",
+    )
     r.add_argument(
         "--live",
         action=argparse.BooleanOptionalAction,

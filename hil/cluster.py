@@ -52,6 +52,8 @@ START_MARGIN_S = 1.0
 #: how long one board may take to start up (Python, keys, the timing admission) and be ready
 READY_TIMEOUT_S = 60.0
 CONFIG_BAUD_UNLIMITED = 16_000_000
+#: the channels of a generated cluster (what the simulated sensor reads)
+CHANNELS = ("altitude_m", "airspeed_mps", "pitch_deg")
 
 
 class ClusterError(Exception):
@@ -89,7 +91,7 @@ class ProcessCluster:
     tick_hz: float = 50.0
     baud: int = 921600
     seed: int = 0
-    channels: tuple[str, ...] = ("altitude_m", "airspeed_mps", "pitch_deg")
+    channels: tuple[str, ...] = CHANNELS
     link_faults: list[LinkFault] = field(default_factory=list)
     #: NaN = the measured figure for the transport this cluster will have (boosted or not)
     link_latency_us: float = math.nan
@@ -97,6 +99,9 @@ class ProcessCluster:
     #: the fabric raises the kernel's pty workers to this SCHED_FIFO priority (None = not)
     kworker_priority: int | None = field(default_factory=kworker_priority)
     output_socket: str = ""  # may contain {node}
+    #: a board's sensor table as cluster.toml writes it (voter.config.check_sensor_table);
+    #: boards not named read the simulated sensor
+    sensors: dict[int, dict[str, Any]] = field(default_factory=dict)
     publish: Publish = "confirmed"
     fail_silent: bool = True
     procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -142,7 +147,12 @@ class ProcessCluster:
             links = {j: ends[f"{i}-{j}"] for j in range(self.nodes) if j != i}
             nodes.append(
                 NodeConfig(
-                    i, bytes(vk), key_file.resolve(), "", {"kind": "sim", "seed": self.seed}, links
+                    i,
+                    bytes(vk),
+                    key_file.resolve(),
+                    "",
+                    self.sensors.get(i, {"kind": "sim", "seed": self.seed}),
+                    links,
                 )
             )
         self.cfg = ClusterConfig(

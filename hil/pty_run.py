@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,8 @@ class PtyRunner:
     #: hears the measured timing budget before the boards start (the CLI warns in one
     #: line when the rate does not fit; the run goes ahead: a late board withholds)
     on_admission: Callable[[TimingBudget], None] | None = None
+    #: boards that read a real sensor instead of the simulated one (firmware-sim --sensor)
+    sensors: dict[int, dict[str, Any]] = field(default_factory=dict)
     mode: str = "pty"
 
     def run(
@@ -99,6 +101,7 @@ class PtyRunner:
             realtime=self.realtime,
             publish=sc.publish,
             fail_silent=sc.fail_silent,
+            sensors=self.sensors,
         )
         check_feasible(sc, cluster.link_latency_us * 1e-6)
         budget = admission(sc, cluster.link_latency_us * 1e-6)
@@ -167,7 +170,8 @@ def run(
     realtime: bool = True,
     watch: Watch | None = None,
     on_admission: Callable[[TimingBudget], None] | None = None,
+    sensors: dict[int, dict[str, Any]] | None = None,
 ) -> RunResult:
     """Run `sc` on real processes into `out`, then judge it and write run.json."""
-    runner = PtyRunner(realtime, watch, on_admission)
+    runner = PtyRunner(realtime, watch, on_admission, sensors or {})
     return finish(sc, runner.run(sc, out), out)

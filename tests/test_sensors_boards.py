@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from hil.cluster import ProcessCluster
+from tests.conftest import run_cli
 from tests.test_sensors_iio import iio_tree
 from tests.test_sensors_mavlink import DEG_PER_RAD, Pty, send_flight
 from voter.config import dump_cluster, load_cluster
@@ -112,3 +113,62 @@ def test_iio_and_mavlink_boards_agree_on_their_readings(tmp_path: Path) -> None:
     outputs = [{t: d["output"] for t, d in by_tick.items()} for by_tick in late.values()]
     common = set.intersection(*(set(o) for o in outputs))
     assert common and all(o[t] == outputs[0][t] for o in outputs for t in common)
+
+
+def _inline(table: dict[str, Any]) -> str:
+    """A TOML inline table (strings, numbers and arrays of them: JSON spells them alike)."""
+    return "{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in table.items()) + "}"
+
+
+def test_firmware_sim_run_with_iio_and_mavlink_boards(tmp_path: Path) -> None:
+    """`firmware-sim run --sensor NODE=TABLE`: the same boards, from the command a user types."""
+    ptys = {2: Pty(), 3: Pty()}
+    for p in ptys.values():
+        os.set_blocking(p.master, False)
+    sensors = {0: iio_board(tmp_path, 0), 1: iio_board(tmp_path, 1)}
+    sensors |= {node: mavlink_board(p) for node, p in ptys.items()}
+    stop = threading.Event()
+    writer = threading.Thread(target=stream, args=(ptys, stop), daemon=True)
+    writer.start()
+    out = tmp_path / "run"
+    try:
+        given = [a for node, t in sensors.items() for a in ("--sensor", f"{node}={_inline(t)}")]
+        proc = run_cli(
+            "firmware-sim",
+            "run",
+            "--ticks",
+            "150",
+            "--out",
+            str(out),
+            "--no-live",
+            *given,
+            timeout=120,
+        )
+    finally:
+        stop.set()
+        writer.join(5)
+        for p in ptys.values():
+            p.close()
+    assert 0 == proc.returncode, proc.stdout + proc.stderr
+    assert "agreement: held   validity: held" in proc.stdout
+    for node in range(4):
+        lines = [json.loads(x) for x in (out / f"node{node}.jsonl").read_text().splitlines()]
+        own = [d["vector"][node] for d in lines if "vector" in d and d["tick"] >= 100]
+        assert len(own) >= 40
+        assert all([ALTITUDE[node], 60.0, 2.0] == pytest.approx(v, rel=1e-6) for v in own)
+
+
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [
+        ('9={kind="sim"}', "--sensor '9={kind=\"sim\"}': expected NODE=TABLE with NODE in 0..3"),
+        ('0={kind="iio"}', "--sensor 0: sensor.device: missing"),
+        ("0=kind", "--sensor 0: not a TOML inline table"),
+        ('1={kind="iio", device="d", channels=["a"]}', "sensor.channels: has 1 entries"),
+    ],
+)
+def test_a_bad_sensor_option_is_one_line(tmp_path: Path, given: str, why: str) -> None:
+    proc = run_cli("firmware-sim", "run", "--out", str(tmp_path / "r"), "--sensor", given)
+    assert 2 == proc.returncode
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and why in lines[0], proc.stderr

@@ -449,6 +449,17 @@ def _sensor_channels(
     return nodes
 
 
+def check_sensor_table(value: object, where: str, node: int, channels: int) -> dict[str, Any]:
+    """One board's sensor table checked exactly as cluster.toml's is (firmware-sim --sensor).
+
+    ConfigFileError, one line starting with `where`, on any problem.
+    """
+    c = _Checker(Path(where))
+    sensor = _parse_sensor(c, value, "sensor")
+    _sensor_channels(c, (NodeConfig(node, b"", Path(), "", sensor, {}),), channels)
+    return sensor
+
+
 def _parse_links(c: _Checker, value: object, key: str, nid: int, count: int) -> dict[int, str]:
     t = c.table(value, key)
     links: dict[int, str] = {}
