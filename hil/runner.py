@@ -139,11 +139,12 @@ def run_campaign(path: Path, opts: Options) -> int:
 
 
 class _RateColumn(ProgressColumn):
-    """Scenarios per second, from rich's moving window ("-" until one has finished)."""
+    """Scenarios per second: rich's moving window, else the mean so far ("-/s" before one)."""
 
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:.2f} scenarios/s" if speed else "- scenarios/s")
+        mean = task.completed / task.elapsed if task.completed and task.elapsed else None
+        speed = task.finished_speed or task.speed or mean
+        return Text(f"{speed:.2f}/s" if speed else "-/s")
 
 
 def _bar(enabled: bool) -> Progress:
