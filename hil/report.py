@@ -246,7 +246,7 @@ section { border-top: 1px solid #ddd; margin-top: 1.5em; } code { background: #f
 span.pass, span.fail { margin-right: 0.8em; }
 #meta th { text-align: left; } .swatch { display: inline-block; width: 1.2em; height: 0.9em;
 border: 1px solid #999; vertical-align: middle; margin-right: 0.4em; }
-#legend li { list-style: none; }
+#legend li { list-style: none; } #meta code { white-space: pre-wrap; word-break: break-all; }
 </style>"""
 
 
