@@ -10,6 +10,7 @@ command that reproduces it.
 from __future__ import annotations
 
 import json
+import shlex
 import time
 import tomllib
 from collections.abc import Callable, Mapping
@@ -19,7 +20,7 @@ from typing import Any
 
 from hil.checks import CheckResult
 from hil.cluster import START_MARGIN_S
-from hil.faultspec import fault_budget, validate_run
+from hil.faultspec import fault_budget, faulty_nodes, validate_run
 from hil.outcome import MODES, Runner, RunnerError, judge, timeline
 from hil.rig import Rig, mismatch
 from hil.scenario import Scenario
@@ -250,7 +251,7 @@ def run_scenario(
         result.check,
         result.counters.to_json(),
         result.counters.coverage(),
-        outcome.timeline or timeline(outcome.logs, sc.ticks),
+        outcome.timeline or timeline(outcome.logs, sc.ticks, faulty_nodes(sc.faults)),
         time.monotonic() - started,
         outcome.history_hash,
         extra={k: v for k, v in outcome.extra.items() if k in ("run_dir", "rig", "stream")},
@@ -352,8 +353,22 @@ def scenario_to_json(r: ScenarioResult, campaign: Campaign, out: Path) -> dict[s
         "history_hash": r.history_hash,
         "duration_s": round(r.duration_s, 3),
         "command": (
-            f"hil campaign run {campaign.path} --out {out} --mode {r.mode} --only {sc.name}"
-            + (f" --rig {r.extra['rig']}" if "rig" in r.extra else "")
+            # its own directory: running it leaves this report as it is
+            shlex.join(
+                [
+                    "hil",
+                    "campaign",
+                    "run",
+                    str(campaign.path),
+                    "--out",
+                    str(out / "repro" / sc.name),
+                    "--mode",
+                    r.mode,
+                    "--only",
+                    sc.name,
+                    *(["--rig", str(r.extra["rig"])] if "rig" in r.extra else []),
+                ]
+            )
         ),
         "shrunk": r.shrunk,
         **({"skipped": r.skipped} if r.skipped is not None else {}),

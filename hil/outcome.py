@@ -12,7 +12,7 @@ corrupted frame next to the one that was sent), it is None, never a 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -172,8 +172,16 @@ def node_totals(logs: Mapping[int, NodeLog]) -> dict[str, dict[str, int]]:
     return out
 
 
-def timeline(logs: Mapping[int, NodeLog], ticks: int) -> dict[int, list[str]]:
-    """Per board, per tick: ok | error (an ERROR entry) | withheld | stop | down, from the logs."""
+def timeline(
+    logs: Mapping[int, NodeLog], ticks: int, faulty: Collection[int] = ()
+) -> dict[int, list[str]]:
+    """Per board, per tick: ok | peer-error | error | faulty | withheld | stop | down.
+
+    An ERROR entry for a faulty board, or for a board with no line that tick, is what a
+    loyal board should hold ("peer-error"); only an ERROR entry for a loyal board that
+    decided says this board's vector is wrong ("error"). A faulty board's own lines are
+    "faulty", whatever they say: its log is not evidence of health.
+    """
     out: dict[int, list[str]] = {}
     for i, log in logs.items():
         stopped = {e.get("tick") for e in _stops(log)}
@@ -183,14 +191,25 @@ def timeline(logs: Mapping[int, NodeLog], ticks: int) -> dict[int, list[str]]:
             line = log.decisions.get(t)
             if line is None:
                 row.append("stop" if t in stopped else "down")
+            elif i in faulty:
+                row.append("faulty")
             elif line.withheld is not None:
                 row.append("withheld")
-            elif all(v is not None for v in line.vector or []):
-                row.append("ok")
             else:
-                row.append("error")
+                row.append(_entries_state(line.vector or [], t, logs, faulty))
         out[i] = row
     return out
+
+
+def _entries_state(
+    vector: Sequence[object], t: int, logs: Mapping[int, NodeLog], faulty: Collection[int]
+) -> str:
+    """ok, peer-error (ERROR only where a faulty or silent peer is) or error (a loyal peer's)."""
+    missing = [j for j, v in enumerate(vector) if v is None]
+    if not missing:
+        return "ok"
+    expected = all(j in faulty or j not in logs or t not in logs[j].decisions for j in missing)
+    return "peer-error" if expected else "error"
 
 
 def judge(sc: Scenario, logs: Mapping[int, NodeLog]) -> CheckResult:

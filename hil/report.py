@@ -1,9 +1,11 @@
 """Campaign reports: report.json (SPEC.md), junit.xml for dashboards, a self-contained report.html.
 
-The HTML embeds its plots (matplotlib, Agg, PNG as base64): a timeline per
-scenario (ticks across, boards down, fault windows shaded, violations marked),
-and detection coverage with Wilson 95 % intervals. It needs no network and no
-JavaScript.
+The HTML embeds its plots (hil.plots: PNG as base64): a timeline per scenario
+(ticks across, boards down, fault windows shaded, violations marked), and
+detection coverage with Wilson 95 % intervals. It needs no network and no
+JavaScript. Without matplotlib (a plain `pip install .`) the report is the same
+minus its images, and says how to get them. Every report carries when, where and
+from which code it was made, so a report found later can be trusted or re-run.
 """
 
 from __future__ import annotations
@@ -12,30 +14,122 @@ import base64
 import html
 import json
 import math
+import platform
+import shlex
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-from matplotlib.artist import Artist
-from matplotlib.axes import Axes
-from matplotlib.colors import ListedColormap
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch, Rectangle
 
 from voter.faultmodel import ClockStep, Crash, Fault, Stall, boards
 
-STATES = ("ok", "error", "down", "stop", "missing", "withheld")
-COLORS = ("#4caf50", "#ffc107", "#bdbdbd", "#d32f2f", "#90a4ae", "#9575cd")
+STATES = ("ok", "error", "down", "stop", "missing", "withheld", "peer-error", "faulty")
+COLORS = (
+    "#4caf50",
+    "#ff6f00",
+    "#bdbdbd",
+    "#d32f2f",
+    "#90a4ae",
+    "#9575cd",
+    "#c5e1a5",
+    "#37474f",
+)
 #: When a timeline is binned, the worst state of a bin shows: a withheld tick (safe, but
 #: lost availability) outranks an ERROR entry and is outranked by a board that is down.
-SEVERITY = {"ok": 0, "error": 1, "withheld": 2, "down": 3, "missing": 4, "stop": 5}
-LEGEND = ("ok", "error", "withheld", "down", "stop")
+#: An ERROR entry for a faulty or silent peer is what a loyal board should hold: barely
+#: above "ok". Violations are marked on top of the colours, so binning never hides one.
+SEVERITY = {
+    "ok": 0,
+    "peer-error": 1,
+    "faulty": 2,
+    "error": 3,
+    "withheld": 4,
+    "down": 5,
+    "missing": 6,
+    "stop": 7,
+}
+#: The timeline's legend: what each colour says about the board, short (in the plot) and
+#: in full (report.html).
+LEGEND = {
+    "ok": ("ok", "ok: a value for every board"),
+    "peer-error": (
+        "ERROR for a faulty peer (expected)",
+        "holds an ERROR entry for a faulty or silent peer (expected, not this board's fault)",
+    ),
+    "error": (
+        "ERROR for a loyal peer: board wrong",
+        "holds an ERROR entry for a loyal peer that decided: this board is wrong",
+    ),
+    "faulty": ("faulty board (traitor)", "faulty board (traitor): its own log proves nothing"),
+    "withheld": ("withheld", "withheld: decided, not published (lost availability, safe)"),
+    "down": ("down", "down: no decision (crashed, restarting, not started)"),
+    "stop": ("stopped", "stopped: found itself inconsistent, restarted"),
+}
 MAX_COLUMNS = 2000  # timelines wider than this are binned (worst state per bin)
+#: Said once on stderr and in report.html when matplotlib is missing.
+NO_PLOTS = "no plots in report.html: matplotlib is not installed (pip install 'voter[report]')"
+
+
+def plotting() -> ModuleType | None:
+    """hil.plots, or None when matplotlib is not installed (a plain `pip install .`)."""
+    try:
+        import hil.plots
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != "matplotlib":
+            raise
+        return None
+    return hil.plots
+
+
+def run_metadata(command: Sequence[str] | None = None) -> dict[str, str]:
+    """When, on which host, with which code and by which command line this report was made."""
+    argv = list(sys.argv if command is None else command)
+    if argv:
+        argv[0] = Path(argv[0]).name  # "hil", not the venv's absolute path
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "version": _version(),
+        "commit": _git_commit(),
+        "host": platform.node() or "unknown",
+        "command": shlex.join(argv),
+    }
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("voter")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
+
+
+def _git_commit() -> str:
+    """The commit of the code that ran ("+modified" if its tree differs from it), or "unknown"
+    when this file is not tracked by git (an installed copy, even one in a checkout's .venv)."""
+    here = Path(__file__).resolve()
+    if _git(here.parent, "ls-files", "--error-unmatch", "--", here.name) is None:
+        return "unknown"
+    head = _git(here.parent, "rev-parse", "--verify", "HEAD")
+    if not head:
+        return "unknown"
+    dirty = _git(here.parent, "status", "--porcelain", "--untracked-files=no")
+    return head + ("+modified" if dirty else "")
+
+
+def _git(cwd: Path, *args: str) -> str | None:
+    """`git ARGS` in cwd: its stripped output, or None if git is missing or says no."""
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -68,106 +162,6 @@ def timeline_grid(timeline: Mapping[int, Sequence[str]]) -> tuple[list[list[int]
             )
             grid[r][c] = STATES.index(worst)
     return grid, step
-
-
-def timeline_png(
-    path: Path,
-    name: str,
-    timeline: Mapping[int, Sequence[str]],
-    faults: Sequence[Mapping[str, Any]],
-    violations: Sequence[Mapping[str, Any]],
-    ticks: int,
-    traitors: Sequence[int] = (),
-) -> None:
-    boards = sorted(timeline)
-    grid, step = timeline_grid(timeline)
-    cols = len(grid[0]) if grid else 1
-    fig, ax = plt.subplots(figsize=(10, 0.45 * len(boards) + 1.4), dpi=100)
-    ax.imshow(
-        grid,
-        aspect="auto",
-        interpolation="nearest",
-        cmap=ListedColormap(COLORS),
-        vmin=0,
-        vmax=len(STATES) - 1,
-        extent=(0, cols * step, len(boards) - 0.5, -0.5),
-    )
-    _shade_faults(ax, faults, boards, ticks)
-    for v in violations:
-        for b in v.get("nodes", []):
-            if b in boards:
-                ax.plot(v["tick"] + 0.5, boards.index(b), "x", color="black", ms=7, mew=2)
-    ax.set_yticks(
-        range(len(boards)),
-        [f"board {b} (traitor)" if b in traitors else f"board {b}" for b in boards],
-    )
-    ax.set_xlabel("tick")
-    ax.set_title(name, fontsize=10, loc="left")
-    _timeline_legend(ax)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def _shade_faults(
-    ax: Axes, faults: Sequence[Mapping[str, Any]], boards: list[int], ticks: int
-) -> None:
-    """Hatch each fault's window on the boards it hits; a fault on no board shades every row."""
-    for f in faults:
-        lo = f.get("from_tick", 0)
-        hi = f.get("to_tick")
-        hi = ticks if hi is None else hi + 1
-        rows = f.get("boards") or []
-        if rows:
-            for b in rows:
-                if b in boards:
-                    r = boards.index(b)
-                    ax.add_patch(
-                        Rectangle(
-                            (lo, r - 0.5),
-                            hi - lo,
-                            1.0,
-                            fill=False,
-                            hatch="//",
-                            edgecolor="#1e3a8a",
-                            lw=0.0,
-                            alpha=0.5,
-                        )
-                    )
-        else:
-            ax.axvspan(lo, hi, color="#1e3a8a", alpha=0.08)
-
-
-def _timeline_legend(ax: Axes) -> None:
-    handles: list[Artist] = [Patch(color=COLORS[STATES.index(s)], label=s) for s in LEGEND]
-    handles.append(Patch(facecolor="white", edgecolor="#1e3a8a", hatch="//", label="fault"))
-    handles.append(Line2D([], [], marker="x", color="black", ls="", label="violation"))
-    ax.legend(
-        handles=handles,
-        loc="upper left",
-        bbox_to_anchor=(1.0, 1.0),
-        fontsize=8,
-        frameon=False,
-    )
-
-
-def coverage_png(path: Path, rows: Sequence[tuple[str, int, int]]) -> None:
-    """rows: (label, detected-or-corrected, injected)."""
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.2), dpi=100)
-    for k, (_label, good, n) in enumerate(rows):
-        lo, hi = wilson(good, n)
-        p = good / n if n else 0.0
-        ax.barh(k, p, color="#4caf50")
-        ax.errorbar(p, k, xerr=[[max(0.0, p - lo)], [max(0.0, hi - p)]], color="black", capsize=4)
-        ax.text(1.01, k, f"{good}/{n}", va="center", fontsize=8)
-    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("fraction handled (95 % Wilson interval)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
 
 
 def coverage_rows(scenarios: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -235,7 +229,8 @@ def write_junit(out: Path, report: Mapping[str, Any]) -> None:
 
 def _img(path: Path) -> str:
     if not path.exists():
-        return "<p><em>(plot missing)</em></p>"
+        why = "plot missing" if plotting() is not None else "no plot: matplotlib is not installed"
+        return f"<p><em>({why})</em></p>"
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
 
@@ -249,6 +244,9 @@ th { background: #f0f0f0; }
 tr.fail td { background: #ffebee; } img { max-width: 100%; }
 section { border-top: 1px solid #ddd; margin-top: 1.5em; } code { background: #f5f5f5; }
 span.pass, span.fail { margin-right: 0.8em; }
+#meta th { text-align: left; } .swatch { display: inline-block; width: 1.2em; height: 0.9em;
+border: 1px solid #999; vertical-align: middle; margin-right: 0.4em; }
+#legend li { list-style: none; } #meta code { white-space: pre-wrap; word-break: break-all; }
 </style>"""
 
 
@@ -265,15 +263,87 @@ def write_html(out: Path, report: Mapping[str, Any]) -> None:
 <h1>Campaign {e(str(report["campaign"]))}</h1>
 <p id="verdict" class="{"pass" if passed == len(scenarios) else "fail"}">{passed} of
 {len(scenarios)} scenarios passed (seed {report["seed"]}).</p>
+{_meta_table(report.get("meta"))}
+{_no_plots_note()}
 <table id="summary"><tr><th>scenario</th><th>mode</th><th>N</th><th>algorithm</th>
 <th>faults</th><th>inside bound</th><th>expect</th><th>outcome</th><th>result</th>
 <th>lowest availability</th><th>ticks</th><th>seed</th></tr>
 {rows}</table>
 <h2>Detection coverage</h2>
 {_coverage_section(out, report.get("coverage", []))}
+<h2>Timelines</h2>
+{_legend_html()}
 {sections}
 </body></html>"""
     (out / "report.html").write_text(page, encoding="utf-8")
+
+
+def _no_plots_note() -> str:
+    """One line where the plots would be, naming the extra that brings them."""
+    if plotting() is not None:
+        return ""
+    return f'<p id="no-plots"><b>Note:</b> {html.escape(NO_PLOTS)}.</p>'
+
+
+def _meta_table(meta: Mapping[str, Any] | None) -> str:
+    """Date, version, commit, host and command line ("unknown" for reports made before them)."""
+    e = html.escape
+    meta = meta or {}
+    rows = "".join(
+        f"<tr><th>{label}</th><td><code>{e(str(meta.get(key, 'unknown')))}</code></td></tr>"
+        for key, label in (
+            ("date", "date (UTC)"),
+            ("version", "voter version"),
+            ("commit", "git commit"),
+            ("host", "host"),
+            ("command", "command"),
+        )
+    )
+    return f'<table id="meta">{rows}</table>'
+
+
+def _legend_html() -> str:
+    """The timelines' colours in words, the same as in each plot's legend."""
+    e = html.escape
+    items = "".join(
+        f"<li><span class='swatch' style='background:{COLORS[STATES.index(state)]}'></span>"
+        f"{e(label)}</li>"
+        for state, (_short, label) in LEGEND.items()
+    )
+    marks = (
+        "<li><span class='swatch' style='background:repeating-linear-gradient(45deg,#fff 0 3px,"
+        "#1e3a8a 3px 4px)'></span>fault window (hatched)</li>"
+        "<li><b>×</b> a violation (a property broken on that board at that tick)</li>"
+    )
+    return f'<ul id="legend">{items}{marks}</ul>'
+
+
+def violation_total(s: Mapping[str, Any]) -> int:
+    """Every violation the checker counted (report.json keeps only the first few)."""
+    counts = s.get("violation_counts")
+    if isinstance(counts, Mapping):
+        return sum(int(n) for n in counts.values())
+    return len(s.get("violations", []))  # a report from before the counts were kept
+
+
+def _violations_html(s: Mapping[str, Any], shown: int = 5) -> str:
+    """The first few violations, and how many of how many these are."""
+    e = html.escape
+    listed = s.get("violations", [])[:shown]
+    if not listed:
+        return ""
+    items = "".join(
+        f"<li>tick {v['tick']}: {e(v['property'])} on boards {v['nodes']} — {e(v['detail'])}</li>"
+        for v in listed
+    )
+    by_prop = ", ".join(
+        f"{e(p)} {n}" for p, n in sorted((s.get("violation_counts") or {}).items()) if n
+    )
+    total = max(violation_total(s), len(listed))
+    return (
+        f"<p class='violations-total'>Violations: {len(listed)} of {total} shown"
+        f"{f' ({by_prop})' if by_prop else ''}.</p><ul>{items}</ul>"
+    )
 
 
 def _summary_row(s: Mapping[str, Any]) -> str:
@@ -321,10 +391,6 @@ def _scenario_section(out: Path, s: Mapping[str, Any]) -> str:
         f"<span class='{'pass' if ok else 'fail'}'>{e(p)}</span>"
         for p, ok in s["properties"].items()
     )
-    viol = "".join(
-        f"<li>tick {v['tick']}: {e(v['property'])} on boards {v['nodes']} — {e(v['detail'])}</li>"
-        for v in s.get("violations", [])[:5]
-    )
     shrunk = ""
     if s.get("shrunk"):
         sh = s["shrunk"]
@@ -346,7 +412,7 @@ got <b>{e(s["outcome"])}</b>. Fault budget: {s["fault_budget"]["counted"]} count
 <p>Properties: {props}</p>
 {_boards_table(s)}
 {_img(out / "plots" / (s["name"] + ".png"))}
-{f"<ul>{viol}</ul>" if viol else ""}{shrunk}
+{_violations_html(s)}{shrunk}
 <details><summary>counters</summary><table>{counters}</table></details>
 <p>Reproduce: <code>{e(s["command"])}</code></p></section>"""
 
@@ -405,10 +471,12 @@ def fault_windows(s: Mapping[str, Any], faults: Sequence[Fault]) -> list[dict[st
 
 
 def write_all(out: Path, report: dict[str, Any]) -> None:
+    """report.json, junit.xml and report.html (with its coverage plot when matplotlib is here)."""
     rows = report.get("coverage") or coverage_rows(report["scenarios"])
     report["coverage"] = rows
-    if rows:
-        coverage_png(
+    plots = plotting()
+    if rows and plots is not None:
+        plots.coverage_png(
             out / "plots" / "coverage.png",
             [(r["fault"], r["handled"], r["injected"]) for r in rows],
         )

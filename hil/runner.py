@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from hil.campaign import (
     Campaign,
@@ -24,7 +36,7 @@ from hil.campaign import (
     shrink,
 )
 from hil.faultspec import faulty_nodes, validate_run
-from hil.report import fault_windows, timeline_png, write_all
+from hil.report import NO_PLOTS, fault_windows, plotting, run_metadata, write_all
 from hil.rig import Rig, RigError, load_rig
 from hil.scenario import Scenario
 from voter.faultmodel import FaultSpecError
@@ -45,6 +57,8 @@ class Options:
     shrink: bool = True
     progress: bool = True
     rig: Path | None = None
+    #: the command line the report names (None: this process's sys.argv)
+    command: Sequence[str] | None = None
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -106,14 +120,7 @@ def run_campaign(path: Path, opts: Options) -> int:
     jobs = max(1, opts.jobs)
     if opts.mode != "sim" and jobs > 1:
         jobs = 1  # real processes on 2 cores: parallel runs would make their own timing faults
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=not opts.progress,
-        transient=False,
-    ) as bar:
+    with _bar(opts.progress) as bar:
         task = bar.add_task(f"campaign {campaign.name} ({opts.mode})", total=len(scenarios))
         if jobs > 1:
             with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -127,50 +134,105 @@ def run_campaign(path: Path, opts: Options) -> int:
                 bar.advance(task)
     report = _report(campaign, results, opts)
     write_all(out, report)
+    _note_missing_plots()
     return 0 if all(s["passed"] for s in report["scenarios"]) else 1
 
 
+class _RateColumn(ProgressColumn):
+    """Scenarios per second: rich's moving window, else the mean so far ("-/s" before one)."""
+
+    def render(self, task: Task) -> Text:
+        mean = task.completed / task.elapsed if task.completed and task.elapsed else None
+        speed = task.finished_speed or task.speed or mean
+        return Text(f"{speed:.2f}/s" if speed else "-/s")
+
+
+def _bar(enabled: bool) -> Progress:
+    """The one progress bar of `hil campaign run`: done of total, rate, elapsed and ETA."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def _note_missing_plots() -> None:
+    if plotting() is None:
+        print(f"hil: note: {NO_PLOTS}", file=sys.stderr)
+
+
 def _report(campaign: Campaign, results: list[ScenarioResult], opts: Options) -> dict[str, Any]:
+    """Shrink the simulator's violations, plot every timeline, and gather report.json's rows.
+
+    Shrinking re-runs a scenario many times; this phase gets its own bar so a long
+    campaign is not silent after the runs' bar is full."""
     out = opts.out
+    plots = plotting()
     rows = []
-    for r in results:
-        if (
-            opts.shrink
-            and r.mode == "sim"
-            and r.outcome == "violation"
-            and r.scenario.ticks <= SHRINK_MAX_TICKS
-        ):
-            small = shrink(r.scenario)
-            repro = out / "repro" / f"{small.name}.toml"
-            repro.parent.mkdir(parents=True, exist_ok=True)
-            repro.write_text(scenario_toml(small, campaign.name))
-            r.shrunk = {
-                "ticks": small.ticks,
-                "faults": [f.describe() for f in small.faults],
-                "file": str(repro),
-                "command": f"hil campaign run {repro} --out {out / 'repro' / small.name} "
-                f"--mode sim",
-            }
-        row = scenario_to_json(r, campaign, out)
-        timeline_png(
-            out / "plots" / f"{r.scenario.name}.png",
-            r.scenario.name,
-            r.timeline,
-            fault_windows(row, r.scenario.faults),
-            row["violations"],
-            r.scenario.ticks,
-            faulty_nodes(list(r.scenario.faults)),
-        )
-        rows.append(row)
+    with _bar(opts.progress) as bar:
+        task = bar.add_task("report", total=len(results))
+        for r in results:
+            if (
+                opts.shrink
+                and r.mode == "sim"
+                and r.outcome == "violation"
+                and r.scenario.ticks <= SHRINK_MAX_TICKS
+            ):
+                bar.update(task, description=f"shrinking {r.scenario.name}")
+                r.shrunk = _shrink(r.scenario, campaign, out)
+            bar.update(task, description=f"plotting {r.scenario.name}")
+            row = scenario_to_json(r, campaign, out)
+            png = out / "plots" / f"{r.scenario.name}.png"
+            png.unlink(missing_ok=True)  # no stale plot from an earlier run into this --out
+            if plots is not None:
+                plots.timeline_png(
+                    png,
+                    r.scenario.name,
+                    r.timeline,
+                    fault_windows(row, r.scenario.faults),
+                    row["violations"],
+                    r.scenario.ticks,
+                    faulty_nodes(list(r.scenario.faults)),
+                )
+            rows.append(row)
+            bar.advance(task)
+        bar.update(task, description="report")
     report: dict[str, Any] = {
         "campaign": campaign.name,
         "seed": campaign.seed,
         "mode": opts.mode,
+        "meta": run_metadata(opts.command),
         "scenarios": rows,
     }
     if opts.shard is not None:
         report["shard"] = f"{opts.shard[0]}/{opts.shard[1]}"
     return report
+
+
+def _shrink(sc: Scenario, campaign: Campaign, out: Path) -> dict[str, Any]:
+    """The smallest run that still violates, as a campaign file and the command that runs it.
+
+    Its report goes to OUT/repro/NAME-shrunk: neither this report nor the full
+    scenario's reproduction (OUT/repro/NAME) is overwritten by running it."""
+    small = shrink(sc)
+    repro = out / "repro" / f"{small.name}.toml"
+    repro.parent.mkdir(parents=True, exist_ok=True)
+    repro.write_text(scenario_toml(small, campaign.name))
+    shrunk_out = out / "repro" / f"{small.name}-shrunk"
+    return {
+        "ticks": small.ticks,
+        "faults": [f.describe() for f in small.faults],
+        "file": str(repro),
+        "command": shlex.join(
+            ["hil", "campaign", "run", str(repro), "--out", str(shrunk_out), "--mode", "sim"]
+        ),
+    }
 
 
 def merge(out: Path, parts: Sequence[Path]) -> int:
@@ -206,6 +268,8 @@ def merge(out: Path, parts: Sequence[Path]) -> int:
         "mode": head.get("mode"),
         "scenarios": scenarios,
         "merged_from": [str(p) for p in parts],
+        "meta": run_metadata(),
     }
     write_all(out, report)
+    _note_missing_plots()
     return 0 if all(s["passed"] for s in scenarios) else 1

@@ -46,6 +46,7 @@ from typing import Any
 
 from hil.channel import LinkChannel
 from hil.checks import NodeLog
+from hil.faultspec import faulty_nodes
 from hil.outcome import RunOutcome, sum_links, timeline
 from hil.scenario import Scenario
 from voter.budget import ROUNDS_FRACTION
@@ -294,7 +295,7 @@ class Simulator:
             self.counters,
             self.coverage,
             self._hash.hexdigest(),
-            timeline(self.logs, self.cfg.ticks),
+            timeline(self.logs, self.cfg.ticks, faulty_nodes(self.cfg.faults)),
         )
 
     # -- boards ------------------------------------------------------------------------

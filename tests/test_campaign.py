@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
+import shlex
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
@@ -180,8 +183,10 @@ CHROMIUM_FLAGS = (
     reason="Chromium not installed (.ci/run installs it)",
 )
 def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
-    """Chromium loads report.html and its DOM holds the verdict and every timeline image."""
-    proc0, _ = campaign(tmp_path, "smoke", "--only", "om1-n3-impossible")
+    """Chromium loads report.html and its DOM holds the verdict, every timeline image, the
+    run's metadata, "N of M shown" for violations and the legend in words; the reproduce
+    command it shows runs and leaves that report as it was."""
+    proc0, report = campaign(tmp_path, "smoke", "--only", "om1-n3-impossible")
     assert 0 == proc0.returncode
     page = tmp_path / "smoke" / "report.html"
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -201,6 +206,26 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert 0 == proc.returncode, proc.stderr[-2000:]
     assert "1 of\n1 scenarios passed" in proc.stdout or "1 of 1 scenarios passed" in proc.stdout
     assert proc.stdout.count("data:image/png;base64,") >= 1
+    dom = proc.stdout
+    meta = report["meta"]
+    for label, key in (
+        ("date (UTC)", "date"),
+        ("voter version", "version"),
+        ("git commit", "commit"),
+    ):
+        assert label in dom and html.escape(meta[key]) in dom
+    assert "host" in dom and html.escape(meta["host"]) in dom and "hil campaign run" in dom
+    total = sum(report["scenarios"][0]["violation_counts"].values())
+    assert f"Violations: 5 of {total} shown" in dom
+    assert "holds an ERROR entry for a faulty or silent peer (expected" in dom
+    assert "holds an ERROR entry for a loyal peer that decided: this board is wrong" in dom
+    reproduce = re.search(r"<p>Reproduce: <code>(.*?)</code></p>", dom)
+    assert reproduce is not None
+    before = {p.name: p.read_bytes() for p in page.parent.glob("report.*")}
+    again = run_cli(*shlex.split(html.unescape(reproduce.group(1))), timeout=600)
+    assert 0 == again.returncode, again.stderr
+    assert before == {p.name: p.read_bytes() for p in page.parent.glob("report.*")}
+    assert (page.parent / "repro" / "om1-n3-impossible" / "report.html").exists()
     shot = tmp_path / "shot.png"
     subprocess.run(
         [

@@ -1,0 +1,127 @@
+"""Campaign plots (matplotlib, Agg, PNG): a timeline per scenario and detection coverage.
+
+The one module that imports matplotlib. Boards install voter without it (a plain
+`pip install .`), so hil.report imports this only when matplotlib is there and
+otherwise writes its report without images (docs/design.md, "Departures").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.colors import ListedColormap
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+
+from hil.report import COLORS, LEGEND, STATES, timeline_grid, wilson
+
+
+def timeline_png(
+    path: Path,
+    name: str,
+    timeline: Mapping[int, Sequence[str]],
+    faults: Sequence[Mapping[str, Any]],
+    violations: Sequence[Mapping[str, Any]],
+    ticks: int,
+    traitors: Sequence[int] = (),
+) -> None:
+    boards = sorted(timeline)
+    grid, step = timeline_grid(timeline)
+    cols = len(grid[0]) if grid else 1
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(boards) + 1.4), dpi=100)
+    ax.imshow(
+        grid,
+        aspect="auto",
+        interpolation="nearest",
+        cmap=ListedColormap(COLORS),
+        vmin=0,
+        vmax=len(STATES) - 1,
+        extent=(0, cols * step, len(boards) - 0.5, -0.5),
+    )
+    _shade_faults(ax, faults, boards, ticks)
+    for v in violations:
+        for b in v.get("nodes", []):
+            if b in boards:
+                ax.plot(v["tick"] + 0.5, boards.index(b), "x", color="black", ms=7, mew=2)
+    ax.set_yticks(
+        range(len(boards)),
+        [f"board {b} (traitor)" if b in traitors else f"board {b}" for b in boards],
+    )
+    ax.set_xlabel("tick")
+    ax.set_title(name, fontsize=10, loc="left")
+    _timeline_legend(ax)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _shade_faults(
+    ax: Axes, faults: Sequence[Mapping[str, Any]], boards: list[int], ticks: int
+) -> None:
+    """Hatch each fault's window on the boards it hits; a fault on no board shades every row."""
+    for f in faults:
+        lo = f.get("from_tick", 0)
+        hi = f.get("to_tick")
+        hi = ticks if hi is None else hi + 1
+        rows = f.get("boards") or []
+        if rows:
+            for b in rows:
+                if b in boards:
+                    r = boards.index(b)
+                    ax.add_patch(
+                        Rectangle(
+                            (lo, r - 0.5),
+                            hi - lo,
+                            1.0,
+                            fill=False,
+                            hatch="//",
+                            edgecolor="#1e3a8a",
+                            lw=0.0,
+                            alpha=0.5,
+                        )
+                    )
+        else:
+            ax.axvspan(lo, hi, color="#1e3a8a", alpha=0.08)
+
+
+def _timeline_legend(ax: Axes) -> None:
+    handles: list[Artist] = [
+        Patch(color=COLORS[STATES.index(state)], label=short)
+        for state, (short, _long) in LEGEND.items()
+    ]
+    handles.append(Patch(facecolor="white", edgecolor="#1e3a8a", hatch="//", label="fault"))
+    handles.append(Line2D([], [], marker="x", color="black", ls="", label="violation"))
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+        fontsize=8,
+        frameon=False,
+    )
+
+
+def coverage_png(path: Path, rows: Sequence[tuple[str, int, int]]) -> None:
+    """rows: (label, detected-or-corrected, injected)."""
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.2), dpi=100)
+    for k, (_label, good, n) in enumerate(rows):
+        lo, hi = wilson(good, n)
+        p = good / n if n else 0.0
+        ax.barh(k, p, color="#4caf50")
+        ax.errorbar(p, k, xerr=[[max(0.0, p - lo)], [max(0.0, hi - p)]], color="black", capsize=4)
+        ax.text(1.01, k, f"{good}/{n}", va="center", fontsize=8)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("fraction handled (95 % Wilson interval)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
