@@ -88,6 +88,20 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Check a cluster.toml and print its nodes, algorithm, fault bound and links.",
     )
     show.add_argument("config", type=Path, metavar="CLUSTER.toml")
+    status = csub.add_parser(
+        "status",
+        help="each board's health from the end of its decision log",
+        description="Read the end of each board's decision log (the config's log_dir, or --logs "
+        "for logs collected from the boards) and print, per board: state (ok, withholding, "
+        "out-of-sync, stale, stopped, missing), last tick, published/decided and why ticks were "
+        "withheld, ticks in clock sync, precision, last event; with two or more logs, whether "
+        "their published vectors agree. Exit 0 when every board found is ok and the vectors "
+        "agree, 1 otherwise.",
+    )
+    status.add_argument("config", type=Path, metavar="CLUSTER.toml")
+    status.add_argument(
+        "--logs", type=Path, default=None, metavar="DIR", help="node<ID>.jsonl files are here"
+    )
     return parser
 
 
@@ -252,6 +266,8 @@ def main(argv: list[str] | None = None) -> None:
             _keygen(args)
         elif args.cluster_cmd == "init":
             _cluster_init(args)
+        elif args.cluster_cmd == "status":
+            raise SystemExit(_cluster_status(args))
         else:
             _cluster_show(args)
     except (KeyFileError, ConfigFileError) as exc:
@@ -405,6 +421,20 @@ def _cluster_init(args: argparse.Namespace) -> None:
     else:
         line = timing if isinstance(timing, str) else timing.message
         print(f"voter: warning: {line}", file=sys.stderr)
+
+
+def _cluster_status(args: argparse.Namespace) -> int:
+    from voter.status import agreement, read_status, render
+
+    cfg = load_cluster(args.config)
+    logs = args.logs if args.logs is not None else cfg.log_dir
+    boards = [read_status(logs / f"node{nd.id}.jsonl", nd.id) for nd in cfg.nodes]
+    if not any(b.found for b in boards):
+        fail(f"no decision log in {logs} (node<ID>.jsonl); on a ground machine, give --logs DIR")
+    for line in render(boards):
+        print(line)
+    _, differ = agreement(boards)
+    return 0 if not differ and all(b.state == "ok" for b in boards if b.found) else 1
 
 
 def _cluster_show(args: argparse.Namespace) -> None:
