@@ -124,7 +124,10 @@ class MavlinkOutput:
         self._text_at = -math.inf
         self._publishing: bool | None = None
         #: the state the last STATUSTEXT told (None: nothing told yet)
-        self._told: tuple[bool, str | None] | None = None
+        self._told: bool | None = None
+        #: withheld ticks the texts have not told yet (the rate limit held them back)
+        self._untold = 0
+        self._untold_reason = ""
 
     @property
     def errors(self) -> int:
@@ -150,16 +153,25 @@ class MavlinkOutput:
                 MAV_TYPE_ONBOARD_CONTROLLER, MAV_AUTOPILOT_INVALID, 0, 0, status
             )
             self._heartbeat_at = now
-        state = (publishing, record.withheld)
-        if state != self._told and now - self._text_at >= STATUSTEXT_EVERY_S:
+        if record.withheld is not None and self._told is not False:
+            self._untold += 1
+            self._untold_reason = record.withheld
+        if (publishing != self._told or self._untold) and now - self._text_at >= STATUSTEXT_EVERY_S:
             self._status_text(record.tick, record.withheld)
-            self._told, self._text_at = state, now
+            self._told, self._text_at = publishing, now
 
     def _status_text(self, tick: int, withheld: str | None) -> None:
-        if withheld is None:
-            severity, text = SEVERITY_NOTICE, f"voter {self.node}: publishing at tick {tick}"
+        """The change since the last text; a short withholding the rate limit held back is
+        still told (a board that withheld for 3 ticks between two texts says so)."""
+        me = f"voter {self.node}"
+        if withheld is not None:
+            severity, text = SEVERITY_WARNING, f"{me}: withholding ({withheld})"
+        elif self._untold:
+            severity = SEVERITY_WARNING
+            text = f"{me}: publishing, withheld {self._untold} ({self._untold_reason})"
         else:
-            severity, text = SEVERITY_WARNING, f"voter {self.node}: withholding ({withheld})"
+            severity, text = SEVERITY_NOTICE, f"{me}: publishing at tick {tick}"
+        self._untold, self._untold_reason = 0, ""
         self.mav.statustext_send(severity, text[:50].encode())
 
     def close(self) -> None:
