@@ -199,3 +199,40 @@ def test_cpython_and_extensions_work_without_wx_memory() -> None:
     if proc.stdout.startswith("no-mdwe"):
         pytest.skip("kernel has no PR_SET_MDWE (Linux < 6.3)")
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+DROPIN = UNIT.parent / "voterd-network.conf"
+
+
+def test_network_dropin_lifts_only_the_network() -> None:
+    """The drop-in for network outputs opens IP sockets to local networks and nothing else;
+    the shipped unit itself stays without a network."""
+    assert ["yes"] == values("Service", "PrivateNetwork")
+    assert ["any"] == values("Service", "IPAddressDeny")
+    settings: dict[str, str] = {}
+    for raw in DROPIN.read_text().splitlines():
+        line = raw.strip()
+        if line and not line.startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            settings[key] = value
+    assert {"PrivateNetwork", "RestrictAddressFamilies", "IPAddressAllow"} == set(settings)
+    assert "no" == settings["PrivateNetwork"]
+    assert {"AF_INET", "AF_INET6"} == set(settings["RestrictAddressFamilies"].split())
+    assert "any" not in settings["IPAddressAllow"]
+
+
+@needs_analyze
+def test_systemd_analyze_verify_with_the_network_dropin(tmp_path: Path) -> None:
+    """The unit with the drop-in installed as voterd@.service.d/network.conf verifies clean,
+    and systemd reads the drop-in (a misspelt setting in it is reported)."""
+    dropins = tmp_path / "voterd@.service.d"
+    dropins.mkdir()
+    (dropins / "network.conf").write_text(DROPIN.read_text())
+    proc = _verify(UNIT.read_text(), tmp_path)
+    complaints = [line for line in (proc.stdout + proc.stderr).splitlines() if "voterd" in line]
+    assert proc.returncode == 0 and complaints == [], proc.stdout + proc.stderr
+    (dropins / "network.conf").write_text(
+        DROPIN.read_text().replace("PrivateNetwork=no", "PrivateNetwrk=no")
+    )
+    bad = _verify(UNIT.read_text(), tmp_path)
+    assert "PrivateNetwrk" in bad.stdout + bad.stderr

@@ -12,11 +12,12 @@ or log: it parses and checks, the daemon and CLIs act.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +54,39 @@ _CLUSTER_OPTIONAL = (
 )
 
 _NODE_REQUIRED = ("id", "public_key", "key_file", "links")
-_NODE_OPTIONAL = ("control", "sensor")
+_NODE_OPTIONAL = ("control", "sensor", "output")
+
+#: MAVLink's NAMED_VALUE_FLOAT holds a name of at most 10 characters
+MAVLINK_NAME_MAX = 10
 
 
 class ConfigFileError(Exception):
     """The cluster file is unreadable or invalid; the message is one line naming file and key."""
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Opt-in network outputs of the voted value and the board's health (docs/deploy.md).
+
+    Empty strings mean off: a board publishes on the network only when asked to,
+    and the shipped systemd unit keeps it off the network until a drop-in lifts that.
+    """
+
+    #: "HOST:PORT": one JSON datagram per decided tick (voter.output_udp)
+    udp: str = ""
+    #: "udp:HOST:PORT" or "serial:PORT": MAVLink messages (voter.output_mavlink)
+    mavlink: str = ""
+    mavlink_baud: int = 57600
+    #: values sent per second at most (every k-th tick): a 57600-baud radio carries ~5 kB/s
+    mavlink_hz: float = 10.0
+    mavlink_system: int = 1
+    #: 191 = MAV_COMP_ID_ONBOARD_COMPUTER; give each board its own where streams meet
+    mavlink_component: int = 191
+    #: the channels' names on MAVLink (<= 10 characters each); () = the channel names
+    mavlink_names: tuple[str, ...] = ()
+
+
+_OUTPUT_KEYS = tuple(f.name for f in fields(OutputConfig))
 
 
 @dataclass(frozen=True)
@@ -71,6 +100,8 @@ class NodeConfig:
     # Dicts are not hashable; leave them out of the hash so a NodeConfig stays usable as a key.
     sensor: dict[str, Any] = field(default_factory=dict, hash=False)
     links: dict[int, str] = field(default_factory=dict, hash=False)
+    #: this board's [node.output] keys, over the cluster-wide [output] table
+    output: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -93,6 +124,8 @@ class ClusterConfig:
     precision_ms: float = 0.0
     #: debug only: false publishes every decision (no self-checks, no clique avoidance)
     fail_silent: bool = True
+    #: the cluster-wide [output] table (each node may override keys)
+    output: OutputConfig = OutputConfig()
 
     @property
     def n(self) -> int:
@@ -122,6 +155,10 @@ class ClusterConfig:
     def output_socket_for(self, node_id: int) -> str:
         """The output socket path for a node with {node} substituted ("" = none)."""
         return self.output_socket.replace("{node}", str(self.node(node_id).id))
+
+    def output_for(self, node_id: int) -> OutputConfig:
+        """A node's network outputs: the [output] table with its own [node.output] keys on top."""
+        return replace(self.output, **self.node(node_id).output)
 
 
 # --------------------------------------------------------------------------- loading
@@ -227,7 +264,7 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
     # which under systemd is "/" and on a developer's shell is anything.
     abspath = path.resolve()
     base = abspath.parent
-    c.keys(raw, "", ("cluster", "node"), ())
+    c.keys(raw, "", ("cluster", "node"), ("output",))
     cl = c.table(raw["cluster"], "cluster")
     c.keys(cl, "cluster", _CLUSTER_REQUIRED, _CLUSTER_OPTIONAL)
     # Checked in file order: the first bad key is the one the message names.
@@ -245,6 +282,9 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
     fail_silent = cl.get("fail_silent", True)
     if not isinstance(fail_silent, bool):
         raise c.error("cluster.fail_silent", f"must be true or false, got {_tname(fail_silent)}")
+    output = _parse_output(c, raw.get("output", {}), "output")
+    nodes = _parse_nodes(c, raw["node"], base)
+    _check_mavlink_names(c, channels, output, nodes)
     return ClusterConfig(
         id=cluster_id,
         algorithm=algorithm,
@@ -254,11 +294,12 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
         baud=baud,
         log_dir=log_dir,
         output_socket=output_socket,
-        nodes=_sensor_channels(c, _parse_nodes(c, raw["node"], base), len(channels)),
+        nodes=_sensor_channels(c, nodes, len(channels)),
         path=abspath,
         publish=publish,
         precision_ms=precision_ms,
         fail_silent=fail_silent,
+        output=OutputConfig(**output),
     )
 
 
@@ -371,6 +412,7 @@ def _parse_node(
         control=control,
         sensor=_parse_sensor(c, nd.get("sensor", {"kind": "sim"}), f"{k}.sensor"),
         links=_parse_links(c, nd["links"], f"{k}.links", nid, count),
+        output=_parse_output(c, nd.get("output", {}), f"{k}.output"),
     )
 
 
@@ -458,6 +500,110 @@ def check_sensor_table(value: object, where: str, node: int, channels: int) -> d
     sensor = _parse_sensor(c, value, "sensor")
     _sensor_channels(c, (NodeConfig(node, b"", Path(), "", sensor, {}),), channels)
     return sensor
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """ "HOST:PORT" with an IP address (IPv6 in brackets) or "localhost"; ValueError otherwise.
+
+    No host names: resolving one is I/O this module must not do, and a name that does
+    not resolve at boot (no DNS on a flight line, none in the unit's sandbox) would
+    otherwise stop the board. The message is the part after the key.
+    """
+    host, sep, port_s = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"must be HOST:PORT (e.g. 127.0.0.1:14600), got {text!r}")
+    if not (port_s.isascii() and port_s.isdigit()) or not 1 <= int(port_s) <= 65535:
+        raise ValueError(f"port must be in 1..65535, got {port_s!r} in {text!r}")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if bare != "localhost":
+        try:
+            addr = ipaddress.ip_address(bare)
+        except ValueError:
+            raise ValueError(
+                f"host must be an IP address or localhost (no DNS names), got {host!r}"
+            ) from None
+        if addr.version == 6 and bare == host:
+            raise ValueError(f"an IPv6 address goes in brackets, e.g. [::1]:14600, got {text!r}")
+    return bare, int(port_s)
+
+
+def _parse_output(c: _Checker, value: object, key: str) -> dict[str, Any]:
+    """An [output] table (cluster-wide) or a node's output keys: only the keys given."""
+    t = c.table(value, key)
+    c.keys(t, key, (), _OUTPUT_KEYS)
+    out: dict[str, Any] = {}
+    for k, v in t.items():
+        kk = f"{key}.{k}"
+        if k == "udp":
+            out[k] = _address(c, v, kk, "")
+        elif k == "mavlink":
+            out[k] = _mavlink_url(c, v, kk)
+        elif k == "mavlink_names":
+            out[k] = _mavlink_names(c, v, kk)
+        elif k == "mavlink_hz":
+            hz = float(c.number(v, kk))
+            if not (math.isfinite(hz) and 0.0 < hz <= MAX_TICK_HZ):
+                raise c.error(kk, f"must be in (0, {MAX_TICK_HZ:g}], got {hz:g}")
+            out[k] = hz
+        else:
+            out[k] = c.integer(v, kk, 1, MAX_BAUD if k == "mavlink_baud" else 255)
+    return out
+
+
+def _address(c: _Checker, value: object, key: str, prefix: str) -> str:
+    text = c.string(value, key)
+    if text:
+        try:
+            parse_host_port(text.removeprefix(prefix))
+        except ValueError as e:
+            raise c.error(key, str(e)) from None
+    return text
+
+
+def _mavlink_url(c: _Checker, value: object, key: str) -> str:
+    text = c.string(value, key)
+    if not text or text.startswith("udp:"):
+        return _address(c, text, key, "udp:")
+    if text.startswith("serial:") and text.removeprefix("serial:"):
+        return text
+    raise c.error(key, f'must be "udp:HOST:PORT" or "serial:PORT", got {text!r}')
+
+
+def _mavlink_names(c: _Checker, value: object, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise c.error(key, f"must be an array of names, got {_tname(value)}")
+    names = tuple(c.name(x, f"{key}[{i}]") for i, x in enumerate(value))
+    for i, name in enumerate(names):
+        if len(name) > MAVLINK_NAME_MAX:
+            raise c.error(f"{key}[{i}]", f"{name!r} is longer than {MAVLINK_NAME_MAX} characters")
+    if len(set(names)) != len(names):
+        raise c.error(key, "names must differ")
+    return names
+
+
+def _check_mavlink_names(
+    c: _Checker, channels: tuple[str, ...], output: dict[str, Any], nodes: tuple[NodeConfig, ...]
+) -> None:
+    """Each channel goes out under a name of at most 10 characters (MAVLink's limit): the
+    channel's own, or the one in mavlink_names. Checked when any board has MAVLink on."""
+    for nd in nodes:
+        merged = {**output, **nd.output}
+        if not merged.get("mavlink"):
+            continue
+        key = "output.mavlink_names" if "mavlink_names" in output else f"node[{nd.id}].output"
+        names = merged.get("mavlink_names", ())
+        if names and len(names) != len(channels):
+            raise c.error(key, f"has {len(names)} names for {len(channels)} channels")
+        for i, ch in enumerate(channels):
+            if not names and len(ch) > MAVLINK_NAME_MAX:
+                raise c.error(
+                    f"cluster.channels[{i}]",
+                    f"{ch!r} is longer than the {MAVLINK_NAME_MAX} characters of a MAVLink "
+                    "value name: give [output] mavlink_names",
+                )
 
 
 def _parse_links(c: _Checker, value: object, key: str, nid: int, count: int) -> dict[int, str]:
@@ -558,6 +704,9 @@ def dump_cluster(cfg: ClusterConfig) -> str:
         f"precision_ms = {_toml_value(float(cfg.precision_ms))}",
         f"fail_silent = {'true' if cfg.fail_silent else 'false'}",
     ]
+    output = _changed_outputs(cfg.output, OutputConfig())
+    if output:
+        lines += ["", "[output]"] + [f"{k} = {_toml_value(v)}" for k, v in output.items()]
     for nd in cfg.nodes:
         lines += [
             "",
@@ -567,7 +716,13 @@ def dump_cluster(cfg: ClusterConfig) -> str:
             f"key_file = {_toml_str(_rel(nd.key_file, base))}",
             f"control = {_toml_str(nd.control)}",
             f"sensor = {_toml_value(nd.sensor)}",
+            *([f"output = {_toml_value(nd.output)}"] if nd.output else []),
             "[node.links]",
         ]
         lines += [f"{peer} = {_toml_str(url)}" for peer, url in sorted(nd.links.items())]
     return "\n".join(lines) + "\n"
+
+
+def _changed_outputs(out: OutputConfig, default: OutputConfig) -> dict[str, Any]:
+    """The [output] keys that differ from the defaults (a config without outputs stays so)."""
+    return {k: getattr(out, k) for k in _OUTPUT_KEYS if getattr(out, k) != getattr(default, k)}

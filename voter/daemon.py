@@ -183,6 +183,7 @@ class Daemon:
                 self.parts.dlog.write(line)
                 if isinstance(line, DecisionRecord):
                     self.decided += 1
+                    self.parts.output.decided(line)
             for out in batch.publish:
                 self.parts.output.publish(out)
         if more.decided is not None:

@@ -33,7 +33,7 @@ from voter.keys import KeyFileError, load_signing_key, parse_public_key
 from voter.links import Link, LinkError
 from voter.localclock import Clock
 from voter.logsink import Log
-from voter.output import Output
+from voter.output import Output, OutputError, open_outputs
 from voter.peerlinks import PeerLinks
 from voter.sdnotify import Notifier
 from voter.sensors import SensorError, SensorSource, open_sensor
@@ -99,6 +99,17 @@ def _open_io(cfg: ClusterConfig, node: NodeConfig) -> tuple[SensorSource, dict[i
     return sensor, links
 
 
+def _output(cfg: ClusterConfig, node: int, log: Log) -> Output:
+    """The output socket and the network outputs this board is configured with, opened."""
+    try:
+        sinks, warnings = open_outputs(cfg, node)
+    except OutputError as e:
+        fail(str(e))
+    for warning in warnings:
+        log.warning(warning)
+    return Output(cfg.output_socket_for(node), sinks)
+
+
 def _timing(cfg: ClusterConfig, rounds: int, latency_s: float, budget: Budget) -> Timing:
     return Timing(
         cfg.period_s,
@@ -121,6 +132,7 @@ def build(args: argparse.Namespace) -> Daemon:
     latency_s = args.link_latency_us * 1e-6
     admission = _admit(cfg, latency_s, log)
     keys = _keys(cfg, node)
+    output = _output(cfg, args.node, log)
     sensor, links = _open_io(cfg, node)
     params = ic_params(cfg.n, cfg.m, cfg.algorithm, cfg.id)
     timing = _timing(cfg, params.rounds, latency_s, budget)
@@ -163,7 +175,7 @@ def build(args: argparse.Namespace) -> Daemon:
         log=log,
         joiner=Joiner(args.node, timing, cfg.baud),
         health=health,
-        output=Output(cfg.output_socket_for(args.node)),
+        output=output,
         agent=agent,
     )
     return Daemon(parts, _options(args, admission))
