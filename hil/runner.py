@@ -28,6 +28,7 @@ from hil.report import fault_windows, timeline_png, write_all
 from hil.rig import Rig, RigError, load_rig
 from hil.scenario import Scenario
 from voter.faultmodel import FaultSpecError
+from voter.textfile import TextFileError, read_text
 
 SHRINK_MAX_TICKS = 20_000  # beyond this, shrinking costs more than it tells
 
@@ -173,16 +174,33 @@ def _report(campaign: Campaign, results: list[ScenarioResult], opts: Options) ->
     return report
 
 
+def _shard_report(part: Path) -> dict[str, Any]:
+    """A shard's report.json, or one CampaignError line saying why it is not one."""
+    path = part / "report.json"
+    try:
+        rep = json.loads(read_text(path))
+    except TextFileError as e:
+        raise CampaignError(f"{e} (is {part} a `hil campaign run` report directory?)") from None
+    except ValueError as e:
+        raise CampaignError(f"{path}: not valid JSON: {e}") from None
+    rows = rep.get("scenarios") if isinstance(rep, dict) else None
+    if (
+        not isinstance(rep, dict)
+        or "campaign" not in rep
+        or not isinstance(rows, list)
+        or not all(isinstance(r, dict) and {"name", "passed"} <= set(r) for r in rows)
+    ):
+        raise CampaignError(f"{path}: not a campaign report (campaign and scenarios expected)")
+    return rep
+
+
 def merge(out: Path, parts: Sequence[Path]) -> int:
     """Combine shard directories (each with report.json and plots/) into one report."""
     scenarios: list[dict[str, Any]] = []
     head: dict[str, Any] | None = None
     (out / "plots").mkdir(parents=True, exist_ok=True)
     for part in parts:
-        try:
-            rep = json.loads((part / "report.json").read_text())
-        except (OSError, ValueError) as e:
-            raise CampaignError(f"{part}: no readable report.json ({e})") from None
+        rep = _shard_report(part)
         head = head or rep
         if rep["campaign"] != head["campaign"]:
             raise CampaignError(
