@@ -9,6 +9,7 @@ from pathlib import Path
 
 from voter._cli_util import add_version, fail
 from voter.core.protocol import ALGORITHMS
+from voter.exitcodes import EXIT_INTERRUPTED
 
 
 def _generals(args: argparse.Namespace) -> int:
@@ -162,7 +163,22 @@ def main(argv: list[str] | None = None) -> None:
     cm.set_defaults(func=_campaign_merge)
 
     args = parser.parse_args(argv)
-    raise SystemExit(args.func(args))
+    try:
+        code = args.func(args)
+    except KeyboardInterrupt:
+        code = _interrupted(args)
+    raise SystemExit(code)
+
+
+def _interrupted(args: argparse.Namespace) -> int:
+    """Ctrl-C: by now the runners' `finally` stopped every board and the fabric (pty mode)
+    and the pool's workers are terminated (sim --jobs): one line and 130, no traceback."""
+    what = {"verify": "search stopped, nothing printed"}.get(args.cmd, "stopped")
+    if args.cmd == "campaign" and args.campaign_cmd == "run":
+        what = f"campaign stopped, every board with it; no report written to {args.out}"
+    fresh_line = "\n" if sys.stderr.isatty() else ""  # off a progress bar's line
+    print(f"{fresh_line}hil: interrupted: {what}", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def _add_campaign_run_options(cr: argparse.ArgumentParser) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
+import signal
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,11 @@ def select(c: Campaign, opts: Options) -> list[Scenario]:
     return chosen
 
 
+def _ignore_sigint() -> None:
+    """A pool worker leaves Ctrl-C to the parent, which stops the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_one(args: tuple[Scenario, str, str]) -> ScenarioResult:
     sc, mode, out = args
     return run_scenario(sc, mode, Path(out))
@@ -117,8 +123,11 @@ def run_campaign(path: Path, opts: Options) -> int:
     ) as bar:
         task = bar.add_task(f"campaign {campaign.name} ({opts.mode})", total=len(scenarios))
         if jobs > 1:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                for r in pool.map(_run_one, [(s, opts.mode, str(out)) for s in scenarios]):
+            # multiprocessing's Pool, not ProcessPoolExecutor: on Ctrl-C its `with` ends in
+            # terminate() (the executor would first finish every queued scenario), and the
+            # workers ignore SIGINT so a Ctrl-C to the terminal's group prints no traceback each.
+            with multiprocessing.Pool(jobs, initializer=_ignore_sigint) as pool:
+                for r in pool.imap(_run_one, [(s, opts.mode, str(out)) for s in scenarios]):
                     results.append(r)
                     bar.advance(task)
         else:
