@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, run_cli
+from voter.exitcodes import EXIT_CONFIG, EXIT_UNAVAILABLE
 
 NOT_UTF8 = b"[campaign]\nname = '\xe9t\xe9'\n"  # Latin-1, as an old editor saves it
 SMOKE = ROOT / "campaigns" / "smoke.toml"
@@ -118,3 +119,38 @@ def test_generals_commander_outside_the_cluster(tmp_path: Path) -> None:
     path = tmp_path / "g.toml"
     path.write_text("nodes = 4\nvalue = 'attack'\ncommander = 5\n")
     one_line(run_cli("hil", "generals", str(path)), 2, "commander: node 5 is not in 0..3")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Path:
+    """A fresh `voter cluster init` (its links name /dev/voter-link*, absent here)."""
+    out = tmp_path / "c"
+    assert 0 == run_cli("voter", "cluster", "init", "--nodes", "4", "--out", str(out)).returncode
+    return out
+
+
+def test_voterd_checks_its_key_before_its_ports(cluster: Path) -> None:
+    """A world-readable key and a missing port: the key is the complaint (78, not restarted)."""
+    (cluster / "keys" / "node0.key").chmod(0o644)
+    proc = run_cli("voterd", "--config", str(cluster / "cluster.toml"), "--node", "0")
+    one_line(proc, EXIT_CONFIG, "node0.key", "chmod 600")
+    assert "voter-link" not in proc.stderr
+
+
+def test_voterd_missing_port_is_unavailable_not_config(cluster: Path) -> None:
+    """A port that is not there (yet): 69, which systemd retries; the line names the port."""
+    proc = run_cli("voterd", "--config", str(cluster / "cluster.toml"), "--node", "0")
+    one_line(proc, EXIT_UNAVAILABLE, "/dev/voter-link1")
+
+
+def test_voterd_config_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = latin1(tmp_path, "cluster.toml")
+    proc = run_cli("voterd", "--config", str(path), "--node", "0")
+    one_line(proc, EXIT_CONFIG, "voterd: error:", "not UTF-8 text")
+
+
+def test_voterd_usage_error_stays_2() -> None:
+    """The command line itself (argparse's own errors and option conflicts): exit 2."""
+    assert 2 == run_cli("voterd", "--node", "0").returncode  # --config missing
+    proc = run_cli("voterd", "--config", "x.toml", "--node", "0", "--start-at", "1")
+    one_line(proc, 2, "--start-at is a HIL option")

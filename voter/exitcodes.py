@@ -28,6 +28,16 @@ EXIT_CONFIG = 78
 #: Ctrl-C (128 + SIGINT, as a shell reports it): the command was stopped and cleaned up
 EXIT_INTERRUPTED = 130
 
+#: voterd's statuses as its --help lists them (docs/deploy.md explains the unit's use of them)
+VOTERD_STATUSES: tuple[tuple[int, str], ...] = (
+    (EXIT_OK, "stopped cleanly (SIGTERM, Ctrl-C, --ticks, --until-tick)"),
+    (EXIT_USAGE, "the command line is wrong (one line on stderr)"),
+    (EXIT_UNAVAILABLE, "a serial port or sensor is missing or busy (systemd retries)"),
+    (EXIT_INCONSISTENT, "crash-on-inconsistency: the board stopped itself (restarted)"),
+    (EXIT_HIL_CRASH, "--hil only: the rig's crash command"),
+    (EXIT_CONFIG, "the cluster file, this node's entry or its key is wrong (not restarted)"),
+)
+
 
 class SetupError(Exception):
     """The environment refuses something the daemon needs (one line for the user, exit 69)."""
