@@ -29,6 +29,7 @@ from hil.verdict import finish, missed_start, missed_start_text
 from voter.core.driver import parse_publish
 from voter.core.protocol import ALGORITHMS, Algorithm
 from voter.faultmodel import Fault, FaultSpecError, fault_from_table, to_table
+from voter.textfile import TextFileError, read_text
 
 SCENARIO_KEYS = {
     "name",
@@ -61,9 +62,9 @@ class Campaign:
 
 def load_campaign(path: Path) -> Campaign:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise CampaignError(f"cannot read {path}: {e.strerror}") from None
+        data = tomllib.loads(read_text(path))
+    except TextFileError as e:
+        raise CampaignError(str(e)) from None
     except tomllib.TOMLDecodeError as e:
         raise CampaignError(f"{path}: not valid TOML: {e}") from None
     return parse_campaign(data, path)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
-from voter._cli_util import add_version, fail
+from voter._cli_util import HelpFormatter, add_version, epilog, fail
 from voter.core.protocol import ALGORITHMS
+from voter.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 
 def _generals(args: argparse.Namespace) -> int:
@@ -27,6 +30,7 @@ def _generals(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from hil.progress import counting_bar
     from hil.verify import format_result, search
     from voter.core.protocol import ConfigError
 
@@ -34,32 +38,26 @@ def _verify(args: argparse.Namespace) -> int:
         fail(f"--traitors must be 0..{args.nodes}")
     if args.max_runs < 0 or args.samples < 1:
         fail("--max-runs must be >= 0 and --samples >= 1")
-
-    def progress(done: int, total: int) -> None:
-        if sys.stderr.isatty() and not args.json:
-            print(f"\r  {done:,}/{total:,} cases", end="", file=sys.stderr, flush=True)
-
     try:
-        result = search(
-            args.nodes,
-            args.m,
-            args.algorithm,
-            args.traitors,
-            max_runs=args.max_runs,
-            samples=args.samples,
-            seed=args.seed,
-            progress=progress,
-        )
+        with counting_bar("verify", "cases") as progress:
+            result = search(
+                args.nodes,
+                args.m,
+                args.algorithm,
+                args.traitors,
+                max_runs=args.max_runs,
+                samples=args.samples,
+                seed=args.seed,
+                progress=progress,
+            )
     except ConfigError as e:
         fail(str(e))
-    if sys.stderr.isatty() and not args.json:
-        print("\r", end="", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
         print(format_result(result))
-    # The command answers a question; finding a violation is an answer, not an error.
-    return 0
+    # SPEC: exit 0 iff the property holds, so a script can tell (the counterexample is printed).
+    return EXIT_OK if result.holds else EXIT_FAILED
 
 
 def _campaign_run(args: argparse.Namespace) -> int:
@@ -133,23 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--json", action="store_true", help="print the result as JSON")
     g.set_defaults(func=_generals)
 
-    v = sub.add_parser("verify", help="search every traitor placement and message choice")
-    v.add_argument("--nodes", type=int, required=True)
-    v.add_argument("--m", type=int, required=True)
-    v.add_argument("--algorithm", choices=ALGORITHMS, required=True)
-    v.add_argument("--traitors", type=int, required=True)
-    v.add_argument(
-        "--max-runs",
-        type=int,
-        default=1_000_000,
-        help="search exhaustively when the space has at most this many cases",
-    )
-    v.add_argument(
-        "--samples", type=int, default=20_000, help="random cases to try when the space is larger"
-    )
-    v.add_argument("--seed", type=int, default=1, help="seed of the random sample")
-    v.add_argument("--json", action="store_true")
-    v.set_defaults(func=_verify)
+    _add_verify(sub)
 
     c = sub.add_parser("campaign", help="fault campaigns: run, merge shards")
     csub = c.add_subparsers(dest="campaign_cmd", required=True)
@@ -162,7 +144,68 @@ def main(argv: list[str] | None = None) -> None:
     cm.set_defaults(func=_campaign_merge)
 
     args = parser.parse_args(argv)
-    raise SystemExit(args.func(args))
+    try:
+        code = args.func(args)
+    except KeyboardInterrupt:
+        code = _interrupted(args)
+    except BrokenPipeError:  # `hil verify --json | head`: the reader left; not our error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # quiet final flush
+        code = 128 + signal.SIGPIPE  # what a shell reports for a writer killed by SIGPIPE
+    raise SystemExit(code)
+
+
+def _interrupted(args: argparse.Namespace) -> int:
+    """Ctrl-C: by now the runners' `finally` stopped every board and the fabric (pty mode)
+    and the pool's workers are terminated (sim --jobs): one line and 130, no traceback."""
+    what = {"verify": "search stopped, nothing printed"}.get(args.cmd, "stopped")
+    if args.cmd == "campaign" and args.campaign_cmd == "run":
+        what = f"campaign stopped, every board with it; no report written to {args.out}"
+    fresh_line = "\n" if sys.stderr.isatty() else ""  # off a progress bar's line
+    print(f"{fresh_line}hil: interrupted: {what}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`verify`: the search's parameters, with defaults, examples and exit status in --help."""
+    v = sub.add_parser(
+        "verify",
+        help="search every traitor placement and message choice",
+        description="Run one Byzantine agreement instance for every placement of the\n"
+        "traitors and every choice of their messages (a seeded random sample when\n"
+        "there are more than --max-runs cases); print a minimal counterexample or\n"
+        "that agreement and validity hold. On a terminal, stderr shows progress\n"
+        "with the rate and the time left (stdout stays clean for --json).",
+        formatter_class=HelpFormatter,
+        epilog=epilog(
+            [
+                "hil verify --nodes 4 --m 1 --algorithm om --traitors 1   # holds: exit 0",
+                "hil verify --nodes 3 --m 1 --algorithm om --traitors 1   # the impossibility: 1",
+                "hil verify --nodes 4 --m 2 --algorithm sm --traitors 2 --max-runs 0 --json",
+            ],
+            [
+                (EXIT_OK, "the property holds in every case checked"),
+                (EXIT_FAILED, "a counterexample was found (and printed)"),
+                (EXIT_USAGE, "impossible parameters (one line on stderr)"),
+                (EXIT_INTERRUPTED, "Ctrl-C"),
+            ],
+        ),
+    )
+    v.add_argument("--nodes", type=int, required=True, help="N, the commander included")
+    v.add_argument("--m", type=int, required=True, help="rounds of relaying (OM(m), SM(m))")
+    v.add_argument("--algorithm", choices=ALGORITHMS, required=True)
+    v.add_argument("--traitors", type=int, required=True, help="how many nodes lie (0..N)")
+    v.add_argument(
+        "--max-runs",
+        type=int,
+        default=1_000_000,
+        help="search exhaustively when the space has at most this many cases",
+    )
+    v.add_argument(
+        "--samples", type=int, default=20_000, help="random cases to try when the space is larger"
+    )
+    v.add_argument("--seed", type=int, default=1, help="seed of the random sample")
+    v.add_argument("--json", action="store_true", help="print the result as JSON (SPEC keys)")
+    v.set_defaults(func=_verify)
 
 
 def _add_campaign_run_options(cr: argparse.ArgumentParser) -> None:

@@ -27,6 +27,7 @@ from voter.core.protocol import ALGORITHMS, Algorithm, ConfigError, Params
 from voter.core.rounds import Delivery, run_tick
 from voter.core.values import LabelDomain, Value
 from voter.simkeys import cluster_keys
+from voter.textfile import TextFileError, read_text
 
 
 class ScenarioError(ValueError):
@@ -119,6 +120,8 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
         raise ScenarioError(f"bad value: {e}") from None
     if algorithm not in ALGORITHMS:
         raise ScenarioError(f"algorithm must be 'om' or 'sm', got {algorithm!r}")
+    if nodes >= 2 and not 0 <= commander < nodes:  # fewer nodes: Params says what is allowed
+        raise ScenarioError(f"commander: node {commander} is not in 0..{nodes - 1}")
     try:
         Params(nodes, m, Algorithm(algorithm), (commander,), default)
     except ConfigError as e:
@@ -153,9 +156,9 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
 
 def load_scenario(path: Path) -> Scenario:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ScenarioError(f"cannot read {path}: {e.strerror}") from None
+        text = read_text(path)
+    except TextFileError as e:
+        raise ScenarioError(str(e)) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from voter.config import MAX_BAUD, ClusterConfig, ConfigFileError, _Checker, load_cluster
+from voter.textfile import TextFileError, read_text
 
 DEFAULT_START_IN_S = 3.0
 
@@ -49,11 +50,9 @@ class Rig:
 def load_rig(path: Path) -> Rig:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise RigError(f"cannot read {path}: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise RigError(f"{path}: not UTF-8 text") from None
+        text = read_text(path)
+    except TextFileError as e:
+        raise RigError(str(e)) from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shlex
 import shutil
+import signal
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from hil.report import NO_PLOTS, fault_windows, plotting, run_metadata, write_al
 from hil.rig import Rig, RigError, load_rig
 from hil.scenario import Scenario
 from voter.faultmodel import FaultSpecError
+from voter.textfile import TextFileError, read_text
 
 SHRINK_MAX_TICKS = 20_000  # beyond this, shrinking costs more than it tells
 
@@ -95,6 +97,11 @@ def select(c: Campaign, opts: Options) -> list[Scenario]:
     return chosen
 
 
+def _ignore_sigint() -> None:
+    """A pool worker leaves Ctrl-C to the parent, which stops the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_one(args: tuple[Scenario, str, str]) -> ScenarioResult:
     sc, mode, out = args
     return run_scenario(sc, mode, Path(out))
@@ -123,8 +130,11 @@ def run_campaign(path: Path, opts: Options) -> int:
     with _bar(opts.progress) as bar:
         task = bar.add_task(f"campaign {campaign.name} ({opts.mode})", total=len(scenarios))
         if jobs > 1:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                for r in pool.map(_run_one, [(s, opts.mode, str(out)) for s in scenarios]):
+            # multiprocessing's Pool, not ProcessPoolExecutor: on Ctrl-C its `with` ends in
+            # terminate() (the executor would first finish every queued scenario), and the
+            # workers ignore SIGINT so a Ctrl-C to the terminal's group prints no traceback each.
+            with multiprocessing.Pool(jobs, initializer=_ignore_sigint) as pool:
+                for r in pool.imap(_run_one, [(s, opts.mode, str(out)) for s in scenarios]):
                     results.append(r)
                     bar.advance(task)
         else:
@@ -235,16 +245,33 @@ def _shrink(sc: Scenario, campaign: Campaign, out: Path) -> dict[str, Any]:
     }
 
 
+def _shard_report(part: Path) -> dict[str, Any]:
+    """A shard's report.json, or one CampaignError line saying why it is not one."""
+    path = part / "report.json"
+    try:
+        rep = json.loads(read_text(path))
+    except TextFileError as e:
+        raise CampaignError(f"{e} (is {part} a `hil campaign run` report directory?)") from None
+    except ValueError as e:
+        raise CampaignError(f"{path}: not valid JSON: {e}") from None
+    rows = rep.get("scenarios") if isinstance(rep, dict) else None
+    if (
+        not isinstance(rep, dict)
+        or "campaign" not in rep
+        or not isinstance(rows, list)
+        or not all(isinstance(r, dict) and {"name", "passed"} <= set(r) for r in rows)
+    ):
+        raise CampaignError(f"{path}: not a campaign report (campaign and scenarios expected)")
+    return rep
+
+
 def merge(out: Path, parts: Sequence[Path]) -> int:
     """Combine shard directories (each with report.json and plots/) into one report."""
     scenarios: list[dict[str, Any]] = []
     head: dict[str, Any] | None = None
     (out / "plots").mkdir(parents=True, exist_ok=True)
     for part in parts:
-        try:
-            rep = json.loads((part / "report.json").read_text())
-        except (OSError, ValueError) as e:
-            raise CampaignError(f"{part}: no readable report.json ({e})") from None
+        rep = _shard_report(part)
         head = head or rep
         if rep["campaign"] != head["campaign"]:
             raise CampaignError(

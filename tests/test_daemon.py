@@ -16,6 +16,7 @@ from hil.checks import check, read_run
 from hil.cluster import ProcessCluster
 from tests.conftest import BIN, run_cli
 from voter.core.adversary import Strategy
+from voter.exitcodes import EXIT_CONFIG, EXIT_UNAVAILABLE
 from voter.faultmodel import fault_from_table
 
 TEST_HZ = 25.0
@@ -191,7 +192,8 @@ def test_sd_notify_ready_watchdog_status_stopping(tmp_path: Path) -> None:
 
 
 def test_busy_port_is_one_clear_line(tmp_path: Path) -> None:
-    """A second voterd for a board whose ports are held: exit 2, one line naming the port."""
+    """A second voterd for a board whose ports are held: exit 69 (EX_UNAVAILABLE: systemd
+    retries, the port may be freed), one line naming the port."""
     c = ProcessCluster(tmp_path / "run")
     c.setup()
     try:
@@ -199,13 +201,13 @@ def test_busy_port_is_one_clear_line(tmp_path: Path) -> None:
         proc = run_cli("voterd", "--config", str(c.config_path), "--node", "0")
     finally:
         c.stop()
-    assert 2 == proc.returncode
+    assert EXIT_UNAVAILABLE == proc.returncode
     assert "busy" in proc.stderr and "Traceback" not in proc.stderr
     assert 1 == len(proc.stderr.strip().splitlines())
 
 
 def test_key_readable_by_others_is_refused(tmp_path: Path) -> None:
-    """A 0644 key file: voterd refuses with one line and the chmod hint."""
+    """A 0644 key file: voterd refuses with one line and the chmod hint, exit 78 (EX_CONFIG)."""
     c = ProcessCluster(tmp_path / "run")
     c.setup()
     try:
@@ -213,7 +215,7 @@ def test_key_readable_by_others_is_refused(tmp_path: Path) -> None:
         proc = run_cli("voterd", "--config", str(c.config_path), "--node", "0")
     finally:
         c.stop()
-    assert 2 == proc.returncode and "chmod 600" in proc.stderr
+    assert EXIT_CONFIG == proc.returncode and "chmod 600" in proc.stderr
     assert 1 == len(proc.stderr.strip().splitlines())
 
 
@@ -225,12 +227,12 @@ def test_key_readable_by_others_is_refused(tmp_path: Path) -> None:
     ],
 )
 def test_bad_invocation_is_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
-    """Unknown node, missing config: one line, exit 2, no traceback."""
+    """Unknown node, missing config: one line, exit 78 (EX_CONFIG, not restarted), no traceback."""
     cfg = tmp_path / "c"
     assert 0 == run_cli("voter", "cluster", "init", "--nodes", "4", "--out", str(cfg)).returncode
     full = ["--config", str(cfg / "cluster.toml"), *args]
     proc = run_cli("voterd", *full)
-    assert 2 == proc.returncode and expected in proc.stderr
+    assert EXIT_CONFIG == proc.returncode and expected in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -162,9 +162,14 @@ def test_a_command_and_a_typed_fault_give_the_board_the_same_state(text: str) ->
     [
         ({"cmd": "traitor", "strategy": "sulk"}, "strategy must be one of"),
         ({"cmd": "link-drop", "link": "0-1", "p": 0.5}, "done by the link fabric"),
-        ({"cmd": "stall", "ms": 120_000, "at_tick": 3}, "stall: ms must be in"),
+        ({"cmd": "stall", "ms": 120_000, "at_tick": 3}, "a stall lasts > 0 ms and <= 60000 ms"),
         ({"cmd": "traitor", "strategy": "lie", "value": [1.0]}, "value must be a reading"),
         ({"cmd": "crash", "at_tick": 3}, "carried out on the process"),
+        ({"cmd": "clock-drift", "ppm": -1e6}, r"ppm must be in \(-1000000, 1000000\)"),
+        ({"cmd": "memory-bitflip", "rate_hz": 1e12}, "rate must be > 0 and <= 10000"),
+        ({"cmd": "stall", "ms": 5, "rate_hz": 5000}, "rate_hz must be > 0 and <= 1000"),
+        ({"cmd": "clock-step", "ms": -61_000, "at_tick": 3}, "at most 60000 ms either way"),
+        ({"cmd": "traitor", "strategy": "late", "delay_ms": -1}, "delay_ms must be >= 0"),
     ],
 )
 def test_a_bad_command_is_one_counted_error(cmd: dict[str, object], why: str) -> None:

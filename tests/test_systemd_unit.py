@@ -63,6 +63,7 @@ def values(section: str, key: str) -> list[str]:
         ("Service", "Restart", "on-failure"),
         ("Service", "RestartSec", "1s"),
         ("Service", "RestartForceExitStatus", "70"),
+        ("Service", "RestartPreventExitStatus", "78"),  # EX_CONFIG: a restart cannot fix it
         ("Service", "User", "voter"),
         ("Service", "Group", "voter"),
         ("Service", "SupplementaryGroups", "dialout"),

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
+import subprocess
 
 import pytest
 
 from hil.verify import search
-from tests.conftest import run_cli
+from tests.conftest import BIN, run_cli
 
 
 def verify(*args: str) -> dict[str, object]:
+    """The --json result; the exit status says the same (SPEC: 0 iff it holds, here 1 if not)."""
     proc = run_cli("hil", "verify", *args, "--json", timeout=600)
-    assert 0 == proc.returncode, proc.stderr
-    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+    out: dict[str, object] = json.loads(proc.stdout)
+    assert (0 if out["holds"] else 1) == proc.returncode, proc.stderr
+    assert "" == proc.stderr  # no terminal: no progress bar
+    return out
 
 
 def test_n3_om1_one_traitor_counterexample() -> None:
@@ -107,3 +114,51 @@ def test_bad_arguments_are_one_line(args: list[str]) -> None:
     proc = run_cli("hil", "verify", *flat)
     assert 2 == proc.returncode and "Traceback" not in proc.stderr
     assert 1 == len(proc.stderr.strip().splitlines())
+
+
+def test_a_counterexample_exits_1_in_the_human_form_too() -> None:
+    """A script can tell without --json: the impossibility exits 1 and prints the violation."""
+    proc = run_cli(
+        "hil", "verify", "--nodes", "3", "--m", "1", "--algorithm", "om", "--traitors", "1"
+    )
+    assert 1 == proc.returncode and "VIOLATION" in proc.stdout
+    assert "" == proc.stderr
+
+
+def test_progress_shows_rate_and_time_left_on_a_terminal() -> None:
+    """stderr on a (pseudo-)terminal: a bar with cases/s and the time left; stdout stays JSON."""
+    main, sub = pty.openpty()
+    cmd = ["verify", "--nodes", "4", "--m", "2", "--algorithm", "sm", "--traitors", "2"]
+    proc = subprocess.Popen(
+        [str(BIN / "hil"), *cmd, "--max-runs", "0", "--samples", "5000", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=sub,
+        text=True,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    os.close(sub)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)  # EIO once the child closed the terminal
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    out, _ = proc.communicate(timeout=120)
+    os.close(main)
+    assert 0 == proc.returncode
+    assert 5000 == json.loads(out)["checked"]
+    screen = seen.decode(errors="replace")
+    assert re.search(r"\d[\d,]* cases/s", screen) and "left" in screen, screen[-400:]
+    assert re.search(r"\d+/5000", screen)
+
+
+def test_help_has_defaults_examples_and_exit_status() -> None:
+    proc = run_cli("hil", "verify", "--help")
+    assert 0 == proc.returncode
+    flat = " ".join(proc.stdout.split())  # argparse wraps to the terminal's width
+    for needle in ("(default: 20000)", "examples:", "hil verify --nodes 3", "exit status:"):
+        assert needle in flat
+    assert re.search(r"^\s+1\s+a counterexample was found", proc.stdout, re.M)

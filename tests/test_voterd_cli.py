@@ -7,6 +7,7 @@ import re
 import pytest
 
 from tests.conftest import run_cli
+from voter.exitcodes import VOTERD_STATUSES
 
 
 @pytest.mark.parametrize("command", ["voterd", "voter", "hil", "firmware-sim"])
@@ -39,3 +40,13 @@ def test_start_at_without_hil_is_one_line_and_exit_2() -> None:
     proc = run_cli("voterd", "--config", "missing.toml", "--node", "0", "--start-at", "1.0")
     assert 2 == proc.returncode
     assert ["voterd: error: --start-at is a HIL option (add --hil)"] == proc.stderr.splitlines()
+
+
+def test_help_has_defaults_examples_and_exit_status() -> None:
+    """voterd --help: defaults, an example as the unit runs it, and every exit status."""
+    proc = run_cli("voterd", "--help")
+    assert 0 == proc.returncode
+    assert "(default: 0.0)" in " ".join(proc.stdout.split())  # --link-latency-us
+    assert "voterd --config /etc/voter/cluster.toml --node 2" in proc.stdout
+    for code, _ in VOTERD_STATUSES:
+        assert re.search(rf"^\s+{code}\s+\S", proc.stdout, re.M), code

@@ -45,3 +45,26 @@ class _VersionAction(argparse.Action):
 def add_version(parser: argparse.ArgumentParser) -> None:
     """Every command has --version (SPEC): `PROG X.Y.Z` on stdout, exit 0."""
     parser.add_argument("--version", action=_VersionAction)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help with each option's default (where it has a real one) and the epilog as written
+    (examples and exit codes are laid out by hand)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        d = action.default
+        if (
+            d is None
+            or d is False
+            or d is argparse.SUPPRESS
+            or (isinstance(d, str | list) and not d)
+        ):
+            return action.help  # "(default: None)" says nothing
+        return super()._get_help_string(action)
+
+
+def epilog(examples: Sequence[str], codes: Sequence[tuple[int, str]]) -> str:
+    """The end of a --help: example command lines, then what each exit status means."""
+    lines = ["examples:", *(f"  {e}" for e in examples), "", "exit status:"]
+    lines += [f"  {code:<4}{meaning}" for code, meaning in codes]
+    return "\n".join(lines)

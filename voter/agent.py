@@ -82,7 +82,7 @@ class FaultAgent:
 
     # -- the control port ----------------------------------------------------------
     def open(self, sel: selectors.BaseSelector) -> None:
-        """Open the control port and wait on it in `sel` (SetupError: one line, exit 2)."""
+        """Open the control port and wait on it in `sel` (SetupError: one line, exit 69)."""
         port = serial_port_of(self.control)
         if port is not None:
             try:

@@ -24,6 +24,7 @@ from typing import Any
 from voter.core.driver import Publish, parse_publish
 from voter.core.protocol import ALGORITHMS, Algorithm, fault_bound
 from voter.keys import KeyFileError, parse_public_key
+from voter.textfile import TextFileError, read_text
 
 MIN_NODES, MAX_NODES = 2, 16
 MAX_M = 6
@@ -238,13 +239,9 @@ def load_cluster(path: Path) -> ClusterConfig:
     """Read and check a cluster TOML file; ConfigFileError (one line) on any problem."""
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigFileError(f"{path}: not UTF-8 text") from None
+        text = read_text(path)
+    except TextFileError as exc:
+        raise ConfigFileError(str(exc)) from None
     return loads_cluster(text, path)
 
 

@@ -111,6 +111,14 @@ class Window:
 
 
 ALWAYS = Window()
+# The domains of the values, checked when a fault is made (so for a campaign, --fault text and
+# a control command alike). The upper bounds are limits on the rig, not physics: a board frozen
+# or a frame held a minute is already "gone", and a rate beyond them would make a tick's work
+# (bit flips, stall draws) unbounded.
+PPM_MAX = 1_000_000  # exclusive: at -1e6 ppm a clock stands still, beyond it runs backwards
+MS_MAX = 60_000.0  # longest stall, clock step, link delay or jitter, traitor lateness
+STALL_RATE_HZ_MAX = 1000.0
+MEMORY_RATE_HZ_MAX = 10_000.0
 _LINK_RE = re.compile(r"^(\*|\d+-\d+|\d+>\d+)$")
 
 
@@ -181,9 +189,9 @@ class Traitor:
     def __post_init__(self) -> None:
         _finite(self.kind, delay_ms=self.delay_ms)
         _need(
-            self.delay_ms >= 0,
+            0 <= self.delay_ms <= MS_MAX,
             self.kind,
-            f"delay_ms must be >= 0, got {number_text(self.delay_ms)}",
+            f"delay_ms must be >= 0 and <= {MS_MAX:g}, got {number_text(self.delay_ms)}",
         )
 
     def describe(self) -> str:
@@ -260,9 +268,9 @@ class LinkDelay:
     def __post_init__(self) -> None:
         _finite(self.kind, delay_ms=self.delay_ms)
         _need(
-            self.delay_ms >= 0,
+            0 <= self.delay_ms <= MS_MAX,
             self.kind,
-            f"delay must be >= 0 ms, got {number_text(self.delay_ms)}",
+            f"delay must be >= 0 ms and <= {MS_MAX:g} ms, got {number_text(self.delay_ms)}",
         )
 
     def describe(self) -> str:
@@ -284,9 +292,10 @@ class LinkJitter:
     def __post_init__(self) -> None:
         _finite(self.kind, max_ms=self.max_ms)
         _need(
-            self.max_ms >= 0,
+            0 <= self.max_ms <= MS_MAX,
             self.kind,
-            f"jitter must be >= 0 ms (a delay cannot be negative), got {number_text(self.max_ms)}",
+            f"jitter must be >= 0 ms (a delay cannot be negative) and <= {MS_MAX:g} ms, "
+            f"got {number_text(self.max_ms)}",
         )
 
     def describe(self) -> str:
@@ -309,9 +318,10 @@ class MemoryBitflip:
     def __post_init__(self) -> None:
         _finite(self.kind, rate_hz=self.rate_hz)
         _need(
-            self.rate_hz > 0,
+            0 < self.rate_hz <= MEMORY_RATE_HZ_MAX,
             self.kind,
-            f"rate must be > 0 per second, got {number_text(self.rate_hz)}",
+            f"rate must be > 0 and <= {MEMORY_RATE_HZ_MAX:g} per second, "
+            f"got {number_text(self.rate_hz)}",
         )
         _need(self.bits in (1, 2), self.kind, f"bits must be 1 or 2, got {self.bits}")
 
@@ -352,6 +362,13 @@ class ClockDrift:
 
     def __post_init__(self) -> None:
         _finite(self.kind, ppm=self.ppm)
+        # At -1e6 ppm the clock stands still (the simulator divides by 1 + ppm/1e6); beyond
+        # +-1e6 it runs backwards or twice as fast: that is a broken clock, not a drift.
+        _need(
+            -PPM_MAX < self.ppm < PPM_MAX,
+            self.kind,
+            f"ppm must be in (-{PPM_MAX}, {PPM_MAX}), got {number_text(self.ppm)}",
+        )
 
     def describe(self) -> str:
         return f"clock-drift:{self.node}:{number_text(self.ppm)}ppm"
@@ -373,7 +390,11 @@ class Stall:
 
     def __post_init__(self) -> None:
         _finite(self.kind, ms=self.ms, rate_hz=self.rate_hz)
-        _need(self.ms > 0, self.kind, f"a stall lasts > 0 ms, got {number_text(self.ms)}")
+        _need(
+            0 < self.ms <= MS_MAX,
+            self.kind,
+            f"a stall lasts > 0 ms and <= {MS_MAX:g} ms, got {number_text(self.ms)}",
+        )
         _need(
             not (self.at_tick is not None and self.rate_hz),
             self.kind,
@@ -385,9 +406,9 @@ class Stall:
             "needs at_tick or rate_hz (stall:2:60ms@150 or stall:2:60ms/5s)",
         )
         _need(
-            self.at_tick is not None or self.rate_hz > 0,
+            self.at_tick is not None or 0 < self.rate_hz <= STALL_RATE_HZ_MAX,
             self.kind,
-            f"rate_hz must be > 0, got {self.rate_hz}",
+            f"rate_hz must be > 0 and <= {STALL_RATE_HZ_MAX:g}, got {number_text(self.rate_hz)}",
         )
         _need(
             self.at_tick is None or self.at_tick >= 0,
@@ -426,6 +447,11 @@ class ClockStep:
         _finite(self.kind, ms=self.ms)
         _need(
             self.ms != 0, self.kind, "a clock step of 0 ms does nothing (it is signed, e.g. -5ms)"
+        )
+        _need(
+            abs(self.ms) <= MS_MAX,
+            self.kind,
+            f"a clock step is at most {MS_MAX:g} ms either way, got {number_text(self.ms)}",
         )
         _need(self.at_tick >= 0, self.kind, f"at_tick must be >= 0, got {self.at_tick}")
 
@@ -597,7 +623,10 @@ def _from_fields(kind: str, where: int | LinkSelector, x: _Fields) -> Fault:
             at = x.whole("at_tick") if x.has("at_tick") else None
             rate = x.number("rate_hz", 0.0)
             if at is None and not rate > 0:
-                raise FaultSpecError(f"stall: rate_hz must be > 0, got {number_text(rate)}")
+                raise FaultSpecError(
+                    f"stall: rate_hz must be > 0 and <= {STALL_RATE_HZ_MAX:g}, "
+                    f"got {number_text(rate)}"
+                )
             return Stall(node, x.number("ms"), at, rate, w)
         case "clock-step":
             return ClockStep(node, x.number("ms"), x.whole("at_tick"), w)
@@ -666,7 +695,9 @@ def _rate(text: str) -> float:
     if low.endswith("hz"):
         rate_hz = _float(low[:-2], "stall rate")
         if not rate_hz > 0:
-            raise FaultSpecError(f"stall: rate_hz must be > 0, got {text!r}")
+            raise FaultSpecError(
+                f"stall: rate_hz must be > 0 and <= {STALL_RATE_HZ_MAX:g}, got {text!r}"
+            )
         return rate_hz
     if low.endswith("ms"):
         period_s = _float(low[:-2], "stall period") / 1000.0

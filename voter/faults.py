@@ -48,8 +48,6 @@ SPIKE = 5000.0
 #: Commands the daemon carries out on its process rather than on its fault state.
 PROCESS_COMMANDS = ("crash", "restart", "start")
 RESTART_MAX_S = 10.0
-#: longest stall or clock step a command may ask for
-STALL_MS_MAX = 60_000.0
 #: most windows of one kind a board keeps (a rig cannot grow its memory without bound)
 WINDOWS_MAX = 64
 
@@ -120,17 +118,11 @@ class FaultState:
                 self._bounded(self.sensor, "sensor windows").append(fault)
             case ClockDrift():
                 self.drift_ppm = fault.ppm
-            case ClockStep():
-                if abs(fault.ms) > STALL_MS_MAX or len(self.clock_steps) >= WINDOWS_MAX:
-                    raise FaultCommandError(
-                        f"clock-step: ms within +-{STALL_MS_MAX:g}, {WINDOWS_MAX} steps at most"
-                    )
+            case ClockStep():  # its ms was checked when the fault was made (faultmodel)
+                if len(self.clock_steps) >= WINDOWS_MAX:
+                    raise FaultCommandError(f"too many clock steps ({WINDOWS_MAX})")
                 self.clock_steps[fault.at_tick] = fault.ms / 1000
             case Stall():
-                if fault.ms > STALL_MS_MAX or fault.rate_hz > 1000:
-                    raise FaultCommandError(
-                        f"stall: ms must be in (0, {STALL_MS_MAX:g}], rate_hz in (0, 1000]"
-                    )
                 self._bounded(self.stalls, "stalls").append(fault)
 
     @staticmethod

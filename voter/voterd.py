@@ -1,8 +1,11 @@
 """voterd: the board daemon's command line. Parse, check everything that can fail, build, run.
 
-Every mistake in the input (configuration, keys, sensor, busy port) is found
-here, before the board ticks, and said in one line (exit 2). What runs is
-`voter.daemon.Daemon`; exit codes are in `voter.exitcodes`.
+Every mistake in the input is found here, before the board ticks, and said in
+one line: the command line (exit 2), then the configuration and the key (exit 78,
+EX_CONFIG: systemd does not restart it) before any port is touched, then the
+sensor and the ports (exit 69, EX_UNAVAILABLE: a device may come up later, so
+systemd retries). What runs is `voter.daemon.Daemon`; the codes are in
+`voter.exitcodes`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from voter._cli_util import add_version, fail
+from voter._cli_util import HelpFormatter, add_version, epilog, fail
 from voter.agent import FaultAgent
 from voter.budget import ROUNDS_FRACTION, Budget, TimingBudget, admit_config, check_cluster
 from voter.config import ClusterConfig, ConfigFileError, NodeConfig, load_cluster
@@ -25,7 +28,13 @@ from voter.core.ic import ic_params
 from voter.core.values import ReadingDomain
 from voter.daemon import Daemon, Options, Parts
 from voter.decision_log import DecisionLog
-from voter.exitcodes import EXIT_OK, SetupError
+from voter.exitcodes import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    VOTERD_STATUSES,
+    SetupError,
+)
 from voter.faults import FaultState
 from voter.health import Health
 from voter.join import Joiner
@@ -45,11 +54,11 @@ def _load(args: argparse.Namespace) -> tuple[ClusterConfig, NodeConfig, Budget]:
         cfg = load_cluster(Path(args.config))
         node = cfg.node(args.node)
     except ConfigFileError as e:
-        fail(str(e))
+        fail(str(e), EXIT_CONFIG)
     try:
         budget = check_cluster(cfg.n, cfg.m, cfg.algorithm, len(cfg.channels))
     except ValueError as e:
-        fail(f"{cfg.path}: {e}")
+        fail(f"{cfg.path}: {e}", EXIT_CONFIG)
     return cfg, node, budget
 
 
@@ -74,9 +83,12 @@ def _keys(cfg: ClusterConfig, node: NodeConfig) -> KeyRing:
     try:
         own = load_signing_key(node.key_file)
     except KeyFileError as e:
-        fail(str(e))
+        fail(str(e), EXIT_CONFIG)
     if bytes(own.verify_key) != node.public_key:
-        fail(f"{node.key_file} does not match node {node.id}'s public key in {cfg.path}")
+        fail(
+            f"{node.key_file} does not match node {node.id}'s public key in {cfg.path}",
+            EXIT_CONFIG,
+        )
     verify = {n.id: parse_public_key(n.public_key.hex()) for n in cfg.nodes}
     return KeyRing(verify_keys=verify, signing_keys={node.id: own})
 
@@ -86,7 +98,7 @@ def _open_io(cfg: ClusterConfig, node: NodeConfig) -> tuple[SensorSource, dict[i
     try:
         sensor = open_sensor(node.sensor, len(cfg.channels), node.id, cfg.period_s, cfg.path.parent)
     except SensorError as e:
-        fail(str(e))
+        fail(str(e), EXIT_UNAVAILABLE)
     links: dict[int, Link] = {}
     try:
         for peer, url in sorted(node.links.items()):
@@ -95,7 +107,7 @@ def _open_io(cfg: ClusterConfig, node: NodeConfig) -> tuple[SensorSource, dict[i
         for link in links.values():
             link.close()
         sensor.close()
-        fail(str(e))
+        fail(str(e), EXIT_UNAVAILABLE)
     return sensor, links
 
 
@@ -104,7 +116,7 @@ def _output(cfg: ClusterConfig, node: int, log: Log) -> Output:
     try:
         sinks, warnings = open_outputs(cfg, node)
     except OutputError as e:
-        fail(str(e))
+        fail(str(e), EXIT_UNAVAILABLE)  # a busy port, no socket allowed, no pymavlink
     for warning in warnings:
         log.warning(warning)
     return Output(cfg.output_socket_for(node), sinks)
@@ -126,12 +138,12 @@ def _timing(cfg: ClusterConfig, rounds: int, latency_s: float, budget: Budget) -
 
 
 def build(args: argparse.Namespace) -> Daemon:
-    """Everything that can fail on bad input, each as one clear line (exit 2)."""
+    """Everything that can fail on bad input, each as one clear line (see the module doc)."""
     cfg, node, budget = _load(args)
+    keys = _keys(cfg, node)  # the secret before the hardware: a bad key is not a port problem
     log = Log(args.node)
     latency_s = args.link_latency_us * 1e-6
     admission = _admit(cfg, latency_s, log)
-    keys = _keys(cfg, node)
     output = _output(cfg, args.node, log)
     sensor, links = _open_io(cfg, node)
     params = ic_params(cfg.n, cfg.m, cfg.algorithm, cfg.id)
@@ -193,9 +205,20 @@ def _options(args: argparse.Namespace, admission: TimingBudget | None) -> Option
     )
 
 
+EXAMPLES = (
+    "voterd --config /etc/voter/cluster.toml --node 2   # as the systemd unit runs it",
+    "voterd --config cluster.toml --node 0 --ticks 500 --no-realtime   # a bench run",
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="voterd", description="Board daemon: interactive consistency on serial links."
+        prog="voterd",
+        description="Board daemon: interactive consistency on serial links.\n"
+        "It checks the command line, then the config and key, then opens the sensor\n"
+        "and the ports (each mistake one line, see exit status), then ticks.",
+        formatter_class=HelpFormatter,
+        epilog=epilog(EXAMPLES, VOTERD_STATUSES),
     )
     add_version(parser)
     parser.add_argument("--config", required=True, help="cluster TOML (voter cluster init)")
@@ -218,7 +241,8 @@ def _parser() -> argparse.ArgumentParser:
         "--listen",
         type=float,
         default=None,
-        help="seconds to listen for running peers before a cold start",
+        help="seconds to listen for running peers before a cold start "
+        "(default: 5 periods, at least 0.5)",
     )
     parser.add_argument(
         "--start-at",
@@ -261,5 +285,5 @@ def main(argv: list[str] | None = None, exit_fn: Callable[[int], Any] = SystemEx
     except KeyboardInterrupt:
         code = EXIT_OK
     except SetupError as e:
-        fail(str(e))
+        fail(str(e), EXIT_UNAVAILABLE)
     raise exit_fn(code)
