@@ -213,6 +213,14 @@ def test_cluster_show_summary(tmp_path: Path) -> None:
     for i in range(4):
         assert f"node {i}:" in text
     assert "1=/dev/voter-link1" in text
+    assert text.count("outputs: none (network outputs are opt-in") == 4
+    cfg = out / "cluster.toml"
+    cfg.write_text(
+        cfg.read_text().replace("[[node]]", '[output]\nudp = "127.0.0.1:14600"\n\n[[node]]', 1)
+    )
+    shown = run("cluster", "show", cfg)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count("outputs: UDP JSON to 127.0.0.1:14600") == 4
 
 
 @pytest.mark.parametrize(

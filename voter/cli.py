@@ -30,6 +30,7 @@ from voter.config import (
     ClusterConfig,
     ConfigFileError,
     NodeConfig,
+    OutputConfig,
     dump_cluster,
     load_cluster,
     loads_cluster,
@@ -423,6 +424,19 @@ def _cluster_init(args: argparse.Namespace) -> None:
         print(f"voter: warning: {line}", file=sys.stderr)
 
 
+def _describe_outputs(out: OutputConfig) -> str:
+    """The board's network outputs in one line ("none": only the local socket, if any)."""
+    parts = []
+    if out.udp:
+        parts.append(f"UDP JSON to {out.udp}")
+    if out.mavlink:
+        parts.append(
+            f"MAVLink to {out.mavlink} (system {out.mavlink_system}, component "
+            f"{out.mavlink_component}, at most {out.mavlink_hz:g} Hz)"
+        )
+    return "; ".join(parts) or "none (network outputs are opt-in: docs/deploy.md, Outputs)"
+
+
 def _cluster_status(args: argparse.Namespace) -> int:
     from voter.status import agreement, read_status, render
 
@@ -459,6 +473,7 @@ def _cluster_show(args: argparse.Namespace) -> None:
         extra = f"   control: {nd.control}" if nd.control else ""
         print(f"  node {nd.id}: key {nd.public_key.hex()[:16]}...  links: {links}{extra}")
         print(f"    sensor: {_describe_sensor(nd.sensor)}")
+        print(f"    outputs: {_describe_outputs(cfg.output_for(nd.id))}")
     simulated = [str(nd.id) for nd in cfg.nodes if nd.sensor.get("kind", "sim") == "sim"]
     if simulated:
         # A production config should not fly simulated readings; one line, exit 0.
