@@ -129,7 +129,7 @@ def test_link_selector_directions() -> None:
 def test_the_strategy_list_is_one_enum() -> None:
     """The core plays the in-memory strategies; the frame-level ones act on bytes."""
     assert set(STRATEGIES) == {s.value for s in Strategy if not s.frame_level}
-    assert {"late", "garbage", "replay"} == {s.value for s in Strategy if s.frame_level}
+    assert {"late", "garbage", "replay", "mutate"} == {s.value for s in Strategy if s.frame_level}
 
 
 def state(node: int = 2) -> FaultState:

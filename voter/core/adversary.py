@@ -27,7 +27,7 @@ class Strategy(StrEnum):
     """Every way a HIL traitor misbehaves: the one list (SPEC.md's campaign `strategy`).
 
     Most act on what the board says (an `Adversary` here); `frame_level` ones act
-    on the bytes it writes (late, garbage, replay: the tick driver's sabotage).
+    on the frames it writes (late, garbage, replay, mutate: the tick driver's sabotage).
     """
 
     SILENT = "silent"
@@ -40,10 +40,12 @@ class Strategy(StrEnum):
     REPLAY = "replay"
     FORGE = "forge"
     WITHHOLD = "withhold"
+    #: small-scope mutations in value or time (voter.core.mutation)
+    MUTATE = "mutate"
 
     @property
     def frame_level(self) -> bool:
-        return self in (Strategy.LATE, Strategy.GARBAGE, Strategy.REPLAY)
+        return self in (Strategy.LATE, Strategy.GARBAGE, Strategy.REPLAY, Strategy.MUTATE)
 
 
 #: strategies an in-memory adversary plays (the rest need bytes on a wire)

@@ -45,12 +45,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-from voter.core.adversary import Adversary
+from voter.core.adversary import Adversary, Rng
 from voter.core.board import Board, MemoryFault, TickReport
 from voter.core.clock import Correction, JoinListener, TwoWaySync, join_offset, two_way
 from voter.core.drops import Drop
 from voter.core.frame import DIGEST_BYTES, Frame, SyncBlock, check_frame, encode_frame
 from voter.core.ic import as_json_vector
+from voter.core.mutation import Mutator
 from voter.core.protocol import oral_bound
 from voter.core.record import DecisionRecord
 from voter.core.values import Value
@@ -102,6 +103,10 @@ class Sabotage(Protocol):
     def memory_fault(self, tick: int) -> MemoryFault | None: ...
     def corrupt_reading(self, tick: int, reading: Any) -> Any: ...
     def stall_s(self, tick: int) -> tuple[float, str] | None: ...
+    @property
+    def rng(self) -> Rng:
+        """The faults' seeded generator (the `mutate` traitor draws from it)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -268,6 +273,8 @@ class TickDriver:
         self._unsent: list[tuple[int, int, float]] = []
         self._decided: TickReport | None = None
         self._replay: list[tuple[int, bytes]] = []
+        #: the `mutate` traitor's memory and counts (made when it first acts)
+        self.mutator: Mutator | None = None
         #: peers heard more than a tick away from us (a clock jump beyond the period)
         self._far = JoinListener(timing.period_s)
         self._far_ticks = 0
@@ -471,6 +478,10 @@ class TickDriver:
     def _encode(self, frames: list[Frame], tick: int, now: float) -> list[Outgoing]:
         sab = self.sabotage
         strategy = sab.traitor(tick) if sab is not None else None
+        if sab is not None and strategy == "mutate":
+            if self.mutator is None:
+                self.mutator = Mutator()
+            frames = self.mutator.mutate(frames, sab.rng)
         out = [Outgoing(f.dst, encode_frame(f), f, now) for f in frames]
         if sab is None or strategy is None:
             return out
