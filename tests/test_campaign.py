@@ -139,7 +139,7 @@ def test_reports_junit_and_html(tmp_path: Path) -> None:
     assert 0 == proc.returncode, proc.stdout
     out = tmp_path / "smoke"
     suite = ET.parse(out / "junit.xml").getroot()
-    assert len(report["scenarios"]) == len(suite.findall("testcase")) == 6
+    assert len(report["scenarios"]) == len(suite.findall("testcase")) == 7
     assert "0" == suite.get("failures")
 
     class Page(HTMLParser):
