@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voter.core.cobs import cobs_decode, cobs_encode
+from voter.core.cobs import cobs_decode, cobs_encode, cobs_size
 
 RUN_254 = bytes(range(1, 255))
 
@@ -59,3 +59,18 @@ def test_cobs_decode_rejects_impossible_bodies(bad: bytes) -> None:
     """Empty bodies, bodies holding 0x00 and blocks running past the end raise ValueError."""
     with pytest.raises(ValueError):
         cobs_decode(bad)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(cobs_inputs, st.binary(max_size=1200)))
+def test_cobs_size_is_the_encoded_length(data: bytes) -> None:
+    """cobs_size(d) == len(cobs_encode(d)), long runs and blocks ending the data included."""
+    assert len(cobs_encode(data)) == cobs_size(data)
+
+
+@pytest.mark.parametrize("n", [253, 254, 255, 508, 509])
+def test_cobs_size_at_block_edges(n: int) -> None:
+    """A run of exactly 254·k non-zero bytes, alone, at the end or before a zero."""
+    run = b"\x01" * n
+    for data in (run, b"\x00" + run, run + b"\x00"):
+        assert len(cobs_encode(data)) == cobs_size(data)

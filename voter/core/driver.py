@@ -145,9 +145,17 @@ class Timing:
 @dataclass
 class Outgoing:
     dst: int
-    data: bytes
+    raw: bytes | None  #: the wire bytes; None until `data` first encodes `frame`
     frame: Frame | None  #: the frame `data` encodes (None: bytes a traitor made up or replays)
     due: float  #: local time to write it (later than now only for the `late` traitor)
+
+    @property
+    def data(self) -> bytes:
+        """The wire bytes, encoded on first use: the simulator's fast lane needs only their size."""
+        if self.raw is None:
+            assert self.frame is not None
+            self.raw = encode_frame(self.frame)
+        return self.raw
 
 
 @dataclass
@@ -471,7 +479,7 @@ class TickDriver:
     def _encode(self, frames: list[Frame], tick: int, now: float) -> list[Outgoing]:
         sab = self.sabotage
         strategy = sab.traitor(tick) if sab is not None else None
-        out = [Outgoing(f.dst, encode_frame(f), f, now) for f in frames]
+        out = [Outgoing(f.dst, None, f, now) for f in frames]
         if sab is None or strategy is None:
             return out
         if strategy == "garbage":
