@@ -1,0 +1,86 @@
+"""Simulator cluster-ticks/s for OM(1) and SM(1) N=4, this tree against a baseline tree.
+
+Each run is a fresh interpreter on one tree (PYTHONPATH), timing `simulate` alone
+(imports and key generation excluded). Runs of the two trees alternate, so both
+see the same machine load, and the ratio is of medians from the same session:
+on a shared 2-vCPU machine only such a ratio means anything (docs/performance.md).
+
+    .venv/bin/python -m bench.sim_rate --baseline /tmp/main-checkout [--runs 5] [--ticks 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: (name, algorithm, faults): fault-free, and a value-level traitor (its links stay fast)
+CASES = (
+    ("om1_n4", "om", []),
+    ("om1_n4_traitor", "om", ["traitor:3:equivocate"]),
+    ("sm1_n4", "sm", []),
+    ("sm1_n4_traitor", "sm", ["traitor:3:equivocate"]),
+)
+
+_ONE_RUN = """
+import json, sys, time
+from hil.sim import SimConfig, simulate
+from voter.faultmodel import parse_fault
+alg, ticks, faults = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+cfg = SimConfig(nodes=4, algorithm=alg, m=1, ticks=ticks, seed=1, tick_hz=20.0,
+                faults=[parse_fault(f, 4) for f in faults])
+t0 = time.perf_counter()
+r = simulate(cfg)
+print(json.dumps({"rate": ticks / (time.perf_counter() - t0), "hash": r.history_hash}))
+"""
+
+
+def one_run(tree: Path, alg: str, ticks: int, faults: list[str]) -> tuple[float, str]:
+    """Cluster-ticks/s of one simulation in a fresh interpreter on `tree`, and its history hash."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run(
+        [sys.executable, "-c", _ONE_RUN, alg, str(ticks), json.dumps(faults)],
+        env=env,
+        cwd=tree,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    return float(got["rate"]), str(got["hash"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline", type=Path, help="a checkout of the tree to compare with")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--ticks", type=int, default=1000)
+    args = ap.parse_args(argv)
+    trees = {"this": ROOT} | ({"baseline": args.baseline} if args.baseline else {})
+    results: dict[str, dict[str, float | str]] = {}
+    for name, alg, faults in CASES:
+        rates: dict[str, list[float]] = {t: [] for t in trees}
+        hashes: dict[str, set[str]] = {t: set() for t in trees}
+        for _ in range(args.runs):
+            for label, tree in trees.items():  # interleaved: A B A B ...
+                rate, digest = one_run(tree, alg, args.ticks, faults)
+                rates[label].append(rate)
+                hashes[label].add(digest)
+        medians = {t: statistics.median(r) for t, r in rates.items()}
+        row: dict[str, float | str] = {t: round(v, 1) for t, v in medians.items()}
+        if "baseline" in trees:
+            row["ratio"] = round(medians["this"] / medians["baseline"], 3)
+            row["same_hash"] = "yes" if hashes["this"] == hashes["baseline"] else "NO"
+        results[name] = row
+        print(name, json.dumps(row), flush=True)
+    print(json.dumps({"ticks": args.ticks, "runs": args.runs, "cases": results}))
+
+
+if __name__ == "__main__":
+    main()
