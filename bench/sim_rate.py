@@ -6,6 +6,7 @@ see the same machine load, and the ratio is of medians from the same session:
 on a shared 2-vCPU machine only such a ratio means anything (docs/performance.md).
 
     .venv/bin/python -m bench.sim_rate --baseline /tmp/main-checkout [--runs 5] [--ticks 1000]
+        [--tree step1=/tmp/step1-checkout ...]   # more trees, each also against the baseline
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 #: (name, algorithm, faults): fault-free, and a value-level traitor (its links stay fast)
-CASES = (
+CASES: tuple[tuple[str, str, list[str]], ...] = (
     ("om1_n4", "om", []),
     ("om1_n4_traitor", "om", ["traitor:3:equivocate"]),
     ("sm1_n4", "sm", []),
@@ -61,8 +62,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--baseline", type=Path, help="a checkout of the tree to compare with")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--ticks", type=int, default=1000)
+    ap.add_argument("--tree", action="append", default=[], help="LABEL=PATH, another tree")
     args = ap.parse_args(argv)
-    trees = {"this": ROOT} | ({"baseline": args.baseline} if args.baseline else {})
+    trees = {"this": ROOT} | {t.split("=")[0]: Path(t.split("=", 1)[1]) for t in args.tree}
+    if args.baseline:
+        trees["baseline"] = args.baseline
     results: dict[str, dict[str, float | str]] = {}
     for name, alg, faults in CASES:
         rates: dict[str, list[float]] = {t: [] for t in trees}
@@ -75,8 +79,11 @@ def main(argv: list[str] | None = None) -> None:
         medians = {t: statistics.median(r) for t, r in rates.items()}
         row: dict[str, float | str] = {t: round(v, 1) for t, v in medians.items()}
         if "baseline" in trees:
-            row["ratio"] = round(medians["this"] / medians["baseline"], 3)
-            row["same_hash"] = "yes" if hashes["this"] == hashes["baseline"] else "NO"
+            for label in trees:
+                if label != "baseline":
+                    row[f"{label}/baseline"] = round(medians[label] / medians["baseline"], 3)
+            same = all(h == hashes["baseline"] for h in hashes.values())
+            row["same_hash"] = "yes" if same else "NO"
         results[name] = row
         print(name, json.dumps(row), flush=True)
     print(json.dumps({"ticks": args.ticks, "runs": args.runs, "cases": results}))
