@@ -21,12 +21,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: (name, algorithm, faults): fault-free, and a value-level traitor (its links stay fast)
-CASES: tuple[tuple[str, str, list[str]], ...] = (
-    ("om1_n4", "om", []),
-    ("om1_n4_traitor", "om", ["traitor:3:equivocate"]),
-    ("sm1_n4", "sm", []),
-    ("sm1_n4_traitor", "sm", ["traitor:3:equivocate"]),
+#: (name, algorithm, faults, fast lane): fault-free, a value-level traitor (its links
+#: stay fast), and every frame through the bytes (COBS, CRC, splitter), as faulty links go
+CASES: tuple[tuple[str, str, list[str], bool], ...] = (
+    ("om1_n4", "om", [], True),
+    ("om1_n4_traitor", "om", ["traitor:3:equivocate"], True),
+    ("sm1_n4", "sm", [], True),
+    ("sm1_n4_traitor", "sm", ["traitor:3:equivocate"], True),
+    ("om1_n4_bytes", "om", [], False),
+    ("sm1_n4_bytes", "sm", [], False),
 )
 
 _ONE_RUN = """
@@ -35,7 +38,7 @@ from hil.sim import SimConfig, simulate
 from voter.faultmodel import parse_fault
 alg, ticks, faults = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
 cfg = SimConfig(nodes=4, algorithm=alg, m=1, ticks=ticks, seed=1, tick_hz=20.0,
-                faults=[parse_fault(f, 4) for f in faults])
+                faults=[parse_fault(f, 4) for f in faults], fast_lane=sys.argv[4] == "1")
 t0, c0 = time.perf_counter(), time.process_time()
 r = simulate(cfg)
 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -43,12 +46,14 @@ print(json.dumps({"rate": ticks / wall, "cpu_rate": ticks / cpu, "hash": r.histo
 """
 
 
-def one_run(tree: Path, alg: str, ticks: int, faults: list[str]) -> tuple[float, float, str]:
+def one_run(
+    tree: Path, alg: str, ticks: int, faults: list[str], fast: bool
+) -> tuple[float, float, str]:
     """Cluster-ticks per wall and per CPU second of one simulation in a fresh interpreter
     on `tree`, and its history hash."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     out = subprocess.run(
-        [sys.executable, "-c", _ONE_RUN, alg, str(ticks), json.dumps(faults)],
+        [sys.executable, "-c", _ONE_RUN, alg, str(ticks), json.dumps(faults), str(int(fast))],
         env=env,
         cwd=tree,
         check=True,
@@ -65,18 +70,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--ticks", type=int, default=1000)
     ap.add_argument("--tree", action="append", default=[], help="LABEL=PATH, another tree")
+    ap.add_argument("--case", action="append", help="run only these cases (default: all)")
     args = ap.parse_args(argv)
     trees = {"this": ROOT} | {t.split("=")[0]: Path(t.split("=", 1)[1]) for t in args.tree}
     if args.baseline:
         trees["baseline"] = args.baseline
     results: dict[str, dict[str, float | str]] = {}
-    for name, alg, faults in CASES:
+    for name, alg, faults, fast in CASES:
+        if args.case and name not in args.case:
+            continue
         rates: dict[str, list[float]] = {t: [] for t in trees}
         cpu_rates: dict[str, list[float]] = {t: [] for t in trees}
         hashes: dict[str, set[str]] = {t: set() for t in trees}
         for _ in range(args.runs):
             for label, tree in trees.items():  # interleaved: A B A B ...
-                rate, cpu_rate, digest = one_run(tree, alg, args.ticks, faults)
+                rate, cpu_rate, digest = one_run(tree, alg, args.ticks, faults, fast)
                 rates[label].append(rate)
                 cpu_rates[label].append(cpu_rate)
                 hashes[label].add(digest)
