@@ -52,9 +52,9 @@ from hil.scenario import Scenario
 from voter.budget import ROUNDS_FRACTION
 from voter.bytelink import MemoryLink, memory_pair
 from voter.core.board import Board, InconsistencyError
-from voter.core.driver import Actions, Publish, TickDriver, Timing
+from voter.core.driver import Actions, Outgoing, Publish, TickDriver, Timing
 from voter.core.drops import Drop
-from voter.core.frame import Frame, FrameSplitter, decode_frame
+from voter.core.frame import Frame, FrameSplitter, decode_frame, wire_size
 from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm
 from voter.core.record import DecisionRecord
@@ -67,6 +67,8 @@ from voter.simkeys import board_keys
 
 CHANNELS = 3
 RESTART_S = 1.0  # systemd RestartSec=1s in the shipped unit
+#: the bytes of a fast-lane arrival: never read (the receiver is handed the Frame)
+_UNREAD = b""
 #: the simulator's own counters, in the order they are reported
 COUNTERS = (
     "frames_sent",
@@ -351,7 +353,7 @@ class Simulator:
         for o in acts.sends:
             self.counters["frames_sent"] += 1
             due = max(t, self.true_time(i, o.due))
-            self._transmit(due, i, o.dst, o.data, o.frame)
+            self._transmit(due, i, o)
         self._log(i, acts)
         more = b.driver.done(self.local(i, t))
         self._log(i, more)
@@ -442,16 +444,18 @@ class Simulator:
             self.coverage.memory_double += injected
 
     # -- links -------------------------------------------------------------------------
-    def _transmit(self, t: float, src: int, dst: int, data: bytes, frame: Frame | None) -> None:
+    def _transmit(self, t: float, src: int, o: Outgoing) -> None:
+        dst, frame = o.dst, o.frame
         link = (src, dst)
-        wire = len(data) * 10 / self.cfg.baud if self.cfg.baud > 0 else 0.0
-        start = max(t, self.wire_free[link])
-        self.wire_free[link] = start + wire
-        arrive = start + wire + self.cfg.link_latency_ms / 1000
         if frame is not None and self.fast[link]:
+            # Only the frame's size (its wire time) is needed: it is never encoded.
+            size = wire_size(frame) if o.raw is None else len(o.raw)
+            arrive = self._wire_time(t, link, size)
             self.links[link].stats.frames += 1  # a clean wire: the channel is not consulted
-            self._push(arrive, "arrive", (src, dst, data, data, frame))
+            self._push(arrive, "arrive", (src, dst, _UNREAD, _UNREAD, frame))
             return
+        data = o.data
+        arrive = self._wire_time(t, link, len(data))
         k_now = int(self.boards[src].driver.vt(self.local(src, t)) // self.period)
         sent = data
         transit = self.links[link].transmit(data, k_now, self.link_rng)
@@ -462,6 +466,13 @@ class Simulator:
         # A serial line does not reorder: a delayed frame holds back the ones behind it.
         self.wire_free[link] = max(self.wire_free[link], arrive - self.cfg.link_latency_ms / 1000)
         self._push(arrive, "arrive", (src, dst, data, sent, None))
+
+    def _wire_time(self, t: float, link: tuple[int, int], size: int) -> float:
+        """When `size` bytes written at t arrive: after the bytes ahead of them, then latency."""
+        wire = size * 10 / self.cfg.baud if self.cfg.baud > 0 else 0.0
+        start = max(t, self.wire_free[link])
+        self.wire_free[link] = start + wire
+        return start + wire + self.cfg.link_latency_ms / 1000
 
     def _arrive(
         self, t: float, src: int, dst: int, data: bytes, sent: bytes, frame: Frame | None

@@ -64,6 +64,7 @@ from voter.core.frame import (
     check_frame,
     encode_frame,
     encoded_size,
+    wire_size,
 )
 from voter.core.ic import ic_params
 from voter.core.om import OMNode
@@ -84,6 +85,21 @@ def test_round_trip(frame: Frame) -> None:
     assert 0 == wire[:-1].count(0)
     assert len(wire) == encoded_size(frame)
     assert frame == decode(wire[:-1], frame.cluster)
+
+
+@settings(max_examples=600, deadline=None)
+@given(frames)
+def test_sizes_are_exact(frame: Frame) -> None:
+    """encoded_size and the unchecked wire_size equal the encoding's length (OM, SM, sync; 600)."""
+    assert len(encode_frame(frame)) == encoded_size(frame) == wire_size(frame)
+
+
+@pytest.mark.parametrize(("alg", "nodes", "m"), [("om", 4, 1), ("sm", 4, 1), ("om", 7, 2)])
+def test_wire_size_of_a_ticks_frames(alg: Algorithm, nodes: int, m: int) -> None:
+    """Every frame of a tick (long SM frames too, whose COBS overhead hangs on their bytes)."""
+    for round_frames in one_tick_frames(nodes, m, alg, 3):
+        for f in round_frames:
+            assert len(encode_frame(f)) == wire_size(f)
 
 
 @pytest.mark.parametrize(

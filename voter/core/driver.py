@@ -150,9 +150,17 @@ class Timing:
 @dataclass
 class Outgoing:
     dst: int
-    data: bytes
+    raw: bytes | None  #: the wire bytes; None until `data` first encodes `frame`
     frame: Frame | None  #: the frame `data` encodes (None: bytes a traitor made up or replays)
     due: float  #: local time to write it (later than now only for the `late` traitor)
+
+    @property
+    def data(self) -> bytes:
+        """The wire bytes, encoded on first use: the simulator's fast lane needs only their size."""
+        if self.raw is None:
+            assert self.frame is not None
+            self.raw = encode_frame(self.frame)
+        return self.raw
 
 
 @dataclass
@@ -482,7 +490,7 @@ class TickDriver:
             if self.mutator is None:
                 self.mutator = Mutator()
             frames = self.mutator.mutate(frames, sab.rng)
-        out = [Outgoing(f.dst, encode_frame(f), f, now) for f in frames]
+        out = [Outgoing(f.dst, None, f, now) for f in frames]
         if sab is None or strategy is None:
             return out
         if strategy == "garbage":

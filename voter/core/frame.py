@@ -78,6 +78,7 @@ from dataclasses import dataclass
 
 import crc32c
 
+from voter.core.cobs import cobs_size
 from voter.core.crypto import SIGNATURE_BYTES
 from voter.core.drops import (
     DROP_CLUSTER,
@@ -90,7 +91,7 @@ from voter.core.drops import (
     drop,
 )
 from voter.core.protocol import M_MAX, NODES_MAX, Entry
-from voter.core.seal import crc_seed, open_body, payload_crc, seal_payload
+from voter.core.seal import CRC_BYTES, crc_seed, open_body, payload_crc, seal_payload
 from voter.core.slots import positional_slots, slot_paths
 from voter.core.splitter import FRAME_BYTES_MAX, Splitter
 
@@ -111,6 +112,7 @@ __all__ = [
     "decode_frame",
     "encode_frame",
     "encoded_size",
+    "wire_size",
 ]
 
 WIRE_VERSION = 3
@@ -309,6 +311,11 @@ def _put_sync(out: bytearray, sync: SyncBlock | None) -> None:
 
 def _wire_bytes(frame: Frame) -> bytes:
     """Validate every field limit except the total size and return the wire bytes."""
+    return seal_payload(_payload(frame), frame.cluster)
+
+
+def _payload(frame: Frame) -> bytes:
+    """Validate every field limit except the total size and return the unsealed payload."""
     if type(frame.version) is not int or frame.version != WIRE_VERSION:
         raise ValueError(f"frame version must be {WIRE_VERSION}, got {frame.version!r}")
     crc_seed(frame.cluster)  # a cluster no frame can carry: ValueError before any work
@@ -362,7 +369,7 @@ def _wire_bytes(frame: Frame) -> bytes:
             _put_value(out, e.value)
             for sig in e.sigs:
                 out += sig
-    return seal_payload(bytes(out), frame.cluster)
+    return bytes(out)
 
 
 def encode_frame(frame: Frame) -> bytes:
@@ -380,7 +387,85 @@ def encoded_size(frame: Frame) -> int:
     ask whether a batch fits (fits iff result <= FRAME_BYTES_MAX + 1); any other
     broken limit still raises ValueError.
     """
-    return len(_wire_bytes(frame))
+    return _sealed_size(_payload(frame), frame.cluster)
+
+
+def wire_size(frame: Frame) -> int:
+    """`encoded_size` for a frame our own code built, from the layout's arithmetic alone.
+
+    Checks nothing: for a frame `encode_frame` accepts it equals `encoded_size`
+    (a property test holds it to that), for any other it means nothing. The
+    simulator's fast lane needs only a frame's wire time, and encoding it just
+    to measure it was a quarter of a simulated tick (docs/performance.md).
+    """
+    rnd, entries = frame.round, frame.entries
+    size = 2 + _uvarint_size(frame.tick) + (_sync_size(frame.sync) if rnd == 1 else 0)
+    positional = _positional_count(frame)
+    if positional is not None:
+        # one 0x00 per absent slot
+        size += positional - len(entries) + sum(_value_size(e.value) for e in entries)
+    else:
+        for e in entries:
+            n = len(e.path)
+            size += 1 + n + _value_size(e.value) + (SIGNATURE_BYTES * n if e.sigs else 0)
+    if size + CRC_BYTES < 254:  # no run of 254 non-zero bytes: COBS adds exactly one
+        return size + CRC_BYTES + 2
+    # Long frames: where the zeros fall decides COBS's overhead, so build the bytes.
+    return _sealed_size(_payload(frame), frame.cluster)
+
+
+def _positional_count(frame: Frame) -> int | None:
+    """The slot count of the positional form if the encoder picks it, else None."""
+    src, dst, rnd, entries = frame.src, frame.dst, frame.round, frame.entries
+    if not entries or src == dst:
+        return None
+    top = max(src, dst)
+    for e in entries:
+        path = e.path
+        if e.sigs or len(path) != rnd or path[-1] != src:
+            return None
+        top = max(top, *path)
+    fit = positional_slots(entries, src, dst, rnd, top + 1, ENTRIES_MAX)
+    return None if fit is None else fit[0]
+
+
+def _uvarint_size(v: int) -> int:
+    return max(1, (v.bit_length() + 6) // 7)
+
+
+def _value_size(value: object) -> int:
+    if type(value) is tuple:
+        k = len(value)
+        if None in value:
+            return 1 + (k + 7) // 8 + 8 * (k - value.count(None))
+        return 1 + 8 * k
+    if value is None:
+        return 1
+    assert type(value) is str
+    n = len(value.encode())
+    return 1 + _uvarint_size(n) + n
+
+
+def _sync_size(sync: SyncBlock | None) -> int:
+    if sync is None:
+        return 1
+    size = 1
+    if sync.digest is not None:
+        size += DIGEST_BYTES + _uvarint_size(sync.heard)
+    if sync.echo_us is not None:
+        echo = sync.echo_us
+        size += _uvarint_size(echo << 1 if echo >= 0 else (-echo << 1) - 1)
+    if sync.lag_us is not None:
+        size += _uvarint_size(sync.lag_us)
+    return size
+
+
+def _sealed_size(payload: bytes, cluster: str) -> int:
+    """len(seal_payload(payload, cluster)) without the COBS pass."""
+    if len(payload) + CRC_BYTES < 254:
+        return len(payload) + CRC_BYTES + 2
+    crc = payload_crc(payload, cluster).to_bytes(CRC_BYTES, "big")
+    return cobs_size(payload + crc) + 1
 
 
 # -- decode --------------------------------------------------------------------
