@@ -6,9 +6,11 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hil.campaign import load_campaign
-from hil.checks import CheckResult, check, read_run
+from hil.checks import CheckResult, NodeLog, check, read_run
 from hil.faultspec import faulty_nodes
 from hil.outcome import judge
 from hil.scenario import Scenario
@@ -114,3 +116,47 @@ def test_a_line_behind_the_judged_ticks_is_refused() -> None:
             s.record(i, r.logs[i].decisions[t])
     with pytest.raises(StreamOrderError):
         s.record(0, r.logs[0].decisions[2])
+
+
+_CLEAN = Simulator(_config(_scenario([], ticks=40))).run()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dropped=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 39)), max_size=40),
+    skip=st.tuples(st.integers(0, 3), st.integers(0, 39), st.integers(1, 8)),
+    rejoin=st.tuples(st.integers(0, 3), st.integers(1, 39)),
+    window=st.one_of(st.none(), st.tuples(st.integers(0, 20), st.integers(15, 45))),
+    faulty=st.sets(st.integers(0, 3), max_size=1),
+)
+def test_missing_ticks_skips_and_rejoins_match_batch(
+    dropped: list[tuple[int, int]],
+    skip: tuple[int, int, int],
+    rejoin: tuple[int, int],
+    window: tuple[int, int] | None,
+    faulty: set[int],
+) -> None:
+    """Lines missing while up (liveness), a skip event, a second join: same as check()."""
+    gone = set(dropped)
+    logs = {i: NodeLog(i) for i in range(4)}
+    s = StreamCheck(range(4), faulty, window, 1e6 / 50)
+    for i in range(4):
+        for log_or_stream in (logs[i].events.append, lambda ev, i=i: s.event(i, ev)):
+            log_or_stream({"event": "joined", "node": i, "tick": 0})
+    for t in range(40):  # tick by tick: an order every board's writer keeps
+        for i in range(4):
+            events = []
+            if (i, t) == skip[:2]:
+                events.append({"event": "skip", "node": i, "tick": t, "to": t + skip[2]})
+            if (i, t) == rejoin:
+                events.append({"event": "crash", "node": i, "tick": t})
+                events.append({"event": "joined", "node": i, "tick": t + 1})
+            for ev in events:
+                logs[i].events.append(ev)
+                s.event(i, ev)
+            if (i, t) in gone or ((i, t) == rejoin):
+                continue
+            line = _CLEAN.logs[i].decisions[t]
+            logs[i].decisions[t] = line
+            s.record(i, line)
+    _same(check(logs, faulty, window, 1e6 / 50), s.result())
