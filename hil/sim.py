@@ -213,7 +213,8 @@ class Simulator:
         self.logs = {i: NodeLog(i) for i in range(cfg.nodes)}
         self.keep_logs = keep_logs
         self.stream: StreamCheck | None = None
-        if not keep_logs if stream_check is None else stream_check:
+        streaming = (not keep_logs) if stream_check is None else stream_check
+        if streaming:
             self.stream = StreamCheck(
                 range(cfg.nodes),
                 faulty_nodes(cfg.faults),
@@ -554,8 +555,11 @@ def _open_logs(log_dir: Path | None, nodes: int) -> dict[int, DecisionLog]:
     if log_dir is None:
         return {}
     log_dir.mkdir(parents=True, exist_ok=True)
+    paths = {i: log_dir / f"node{i}.jsonl" for i in range(nodes)}
+    for path in paths.values():
+        path.unlink(missing_ok=True)  # one run, one record: never appended to an old run's
     # no rotation: a soak's files are the whole record (the caller chose the disk)
-    return {i: DecisionLog(log_dir / f"node{i}.jsonl", rotate_bytes=0) for i in range(nodes)}
+    return {i: DecisionLog(path, rotate_bytes=0) for i, path in paths.items()}
 
 
 @dataclass

@@ -73,6 +73,7 @@ def test_streaming_simulator_keeps_nothing_and_hashes_alike(tmp_path: Path) -> N
     """keep_logs=False: same history hash and counters, no lines in memory, files on disk."""
     sc = _scenario(["traitor:3:equivocate", "crash:1@40", "stall:2:60ms@90"])
     kept = Simulator(_config(sc)).run()
+    Simulator(_config(sc), keep_logs=False, log_dir=tmp_path).run()  # a run to overwrite
     streamed = Simulator(_config(sc), keep_logs=False, log_dir=tmp_path).run()
     assert kept.history_hash == streamed.history_hash
     assert kept.counters == streamed.counters
