@@ -258,28 +258,39 @@ def check(
     if window is not None:
         ticks = [t for t in ticks if window[0] <= t <= window[1]]
     for t in ticks:
-        lines = {i: logs[i].decisions[t] for i in loyal if t in logs[i].decisions}
-        published = {i: line for i, line in lines.items() if line.published}
-        res.ticks_checked += 1
-        res.decisions += len(lines)
-        res.published += len(published)
-        for i, line in lines.items():
-            reason = line.withheld
-            if reason is not None:
-                per_board = res.withheld.setdefault(i, {})
-                per_board[reason] = per_board.get(reason, 0) + 1
-        _check_agreement(res, t, published)
-        _check_validity(res, t, lines, published)
-        for i, line in published.items():
-            bad_out = _invented(line)
-            if bad_out is not None:
-                res.add(Violation("integrity", t, [i], bad_out))
-            decided = line.timing["decided_us"]
-            if period_us is not None and isinstance(decided, int | float) and decided > period_us:
-                res.add(Violation("timeliness", t, [i], f"decided {decided:.0f} us after t0"))
+        judge_tick(
+            res, t, {i: logs[i].decisions[t] for i in loyal if t in logs[i].decisions}, period_us
+        )
     for i in loyal:
         _check_liveness(res, logs[i], window)
     return res
+
+
+def judge_tick(
+    res: CheckResult, t: int, lines: Mapping[int, DecisionRecord], period_us: float | None
+) -> None:
+    """Every per-tick property of tick `t` over the loyal lines decided there (in board order).
+
+    Shared by `check` and the streaming checker (`hil.streamcheck`), so the two judge alike.
+    """
+    published = {i: line for i, line in lines.items() if line.published}
+    res.ticks_checked += 1
+    res.decisions += len(lines)
+    res.published += len(published)
+    for i, line in lines.items():
+        reason = line.withheld
+        if reason is not None:
+            per_board = res.withheld.setdefault(i, {})
+            per_board[reason] = per_board.get(reason, 0) + 1
+    _check_agreement(res, t, published)
+    _check_validity(res, t, lines, published)
+    for i, line in published.items():
+        bad_out = _invented(line)
+        if bad_out is not None:
+            res.add(Violation("integrity", t, [i], bad_out))
+        decided = line.timing["decided_us"]
+        if period_us is not None and isinstance(decided, int | float) and decided > period_us:
+            res.add(Violation("timeliness", t, [i], f"decided {decided:.0f} us after t0"))
 
 
 def _check_agreement(res: CheckResult, t: int, published: Mapping[int, DecisionRecord]) -> None:

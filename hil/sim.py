@@ -45,10 +45,11 @@ from pathlib import Path
 from typing import Any
 
 from hil.channel import LinkChannel
-from hil.checks import NodeLog
+from hil.checks import CheckResult, NodeLog
 from hil.faultspec import faulty_nodes
 from hil.outcome import RunOutcome, sum_links, timeline
 from hil.scenario import Scenario
+from hil.streamcheck import StreamCheck
 from voter.budget import ROUNDS_FRACTION
 from voter.bytelink import MemoryLink, memory_pair
 from voter.core.board import Board, InconsistencyError
@@ -59,6 +60,7 @@ from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm
 from voter.core.record import DecisionRecord
 from voter.core.values import ReadingDomain
+from voter.decision_log import DecisionLog
 from voter.faultmodel import Crash, Fault, Traitor, is_board, is_link
 from voter.faults import FaultState
 from voter.links import Link
@@ -132,6 +134,8 @@ class SimResult:
     coverage: Coverage
     history_hash: str
     timeline: dict[int, list[str]]  # per board, per tick: ok | error | withheld | down | stop
+    #: the streaming checker's verdict (`keep_logs=False`: then `logs` and `timeline` are empty)
+    check: CheckResult | None = None
 
 
 class _SimBoard:
@@ -171,7 +175,19 @@ class _SimBoard:
 
 
 class Simulator:
-    def __init__(self, cfg: SimConfig, progress: Callable[[int], None] | None = None) -> None:
+    """`keep_logs=False` streams: every line goes to a `StreamCheck` (and to
+    `log_dir`/node<i>.jsonl if given) and is dropped, so memory stays flat over a soak.
+    `stream_check=True` with the logs kept runs both checkers (the differential tests).
+    """
+
+    def __init__(
+        self,
+        cfg: SimConfig,
+        progress: Callable[[int], None] | None = None,
+        keep_logs: bool = True,
+        log_dir: Path | None = None,
+        stream_check: bool | None = None,
+    ) -> None:
         self.cfg = cfg
         self.progress = progress
         self.period = 1.0 / cfg.tick_hz
@@ -197,6 +213,17 @@ class Simulator:
         self.crashes = {f.node: f.at_tick for f in cfg.faults if isinstance(f, Crash)}
         self.restart_at: dict[int, float] = {}
         self.logs = {i: NodeLog(i) for i in range(cfg.nodes)}
+        self.keep_logs = keep_logs
+        self.stream: StreamCheck | None = None
+        streaming = (not keep_logs) if stream_check is None else stream_check
+        if streaming:
+            self.stream = StreamCheck(
+                range(cfg.nodes),
+                faulty_nodes(cfg.faults),
+                window=(0, cfg.ticks - 1),
+                period_us=1e6 / cfg.tick_hz,
+            )
+        self.log_files = _open_logs(log_dir, cfg.nodes)
         self.coverage = Coverage()
         self.counters = dict.fromkeys(COUNTERS, 0)
         self._queue: list[tuple[float, int, str, Any]] = []
@@ -259,8 +286,17 @@ class Simulator:
         heapq.heappush(self._queue, (t, self._seq, kind, payload))
 
     def _event(self, node: int, ev: dict[str, Any]) -> None:
-        self.logs[node].events.append(ev)
         self._hash.update(json.dumps(ev, sort_keys=True).encode())
+        self._keep_event(node, ev)
+
+    def _keep_event(self, node: int, ev: dict[str, Any]) -> None:
+        """An event line goes to the logs in memory, or to the streaming checker, and to disk."""
+        if self.keep_logs:
+            self.logs[node].events.append(ev)
+        if self.stream is not None:
+            self.stream.event(node, ev)
+        if self.log_files:
+            self.log_files[node].write(ev)
 
     def _schedule(self, i: int, not_before: float) -> None:
         """(Re)arm board i's wake-up at its driver's next deadline."""
@@ -291,13 +327,18 @@ class Simulator:
         self.counters["link_dropped"] = sum(x.dropped_frames for x in stats)
         self.counters["link_delayed"] = sum(x.delayed_frames for x in stats)
         self.counters["link_jittered"] = sum(x.jittered_frames for x in stats)
+        for f in self.log_files.values():
+            f.close(fsync=False)
         return SimResult(
             self.cfg,
             self.logs,
             self.counters,
             self.coverage,
             self._hash.hexdigest(),
-            timeline(self.logs, self.cfg.ticks, faulty_nodes(self.cfg.faults)),
+            timeline(self.logs, self.cfg.ticks, faulty_nodes(self.cfg.faults))
+            if self.keep_logs
+            else {},
+            None if self.stream is None else self.stream.result(),
         )
 
     # -- boards ------------------------------------------------------------------------
@@ -372,10 +413,15 @@ class Simulator:
         for line in acts.lines:
             if not isinstance(line, DecisionRecord):
                 self._hash.update(repr(line).encode())
-                self.logs[i].events.append(line)
+                self._keep_event(i, line)
                 continue
             self._hash.update(repr(line.to_json()).encode())
-            self.logs[i].decisions[line.tick] = line
+            if self.keep_logs:
+                self.logs[i].decisions[line.tick] = line
+            if self.stream is not None:
+                self.stream.record(i, line)
+            if self.log_files:
+                self.log_files[i].write(line)
             self.counters["late"] += line.late
             self.counters["frames_dropped"] += line.dropped
             self.counters["corrected"] += line.corrected
@@ -506,8 +552,25 @@ class Simulator:
         self._schedule(dst, b.busy_until)
 
 
-def simulate(cfg: SimConfig, progress: Callable[[int], None] | None = None) -> SimResult:
-    return Simulator(cfg, progress).run()
+def simulate(
+    cfg: SimConfig,
+    progress: Callable[[int], None] | None = None,
+    keep_logs: bool = True,
+    log_dir: Path | None = None,
+) -> SimResult:
+    return Simulator(cfg, progress, keep_logs, log_dir).run()
+
+
+def _open_logs(log_dir: Path | None, nodes: int) -> dict[int, DecisionLog]:
+    """node<i>.jsonl per board, written as voterd writes them (none without a directory)."""
+    if log_dir is None:
+        return {}
+    log_dir.mkdir(parents=True, exist_ok=True)
+    paths = {i: log_dir / f"node{i}.jsonl" for i in range(nodes)}
+    for path in paths.values():
+        path.unlink(missing_ok=True)  # one run, one record: never appended to an old run's
+    # no rotation: a soak's files are the whole record (the caller chose the disk)
+    return {i: DecisionLog(path, rotate_bytes=0) for i, path in paths.items()}
 
 
 @dataclass
