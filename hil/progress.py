@@ -28,16 +28,19 @@ Update = Callable[[int, int], None]
 
 
 class RateColumn(ProgressColumn):
-    """Items per second, e.g. "1,840 cases/s" (rich's own speed column counts bytes)."""
+    """Items per second, e.g. "1,840 cases/s" or "0.42/s" (rich's own speed column counts
+    bytes): rich's moving window, else the mean so far, "?" before the first item."""
 
-    def __init__(self, unit: str) -> None:
+    def __init__(self, unit: str = "", digits: int = 0) -> None:
         super().__init__()
-        self.unit = unit
+        self.unit = f" {unit}" if unit else ""
+        self.digits = digits
 
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        text = "?" if speed is None else f"{speed:,.0f}"
-        return Text(f"{text} {self.unit}/s", style="progress.data.speed")
+        mean = task.completed / task.elapsed if task.completed and task.elapsed else None
+        speed = task.finished_speed or task.speed or mean
+        text = "?" if speed is None else f"{speed:,.{self.digits}f}"
+        return Text(f"{text}{self.unit}/s", style="progress.data.speed")
 
 
 @contextmanager

@@ -18,13 +18,10 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    ProgressColumn,
-    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.text import Text
 
 from hil.campaign import (
     Campaign,
@@ -37,6 +34,7 @@ from hil.campaign import (
     shrink,
 )
 from hil.faultspec import faulty_nodes, validate_run
+from hil.progress import RateColumn
 from hil.report import NO_PLOTS, fault_windows, plotting, run_metadata, write_all
 from hil.rig import Rig, RigError, load_rig
 from hil.scenario import Scenario
@@ -148,22 +146,13 @@ def run_campaign(path: Path, opts: Options) -> int:
     return 0 if all(s["passed"] for s in report["scenarios"]) else 1
 
 
-class _RateColumn(ProgressColumn):
-    """Scenarios per second: rich's moving window, else the mean so far ("-/s" before one)."""
-
-    def render(self, task: Task) -> Text:
-        mean = task.completed / task.elapsed if task.completed and task.elapsed else None
-        speed = task.finished_speed or task.speed or mean
-        return Text(f"{speed:.2f}/s" if speed else "-/s")
-
-
 def _bar(enabled: bool) -> Progress:
     """The one progress bar of `hil campaign run`: done of total, rate, elapsed and ETA."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        _RateColumn(),
+        RateColumn(digits=2),
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),

@@ -573,6 +573,23 @@ def _open_logs(log_dir: Path | None, nodes: int) -> dict[int, DecisionLog]:
     return {i: DecisionLog(path, rotate_bytes=0) for i, path in paths.items()}
 
 
+def sim_config(sc: Scenario, *, fast_lane: bool = True) -> SimConfig:
+    """The simulator's configuration for a scenario (the one place a Scenario becomes one)."""
+    return SimConfig(
+        nodes=sc.nodes,
+        algorithm=sc.algorithm,
+        m=sc.m,
+        ticks=sc.ticks,
+        tick_hz=sc.tick_hz,
+        baud=sc.baud,
+        seed=sc.seed,
+        faults=list(sc.faults),
+        fast_lane=fast_lane,
+        publish=sc.publish,
+        fail_silent=sc.fail_silent,
+    )
+
+
 @dataclass
 class SimRunner:
     """The whole cluster in this process, one seed; the runner interface of `hil.outcome`."""
@@ -585,20 +602,7 @@ class SimRunner:
     ) -> RunOutcome:
         """Simulate `sc` (nothing is written: `out` is for the interface's sake)."""
         started = time.monotonic()
-        cfg = SimConfig(
-            nodes=sc.nodes,
-            algorithm=sc.algorithm,
-            m=sc.m,
-            ticks=sc.ticks,
-            tick_hz=sc.tick_hz,
-            baud=sc.baud,
-            seed=sc.seed,
-            faults=list(sc.faults),
-            fast_lane=self.fast_lane,
-            publish=sc.publish,
-            fail_silent=sc.fail_silent,
-        )
-        sim = Simulator(cfg, progress)
+        sim = Simulator(sim_config(sc, fast_lane=self.fast_lane), progress)
         r = sim.run()
         cov = r.coverage
         detail = {f"{a}>{b}": asdict(c.stats) for (a, b), c in sim.links.items()}

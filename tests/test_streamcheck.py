@@ -14,7 +14,7 @@ from hil.checks import CheckResult, NodeLog, check, read_run
 from hil.faultspec import faulty_nodes
 from hil.outcome import judge
 from hil.scenario import Scenario
-from hil.sim import SimConfig, SimResult, Simulator
+from hil.sim import SimResult, Simulator, sim_config
 from hil.streamcheck import StreamCheck, StreamOrderError
 from voter.faultmodel import parse_fault
 
@@ -31,21 +31,6 @@ def _shipped() -> list[Scenario]:
     return out
 
 
-def _config(sc: Scenario) -> SimConfig:
-    return SimConfig(
-        nodes=sc.nodes,
-        algorithm=sc.algorithm,
-        m=sc.m,
-        ticks=sc.ticks,
-        tick_hz=sc.tick_hz,
-        baud=sc.baud,
-        seed=sc.seed,
-        faults=list(sc.faults),
-        publish=sc.publish,
-        fail_silent=sc.fail_silent,
-    )
-
-
 def _same(batch: CheckResult, stream: CheckResult) -> None:
     assert batch.violations == stream.violations  # the first N, in the batch order
     assert batch.to_json() == stream.to_json()
@@ -58,7 +43,7 @@ SHIPPED = _shipped()
 @pytest.mark.parametrize("sc", SHIPPED, ids=[f"{s.name}" for s in SHIPPED])
 def test_stream_judges_as_batch_on_shipped_scenarios(sc: Scenario) -> None:
     """Fed as the simulator makes the lines, the streaming checker returns check()'s result."""
-    r = Simulator(_config(sc), stream_check=True).run()
+    r = Simulator(sim_config(sc), stream_check=True).run()
     assert r.check is not None
     _same(judge(sc, r.logs), r.check)
 
@@ -72,9 +57,9 @@ def _scenario(faults: list[str], ticks: int = 160, seed: int = 5) -> Scenario:
 def test_streaming_simulator_keeps_nothing_and_hashes_alike(tmp_path: Path) -> None:
     """keep_logs=False: same history hash and counters, no lines in memory, files on disk."""
     sc = _scenario(["traitor:3:equivocate", "crash:1@40", "stall:2:60ms@90"])
-    kept = Simulator(_config(sc)).run()
-    Simulator(_config(sc), keep_logs=False, log_dir=tmp_path).run()  # a run to overwrite
-    streamed = Simulator(_config(sc), keep_logs=False, log_dir=tmp_path).run()
+    kept = Simulator(sim_config(sc)).run()
+    Simulator(sim_config(sc), keep_logs=False, log_dir=tmp_path).run()  # a run to overwrite
+    streamed = Simulator(sim_config(sc), keep_logs=False, log_dir=tmp_path).run()
     assert kept.history_hash == streamed.history_hash
     assert kept.counters == streamed.counters
     assert all(not log.decisions and not log.events for log in streamed.logs.values())
@@ -88,14 +73,14 @@ def test_streaming_simulator_keeps_nothing_and_hashes_alike(tmp_path: Path) -> N
 
 
 def _kept(sc: Scenario) -> SimResult:
-    return Simulator(_config(sc)).run()
+    return Simulator(sim_config(sc)).run()
 
 
 def test_window_and_faulty_match_batch() -> None:
     """A window inside the run and a traitor left out: same verdict as check()."""
     sc = _scenario(["traitor:0:equivocate", "crash:2@30", "stall:3:50ms@60"], ticks=120)
     window, faulty, period_us = (17, 83), faulty_nodes(sc.faults), 1e6 / sc.tick_hz
-    sim = Simulator(_config(sc), stream_check=True)
+    sim = Simulator(sim_config(sc), stream_check=True)
     # the same checker with a window: re-fed the join lines the simulator wrote at start
     sim.stream = StreamCheck(range(sc.nodes), faulty, window, period_us)
     for i in range(sc.nodes):
@@ -119,7 +104,7 @@ def test_a_line_behind_the_judged_ticks_is_refused() -> None:
         s.record(0, r.logs[0].decisions[2])
 
 
-_CLEAN = Simulator(_config(_scenario([], ticks=40))).run()
+_CLEAN = Simulator(sim_config(_scenario([], ticks=40))).run()
 
 
 @settings(max_examples=60, deadline=None)
