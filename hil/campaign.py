@@ -25,6 +25,7 @@ from hil.outcome import MODES, Runner, RunnerError, judge, timeline
 from hil.rig import Rig, mismatch
 from hil.scenario import Scenario
 from hil.sim import SimRunner
+from hil.smr_sim import SmrConfig, SmrConfigError
 from hil.verdict import finish, missed_start, missed_start_text
 from voter.core.driver import parse_publish
 from voter.core.protocol import ALGORITHMS, Algorithm
@@ -44,6 +45,8 @@ SCENARIO_KEYS = {
     "seed",
     "publish",
     "fail_silent",
+    "replication",
+    "commands",
 }
 
 
@@ -118,6 +121,8 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         sc_seed = int(t.get("seed", seed))
         publish_raw = t.get("publish", "confirmed")
         fail_silent = t.get("fail_silent", True)
+        replication = t.get("replication")
+        commands = int(t.get("commands", 1000 if replication is not None else 0))
     except KeyError as e:
         raise CampaignError(f"{where}: missing key {e.args[0]}") from None
     except (TypeError, ValueError) as e:
@@ -136,6 +141,7 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
     if not 2 <= nodes <= 16 or not 0 <= m <= 6 or sc_ticks < 1 or not 0 < tick_hz <= 1000:
         raise CampaignError(f"{where}: nodes 2..16, m 0..6, ticks >= 1, tick_hz in (0, 1000]")
     faults = _scenario_faults(t.get("fault", []), where, nodes, sc_ticks, tick_hz)
+    _check_replication(replication, commands, faults, nodes, where)
     alg = Algorithm(algorithm)
     return Scenario(
         name,
@@ -150,7 +156,25 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         baud,
         publish,
         fail_silent,
+        replication,
+        commands,
     )
+
+
+def _check_replication(
+    replication: object, commands: int, faults: list[Fault], nodes: int, where: str
+) -> None:
+    """A command-log scenario (docs/hil.md): its protocol, its command count, faults it knows."""
+    if replication is None:
+        if commands:
+            raise CampaignError(f"{where}: commands needs replication = 'pbft' or 'crash'")
+        return
+    if not isinstance(replication, str):
+        raise CampaignError(f"{where}: replication must be 'pbft' or 'crash'")
+    try:
+        SmrConfig(replication, nodes, commands, faults=tuple(faults)).check()
+    except SmrConfigError as e:
+        raise CampaignError(f"{where}: {e}") from None
 
 
 def _scenario_faults(
@@ -227,6 +251,9 @@ def run_scenario(
 ) -> ScenarioResult:
     """Run one scenario in `mode`, judge it and count it, the same way in every mode."""
     started = time.monotonic()
+    if sc.replication is not None and mode != "sim":
+        log_why = "command-log scenarios run in the simulator only (--mode sim; docs/hil.md)"
+        return _skipped(sc, mode, rig, log_why, started)
     runner = runner_for(mode, rig)
     if rig is not None and mode == "serial":
         why = mismatch(sc.nodes, sc.algorithm, sc.m, rig)
@@ -255,7 +282,11 @@ def run_scenario(
         outcome.timeline or timeline(outcome.logs, sc.ticks, faulty_nodes(sc.faults)),
         time.monotonic() - started,
         outcome.history_hash,
-        extra={k: v for k, v in outcome.extra.items() if k in ("run_dir", "rig", "stream")},
+        extra={
+            k: v
+            for k, v in outcome.extra.items()
+            if k in ("run_dir", "rig", "stream", "command_log")
+        },
     )
 
 
@@ -317,6 +348,8 @@ def scenario_toml(sc: Scenario, campaign: str) -> str:
         f'publish = "{sc.publish}"',
         f"fail_silent = {'true' if sc.fail_silent else 'false'}",
     ]
+    if sc.replication is not None:
+        lines += [f'replication = "{sc.replication}"', f"commands = {sc.commands}"]
     for f in sc.faults:
         lines.append("  [[scenario.fault]]")
         lines += [f"  {key} = {json.dumps(value)}" for key, value in to_table(f).items()]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from voter.core.driver import Publish
-from voter.core.protocol import Algorithm, fault_bound
-from voter.faultmodel import Fault
+from voter.core.protocol import Algorithm, fault_bound, oral_bound
+from voter.faultmodel import Fault, Traitor
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,19 @@ class Scenario:
     publish: Publish = "confirmed"
     #: false: the raw algorithm's decisions, every one published (theorem demonstrations)
     fail_silent: bool = True
+    #: a replicated command log instead of per-tick agreement: "pbft" | "crash" (hil.smr_sim)
+    replication: str | None = None
+    #: how many commands the client sends to the command log
+    commands: int = 0
 
     @property
     def bound(self) -> int:
+        if self.replication == "pbft":
+            return oral_bound(self.nodes)
+        if self.replication == "crash":
+            # crash-only tolerates f < N/2 replicas that stop, and no replica that lies
+            lies = any(isinstance(f, Traitor) for f in self.faults)
+            return 0 if lies else (self.nodes - 1) // 2
         return fault_bound(self.algorithm, self.nodes, self.m)
 
     @property

@@ -49,6 +49,7 @@ from hil.checks import CheckResult, NodeLog
 from hil.faultspec import faulty_nodes
 from hil.outcome import RunOutcome, sum_links, timeline
 from hil.scenario import Scenario
+from hil.smr_sim import SmrRunner
 from hil.streamcheck import StreamCheck
 from voter.budget import ROUNDS_FRACTION
 from voter.bytelink import MemoryLink, memory_pair
@@ -601,6 +602,8 @@ class SimRunner:
         self, sc: Scenario, out: Path | None = None, progress: Callable[[int], None] | None = None
     ) -> RunOutcome:
         """Simulate `sc` (nothing is written: `out` is for the interface's sake)."""
+        if sc.replication is not None:  # a command log, not per-tick agreement
+            return SmrRunner().run(sc, out, progress)
         started = time.monotonic()
         sim = Simulator(sim_config(sc, fast_lane=self.fast_lane), progress)
         r = sim.run()
