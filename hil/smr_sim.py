@@ -38,7 +38,7 @@ from voter.core.adversary import Strategy
 from voter.core.crypto import KeyRing, deterministic_seeds, keyring_from_seeds
 from voter.core.paxos import PaxosConfig, PaxosReplica
 from voter.core.pbft import PbftConfig, PbftReplica
-from voter.core.smr import Replica, Reply, Request, Send, sign
+from voter.core.smr import Replica, Reply, Request, Send, sign, verify
 from voter.faultmodel import Crash, Fault, LinkDelay, LinkDrop, LinkJitter, Traitor
 
 PROTOCOLS = ("pbft", "crash")
@@ -63,6 +63,9 @@ class SmrConfig:
     checkpoint_every: int = 16
     retry_ticks: int = 200
     tick_ms: float = 1.0
+    #: matching replies the client needs (None: f+1 under PBFT, 1 crash-only); a lower one
+    #: switches a safety mechanism off, for the test that shows what it is for
+    reply_quorum: int | None = None
 
     @property
     def f(self) -> int:
@@ -126,11 +129,14 @@ class Client:
         self.sent += len(out)
         return out
 
-    def receive(self, r: Reply, now: int, lines: list[dict[str, Any]]) -> None:
-        if r.req not in self.outstanding:
+    def receive(self, src: int, r: Reply, now: int, lines: list[dict[str, Any]]) -> None:
+        """A reply counts for the replica it came from (its link), signed by it under PBFT."""
+        if r.req not in self.outstanding or r.node != src:
+            return
+        if self.keys is not None and not verify(self.keys, src, r, CLUSTER):
             return
         voters = self.votes.setdefault(r.req, {}).setdefault((r.seq, r.result), set())
-        voters.add(r.node)
+        voters.add(src)
         if len(voters) >= self.quorum:
             del self.outstanding[r.req]
             self.votes.pop(r.req, None)
@@ -195,7 +201,7 @@ class Simulation:
         cfg.check()
         self.rng = random.Random(cfg.seed)
         self.replicas, self.rings, everyone = _replicas(cfg)
-        quorum = cfg.f + 1 if cfg.protocol == "pbft" else 1
+        quorum = cfg.reply_quorum or (cfg.f + 1 if cfg.protocol == "pbft" else 1)
         client_keys = self.rings[cfg.client] if cfg.protocol == "pbft" else None
         self.client = Client(
             cfg.client, cfg.nodes, cfg.commands, cfg.window, quorum, cfg.retry_ticks, client_keys
@@ -283,7 +289,7 @@ class Simulation:
                 if isinstance(msg, Reply):
                     before = len(self.client.accepted)
                     client_lines: list[dict[str, Any]] = []
-                    self.client.receive(msg, t, client_lines)
+                    self.client.receive(src, msg, t, client_lines)
                     for line in client_lines:
                         self._log(cfg.client, line)
                     if len(self.client.accepted) > before:

@@ -1,0 +1,155 @@
+"""PBFT (voter.core.pbft) in the command-log simulator: counts, view changes, checkpoints, input."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from hil.smr_checks import check_log
+from hil.smr_sim import SmrConfig, SmrRun, simulate
+from voter.core.adversary import Strategy
+from voter.core.crypto import deterministic_seeds, keyring_from_seeds
+from voter.core.pbft import (
+    Checkpoint,
+    PbftConfig,
+    PbftReplica,
+    Prepare,
+    Prepared,
+    PrePrepare,
+    ViewChange,
+    reproposals,
+)
+from voter.core.smr import Request, digest, sign
+from voter.faultmodel import Fault, Traitor, Window
+
+
+def run(nodes: int, commands: int, *faults: Fault, **kw: object) -> tuple[SmrRun, bool]:
+    cfg = SmrConfig("pbft", nodes, commands, faults=faults, **kw)  # type: ignore[arg-type]
+    r = simulate(cfg)
+    traitors = [f.node for f in faults if isinstance(f, Traitor)]
+    return r, check_log(r.logs, nodes, traitors).holds
+
+
+@pytest.mark.parametrize("nodes", [4, 7])
+def test_normal_case_is_exactly_2n_squared_messages_per_decision(nodes: int) -> None:
+    """Request N, pre-prepare N-1, prepare (N-1)^2, commit N(N-1), reply N: 32 (N=4), 98 (N=7)."""
+    commands = 10  # below the checkpoint interval: the normal case alone
+    r, holds = run(nodes, commands, window=1)
+    assert holds
+    n = nodes
+    per = {k: v / commands for k, v in r.messages.items()}
+    assert per == {
+        "Request": n,
+        "PrePrepare": n - 1,
+        "Prepare": (n - 1) ** 2,
+        "Commit": n * (n - 1),
+        "Reply": n,
+    }
+    assert sum(per.values()) == 2 * n * n
+    f = (n - 1) // 3
+    # one signature per message, however many receive it: request, pre-prepare, N-1 prepares,
+    # N commits, N replies
+    assert r.signs / commands == 3 * n + 1
+    # each receiver checks each: N requests, N-1 pre-prepares, (N-1)^2, N(N-1), f+1 replies
+    assert r.verifies / commands == n + (n - 1) + (n - 1) ** 2 + n * (n - 1) + f + 1
+
+
+@pytest.mark.parametrize(
+    "strategy", [Strategy.EQUIVOCATE, Strategy.SILENT, Strategy.LATE, Strategy.WITHHOLD]
+)
+def test_a_faulty_primary_is_replaced_and_every_log_is_the_same(strategy: Strategy) -> None:
+    """Silent, slow, equivocating or withholding primary: a view change, then all committed."""
+    r, holds = run(4, 80, Traitor(0, strategy))
+    assert holds
+    assert len(r.accepted) == 80
+    if strategy != Strategy.WITHHOLD:  # withholding to one backup: 2f+1 others still commit
+        assert min(r.view_changes[i] for i in (1, 2, 3)) >= 1
+    logs = [[e["command"] for e in r.logs[i].events if e["event"] == "commit"] for i in (1, 2, 3)]
+    assert logs[0] == logs[1] == logs[2]
+    assert len([c for c in logs[0] if c is not None]) == 80
+
+
+def test_a_primary_silent_from_a_tick_is_replaced_then() -> None:
+    r, holds = run(4, 200, Traitor(0, Strategy.SILENT, window=Window(from_tick=30)))
+    assert holds
+    views = [e for e in r.logs[1].events if e["event"] == "view"]
+    assert views and views[0]["tick"] > 30
+
+
+def test_a_replica_lying_in_prepare_and_commit_is_outvoted() -> None:
+    r, holds = run(4, 60, Traitor(2, Strategy.LIE))
+    assert holds and len(r.accepted) == 60
+
+
+def test_two_faulty_of_four_break_agreement_and_the_checker_finds_where() -> None:
+    """Beyond the bound (f=2 > 1): colluding equivocators make loyal 2 and 3 commit different."""
+    faults = (Traitor(0, Strategy.EQUIVOCATE), Traitor(1, Strategy.EQUIVOCATE))
+    r = simulate(SmrConfig("pbft", 4, 40, faults=faults, ticks_max=1500))
+    c = check_log(r.logs, 4, [0, 1])
+    assert not c.agreement
+    bad = next(v for v in c.violations if v.prop == "agreement")
+    assert bad.nodes == [2, 3]
+
+
+def test_f_plus_1_matching_replies_are_what_keeps_a_liar_out_of_the_client() -> None:
+    """With the mechanism off (the first reply accepted) the checker finds a mismatched reply."""
+    liar = Traitor(0, Strategy.LIE)
+    _, holds = run(4, 30, liar)
+    assert holds
+    _, holds_off = run(4, 30, liar, reply_quorum=1)
+    assert not holds_off
+
+
+def test_checkpoints_bound_the_log() -> None:
+    """Every K=8, stable at 2f+1: slots, certificates and checkpoints below it are gone."""
+    cfg = SmrConfig("pbft", 4, 200, checkpoint_every=8)
+    from hil.smr_sim import Simulation
+
+    sim = Simulation(cfg)
+    sim.run()
+    for rep in sim.replicas:
+        assert isinstance(rep, PbftReplica)
+        assert rep.last_exec == 200
+        assert rep.stable == 200  # 200 is a multiple of 8
+        assert all(s > rep.stable for s in rep.slots) and len(rep.slots) <= 16
+        assert len(rep.certs) <= 16 and min(rep.checkpoints, default=200) >= 200
+
+
+def test_a_committed_request_survives_a_view_change() -> None:
+    """The new view re-proposes, per sequence number, the certificate of the highest view."""
+    seeds = deterministic_seeds(5, b"t")
+    keys = keyring_from_seeds(seeds, range(5))
+    cfg = PbftConfig(4, (4,))
+    req = Request(4, 0, "arm")
+    req = replace(req, sig=sign(keys, 4, req, "voter"))
+    pp = PrePrepare(0, 1, digest(req), req)
+    pp = replace(pp, sig=sign(keys, 0, pp, "voter"))
+    preps = tuple(
+        replace(p, sig=sign(keys, p.node, p, "voter"))
+        for p in (Prepare(0, 1, pp.digest, 1), Prepare(0, 1, pp.digest, 2))
+    )
+    with_cert = ViewChange(1, 0, (), (Prepared(pp, preps),), 1)
+    without = [ViewChange(1, 0, (), (), n) for n in (2, 3)]
+    out = reproposals(1, (with_cert, *without))
+    assert [(p.seq, p.request) for p in out] == [(1, req)]
+    rep = PbftReplica(3, cfg, keyring_from_seeds(seeds, [3]))
+    signed = replace(with_cert, sig=sign(keys, 1, with_cert, "voter"))
+    assert rep._valid_view_change(signed)
+    short = replace(signed, prepared=(Prepared(pp, preps[:1]),))
+    assert not rep._valid_view_change(replace(short, sig=sign(keys, 1, short, "voter")))
+
+
+def test_bad_input_is_a_counted_refusal_never_an_exception() -> None:
+    seeds = deterministic_seeds(5, b"t")
+    keys = keyring_from_seeds(seeds, range(5))
+    rep = PbftReplica(1, PbftConfig(4, (4,)), keyring_from_seeds(seeds, [1]))
+    req = Request(4, 0, "x")
+    forged_pp = PrePrepare(0, 1, digest(req), req, b"\x00" * 64)  # unsigned request, bad sig
+    wrong_sender = replace(
+        Prepare(0, 1, b"d" * 32, 2), sig=sign(keys, 2, Prepare(0, 1, b"d" * 32, 2), "voter")
+    )
+    cp = Checkpoint(5, b"s", 2)  # not a multiple of K
+    for src, msg in [(0, "junk"), (0, forged_pp), (3, wrong_sender), (2, cp), (0, None), (4, req)]:
+        assert rep.receive(src, msg, 0) == []
+    assert rep.refused == 6
