@@ -92,7 +92,7 @@ def _logs(*replicas: list[dict[str, Any]], client: list[dict[str, Any]]) -> dict
 
 
 def test_the_checker_finds_each_property_broken() -> None:
-    """Agreement, integrity, validity (invented command, wrong reply), liveness; traitors left out."""
+    """Agreement, integrity, validity (invented command, wrong reply), liveness; traitors out."""
     requests = [{"event": "request", "node": 3, "tick": 0, "req": k} for k in (0, 1)]
     replies = [
         {"event": "reply", "node": 3, "tick": 2, "req": k, "seq": k + 1, "result": "r"}
