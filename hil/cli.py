@@ -60,6 +60,16 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_OK if result.holds else EXIT_FAILED
 
 
+def _cost_table(args: argparse.Namespace) -> int:
+    from hil.cost_table import cost_table, format_table
+
+    if not 1 <= args.commands <= 100_000:
+        fail("--commands must be 1..100000")
+    table = cost_table(args.commands, args.seed)
+    print(json.dumps(table, indent=2) if args.json else format_table(table))
+    return EXIT_OK
+
+
 def _campaign_run(args: argparse.Namespace) -> int:
     from hil.campaign import CampaignError
     from hil.runner import Options, parse_shard, run_campaign
@@ -142,6 +152,15 @@ def main(argv: list[str] | None = None) -> None:
     cm.add_argument("--out", required=True)
     cm.add_argument("parts", nargs="+", help="shard report directories")
     cm.set_defaults(func=_campaign_merge)
+
+    ct = sub.add_parser(
+        "cost-table",
+        help="the seed's crash-vs-Byzantine table, measured (crash, OM(1), SM(1), PBFT)",
+    )
+    ct.add_argument("--json", action="store_true", help="print the table as JSON (SPEC keys)")
+    ct.add_argument("--commands", type=int, default=1000, help="commands per command-log run")
+    ct.add_argument("--seed", type=int, default=0, help="seed of the simulated runs")
+    ct.set_defaults(func=_cost_table)
 
     args = parser.parse_args(argv)
     try:
