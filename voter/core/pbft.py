@@ -40,6 +40,10 @@ from voter.core.smr import (
 
 #: messages of a view not yet entered, kept until it is (a bound: TigerBeetle's "limit everything")
 FUTURE_MAX = 4096
+#: executed sequence numbers kept to hand to a replica left behind (catch-up), at most
+HISTORY_MAX = 1024
+#: how far above its stable checkpoint a replica takes others' checkpoints, in checkpoints
+CHECKPOINTS_AHEAD = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,33 @@ class NewView:
     sig: bytes = b""
 
 
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """A replica left behind a stable checkpoint asks for what was executed in first..last."""
+
+    first: int
+    last: int
+    node: int
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """(view, request) per sequence number from `first`: checked by replaying it against the
+    state 2f+1 signed checkpoints certify, so it needs no signature of its own."""
+
+    first: int
+    entries: tuple[tuple[int, Request | None], ...]
+    node: int
+
+
+@dataclass(frozen=True, slots=True)
+class AskView:
+    """f+1 replicas talk in a later view than mine: send me its (signed) new-view."""
+
+    view: int
+    node: int
+
+
 @dataclass(frozen=True)
 class PbftConfig:
     nodes: int
@@ -163,6 +194,18 @@ class PbftReplica:
     changes: dict[int, dict[int, ViewChange]] = field(default_factory=dict)
     sent_new_view: set[int] = field(default_factory=set)
     future: list[tuple[int, Any]] = field(default_factory=list)
+    #: catch-up: what this replica executed (seq -> view, request), the last HISTORY_MAX
+    history: dict[int, tuple[int, Request | None]] = field(default_factory=dict)
+    #: catch-up: the certified checkpoint this replica is fetching up to, and when it asked
+    fetching: tuple[int, bytes, tuple[Checkpoint, ...]] | None = None
+    fetch_at: int = 0
+    #: catch-up without a checkpoint: what each replica says it executed from last_exec+1
+    tails: dict[int, Segment] = field(default_factory=dict)
+    #: the new-view that started this view (handed to a replica that missed it)
+    new_view_msg: NewView | None = None
+    #: replicas heard talking in a later view, per view; when this replica last asked
+    ahead: dict[int, set[int]] = field(default_factory=dict)
+    asked_at: int = -(10**9)
     #: messages refused (bad signature, wrong sender, out of window): counted, never raised
     refused: int = 0
 
@@ -175,11 +218,19 @@ class PbftReplica:
     def tick(self, now: int) -> list[Send]:
         """The view-change timer: no progress on a pending request for a timeout -> next view."""
         out: list[Send] = []
-        if self.normal:
+        if self.fetching is not None and now - self.fetch_at > self.cfg.timeout_ticks:
+            out = self._send_fetch(now)
+        elif self.normal:
             if self.pending and now - self.progress_at > self.cfg.timeout_ticks:
                 out = self._start_view_change(self.view + 1, now)
-        elif now - self.vc_started > self.cfg.timeout_ticks * 2 ** min(self.vc_attempt, 6):
-            out = self._start_view_change(self.view + 1, now)
+        else:
+            if now - self.fetch_at > self.cfg.timeout_ticks:  # stuck: ask what others executed
+                self.fetch_at, self.tails = now, {}
+                out = broadcast(Fetch(self.last_exec + 1, 0, self.node), self.cfg.nodes, self.node)
+            if self.pending and now - self.vc_started > self.cfg.timeout_ticks * 2 ** min(
+                self.vc_attempt, 6
+            ):
+                out += self._start_view_change(self.view + 1, now)
         self.counts.add(out)
         return out
 
@@ -187,7 +238,9 @@ class PbftReplica:
         if isinstance(msg, Request):
             return self._on_request(src, msg, now)
         if isinstance(msg, Checkpoint):
-            return self._on_checkpoint(src, msg)
+            return self._on_checkpoint(src, msg, now)
+        if isinstance(msg, Fetch | Segment | AskView):
+            return self._on_catch_up(src, msg, now)
         if isinstance(msg, ViewChange):
             return self._on_view_change(src, msg, now)
         if isinstance(msg, NewView):
@@ -196,7 +249,7 @@ class PbftReplica:
             if msg.view > self.view or (msg.view == self.view and not self.normal):
                 if len(self.future) < FUTURE_MAX:
                     self.future.append((src, msg))
-                return []
+                return self._heard_ahead(src, msg.view, now)
             if msg.view < self.view or not self._in_window(msg.seq):
                 return self._refuse()
             if isinstance(msg, PrePrepare):
@@ -339,51 +392,155 @@ class PbftReplica:
             req = slot.request
             result = self.service.apply(seq, req)
             self.executed.append(Executed(seq, self.view, req, result))
+            self._remember(seq, self.view, req)
             self.last_exec = seq
             self.progress_at = now
             if req is not None:
                 self.pending.pop(req.key, None)
                 out.append(Send(req.client, self._reply(req, seq, result)))
             if seq % self.cfg.checkpoint_every == 0:
-                out += self._checkpoint(seq)
+                out += self._checkpoint(seq, now)
         return out
+
+    def _remember(self, seq: int, view: int, req: Request | None) -> None:
+        self.history[seq] = (view, req)
+        if len(self.history) > HISTORY_MAX:
+            del self.history[min(self.history)]
 
     def _reply(self, req: Request, seq: int, result: str) -> Reply:
         reply = Reply(self.view, req.client, req.req, seq, result, self.node)
         return replace(reply, sig=sign(self.keys, self.node, reply, self.cfg.cluster))
 
     # -- checkpoints -----------------------------------------------------------------------
-    def _checkpoint(self, seq: int) -> list[Send]:
+    def _checkpoint(self, seq: int, now: int) -> list[Send]:
         cp = self._signed(Checkpoint(seq, self.service.state, self.node))
         self.checkpoints.setdefault(seq, {})[self.node] = cp
-        self._maybe_stable(seq)
-        return broadcast(cp, self.cfg.nodes, self.node)
+        return broadcast(cp, self.cfg.nodes, self.node) + self._maybe_stable(seq, now)
 
-    def _on_checkpoint(self, src: int, cp: Checkpoint) -> list[Send]:
-        if src != cp.node or cp.seq % self.cfg.checkpoint_every or not self._in_window(cp.seq):
+    def _on_checkpoint(self, src: int, cp: Checkpoint, now: int) -> list[Send]:
+        k = self.cfg.checkpoint_every
+        if (
+            src != cp.node
+            or cp.seq % k
+            or not self.stable < cp.seq <= self.stable + CHECKPOINTS_AHEAD * k
+        ):
             return self._refuse()
         if not self._ok(src, cp):
             return self._refuse()
         self.checkpoints.setdefault(cp.seq, {}).setdefault(cp.node, cp)
-        self._maybe_stable(cp.seq)
-        return self._propose() if self.is_primary and self.normal else []
+        out = self._maybe_stable(cp.seq, now)
+        return out + (self._propose() if self.is_primary and self.normal else [])
 
-    def _maybe_stable(self, seq: int) -> None:
-        """2f+1 matching checkpoints at a sequence number this replica executed: collect garbage."""
-        if seq <= self.stable or seq > self.last_exec:
-            return
-        mine = self.checkpoints[seq].get(self.node)
-        if mine is None:
-            return
-        proof = [c for c in self.checkpoints[seq].values() if c.state == mine.state]
-        if len(proof) >= 2 * self.cfg.f + 1:
-            self._set_stable(seq, tuple(sorted(proof, key=lambda c: c.node)))
+    def _maybe_stable(self, seq: int, now: int) -> list[Send]:
+        """2f+1 matching checkpoints: collect garbage below them, or, if this replica has not
+        executed that far (it missed messages), fetch what it missed."""
+        if seq <= self.stable:
+            return []
+        by_state: dict[bytes, list[Checkpoint]] = {}
+        for c in self.checkpoints[seq].values():
+            by_state.setdefault(c.state, []).append(c)
+        state, proof = max(by_state.items(), key=lambda kv: len(kv[1]))
+        if len(proof) < 2 * self.cfg.f + 1:
+            return []
+        proof_t = tuple(sorted(proof, key=lambda c: c.node))
+        if seq <= self.last_exec:
+            if self.node in {c.node for c in proof}:
+                self._set_stable(seq, proof_t)
+            return []
+        if self.fetching is None or self.fetching[0] < seq:
+            self.fetching = (seq, state, proof_t)
+            return self._send_fetch(now)
+        return []
 
     def _set_stable(self, seq: int, proof: tuple[Checkpoint, ...]) -> None:
         self.stable, self.proof = seq, proof
         self.slots = {s: x for s, x in self.slots.items() if s > seq}
         self.certs = {s: c for s, c in self.certs.items() if s > seq}
         self.checkpoints = {s: c for s, c in self.checkpoints.items() if s >= seq}
+
+    # -- catch-up: a replica that missed messages (lost frames, a partition) -----------------
+    def _send_fetch(self, now: int) -> list[Send]:
+        assert self.fetching is not None
+        seq, _, proof = self.fetching
+        self.fetch_at = now
+        ask = Fetch(self.last_exec + 1, seq, self.node)
+        return [Send(c.node, ask) for c in proof if c.node != self.node]
+
+    def _on_catch_up(self, src: int, msg: Fetch | Segment | AskView, now: int) -> list[Send]:
+        if src != msg.node:
+            return self._refuse()
+        if isinstance(msg, AskView):
+            nv = self.new_view_msg
+            return [Send(src, nv)] if nv is not None and nv.view >= msg.view else []
+        if isinstance(msg, Fetch):
+            last = msg.last or min(self.last_exec, msg.first + HISTORY_MAX - 1)  # 0: all I have
+            span = range(msg.first, last + 1)
+            if not 0 < len(span) <= HISTORY_MAX or any(s not in self.history for s in span):
+                return []
+            return [Send(src, Segment(msg.first, tuple(self.history[s] for s in span), self.node))]
+        if self.fetching is None:
+            return self._on_tail(msg, now)
+        return self._on_segment(msg, now)
+
+    def _on_tail(self, seg: Segment, now: int) -> list[Send]:
+        """Execute, in order, each sequence number for which f+1 replicas sent the same request:
+        one of them is loyal, and a loyal replica executes only what committed."""
+        if seg.first != self.last_exec + 1:
+            return []
+        self.tails[seg.node] = seg
+        k = 0
+        while True:
+            votes: dict[bytes, list[tuple[int, Request | None]]] = {}
+            for t in self.tails.values():
+                if k < len(t.entries):
+                    votes.setdefault(digest(t.entries[k][1]), []).append(t.entries[k])
+            best = max(votes.values(), key=len, default=[])
+            if len(best) < self.cfg.f + 1:
+                break
+            view, req = best[0]
+            n = self.last_exec + 1
+            self.executed.append(Executed(n, view, req, self.service.apply(n, req)))
+            self._remember(n, view, req)
+            if req is not None:
+                self.pending.pop(req.key, None)
+            self.last_exec, self.progress_at, k = n, now, k + 1
+        if k:
+            self.tails = {}
+            self.slots = {s: x for s, x in self.slots.items() if s > self.last_exec}
+        return []
+
+    def _on_segment(self, seg: Segment, now: int) -> list[Send]:
+        """Execute a fetched segment if replaying it ends in the certified state, else refuse."""
+        if self.fetching is None or seg.first != self.last_exec + 1:
+            return []
+        seq, state, proof = self.fetching
+        if seg.first + len(seg.entries) - 1 != seq:
+            return self._refuse()
+        trial = Service(self.service.state)
+        for k, (_, req) in enumerate(seg.entries):
+            trial.apply(seg.first + k, req)
+        if trial.state != state:
+            return self._refuse()  # a faulty replica's segment: another will answer the retry
+        for k, (view, req) in enumerate(seg.entries):
+            n = seg.first + k
+            self.executed.append(Executed(n, view, req, self.service.apply(n, req)))
+            self._remember(n, view, req)
+            if req is not None:
+                self.pending.pop(req.key, None)
+        self.last_exec, self.fetching, self.progress_at = seq, None, now
+        self._set_stable(seq, proof)
+        return self._execute(now)
+
+    def _heard_ahead(self, src: int, view: int, now: int) -> list[Send]:
+        """f+1 replicas in later views: one is loyal and entered one, so ask them for its
+        new-view (signed by that view's primary, checked like any other)."""
+        self.ahead.setdefault(view, set()).add(src)
+        senders = {n for v, s in self.ahead.items() if v >= self.view for n in s}
+        if len(senders) < self.cfg.f + 1 or now - self.asked_at <= self.cfg.timeout_ticks:
+            return []
+        self.asked_at = now
+        ask = AskView(self.view + (1 if self.normal else 0), self.node)
+        return [Send(n, ask) for n in sorted(senders)]
 
     # -- view change -----------------------------------------------------------------------
     def _start_view_change(self, view: int, now: int) -> list[Send]:
@@ -450,25 +607,27 @@ class PbftReplica:
         return broadcast(nv, self.cfg.nodes, self.node) + self._enter(nv, now)
 
     def _on_new_view(self, src: int, nv: NewView, now: int) -> list[Send]:
-        if src != self.cfg.primary(nv.view) or nv.view < self.view:
-            return self._refuse()
-        if nv.view == self.view and self.normal:
+        """From the primary, or relayed by a replica to one that missed it (AskView): the
+        primary's signature is what counts, and the view-changes inside are re-checked."""
+        primary = self.cfg.primary(nv.view)
+        if nv.view < self.view or (nv.view == self.view and self.normal):
             return []
         senders = {c.node for c in nv.changes}
-        if len(senders) < 2 * self.cfg.f + 1 or not self._ok(src, nv):
+        if len(senders) < 2 * self.cfg.f + 1 or not self._ok(primary, nv):
             return self._refuse()
         if any(c.view != nv.view or not self._valid_view_change(c) for c in nv.changes):
             return self._refuse()
         expected = reproposals(nv.view, nv.changes)
         if [replace(p, sig=b"") for p in nv.pre_prepares] != expected:
             return self._refuse()
-        if not all(self._ok(src, p) for p in nv.pre_prepares):
+        if not all(self._ok(primary, p) for p in nv.pre_prepares):
             return self._refuse()
         return self._enter(nv, now)
 
     def _enter(self, nv: NewView, now: int) -> list[Send]:
         """Start view nv.view: adopt its stable checkpoint, take its pre-prepares, resume."""
-        self.view, self.normal = nv.view, True
+        self.view, self.normal, self.new_view_msg = nv.view, True, nv
+        self.ahead = {v: s for v, s in self.ahead.items() if v > nv.view}
         self.progress_at, self.vc_attempt = now, 0
         self.counts.view_changes += 1
         self.slots, self.assigned = {}, set()

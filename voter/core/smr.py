@@ -116,23 +116,27 @@ class Executed:
 
 @dataclass
 class Service:
-    """The replicated state machine: a hash chain over the executed commands, exactly once.
+    """The replicated state machine: a hash chain over the executed sequence, exactly once.
 
-    The state after a command is SHA-256(previous state || request digest); the
-    result a replica returns is the first 16 hex digits of it, so two replicas
-    agree on a result only when they executed the same commands in the same order.
+    The state after sequence number n is SHA-256(previous state || n || request
+    digest), null requests and repeats included, so a state names the whole
+    sequence up to n: a log segment can be checked against a certified state by
+    replaying it (PBFT's catch-up). The result of a request is the first 16 hex
+    digits of the state after it, so two replicas agree on a result only when
+    they executed the same commands in the same order; a request ordered twice
+    (two views) runs once and answers its first result again.
     """
 
     state: bytes = b"\x00" * 32
     done: dict[tuple[int, int], tuple[int, str]] = field(default_factory=dict)
 
     def apply(self, seq: int, request: Request | None) -> str:
+        self.state = hashlib.sha256(self.state + seq.to_bytes(8, "big") + digest(request)).digest()
         if request is None:
             return self.state.hex()[:16]
         old = self.done.get(request.key)
-        if old is not None:  # a request ordered twice (two views) runs once: the first result
+        if old is not None:
             return old[1]
-        self.state = hashlib.sha256(self.state + digest(request)).digest()
         result = self.state.hex()[:16]
         self.done[request.key] = (seq, result)
         return result
