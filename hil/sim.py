@@ -576,6 +576,8 @@ def _open_logs(log_dir: Path | None, nodes: int) -> dict[int, DecisionLog]:
 
 def sim_config(sc: Scenario, *, fast_lane: bool = True) -> SimConfig:
     """The simulator's configuration for a scenario (the one place a Scenario becomes one)."""
+    if sc.replication is not None:
+        raise ValueError(f"{sc.name}: a command-log scenario runs in hil.smr_sim, not hil.sim")
     return SimConfig(
         nodes=sc.nodes,
         algorithm=sc.algorithm,
