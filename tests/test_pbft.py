@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from hil.smr_checks import check_log
 from hil.smr_sim import SmrConfig, SmrRun, simulate
+from tests.strategies import command_log_inside_bound
 from voter.core.adversary import Strategy
 from voter.core.crypto import deterministic_seeds, keyring_from_seeds
 from voter.core.pbft import (
@@ -190,3 +193,23 @@ def test_a_fetched_segment_is_executed_only_if_it_replays_to_the_certified_state
     assert rep.receive(2, Segment(1, ((0, reqs[0]), (0, reqs[1])), 2), 7) == []
     assert rep.last_exec == 2 and rep.stable == 2 and rep.service.state == honest.state
     assert [e.request for e in rep.executed] == reqs
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(command_log_inside_bound())
+def test_inside_the_bound_every_log_is_the_same_and_complete(case: dict[str, Any]) -> None:
+    """Any one faulty PBFT replica (with lossy links), or a crash or bad link under crash-only:
+    the checker finds every property held (a shrunk failure prints the faults and the seed)."""
+    cfg = SmrConfig(
+        case["protocol"],
+        case["nodes"],
+        80,
+        case["seed"],
+        case["faults"],
+        ticks_max=6000,
+        tick_ms=20.0,
+    )
+    r = simulate(cfg)
+    traitors = [f.node for f in case["faults"] if isinstance(f, Traitor)]
+    result = check_log(r.logs, case["nodes"], traitors)
+    assert result.holds, result.violations[:3]
