@@ -13,9 +13,15 @@ sequence number that committed anywhere keeps its request. Checkpoints every K
 sequence numbers, stable at 2f+1 matching, bound the log (watermarks h..h+2K)
 and let everything at or below them go.
 
-Every message is Ed25519-signed (voter.core.crypto.KeyRing, counted there):
-view-change certificates must convince third parties, which MACs cannot.
-Pure: no I/O, no clock (ticks are passed in), no randomness.
+A replica that missed messages catches up: up to a stable checkpoint by a
+fetched segment that must replay to the certified state, beyond it by f+1
+matching accounts of what was executed (docs/design.md).
+
+Every protocol message is Ed25519-signed (voter.core.crypto.KeyRing, counted
+there): view-change certificates must convince third parties, which MACs
+cannot. The catch-up messages are not: a segment is checked by replaying it,
+and a request for one asks nothing of the receiver's state. Pure: no I/O, no
+clock (ticks are passed in), no randomness.
 """
 
 from __future__ import annotations
