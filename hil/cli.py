@@ -117,9 +117,14 @@ def _print_summary(out: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     for s in report["scenarios"]:
         mark = "PASS" if s["passed"] else "FAIL"
+        log = s.get("command_log")
+        size = f"{s['ticks']} ticks"
+        if log:  # a command log: its ticks are a limit (docs/hil.md)
+            size = f"{log['accepted']}/{log['commands']} commands in {log['ticks_run']} ticks"
+            size += f", {log['view_changes']} view change(s)"
         print(
             f"{mark}  {s['name']}: expected {s['expect']}, got {s['outcome']} "
-            f"({s['ticks']} ticks, seed {s['seed']})"
+            f"({size}, seed {s['seed']})"
         )
         if not s["passed"]:
             print(f"      reproduce: {s['command']}")
