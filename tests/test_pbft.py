@@ -213,3 +213,11 @@ def test_inside_the_bound_every_log_is_the_same_and_complete(case: dict[str, Any
     traitors = [f.node for f in case["faults"] if isinstance(f, Traitor)]
     result = check_log(r.logs, case["nodes"], traitors)
     assert result.holds, result.violations[:3]
+
+
+def test_n7_tolerates_two_faulty_primaries_in_a_row() -> None:
+    """f=2: the primaries of views 0 and 1 both equivocate; view 2's primary is loyal."""
+    faults = (Traitor(0, Strategy.EQUIVOCATE), Traitor(1, Strategy.EQUIVOCATE))
+    r, holds = run(7, 60, *faults)
+    assert holds and len(r.accepted) == 60
+    assert min(r.view_changes[i] for i in range(2, 7)) >= 2
