@@ -50,6 +50,8 @@ FUTURE_MAX = 4096
 HISTORY_MAX = 1024
 #: how far above its stable checkpoint a replica takes others' checkpoints, in checkpoints
 CHECKPOINTS_AHEAD = 64
+#: how many views ahead of its own a replica keeps messages for (a faulty peer's inventions)
+VIEWS_AHEAD = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +254,8 @@ class PbftReplica:
         if isinstance(msg, NewView):
             return self._on_new_view(src, msg, now)
         if isinstance(msg, PrePrepare | Prepare | Commit):
+            if msg.view > self.view + VIEWS_AHEAD:
+                return self._refuse()
             if msg.view > self.view or (msg.view == self.view and not self.normal):
                 if len(self.future) < FUTURE_MAX:
                     self.future.append((src, msg))
