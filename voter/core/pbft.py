@@ -643,9 +643,15 @@ class PbftReplica:
         self.slots, self.assigned = {}, set()
         self.changes = {v: d for v, d in self.changes.items() if v > nv.view}
         best = max(nv.changes, key=lambda c: c.stable)
+        out: list[Send] = []
         if self.last_exec >= best.stable > self.stable:
             self._set_stable(best.stable, best.proof)
-        out: list[Send] = []
+        elif best.stable > self.last_exec and (
+            self.fetching is None or self.fetching[0] < best.stable
+        ):
+            # behind the new view's checkpoint (verified with the view change): fetch up to it
+            self.fetching = (best.stable, best.proof[0].state, best.proof)
+            out += self._send_fetch(now)
         top = max((p.seq for p in nv.pre_prepares), default=best.stable)
         self.next_seq = max(top, self.last_exec, self.stable) + 1
         for pp in nv.pre_prepares:
