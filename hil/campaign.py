@@ -156,8 +156,8 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         baud,
         publish,
         fail_silent,
-        replication,
-        commands,
+        replication=replication,
+        commands=commands,
     )
 
 
