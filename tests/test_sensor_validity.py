@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from hil.campaign import load_campaign
+import pytest
+
+from hil.campaign import CampaignError, load_campaign, parse_campaign
 from hil.checks import NodeLog
 from hil.outcome import counters, invalid_counts, judge
 from hil.scenario import Scenario
@@ -156,3 +159,38 @@ def test_bad_validity_option_is_one_line(tmp_path: Path) -> None:
     assert 2 == proc.returncode and "Traceback" not in proc.stderr
     assert 1 == len(proc.stderr.strip().splitlines())
     assert "validity.stale_samples: must be in 2..100000, got 1" in proc.stderr
+
+
+def test_status_line_names_the_voided_channels() -> None:
+    """STATUS= (the driver's status text) says which channels were voided and why."""
+    from hil.sim import Simulator, sim_config
+
+    sim = Simulator(sim_config(scenario("frozen-sensor-flagged")))
+    sim.run()
+    status = sim.boards[0].driver.status()
+    assert f"invalid airspeed_mps stale {len(FLAGGED)}, altitude_m stale" in status
+    assert "invalid" not in sim.boards[1].driver.status()
+
+
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [
+        ("validity = { stale_samples = 0 }", "validity.stale_samples: must be in 2..100000"),
+        ("validity = { speed = { min = 0.0 } }", "validity.speed: not a channel"),
+        ("validity = 3", "validity: must be a table"),
+    ],
+)
+def test_bad_validity_in_a_campaign_is_one_line(tmp_path: Path, extra: str, why: str) -> None:
+    text = f'[campaign]\nname = "x"\n[[scenario]]\nname = "s"\n{extra}\n'
+    with pytest.raises(CampaignError) as e:
+        parse_campaign(tomllib.loads(text), tmp_path / "c.toml")
+    assert why in str(e.value) and "scenario 's'" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_sensor_fault_on_a_channel_the_run_lacks_is_refused(tmp_path: Path) -> None:
+    text = (
+        '[campaign]\nname = "x"\n[[scenario]]\nname = "s"\n'
+        '[[scenario.fault]]\nkind = "sensor"\nnode = 0\nmode = "step"\nchannel = 3\n'
+    )
+    with pytest.raises(CampaignError, match=r"channel 3 is not in 0\.\.2"):
+        parse_campaign(tomllib.loads(text), tmp_path / "c.toml")
