@@ -89,7 +89,7 @@ def test_a_traitor_value_survives_the_command() -> None:
         ({"kind": "traitor", "node": 1, "ber": 0.1}, "traitor fault: unknown key(s): ber"),
         ({"kind": "link-drop", "node": 1, "p": 0.1}, "unknown key(s): node"),
         ({"kind": "traitor", "node": 1, "strategy": "sulk"}, "strategy must be one of silent"),
-        ({"kind": "sensor", "node": 1, "mode": "melt"}, "mode must be one of frozen, step, drift, noise, dropout"),
+        ({"kind": "sensor", "node": 1, "mode": "melt"}, "mode must be one of frozen, step, drift"),
         ({"kind": "memory-bitflip", "node": 1, "rate_hz": 1, "bits": 3}, "bits must be 1 or 2"),
         ({"kind": "crash", "node": 9, "at_tick": 3}, "node 9 is not in 0..3"),
         ({"kind": "link-delay", "link": "1-1", "delay_ms": 3}, "joins a board to itself"),
