@@ -421,9 +421,7 @@ def test_no_validity_table_means_no_checks(tmp_path: Path) -> None:
         ('[validity]\ntimeout_ticks = "3"', "validity.timeout_ticks: must be an integer"),
     ],
 )
-def test_bad_validity_is_one_line_naming_the_key(
-    tmp_path: Path, table: str, expected: str
-) -> None:
+def test_bad_validity_is_one_line_naming_the_key(tmp_path: Path, table: str, expected: str) -> None:
     with pytest.raises(ConfigFileError) as e:
         loads_cluster(BASE + table + "\n", tmp_path / "c.toml")
     assert expected in str(e.value) and "\n" not in str(e.value)
