@@ -26,7 +26,7 @@ from hil.rig import Rig, mismatch
 from hil.scenario import CHANNELS, Scenario
 from hil.sim import SimRunner
 from hil.verdict import finish, missed_start, missed_start_text
-from voter.config import ConfigFileError, parse_validity
+from voter.config import ConfigFileError, parse_validity, validity_inline
 from voter.core.driver import parse_publish
 from voter.core.protocol import ALGORITHMS, Algorithm
 from voter.faultmodel import Fault, FaultSpecError, SensorFault, fault_from_table, to_table
@@ -329,6 +329,9 @@ def scenario_toml(sc: Scenario, campaign: str) -> str:
         f'publish = "{sc.publish}"',
         f"fail_silent = {'true' if sc.fail_silent else 'false'}",
     ]
+    validity = validity_inline(CHANNELS, sc.validity)
+    if validity:
+        lines.append(f"validity = {validity}")
     for f in sc.faults:
         lines.append("  [[scenario.fault]]")
         lines += [f"  {key} = {json.dumps(value)}" for key, value in to_table(f).items()]

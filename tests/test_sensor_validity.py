@@ -194,3 +194,12 @@ def test_a_sensor_fault_on_a_channel_the_run_lacks_is_refused(tmp_path: Path) ->
     )
     with pytest.raises(CampaignError, match=r"channel 3 is not in 0\.\.2"):
         parse_campaign(tomllib.loads(text), tmp_path / "c.toml")
+
+
+def test_a_reproduction_file_keeps_the_validity_checks(tmp_path: Path) -> None:
+    """A shrunk violation's one-scenario campaign must run with the same checks."""
+    from hil.campaign import scenario_toml
+
+    sc = scenario("every-sensor-fault-on-board-0")
+    again = parse_campaign(tomllib.loads(scenario_toml(sc, "sensors")), tmp_path / "r.toml")
+    assert sc == again.scenarios[0]

@@ -539,6 +539,12 @@ def _parse_validity(
     return limits if any(lim.active for lim in limits) else ()
 
 
+def validity_inline(channels: tuple[str, ...], limits: tuple[ChannelLimits, ...]) -> str:
+    """[validity] as one inline TOML table (a campaign's `validity = {...}`); "" for none."""
+    table = {ch: lim.changed() for ch, lim in zip(channels, limits, strict=False) if lim.active}
+    return _toml_value(table) if table else ""
+
+
 def _limits(c: _Checker, t: dict[str, Any], key: str) -> ChannelLimits:
     c.keys(t, key, (), LIMIT_KEYS)
     out: dict[str, Any] = {}
