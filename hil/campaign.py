@@ -241,7 +241,7 @@ def run_scenario(
     started = time.monotonic()
     runner = runner_for(mode, rig)
     if rig is not None and mode == "serial":
-        why = mismatch(sc.nodes, sc.algorithm, sc.m, rig)
+        why = mismatch(sc.nodes, sc.algorithm, sc.m, rig, sc.validity)
         if why is not None:
             return _skipped(sc, mode, rig, why, started)
         # The boards tick at their cluster's rate and baud, whatever the scenario asked for.
