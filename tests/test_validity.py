@@ -114,3 +114,16 @@ def test_checks_only_ever_void_channels(samples: list[tuple[float, float]]) -> N
         assert isinstance(out, tuple)
         for ch, (x, y) in enumerate(zip(reading, out, strict=True)):
             assert y == x or (y is None and NAMES[ch] in flagged)
+
+
+def test_the_decision_line_carries_the_voided_channels_and_reads_back() -> None:
+    """`invalid` is in the line only when a channel was voided (hashes of runs without
+    checks are unchanged), and parse gives it back."""
+    from voter.core.record import DecisionRecord
+
+    plain = DecisionRecord(tick=3, node=0)
+    assert "invalid" not in plain.to_json()
+    flagged = DecisionRecord(tick=3, node=0, invalid={"altitude_m": STALE})
+    line = flagged.to_json()
+    assert {"altitude_m": "stale"} == line["invalid"]
+    assert flagged == DecisionRecord.parse(line)
