@@ -21,7 +21,7 @@ from typing import Any
 from hil.checks import CheckResult
 from hil.cluster import START_MARGIN_S
 from hil.faultspec import fault_budget, faulty_nodes, validate_run
-from hil.outcome import MODES, Runner, RunnerError, judge, timeline
+from hil.outcome import MODES, Runner, RunnerError, invalid_counts, judge, timeline
 from hil.rig import Rig, mismatch
 from hil.scenario import CHANNELS, Scenario
 from hil.sim import SimRunner
@@ -258,6 +258,7 @@ def run_scenario(
         why = missed_start_text({int(k): t for k, t in late.items()}, margin, remedy)
         return _skipped(sc, mode, rig, why, started)
     result = finish(sc, outcome, run_dir)
+    invalid = invalid_counts(outcome.logs)
     return ScenarioResult(
         sc,
         mode,
@@ -267,7 +268,11 @@ def run_scenario(
         outcome.timeline or timeline(outcome.logs, sc.ticks, faulty_nodes(sc.faults)),
         time.monotonic() - started,
         outcome.history_hash,
-        extra={k: v for k, v in outcome.extra.items() if k in ("run_dir", "rig", "stream")},
+        extra={
+            **{k: v for k, v in outcome.extra.items() if k in ("run_dir", "rig", "stream")},
+            # the validity checks' voids per board, channel and reason (scenarios that had any)
+            **({"invalid": invalid} if invalid else {}),
+        },
     )
 
 

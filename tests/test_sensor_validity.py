@@ -28,6 +28,7 @@ K = 5  # stale_samples in the campaign: the K-th equal sample is flagged
 FROZEN = range(50, 251)  # the campaign's fault window
 #: the sensor repeats its last good sample (tick 49), which is the first of the K equal ones
 FLAGGED = FROZEN[K - 2 :]
+NAMES = ("altitude_m", "airspeed_mps", "pitch_deg")
 
 
 def scenario(name: str) -> Scenario:
@@ -96,9 +97,7 @@ def test_one_frozen_sensor_unchecked_reaches_the_vector_as_a_valid_reading() -> 
     t = FROZEN[-1]
     assert [None, None, None] == checked.logs[1].decisions[t].vector[0]
     assert unchecked.logs[0].decisions[FROZEN[0]].local == unchecked.logs[1].decisions[t].vector[0]
-    assert {
-        "0": {ch: {"stale": len(FLAGGED)} for ch in ("altitude_m", "airspeed_mps", "pitch_deg")}
-    } == invalid_counts(checked.logs)
+    assert {"0": {ch: {"stale": len(FLAGGED)} for ch in NAMES}} == invalid_counts(checked.logs)
 
 
 def test_every_sensor_fault_mode_leaves_the_cluster_safe() -> None:
@@ -203,3 +202,15 @@ def test_a_reproduction_file_keeps_the_validity_checks(tmp_path: Path) -> None:
     sc = scenario("every-sensor-fault-on-board-0")
     again = parse_campaign(tomllib.loads(scenario_toml(sc, "sensors")), tmp_path / "r.toml")
     assert sc == again.scenarios[0]
+
+
+def test_the_campaign_report_counts_voids_by_board_channel_and_reason(tmp_path: Path) -> None:
+    """report.json: `sensor_invalid` in the counters, the breakdown under `invalid`."""
+    proc = run_cli(
+        "hil", "campaign", "run", str(ROOT / "campaigns" / "sensors.toml"),
+        "--only", "frozen-sensor-flagged", "--out", str(tmp_path / "o"), "--no-progress",
+    )  # fmt: skip
+    assert 0 == proc.returncode, proc.stdout + proc.stderr
+    (s,) = json.loads((tmp_path / "o" / "report.json").read_text())["scenarios"]
+    assert 3 * len(FLAGGED) == s["counters"]["sensor_invalid"]
+    assert {"0": {ch: {"stale": len(FLAGGED)} for ch in NAMES}} == s["invalid"]
