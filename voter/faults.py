@@ -219,7 +219,7 @@ class FaultState:
             return None
         if f.mode in (SensorMode.FROZEN, SensorMode.STUCK) and self._last_reading is None:
             self._last_reading = reading
-        channel = 0 if f.mode == SensorMode.SPIKE else f.channel
+        channel = 0 if f.mode == SensorMode.SPIKE and f.channel is None else f.channel
         out = list(reading)
         for ch, x in enumerate(out):
             if (channel is None or ch == channel) and x is not None:
