@@ -21,14 +21,15 @@ from typing import Any
 from hil.checks import CheckResult
 from hil.cluster import START_MARGIN_S
 from hil.faultspec import fault_budget, faulty_nodes, validate_run
-from hil.outcome import MODES, Runner, RunnerError, judge, timeline
+from hil.outcome import MODES, Runner, RunnerError, invalid_counts, judge, timeline
 from hil.rig import Rig, mismatch
-from hil.scenario import Scenario
+from hil.scenario import CHANNELS, Scenario
 from hil.sim import SimRunner
 from hil.verdict import finish, missed_start, missed_start_text
+from voter.config import ConfigFileError, parse_validity, validity_inline
 from voter.core.driver import parse_publish
 from voter.core.protocol import ALGORITHMS, Algorithm
-from voter.faultmodel import Fault, FaultSpecError, fault_from_table, to_table
+from voter.faultmodel import Fault, FaultSpecError, SensorFault, fault_from_table, to_table
 from voter.textfile import TextFileError, read_text
 
 SCENARIO_KEYS = {
@@ -44,6 +45,7 @@ SCENARIO_KEYS = {
     "seed",
     "publish",
     "fail_silent",
+    "validity",
 }
 
 
@@ -136,6 +138,10 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
     if not 2 <= nodes <= 16 or not 0 <= m <= 6 or sc_ticks < 1 or not 0 < tick_hz <= 1000:
         raise CampaignError(f"{where}: nodes 2..16, m 0..6, ticks >= 1, tick_hz in (0, 1000]")
     faults = _scenario_faults(t.get("fault", []), where, nodes, sc_ticks, tick_hz)
+    try:
+        validity = parse_validity(t.get("validity", {}), CHANNELS, where)
+    except ConfigFileError as e:
+        raise CampaignError(str(e)) from None
     alg = Algorithm(algorithm)
     return Scenario(
         name,
@@ -150,6 +156,7 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         baud,
         publish,
         fail_silent,
+        validity,
     )
 
 
@@ -164,9 +171,14 @@ def _scenario_faults(
         if not isinstance(f, dict):
             raise CampaignError(f"{where}: each [[scenario.fault]] must be a table")
         try:
-            faults.append(fault_from_table(f, nodes))
+            fault = fault_from_table(f, nodes)
         except FaultSpecError as e:
             raise CampaignError(f"{where}: {e}") from None
+        if isinstance(fault, SensorFault) and (fault.channel or 0) >= len(CHANNELS):
+            raise CampaignError(
+                f"{where}: sensor: channel {fault.channel} is not in 0..{len(CHANNELS) - 1}"
+            )
+        faults.append(fault)
     try:
         validate_run(faults, ticks, tick_hz)
     except FaultSpecError as e:
@@ -229,7 +241,7 @@ def run_scenario(
     started = time.monotonic()
     runner = runner_for(mode, rig)
     if rig is not None and mode == "serial":
-        why = mismatch(sc.nodes, sc.algorithm, sc.m, rig)
+        why = mismatch(sc.nodes, sc.algorithm, sc.m, rig, sc.validity)
         if why is not None:
             return _skipped(sc, mode, rig, why, started)
         # The boards tick at their cluster's rate and baud, whatever the scenario asked for.
@@ -246,6 +258,7 @@ def run_scenario(
         why = missed_start_text({int(k): t for k, t in late.items()}, margin, remedy)
         return _skipped(sc, mode, rig, why, started)
     result = finish(sc, outcome, run_dir)
+    invalid = invalid_counts(outcome.logs)
     return ScenarioResult(
         sc,
         mode,
@@ -255,7 +268,11 @@ def run_scenario(
         outcome.timeline or timeline(outcome.logs, sc.ticks, faulty_nodes(sc.faults)),
         time.monotonic() - started,
         outcome.history_hash,
-        extra={k: v for k, v in outcome.extra.items() if k in ("run_dir", "rig", "stream")},
+        extra={
+            **{k: v for k, v in outcome.extra.items() if k in ("run_dir", "rig", "stream")},
+            # the validity checks' voids per board, channel and reason (scenarios that had any)
+            **({"invalid": invalid} if invalid else {}),
+        },
     )
 
 
@@ -317,6 +334,9 @@ def scenario_toml(sc: Scenario, campaign: str) -> str:
         f'publish = "{sc.publish}"',
         f"fail_silent = {'true' if sc.fail_silent else 'false'}",
     ]
+    validity = validity_inline(CHANNELS, sc.validity)
+    if validity:
+        lines.append(f"validity = {validity}")
     for f in sc.faults:
         lines.append("  [[scenario.fault]]")
         lines += [f"  {key} = {json.dumps(value)}" for key, value in to_table(f).items()]

@@ -465,6 +465,7 @@ def _cluster_show(args: argparse.Namespace) -> None:
     print(f"  nodes: {cfg.n}   algorithm: {algo}({cfg.m})   {rule}")
     print(f"  tick: {cfg.tick_hz:g} Hz ({cfg.period_s * 1000:g} ms)   baud: {cfg.baud}")
     print(f"  channels: {', '.join(cfg.channels)}")
+    print(f"  sensor validity: {_describe_validity(cfg)}")
     print(f"  decision logs: {cfg.log_dir}/node<ID>.jsonl")
     if cfg.output_socket:
         print(f"  output socket: {cfg.output_socket}")
@@ -483,6 +484,17 @@ def _cluster_show(args: argparse.Namespace) -> None:
             " a board in service needs iio, mavlink, csv or socket (docs/deploy.md, Sensors)",
             file=sys.stderr,
         )
+
+
+def _describe_validity(cfg: ClusterConfig) -> str:
+    """Each channel's checks as `name (key=value, ...)`, or that there are none."""
+    if not cfg.validity:
+        return "off (no [validity] table)"
+    parts = []
+    for ch, lim in zip(cfg.channels, cfg.validity, strict=True):
+        keys = ", ".join(f"{k}={v:g}" for k, v in lim.changed().items())
+        parts.append(f"{ch} ({keys or 'none'})")
+    return "; ".join(parts)
 
 
 def _describe_sensor(spec: dict[str, Any]) -> str:
