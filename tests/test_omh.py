@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
+from hil.faultspec import fault_classes, inside_bound
 from hil.hybrid import Mix, search_hybrid
+from hil.scenario import Scenario
 from tests.conftest import run_cli
 from voter.core import monitor
+from voter.core.adversary import Strategy
 from voter.core.ic import ic_params
 from voter.core.om import OMNode
 from voter.core.protocol import Algorithm, Entry, Params, labels, mix_within_bound
 from voter.core.values import ERROR, MANIFEST, LabelDomain, ReadingDomain, Value
+from voter.faultmodel import Crash, Traitor
 
 
 def verify(*args: str) -> dict[str, object]:
@@ -138,3 +143,66 @@ def _random_entries(
         if path[-1] == src and rng.random() < 0.7:
             out.append(Entry(path, rng.choice(values)))
     return out
+
+
+def test_the_fault_budget_knows_the_hybrid_bound() -> None:
+    """Two silent boards at N=4: inside the bound for omh, outside for om; a liar is asymmetric."""
+    silent = (Traitor(2, Strategy.SILENT), Traitor(3, Strategy.SILENT))
+    assert inside_bound(Scenario(algorithm=Algorithm.OMH, faults=silent))
+    assert not inside_bound(Scenario(algorithm=Algorithm.OM, faults=silent))
+    crashed = (Crash(1, 60), Crash(3, 60))
+    assert inside_bound(Scenario(algorithm=Algorithm.OMH, faults=crashed))
+    mixed = (Traitor(2, Strategy.EQUIVOCATE), Crash(3, 60))
+    assert {2: "asymmetric", 3: "manifest"} == fault_classes(mixed)[0]
+    assert not inside_bound(Scenario(algorithm=Algorithm.OMH, faults=mixed))
+
+
+def test_hybrid_campaign_in_the_simulator(tmp_path: Path) -> None:
+    """campaigns/hybrid.toml: OMH safe with two silent or two crashed boards, OM violated."""
+    out = tmp_path / "hybrid"
+    proc = run_cli(
+        "hil", "campaign", "run", "campaigns/hybrid.toml", "--out", str(out), "--no-shrink",
+        timeout=300,
+    )  # fmt: skip
+    assert 0 == proc.returncode, proc.stdout + proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    got = {s["name"]: (s["outcome"], s["inside_bound"]) for s in report["scenarios"]}
+    assert ("safe", True) == got["omh1-n4-two-silent"] == got["omh1-n4-two-crashed"]
+    assert ("violation", False) == got["om1-n4-two-silent-impossible"]
+    silent = next(s for s in report["scenarios"] if s["name"] == "omh1-n4-two-silent")
+    assert {"0": 1.0, "1": 1.0} == silent["availability"]  # every tick decided and published
+
+
+def test_two_silent_boards_under_omh_on_real_processes(tmp_path: Path) -> None:
+    """firmware-sim: 4 voterd processes on ptys, boards 2 and 3 silent, OMH(1), 30 ticks.
+
+    The loyal pair agrees and keeps each other's readings (validity) on every tick; the
+    silent boards' entries are ERROR. The raw algorithm (--no-fail-silent): with two
+    boards down, #7's N - f confirmation quorum cannot be met, so shipped boards withhold.
+    """
+    out = tmp_path / "run"
+    proc = run_cli(
+        "firmware-sim", "run", "--algorithm", "omh", "--tick-hz", "25", "--ticks", "30",
+        "--out", str(out), "--no-live", "--no-fail-silent",
+        "--fault", "traitor:2:silent", "--fault", "traitor:3:silent",
+        timeout=120,
+    )  # fmt: skip
+    assert 0 == proc.returncode, proc.stdout + proc.stderr
+    run = json.loads((out / "run.json").read_text())
+    assert "omh" == run["algorithm"] and [2, 3] == run["faulty"]
+    assert run["check"]["agreement"] and run["check"]["validity"]
+    assert run["fault_budget"]["inside_bound"] and 2 == run["fault_budget"]["manifest"]
+    lines = {
+        i: [
+            d
+            for d in map(json.loads, (out / f"node{i}.jsonl").read_text().splitlines())
+            if "event" not in d
+        ]
+        for i in (0, 1)
+    }
+    assert 30 == len(lines[0]) == len(lines[1])
+    local = {i: {d["tick"]: d["local"] for d in lines[i]} for i in (0, 1)}
+    for i in (0, 1):
+        for d in lines[i]:
+            assert "withheld" not in d
+            assert [local[0][d["tick"]], local[1][d["tick"]], None, None] == d["vector"]
