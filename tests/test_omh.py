@@ -11,7 +11,7 @@ import pytest
 from hil.faultspec import fault_classes, inside_bound
 from hil.hybrid import Mix, search_hybrid
 from hil.scenario import Scenario
-from tests.conftest import run_cli
+from tests.conftest import EXAMPLES, ROOT, run_cli
 from voter.core import monitor
 from voter.core.adversary import Strategy
 from voter.core.ic import ic_params
@@ -160,9 +160,9 @@ def test_the_fault_budget_knows_the_hybrid_bound() -> None:
 def test_hybrid_campaign_in_the_simulator(tmp_path: Path) -> None:
     """campaigns/hybrid.toml: OMH safe with two silent or two crashed boards, OM violated."""
     out = tmp_path / "hybrid"
+    campaign = str(ROOT / "campaigns" / "hybrid.toml")
     proc = run_cli(
-        "hil", "campaign", "run", "campaigns/hybrid.toml", "--out", str(out), "--no-shrink",
-        timeout=300,
+        "hil", "campaign", "run", campaign, "--out", str(out), "--no-shrink", timeout=300
     )  # fmt: skip
     assert 0 == proc.returncode, proc.stdout + proc.stderr
     report = json.loads((out / "report.json").read_text())
@@ -206,3 +206,17 @@ def test_two_silent_boards_under_omh_on_real_processes(tmp_path: Path) -> None:
         for d in lines[i]:
             assert "withheld" not in d
             assert [local[0][d["tick"]], local[1][d["tick"]], None, None] == d["vector"]
+
+
+def test_generals_example_two_silent_under_omh_and_om(tmp_path: Path) -> None:
+    """examples/generals/omh-two-silent.toml: OMH keeps the order; the file under OM loses it."""
+    example = EXAMPLES / "generals" / "omh-two-silent.toml"
+    proc = run_cli("hil", "generals", str(example), "--json")
+    assert 0 == proc.returncode, proc.stderr
+    omh = json.loads(proc.stdout)
+    assert ({"1": "attack"}, True) == (omh["decisions"], omh["validity"])
+    as_om = tmp_path / "om.toml"
+    as_om.write_text(example.read_text().replace('algorithm = "omh"', 'algorithm = "om"'))
+    om = json.loads(run_cli("hil", "generals", str(as_om), "--json").stdout)
+    assert ({"1": "retreat"}, False) == (om["decisions"], om["validity"])
+    assert omh["messages"] == om["messages"]
