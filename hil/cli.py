@@ -210,7 +210,11 @@ def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "traitors and every choice of their messages (a seeded random sample when\n"
         "there are more than --max-runs cases); print a minimal counterexample or\n"
         "that agreement and validity hold. On a terminal, stderr shows progress\n"
-        "with the rate and the time left (stdout stays clean for --json).",
+        "with the rate and the time left (stdout stays clean for --json).\n"
+        "With --asymmetric/--symmetric/--manifest instead of --traitors, the\n"
+        "hybrid fault space: manifest traitors send nothing, symmetric ones one\n"
+        "value to all, asymmetric ones anything; the result says whether the mix\n"
+        "is inside the algorithm's bound (OMH: N > 2a+2s+b+m, a <= m).",
         formatter_class=HelpFormatter,
         epilog=epilog(
             [
@@ -228,8 +232,8 @@ def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             ],
         ),
     )
-    v.add_argument("--nodes", type=int, required=True, help="N, the commander included")
-    v.add_argument("--m", type=int, required=True, help="rounds of relaying (OM(m), SM(m))")
+    v.add_argument("--nodes", type=int, default=4, help="N, the commander included")
+    v.add_argument("--m", type=int, default=1, help="rounds of relaying (OM(m), OMH(m), SM(m))")
     v.add_argument("--algorithm", choices=ALGORITHMS, required=True)
     v.add_argument("--traitors", type=int, default=None, help="how many nodes lie (0..N)")
     v.add_argument(

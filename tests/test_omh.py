@@ -226,3 +226,19 @@ def test_generals_example_two_silent_under_omh_and_om(tmp_path: Path) -> None:
     om = json.loads(run_cli("hil", "generals", str(as_om), "--json").stdout)
     assert ({"1": "retreat"}, False) == (om["decisions"], om["validity"])
     assert omh["messages"] == om["messages"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--traitors", "1", "--manifest", "1"],
+        [],
+        ["--manifest", "5"],
+        ["--asymmetric", "-1"],
+    ],
+)
+def test_bad_hybrid_arguments_are_one_line(args: list[str]) -> None:
+    """Both kinds of fault count, neither, or too many: one line on stderr, exit 2."""
+    proc = run_cli("hil", "verify", "--algorithm", "omh", *args)
+    assert 2 == proc.returncode and "Traceback" not in proc.stderr
+    assert 1 == len(proc.stderr.strip().splitlines()), proc.stderr
