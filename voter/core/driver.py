@@ -31,8 +31,7 @@ sender's agreed vector of tick k and who it heard in time; a decision held by
 fewer than N - f boards is `minority` (or `unheard`, `unconfirmed`). With
 `publish="confirmed"` tick k is published only once tick k+1 confirmed it, so
 two loyal boards can never both publish different vectors while at most f
-boards are faulty (quorums of N - f intersect in a loyal board when N > 3f; under
-OMH boards the agreed vectors show down leave the count, `_quorum`).
+boards are faulty (quorums of N - f intersect in a loyal board when N > 3f).
 With `publish="immediate"` the output leaves at once and a minority is caught
 one tick later: the board withholds until a tick of its own is confirmed again.
 A withheld decision is still logged, with `"withheld": REASON`.
@@ -53,7 +52,7 @@ from voter.core.drops import Drop
 from voter.core.frame import DIGEST_BYTES, Frame, SyncBlock, check_frame, encode_frame
 from voter.core.ic import as_json_vector
 from voter.core.mutation import Mutator
-from voter.core.protocol import omh_asymmetric_max, oral_bound
+from voter.core.protocol import oral_bound
 from voter.core.record import DecisionRecord
 from voter.core.values import Value
 
@@ -601,30 +600,9 @@ class TickDriver:
         if self._pending is not None and self._pending.tick == k - 1:
             out.extend(self._finalize(None if self._confirm == "ok" else self._confirm, now))
 
-    def _quorum(self, blocks: dict[int, SyncBlock]) -> tuple[int, int, dict[int, SyncBlock]]:
-        """How many boards must hold our digest, how many must have heard us, whose blocks count.
-
-        OM and SM: N - f and f + 1, every block. OMH: the boards the agreed vectors
-        show down (manifest) leave the count on both sides, and f becomes the most
-        asymmetric faults the hybrid bound leaves beside them: two quorums still
-        meet in a loyal board (2q - (N - b) = N - b - 2a > m >= a), so two crashed
-        boards of four leave a quorum of the two alive. A down board's block does
-        not count even if one arrives: whoever sends it is no longer manifest.
-        With nothing down it is OM's rule exactly.
-        """
-        f = self.timing.f
-        if self.algorithm != "omh":
-            return self.n - f, f + 1, blocks
-        down = {j for j in range(self.n) if j != self.me and self._down_runs[j] >= DOWN_AFTER_TICKS}
-        a = omh_asymmetric_max(self.n, self.rounds - 1, len(down))
-        if a is None:
-            return self.n - f, f + 1, blocks
-        alive = {j: b for j, b in blocks.items() if j not in down}
-        return self.n - len(down) - a, a + 1, alive
-
     def _judge(self, prev: _TickRecord, blocks: dict[int, SyncBlock]) -> str:
         """Is our decision of `prev.tick` held by N - f boards that heard us? ("ok" or why not)."""
-        quorum, need_heard, blocks = self._quorum(blocks)
+        quorum = self.n - self.timing.f
         support = 1 + sum(1 for b in blocks.values() if b.digest == prev.digest)
         heard_me = sum(
             1 for b in blocks.values() if b.digest is not None and b.heard >> self.me & 1
@@ -633,12 +611,12 @@ class TickDriver:
         for b in blocks.values():
             if b.digest is not None and b.digest != prev.digest:
                 others[b.digest] = others.get(b.digest, 0) + 1
-        if support >= quorum and heard_me >= need_heard:
+        if support >= quorum and heard_me >= self.timing.f + 1:
             return "ok"
         if others and max(others.values()) >= support:
             return MINORITY
-        if heard_me < need_heard and support < quorum:
-            return UNHEARD if len(blocks) >= need_heard else UNCONFIRMED
+        if heard_me < self.timing.f + 1 and support < quorum:
+            return UNHEARD if len(blocks) >= self.timing.f + 1 else UNCONFIRMED
         return UNCONFIRMED
 
     # -- deciding and publishing -----------------------------------------------------------

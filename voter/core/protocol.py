@@ -79,15 +79,6 @@ def hybrid_bound_holds(nodes: int, m: int, asymmetric: int, symmetric: int, mani
     )
 
 
-def omh_asymmetric_max(nodes: int, m: int, manifest: int) -> int | None:
-    """The most asymmetric faults OMH(m) still tolerates beside `manifest` known-manifest ones.
-
-    None when not even zero fit (N <= b + m): nothing can be promised then.
-    """
-    fits = [a for a in range(m + 1) if hybrid_bound_holds(nodes, m, a, 0, manifest)]
-    return max(fits) if fits else None
-
-
 def mix_within_bound(
     algorithm: str, nodes: int, m: int, asymmetric: int, symmetric: int, manifest: int
 ) -> bool:
