@@ -20,7 +20,13 @@ from typing import Any
 
 from hil.checks import CheckResult
 from hil.cluster import START_MARGIN_S
-from hil.faultspec import fault_budget, faulty_nodes, validate_run
+from hil.faultspec import (
+    fault_budget,
+    faulty_nodes,
+    inside_bound,
+    manifest_count,
+    validate_run,
+)
 from hil.outcome import MODES, Runner, RunnerError, invalid_counts, judge, timeline
 from hil.rig import Rig, mismatch
 from hil.scenario import CHANNELS, Scenario
@@ -360,8 +366,13 @@ def scenario_to_json(r: ScenarioResult, campaign: Campaign, out: Path) -> dict[s
         "tick_hz": sc.tick_hz,
         "seed": sc.seed,
         "faults": [f.describe() for f in sc.faults],
-        "inside_bound": counted <= sc.bound,
-        "fault_budget": {"counted": counted, "bound": sc.bound, "reasons": reasons},
+        "inside_bound": inside_bound(sc),
+        "fault_budget": {
+            "counted": counted,
+            "bound": sc.bound,
+            "manifest": manifest_count(sc.faults),
+            "reasons": reasons,
+        },
         "properties": {p: r.check.counts[p] == 0 for p in r.check.counts},
         "violation_counts": r.check.counts,
         "availability": checked["availability"],

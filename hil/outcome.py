@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from hil.channel import ChannelStats
 from hil.checks import CheckResult, NodeLog, check
-from hil.faultspec import fault_budget, faulty_nodes
+from hil.faultspec import fault_budget, faulty_nodes, inside_bound, manifest_count
 from hil.scenario import Scenario
 
 MODES = ("sim", "pty", "serial")
@@ -253,7 +253,8 @@ def run_json(sc: Scenario, outcome: RunOutcome, result: CheckResult) -> dict[str
         "fault_budget": {
             "counted": counted,
             "bound": sc.bound,
-            "inside_bound": counted <= sc.bound,
+            "inside_bound": inside_bound(sc),
+            "manifest": manifest_count(sc.faults),
             "reasons": reasons,
         },
         "counters": counters(outcome).to_json(),

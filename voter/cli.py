@@ -454,7 +454,12 @@ def _cluster_status(args: argparse.Namespace) -> int:
 def _cluster_show(args: argparse.Namespace) -> None:
     cfg = load_cluster(args.config)
     algo = cfg.algorithm.upper()
-    if cfg.algorithm == "om":
+    if cfg.algorithm == "omh":
+        rule = (
+            f"OMH tolerates a asymmetric, s symmetric and b manifest (crashed, silent) faults "
+            f"when N > 2a + 2s + b + m and a <= m: f <= {cfg.fault_bound} arbitrary"
+        )
+    elif cfg.algorithm == "om":
         rule = f"OM tolerates f < N/3 and f <= m: f <= {cfg.fault_bound}"
         if cfg.fault_bound < cfg.m:
             # Allowed on purpose: N <= 3m is how the impossibility result is demonstrated.

@@ -308,7 +308,7 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
 def _algorithm(c: _Checker, value: object) -> Algorithm:
     algorithm = c.string(value, "cluster.algorithm")
     if algorithm not in ALGORITHMS:
-        raise c.error("cluster.algorithm", f'must be "om" or "sm", got {algorithm!r}')
+        raise c.error("cluster.algorithm", f'must be "om", "omh" or "sm", got {algorithm!r}')
     return Algorithm(algorithm)
 
 
