@@ -1,6 +1,6 @@
 """`python -m bench.tick_cpu`: the per-round CPU profile admission control budgets for.
 
-For OM(1) and SM(1) with 4 boards: the CPU p50/p99 of a board's costliest round
+For OM(1), OMH(1) and SM(1) with 4 boards: the CPU p50/p99 of a board's costliest round
 (its own frames out + its N-1 peers' frames in) and of finish_tick, measured
 with `voter.budget.measure_tick_cpu` exactly as voterd measures itself at
 start-up, and the highest tick rate that fits at 921600 baud with 0.5 ms link
@@ -26,7 +26,7 @@ from voter.budget import (
 )
 from voter.core.protocol import Algorithm
 
-CASES: tuple[tuple[Algorithm, int, int], ...] = (("om", 1, 4), ("sm", 1, 4))
+CASES: tuple[tuple[Algorithm, int, int], ...] = (("om", 1, 4), ("omh", 1, 4), ("sm", 1, 4))
 CHANNELS = 3
 BAUD = 921600
 LATENCY_S = 0.5e-3

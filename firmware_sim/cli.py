@@ -16,12 +16,14 @@ from voter.faultmodel import EXAMPLES, KINDS
 if TYPE_CHECKING:
     from hil.scenario import Scenario
     from voter.budget import TimingBudget
+    from voter.core.validity import ChannelLimits
 
 
 def _run(args: argparse.Namespace) -> int:
     from firmware_sim.view import LiveView
-    from hil.cluster import CHANNELS, ClusterError
+    from hil.cluster import ClusterError
     from hil.pty_run import FeasibilityError, run
+    from hil.scenario import CHANNELS
     from hil.verdict import summary
 
     spec = _scenario(args)
@@ -82,8 +84,8 @@ def _sensors(given: list[str], nodes: int, channels: int) -> dict[int, dict[str,
 def _scenario(args: argparse.Namespace) -> Scenario:
     """The run's options checked (one line and exit 2 on a bad one) and made a Scenario."""
     from hil.faultspec import validate_run
-    from hil.scenario import Scenario
-    from voter.faultmodel import FaultSpecError, parse_fault
+    from hil.scenario import CHANNELS, Scenario
+    from voter.faultmodel import FaultSpecError, SensorFault, parse_fault
 
     if not 2 <= args.nodes <= 16:
         fail("--nodes must be 2..16")
@@ -99,6 +101,9 @@ def _scenario(args: argparse.Namespace) -> Scenario:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         fail(f"--out {out} exists and is not a directory")
+    for f in faults:
+        if isinstance(f, SensorFault) and (f.channel or 0) >= len(CHANNELS):
+            fail(f"--fault: sensor: channel {f.channel} is not in 0..{len(CHANNELS) - 1}")
     return Scenario(
         name="firmware-sim",
         nodes=args.nodes,
@@ -111,7 +116,25 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         faults=tuple(faults),
         publish=parse_publish(args.publish),
         fail_silent=not args.no_fail_silent,
+        validity=_validity(args.validity),
     )
+
+
+def _validity(text: str | None) -> tuple[ChannelLimits, ...]:
+    """--validity TABLE, checked as cluster.toml's [validity] (one line and exit 2)."""
+    import tomllib
+
+    from hil.scenario import CHANNELS
+    from voter.config import ConfigFileError, parse_validity
+
+    if text is None:
+        return ()
+    try:
+        return parse_validity(tomllib.loads(f"v = {text}")["v"], CHANNELS, "--validity")
+    except tomllib.TOMLDecodeError as e:
+        fail(f"--validity: not a TOML inline table: {e}")
+    except ConfigFileError as e:
+        fail(str(e))
 
 
 def _warn_unless_fits(budget: TimingBudget) -> None:
@@ -166,8 +189,15 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         metavar="NODE=TABLE",
         help="board NODE reads a real sensor: TABLE is its cluster.toml sensor table, e.g. "
-        "'1={kind=\"iio\", device=\"bmp280\", channels=[\"in_pressure_input\", ...]}' "
+        '\'1={kind="iio", device="bmp280", channels=["in_pressure_input", ...]}\' '
         "(docs/deploy.md, Sensors; repeatable)",
+    )
+    r.add_argument(
+        "--validity",
+        metavar="TABLE",
+        help="the boards' checks on their own readings: TABLE is cluster.toml's [validity] "
+        "as an inline table, e.g. '{stale_samples = 5, altitude_m = {min = 0.0, max_rate = "
+        "300.0}}' (docs/deploy.md, Sensor validity)",
     )
     r.add_argument(
         "--live",

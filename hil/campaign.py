@@ -20,16 +20,23 @@ from typing import Any
 
 from hil.checks import CheckResult
 from hil.cluster import START_MARGIN_S
-from hil.faultspec import fault_budget, faulty_nodes, validate_run
-from hil.outcome import MODES, Runner, RunnerError, judge, timeline
+from hil.faultspec import (
+    fault_budget,
+    faulty_nodes,
+    inside_bound,
+    manifest_count,
+    validate_run,
+)
+from hil.outcome import MODES, Runner, RunnerError, invalid_counts, judge, timeline
 from hil.rig import Rig, mismatch
-from hil.scenario import Scenario
+from hil.scenario import CHANNELS, Scenario
 from hil.sim import SimRunner
 from hil.smr_sim import SmrConfig, SmrConfigError
 from hil.verdict import finish, missed_start, missed_start_text
+from voter.config import ConfigFileError, parse_validity, validity_inline
 from voter.core.driver import parse_publish
 from voter.core.protocol import ALGORITHMS, Algorithm
-from voter.faultmodel import Fault, FaultSpecError, fault_from_table, to_table
+from voter.faultmodel import Fault, FaultSpecError, SensorFault, fault_from_table, to_table
 from voter.textfile import TextFileError, read_text
 
 SCENARIO_KEYS = {
@@ -45,6 +52,7 @@ SCENARIO_KEYS = {
     "seed",
     "publish",
     "fail_silent",
+    "validity",
     "replication",
     "commands",
 }
@@ -141,6 +149,10 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
     if not 2 <= nodes <= 16 or not 0 <= m <= 6 or sc_ticks < 1 or not 0 < tick_hz <= 1000:
         raise CampaignError(f"{where}: nodes 2..16, m 0..6, ticks >= 1, tick_hz in (0, 1000]")
     faults = _scenario_faults(t.get("fault", []), where, nodes, sc_ticks, tick_hz)
+    try:
+        validity = parse_validity(t.get("validity", {}), CHANNELS, where)
+    except ConfigFileError as e:
+        raise CampaignError(str(e)) from None
     _check_replication(replication, commands, faults, nodes, where)
     alg = Algorithm(algorithm)
     return Scenario(
@@ -156,6 +168,7 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         baud,
         publish,
         fail_silent,
+        validity,
         replication=replication,
         commands=commands,
     )
@@ -188,9 +201,14 @@ def _scenario_faults(
         if not isinstance(f, dict):
             raise CampaignError(f"{where}: each [[scenario.fault]] must be a table")
         try:
-            faults.append(fault_from_table(f, nodes))
+            fault = fault_from_table(f, nodes)
         except FaultSpecError as e:
             raise CampaignError(f"{where}: {e}") from None
+        if isinstance(fault, SensorFault) and (fault.channel or 0) >= len(CHANNELS):
+            raise CampaignError(
+                f"{where}: sensor: channel {fault.channel} is not in 0..{len(CHANNELS) - 1}"
+            )
+        faults.append(fault)
     try:
         validate_run(faults, ticks, tick_hz)
     except FaultSpecError as e:
@@ -256,7 +274,7 @@ def run_scenario(
         return _skipped(sc, mode, rig, log_why, started)
     runner = runner_for(mode, rig)
     if rig is not None and mode == "serial":
-        why = mismatch(sc.nodes, sc.algorithm, sc.m, rig)
+        why = mismatch(sc.nodes, sc.algorithm, sc.m, rig, sc.validity)
         if why is not None:
             return _skipped(sc, mode, rig, why, started)
         # The boards tick at their cluster's rate and baud, whatever the scenario asked for.
@@ -273,6 +291,7 @@ def run_scenario(
         why = missed_start_text({int(k): t for k, t in late.items()}, margin, remedy)
         return _skipped(sc, mode, rig, why, started)
     result = finish(sc, outcome, run_dir)
+    invalid = invalid_counts(outcome.logs)
     return ScenarioResult(
         sc,
         mode,
@@ -283,9 +302,13 @@ def run_scenario(
         time.monotonic() - started,
         outcome.history_hash,
         extra={
-            k: v
-            for k, v in outcome.extra.items()
-            if k in ("run_dir", "rig", "stream", "command_log")
+            **{
+                k: v
+                for k, v in outcome.extra.items()
+                if k in ("run_dir", "rig", "stream", "command_log")
+            },
+            # the validity checks' voids per board, channel and reason (scenarios that had any)
+            **({"invalid": invalid} if invalid else {}),
         },
     )
 
@@ -348,6 +371,9 @@ def scenario_toml(sc: Scenario, campaign: str) -> str:
         f'publish = "{sc.publish}"',
         f"fail_silent = {'true' if sc.fail_silent else 'false'}",
     ]
+    validity = validity_inline(CHANNELS, sc.validity)
+    if validity:
+        lines.append(f"validity = {validity}")
     if sc.replication is not None:
         lines += [f'replication = "{sc.replication}"', f"commands = {sc.commands}"]
     for f in sc.faults:
@@ -373,8 +399,13 @@ def scenario_to_json(r: ScenarioResult, campaign: Campaign, out: Path) -> dict[s
         "tick_hz": sc.tick_hz,
         "seed": sc.seed,
         "faults": [f.describe() for f in sc.faults],
-        "inside_bound": counted <= sc.bound,
-        "fault_budget": {"counted": counted, "bound": sc.bound, "reasons": reasons},
+        "inside_bound": inside_bound(sc),
+        "fault_budget": {
+            "counted": counted,
+            "bound": sc.bound,
+            "manifest": manifest_count(sc.faults),
+            "reasons": reasons,
+        },
         "properties": {p: r.check.counts[p] == 0 for p in r.check.counts},
         "violation_counts": r.check.counts,
         "availability": checked["availability"],

@@ -8,10 +8,14 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voter._cli_util import HelpFormatter, add_version, epilog, fail
 from voter.core.protocol import ALGORITHMS
 from voter.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+
+if TYPE_CHECKING:
+    from hil.hybrid import Mix
 
 
 def _generals(args: argparse.Namespace) -> int:
@@ -34,23 +38,38 @@ def _verify(args: argparse.Namespace) -> int:
     from hil.verify import format_result, search
     from voter.core.protocol import ConfigError
 
-    if args.traitors < 0 or args.traitors > args.nodes:
+    mix = _hybrid_mix(args)
+    if mix is None and (args.traitors < 0 or args.traitors > args.nodes):
         fail(f"--traitors must be 0..{args.nodes}")
     if args.max_runs < 0 or args.samples < 1:
         fail("--max-runs must be >= 0 and --samples >= 1")
     try:
         with counting_bar("verify", "cases") as progress:
-            result = search(
-                args.nodes,
-                args.m,
-                args.algorithm,
-                args.traitors,
-                max_runs=args.max_runs,
-                samples=args.samples,
-                seed=args.seed,
-                progress=progress,
-            )
-    except ConfigError as e:
+            if mix is not None:
+                from hil.hybrid import search_hybrid
+
+                result = search_hybrid(
+                    args.nodes,
+                    args.m,
+                    args.algorithm,
+                    mix,
+                    max_runs=args.max_runs,
+                    samples=args.samples,
+                    seed=args.seed,
+                    progress=progress,
+                )
+            else:
+                result = search(
+                    args.nodes,
+                    args.m,
+                    args.algorithm,
+                    args.traitors,
+                    max_runs=args.max_runs,
+                    samples=args.samples,
+                    seed=args.seed,
+                    progress=progress,
+                )
+    except (ConfigError, ValueError) as e:
         fail(str(e))
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
@@ -68,6 +87,23 @@ def _cost_table(args: argparse.Namespace) -> int:
     table = cost_table(args.commands, args.seed)
     print(json.dumps(table, indent=2) if args.json else format_table(table))
     return EXIT_OK
+
+
+def _hybrid_mix(args: argparse.Namespace) -> Mix | None:
+    """The hybrid classes asked for, or None for a plain `--traitors F` search."""
+    from hil.hybrid import Mix
+
+    classes = (args.asymmetric, args.symmetric, args.manifest)
+    if all(c is None for c in classes):
+        if args.traitors is None:
+            fail("give --traitors F, or the hybrid classes --asymmetric/--symmetric/--manifest")
+        return None
+    if args.traitors is not None:
+        fail("--traitors and --asymmetric/--symmetric/--manifest exclude each other")
+    a, s, b = (0 if c is None else c for c in classes)
+    if min(a, s, b) < 0 or a + s + b > args.nodes:
+        fail(f"--asymmetric + --symmetric + --manifest must be 0..{args.nodes}, each >= 0")
+    return Mix(a, s, b)
 
 
 def _campaign_run(args: argparse.Namespace) -> int:
@@ -207,13 +243,19 @@ def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "traitors and every choice of their messages (a seeded random sample when\n"
         "there are more than --max-runs cases); print a minimal counterexample or\n"
         "that agreement and validity hold. On a terminal, stderr shows progress\n"
-        "with the rate and the time left (stdout stays clean for --json).",
+        "with the rate and the time left (stdout stays clean for --json).\n"
+        "With --asymmetric/--symmetric/--manifest instead of --traitors, the\n"
+        "hybrid fault space: manifest traitors send nothing, symmetric ones one\n"
+        "value to all, asymmetric ones anything; the result says whether the mix\n"
+        "is inside the algorithm's bound (OMH: N > 2a+2s+b+m, a <= m).",
         formatter_class=HelpFormatter,
         epilog=epilog(
             [
                 "hil verify --nodes 4 --m 1 --algorithm om --traitors 1   # holds: exit 0",
                 "hil verify --nodes 3 --m 1 --algorithm om --traitors 1   # the impossibility: 1",
                 "hil verify --nodes 4 --m 2 --algorithm sm --traitors 2 --max-runs 0 --json",
+                "hil verify --nodes 4 --m 1 --algorithm omh --manifest 2   # two crashes: holds",
+                "hil verify --nodes 4 --m 1 --algorithm om --manifest 2    # plain OM: fails",
             ],
             [
                 (EXIT_OK, "the property holds in every case checked"),
@@ -223,10 +265,19 @@ def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             ],
         ),
     )
-    v.add_argument("--nodes", type=int, required=True, help="N, the commander included")
-    v.add_argument("--m", type=int, required=True, help="rounds of relaying (OM(m), SM(m))")
+    v.add_argument("--nodes", type=int, default=4, help="N, the commander included")
+    v.add_argument("--m", type=int, default=1, help="rounds of relaying (OM(m), OMH(m), SM(m))")
     v.add_argument("--algorithm", choices=ALGORITHMS, required=True)
-    v.add_argument("--traitors", type=int, required=True, help="how many nodes lie (0..N)")
+    v.add_argument("--traitors", type=int, default=None, help="how many nodes lie (0..N)")
+    v.add_argument(
+        "--asymmetric", type=int, default=None, help="hybrid: traitors that may send anything"
+    )
+    v.add_argument(
+        "--symmetric", type=int, default=None, help="hybrid: traitors that send one value to all"
+    )
+    v.add_argument(
+        "--manifest", type=int, default=None, help="hybrid: traitors that send nothing (crashed)"
+    )
     v.add_argument(
         "--max-runs",
         type=int,

@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from hil.fabric import KWORKER_PRIORITY, FabricError, start_process, stop_process, tell_tick0
+from hil.scenario import CHANNELS
 from voter.config import ClusterConfig, NodeConfig, dump_cluster
 from voter.core.driver import Publish
 from voter.core.protocol import Algorithm
 from voter.core.record import parse_line
+from voter.core.validity import ChannelLimits
 from voter.faultmodel import LinkFault, to_table
 from voter.keys import generate_key
 
@@ -52,8 +54,6 @@ START_MARGIN_S = 1.0
 #: how long one board may take to start up (Python, keys, the timing admission) and be ready
 READY_TIMEOUT_S = 60.0
 CONFIG_BAUD_UNLIMITED = 16_000_000
-#: the channels of a generated cluster (what the simulated sensor reads)
-CHANNELS = ("altitude_m", "airspeed_mps", "pitch_deg")
 
 
 class ClusterError(Exception):
@@ -104,6 +104,8 @@ class ProcessCluster:
     sensors: dict[int, dict[str, Any]] = field(default_factory=dict)
     publish: Publish = "confirmed"
     fail_silent: bool = True
+    #: [validity] of the generated cluster.toml (per channel; () = no checks)
+    validity: tuple[ChannelLimits, ...] = ()
     procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     fabric: subprocess.Popen[bytes] | None = None
     start_at: float | None = None
@@ -169,6 +171,7 @@ class ProcessCluster:
             path=self.config_path.resolve(),
             publish=self.publish,
             fail_silent=self.fail_silent,
+            validity=self.validity,
         )
         self.config_path.write_text(dump_cluster(self.cfg))
 

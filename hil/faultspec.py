@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from hil.scenario import Scenario
+from voter.core.protocol import mix_within_bound
 from voter.faultmodel import (
     ClockStep,
     Crash,
@@ -62,28 +64,59 @@ def fault_budget(faults: Iterable[Fault]) -> tuple[int, list[str]]:
     be turned benign by the board itself (ECC, crash-on-inconsistency, clock
     sync) and are reported, not counted.
     """
-    traitors = set(faulty_nodes(faults))
+    classes, reasons = fault_classes(faults)
+    return len(classes), reasons
+
+
+def fault_classes(faults: Iterable[Fault]) -> tuple[dict[int, str], list[str]]:
+    """Each counted board's class in the hybrid model ("manifest" | "asymmetric"), and why.
+
+    Manifest means every loyal board sees the same nothing: a crashed board or a
+    silent traitor. Everything else is counted as asymmetric, the conservative
+    class: a stall or a late frame may reach some boards in time and not others,
+    and a lying board may say anything. (A "*" link fault: 99 asymmetric boards.)
+    """
+    faults = list(faults)
+    traitors = {f.node: f for f in faults if isinstance(f, Traitor)}
     reasons = [f"board {t} is a traitor" for t in sorted(traitors)]
-    counted = set(traitors)
+    counted = {
+        t: "manifest" if f.strategy == "silent" else "asymmetric" for t, f in traitors.items()
+    }
     for f in faults:
         if is_link(f):
             ends = boards(f)
             if not ends:
                 reasons.append(f"{f.describe()}: every link, beyond any bound")
-                return 99, reasons
-            if not set(ends) & traitors:
+                return {-1 - i: "asymmetric" for i in range(99)}, reasons
+            if not set(ends) & set(traitors):
                 pair = min(ends)
                 if pair not in counted:
-                    counted.add(pair)
+                    counted[pair] = "asymmetric"
                     reasons.append(
                         f"{f.describe()} is between loyal boards: counts as board {pair} faulty"
                     )
         if isinstance(f, Crash) and f.node not in counted:
-            counted.add(f.node)
+            counted[f.node] = "manifest"
             reasons.append(f"{f.describe()}: a crashed board counts while it is down")
         if isinstance(f, Stall | ClockStep) and f.node not in counted:
-            counted.add(f.node)
+            counted[f.node] = "asymmetric"
             reasons.append(
                 f"{f.describe()}: a benign timing fault of board {f.node} (late or silent)"
             )
-    return len(counted), reasons
+    return counted, reasons
+
+
+def manifest_count(faults: Iterable[Fault]) -> int:
+    """How many of the counted boards are manifest (crashed or silent)."""
+    classes, _ = fault_classes(faults)
+    return sum(1 for k in classes.values() if k == "manifest")
+
+
+def inside_bound(sc: Scenario) -> bool:
+    """Whether the theory covers the scenario's faults: OMH by its hybrid bound (a crashed or
+    silent board costs one node), OM and SM by counting every board against `sc.bound`."""
+    if sc.replication is not None:  # a command log: its own bound (hil.scenario.Scenario.bound)
+        return fault_budget(sc.faults)[0] <= sc.bound
+    classes, _ = fault_classes(sc.faults)
+    manifest = sum(1 for k in classes.values() if k == "manifest")
+    return mix_within_bound(sc.algorithm, sc.nodes, sc.m, len(classes) - manifest, 0, manifest)

@@ -119,7 +119,7 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
     except (TypeError, ValueError) as e:
         raise ScenarioError(f"bad value: {e}") from None
     if algorithm not in ALGORITHMS:
-        raise ScenarioError(f"algorithm must be 'om' or 'sm', got {algorithm!r}")
+        raise ScenarioError(f"algorithm must be 'om', 'omh' or 'sm', got {algorithm!r}")
     if nodes >= 2 and not 0 <= commander < nodes:  # fewer nodes: Params says what is allowed
         raise ScenarioError(f"commander: node {commander} is not in 0..{nodes - 1}")
     try:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from hil.channel import ChannelStats
 from hil.checks import CheckResult, NodeLog, check
-from hil.faultspec import fault_budget, faulty_nodes
+from hil.faultspec import fault_budget, faulty_nodes, inside_bound, manifest_count
 from hil.scenario import Scenario
 from hil.smr_checks import check_log
 
@@ -93,6 +93,8 @@ class Counters:
     memory_stops: int = 0  # boards that stopped on a memory error they detected
     link_detected: int | None = None
     link_undetected: int | None = None
+    #: channel samples the boards' validity checks voided before commanding them
+    sensor_invalid: int = 0
 
     def to_json(self) -> dict[str, int | None]:
         return asdict(self)
@@ -127,6 +129,7 @@ def counters(outcome: RunOutcome) -> Counters:
             c.frames_dropped += line.dropped
             c.late += line.late
             c.corrected += line.corrected
+            c.sensor_invalid += len(line.invalid or ())
         stops = _stops(log)
         c.stops += len(stops)
         c.memory_stops += sum(1 for e in stops if "memory" in str(e.get("reason", "")))
@@ -169,7 +172,19 @@ def node_totals(logs: Mapping[int, NodeLog]) -> dict[str, dict[str, int]]:
             "corrected": sum(x.corrected for x in lines),
             "stops": len(_stops(log)),
             "joins": sum(1 for e in log.events if e.get("event") == "joined"),
+            "invalid": sum(len(x.invalid or ()) for x in lines),
         }
+    return out
+
+
+def invalid_counts(logs: Mapping[int, NodeLog]) -> dict[str, dict[str, dict[str, int]]]:
+    """Per board, channel and reason: samples its validity checks voided (boards with any)."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for i, log in sorted(logs.items()):
+        for line in log.decisions.values():
+            for channel, reason in (line.invalid or {}).items():
+                per = out.setdefault(str(i), {}).setdefault(channel, {})
+                per[reason] = per.get(reason, 0) + 1
     return out
 
 
@@ -241,11 +256,13 @@ def run_json(sc: Scenario, outcome: RunOutcome, result: CheckResult) -> dict[str
         "fault_budget": {
             "counted": counted,
             "bound": sc.bound,
-            "inside_bound": counted <= sc.bound,
+            "inside_bound": inside_bound(sc),
+            "manifest": manifest_count(sc.faults),
             "reasons": reasons,
         },
         "counters": counters(outcome).to_json(),
         "boards": node_totals(outcome.logs),
+        "invalid": invalid_counts(outcome.logs),
         "links": outcome.link_detail,
         "history_hash": outcome.history_hash,
         "check": result.to_json(),

@@ -102,6 +102,7 @@ class PtyRunner:
             publish=sc.publish,
             fail_silent=sc.fail_silent,
             sensors=self.sensors,
+            validity=sc.validity,
         )
         check_feasible(sc, cluster.link_latency_us * 1e-6)
         budget = admission(sc, cluster.link_latency_us * 1e-6)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from voter.config import MAX_BAUD, ClusterConfig, ConfigFileError, _Checker, load_cluster
+from voter.core.validity import ChannelLimits
 from voter.textfile import TextFileError, read_text
 
 DEFAULT_START_IN_S = 3.0
@@ -155,11 +156,26 @@ def _link_ports(
     return links, link_baud
 
 
-def mismatch(nodes: int, algorithm: str, m: int, rig: Rig) -> str | None:
-    """Why a scenario cannot run on this rig's boards (None if it can)."""
+def mismatch(
+    nodes: int,
+    algorithm: str,
+    m: int,
+    rig: Rig,
+    validity: tuple[ChannelLimits, ...] = (),
+) -> str | None:
+    """Why a scenario cannot run on this rig's boards (None if it can).
+
+    The boards run their own cluster.toml, so a scenario that names validity checks
+    runs only where the boards' [validity] is the same (else it would test nothing).
+    """
     c = rig.cluster
     want = f"{nodes} nodes, {algorithm.upper()}({m})"
     have = f"{c.n} nodes, {c.algorithm.upper()}({c.m})"
     if (nodes, algorithm, m) != (c.n, c.algorithm, c.m):
         return f"needs {want}; the boards run {have} ({c.path}): skipped on this rig"
+    if validity and validity != c.validity:
+        return (
+            f"needs the scenario's validity checks; the boards' [validity] in {c.path} "
+            "differs: skipped on this rig"
+        )
     return None

@@ -11,7 +11,11 @@ from dataclasses import dataclass
 
 from voter.core.driver import Publish
 from voter.core.protocol import Algorithm, fault_bound, oral_bound
+from voter.core.validity import ChannelLimits
 from voter.faultmodel import Fault, Traitor
+
+#: the channels of a simulated or generated cluster (what the simulated sensor reads)
+CHANNELS = ("altitude_m", "airspeed_mps", "pitch_deg")
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class Scenario:
     publish: Publish = "confirmed"
     #: false: the raw algorithm's decisions, every one published (theorem demonstrations)
     fail_silent: bool = True
+    #: per channel (CHANNELS), the boards' validity checks on their own readings; () = none
+    validity: tuple[ChannelLimits, ...] = ()
     #: a replicated command log instead of per-tick agreement: "pbft" | "crash" (hil.smr_sim)
     replication: str | None = None
     #: how many commands the client sends to the command log

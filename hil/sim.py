@@ -48,6 +48,7 @@ from hil.channel import LinkChannel
 from hil.checks import CheckResult, NodeLog
 from hil.faultspec import faulty_nodes
 from hil.outcome import RunOutcome, sum_links, timeline
+from hil.scenario import CHANNELS as CHANNEL_NAMES
 from hil.scenario import Scenario
 from hil.smr_sim import SmrRunner
 from hil.streamcheck import StreamCheck
@@ -60,6 +61,7 @@ from voter.core.frame import Frame, FrameSplitter, decode_frame, wire_size
 from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm
 from voter.core.record import DecisionRecord
+from voter.core.validity import ChannelLimits, from_limits
 from voter.core.values import ReadingDomain
 from voter.decision_log import DecisionLog
 from voter.faultmodel import Crash, Fault, Traitor, is_board, is_link
@@ -109,6 +111,8 @@ class SimConfig:
     publish: Publish = "confirmed"
     #: debug: boards publish every decision (no self-checks, no clique avoidance)
     fail_silent: bool = True
+    #: per channel, the boards' validity checks on their own readings; () = none
+    validity: tuple[ChannelLimits, ...] = ()
 
 
 @dataclass
@@ -155,6 +159,7 @@ class _SimBoard:
             sim.sensors[node].read,
             algorithm=sim.cfg.algorithm,
             sabotage=sim.faults[node],
+            validity=from_limits(sim.cfg.validity, CHANNEL_NAMES, sim.period),
         )
         self.driver.stop_after = sim.cfg.ticks - 1
         self.up = True
@@ -590,6 +595,7 @@ def sim_config(sc: Scenario, *, fast_lane: bool = True) -> SimConfig:
         fast_lane=fast_lane,
         publish=sc.publish,
         fail_silent=sc.fail_silent,
+        validity=sc.validity,
     )
 
 

@@ -233,12 +233,15 @@ def _fault_lines(res: RunResult) -> list[str]:
     corrected = sum(b["corrected"] for b in loyal)
     stops = sum(b["stops"] for b in loyal)
     budget = res.run_json["fault_budget"]
+    hybrid = ""
+    if res.run_json.get("algorithm") == "omh":
+        hybrid = f"; {budget.get('manifest', 0)} manifest, OMH's N > 2a+2s+b+m"
     return [
         f"injected: {inj.flipped_bits} bit flips in {inj.link_corrupted} frames, "
         f"{inj.link_dropped} frames dropped, {inj.link_delayed} delayed",
         f"loyal boards dropped {dropped} damaged or lying frames/entries, corrected {corrected} "
         f"memory errors, stopped themselves {stops} times"
         + (" — every fault masked" if c.safe and c.liveness else ""),
-        f"fault budget: {budget['counted']} counted, bound {budget['bound']} "
+        f"fault budget: {budget['counted']} counted, bound {budget['bound']}{hybrid} "
         f"({'inside' if budget['inside_bound'] else 'OUTSIDE'} the theory's bound)",
     ]

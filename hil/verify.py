@@ -23,7 +23,7 @@ from typing import Any
 from voter.core.adversary import ChainForge, Choices, Option, RoundNode, Traitor, traitor_slots
 from voter.core.crypto import KeyRing
 from voter.core.ic import make_node
-from voter.core.protocol import Algorithm, Params
+from voter.core.protocol import Algorithm, Params, is_oral
 from voter.core.rounds import run_tick
 from voter.core.values import LabelDomain, Value
 from voter.simkeys import cluster_keys
@@ -44,9 +44,11 @@ class Case:
     traitors: tuple[int, ...]
     value: str
     table: tuple[tuple[Slot, Option], ...]
+    #: hybrid search (hil.hybrid): each traitor's fault class, e.g. ((2, "manifest"),)
+    kinds: tuple[tuple[int, str], ...] = ()
 
     def deviations(self) -> int:
-        base = _baseline(self)
+        base = baseline(self)
         return sum(1 for _, opt in self.table if opt != base)
 
 
@@ -74,6 +76,9 @@ class SearchResult:
     seed: int | None
     counterexample: Case | None
     outcome: Outcome | None
+    #: hybrid search: (asymmetric, symmetric, manifest) and whether N > 2a+2s+b+m, a <= m
+    mix: tuple[int, int, int] | None = None
+    inside_bound: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         ce: dict[str, Any] | None = None
@@ -86,12 +91,19 @@ class SearchResult:
                 "messages": [
                     {"traitor": t, "path": list(p), "dst": d, "sends": opt}
                     for (p, d, t), opt in c.table
-                    if opt != _baseline(c)
+                    if opt != baseline(c)
                 ],
                 "decisions": {str(k): v for k, v in sorted(self.outcome.decisions.items())},
                 "agreement": self.outcome.agreement,
                 "validity": self.outcome.validity,
             }
+            if c.kinds:
+                ce["kinds"] = {str(t): k for t, k in c.kinds}
+        hybrid: dict[str, Any] = {}
+        if self.mix is not None:
+            a, s, b = self.mix
+            hybrid = {"asymmetric": a, "symmetric": s, "manifest": b}
+            hybrid["inside_bound"] = self.inside_bound
         return {
             "nodes": self.nodes,
             "m": self.m,
@@ -103,10 +115,11 @@ class SearchResult:
             "exhaustive": self.exhaustive,
             "seed": self.seed,
             "counterexample": ce,
+            **hybrid,
         }
 
 
-def _baseline(case: Case) -> Option:
+def baseline(case: Case) -> Option:
     value = case.value if COMMANDER not in case.traitors else VALUES[0]
     return "v0" if value == VALUES[0] else "v1"
 
@@ -119,7 +132,7 @@ class Searcher:
         self.params = Params(nodes, m, alg, (COMMANDER,), DEFAULT)
         self.domain = LabelDomain(VALUES)
         self.options: tuple[Option, ...] = (
-            ("v0", "v1", "silent") if alg == "om" else ("v0", "v1", "both", "silent")
+            ("v0", "v1", "silent") if is_oral(alg) else ("v0", "v1", "both", "silent")
         )
         self._loyal_keys, _ = cluster_keys(nodes, [])
         self._coalitions: dict[tuple[int, ...], KeyRing] = {}
@@ -177,7 +190,7 @@ class Searcher:
             for traitors, value, slots in setups:
                 if k > len(slots):
                     continue
-                base = _baseline(Case(traitors, value, ()))
+                base = baseline(Case(traitors, value, ()))
                 alts = [o for o in self.options if o != base]
                 for where in combinations(range(len(slots)), k):
                     for picks in product(alts, repeat=k):
@@ -199,7 +212,7 @@ class Searcher:
     def shrink(self, case: Case) -> tuple[Case, Outcome]:
         """Greedily put slots back to the baseline while the case still violates."""
         outcome = self.run(case)
-        base = _baseline(case)
+        base = baseline(case)
         changed = True
         while changed:
             changed = False
@@ -213,6 +226,26 @@ class Searcher:
                 if not out.holds:
                     case, outcome, changed = trial, out, True
         return case, outcome
+
+
+def scan(
+    run: Callable[[Case], Outcome],
+    cases: Iterator[Case],
+    total: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, Case | None, Outcome | None]:
+    """Run up to `total` cases; how many ran, and the first that violates (if any)."""
+    checked = 0
+    for case in cases:
+        if checked >= total:
+            break
+        outcome = run(case)
+        checked += 1
+        if progress is not None and checked % 1000 == 0:
+            progress(checked, total)
+        if not outcome.holds:
+            return checked, case, outcome
+    return checked, None, None
 
 
 def search(
@@ -234,42 +267,21 @@ def search(
     exhaustive = space <= max_runs
     total = space if exhaustive else samples
     cases = s.exhaustive(traitors) if exhaustive else s.sampled(traitors, random.Random(seed))
-    checked = 0
-    for case in cases:
-        if checked >= total:
-            break
-        outcome = s.run(case)
-        checked += 1
-        if progress is not None and checked % 1000 == 0:
-            progress(checked, total)
-        if not outcome.holds:
-            if not exhaustive:
-                case, outcome = s.shrink(case)
-            return SearchResult(
-                nodes,
-                m,
-                algorithm,
-                traitors,
-                False,
-                checked,
-                space,
-                exhaustive,
-                None if exhaustive else seed,
-                case,
-                outcome,
-            )
+    checked, case, outcome = scan(s.run, cases, total, progress)
+    if case is not None and not exhaustive:
+        case, outcome = s.shrink(case)
     return SearchResult(
         nodes,
         m,
         algorithm,
         traitors,
-        True,
+        case is None,
         checked,
         space,
         exhaustive,
         None if exhaustive else seed,
-        None,
-        None,
+        case,
+        outcome,
     )
 
 
@@ -280,24 +292,33 @@ def format_result(r: SearchResult) -> str:
         how = f"exhaustive over {r.space:,} cases, fewest lies first: violated at {r.checked:,}"
     else:
         how = f"sampled: {r.checked:,} random cases of {r.space:,} (seed {r.seed})"
-    head = f"{r.algorithm.upper()}({r.m}), N={r.nodes}, {r.traitors} traitor(s): {how}"
+    who = f"{r.traitors} traitor(s)"
+    if r.mix is not None:
+        a, s, b = r.mix
+        side = "inside" if r.inside_bound else "outside"
+        rule = "N > 2a+2s+b+m, a <= m" if r.algorithm == "omh" else "a+s+b <= f"
+        who = f"{a} asymmetric, {s} symmetric, {b} manifest ({side} the bound {rule})"
+    head = f"{r.algorithm.upper()}({r.m}), N={r.nodes}, {who}: {how}"
     if r.holds:
         return f"{head}\nholds: agreement and validity in every case checked"
     c, o = r.counterexample, r.outcome
     assert c is not None and o is not None
-    base = _baseline(c)
+    base = baseline(c)
     lines = [
         head,
         "VIOLATION: minimal counterexample" + ("" if r.exhaustive else " (shrunk)") + ":",
         f"  commander {COMMANDER} ({'traitor' if COMMANDER in c.traitors else 'loyal'}, "
         f"value {c.value!r}), traitors {list(c.traitors)}",
     ]
+    if c.kinds:
+        lines.append("  fault classes: " + ", ".join(f"{t} {k}" for t, k in c.kinds))
     base_v = VALUES[0] if base == "v0" else VALUES[1]
     lines.append(f"  traitors send {base_v!r} everywhere except:")
     names = {
         "v0": repr(VALUES[0]),
         "v1": repr(VALUES[1]),
         "silent": "nothing",
+        "error": "ERROR (a manifest report)",
         "both": f"both {VALUES[0]!r} and {VALUES[1]!r}",
     }
     for (path, dst, t), opt in c.table:

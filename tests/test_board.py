@@ -74,7 +74,7 @@ def replay(
     return b.finish_tick(fault)
 
 
-@pytest.mark.parametrize("alg", ["om", "sm"])
+@pytest.mark.parametrize("alg", ["om", "omh", "sm"])
 def test_loyal_cluster_agrees_on_every_reading(alg: str) -> None:
     """Four loyal boards: same vector, every entry the board's own reading."""
     reports = run_tick(cluster(alg), 7)
@@ -174,7 +174,7 @@ def flip(bits: list[int]):  # type: ignore[no-untyped-def]
     return inject
 
 
-@pytest.mark.parametrize("alg", ["om", "sm"])
+@pytest.mark.parametrize("alg", ["om", "omh", "sm"])
 def test_single_memory_bit_flip_is_corrected_and_counted(alg: str) -> None:
     """One flipped bit anywhere in the message table (every 11th, data and check bits):
     corrected, counted, the table read back as written, and the same decision."""

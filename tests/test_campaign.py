@@ -69,7 +69,7 @@ def test_seed_theorems_pass_in_the_simulator(tmp_path: Path) -> None:
     } <= set(n3)
 
 
-@pytest.mark.parametrize("name", ["smoke", "timing", "bitflips"])
+@pytest.mark.parametrize("name", ["smoke", "timing", "bitflips", "hybrid"])
 def test_every_shipped_campaign_meets_its_expectations_in_the_simulator(
     tmp_path: Path, name: str
 ) -> None:

@@ -374,3 +374,54 @@ _BASE_DIR = Path("/nonexistent/voter-test")
 def test_dump_load_round_trip_property(cfg: ClusterConfig) -> None:
     """For generated configs with awkward strings and floats, loads(dump(x)) == x."""
     assert loads_cluster(dump_cluster(cfg), cfg.path) == cfg
+
+
+VALIDITY = """
+[validity]
+stale_samples = 5
+timeout_ticks = 3
+[validity.altitude_m]
+min = -500.0
+max = 20000
+max_rate = 300.0
+error_window = 50
+errors_max = 10
+"""
+
+
+def test_validity_table_per_channel_over_common_keys(tmp_path: Path) -> None:
+    """[validity] keys reach every channel; [validity.CHANNEL] adds to or overrides them."""
+    from voter.core.validity import ChannelLimits
+
+    cfg = loads_cluster(BASE + VALIDITY, tmp_path / "c.toml")
+    common = ChannelLimits(stale_samples=5, timeout_ticks=3)
+    alt = dataclasses.replace(
+        common, min=-500.0, max=20000.0, max_rate=300.0, error_window=50, errors_max=10
+    )
+    assert (alt, common, common) == cfg.validity
+    assert cfg == loads_cluster(dump_cluster(cfg), tmp_path / "c.toml")
+
+
+def test_no_validity_table_means_no_checks(tmp_path: Path) -> None:
+    assert () == loads_cluster(BASE, tmp_path / "c.toml").validity
+    assert "validity" not in dump_cluster(loads_cluster(BASE, tmp_path / "c.toml"))
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ("[validity]\nstale_samples = 1", "validity.stale_samples: must be in 2..100000, got 1"),
+        ("[validity]\nstale = 3", "validity.stale: unknown key"),
+        ("[validity.speed]\nmin = 0", "validity.speed: not a channel"),
+        ("[validity.pitch_deg]\nmin = 5\nmax = 1", "validity.pitch_deg.min: 5 is above max 1"),
+        ("[validity]\nmax_rate = -1.0", "validity.max_rate: must be > 0"),
+        ("[validity]\nmin = nan", "validity.min: must be finite"),
+        ("[validity]\nerror_window = 5", "error_window and errors_max go together"),
+        ("[validity]\nerror_window = 5\nerrors_max = 5", "errors_max: must be below error_window"),
+        ('[validity]\ntimeout_ticks = "3"', "validity.timeout_ticks: must be an integer"),
+    ],
+)
+def test_bad_validity_is_one_line_naming_the_key(tmp_path: Path, table: str, expected: str) -> None:
+    with pytest.raises(ConfigFileError) as e:
+        loads_cluster(BASE + table + "\n", tmp_path / "c.toml")
+    assert expected in str(e.value) and "\n" not in str(e.value)

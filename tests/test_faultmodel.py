@@ -89,7 +89,7 @@ def test_a_traitor_value_survives_the_command() -> None:
         ({"kind": "traitor", "node": 1, "ber": 0.1}, "traitor fault: unknown key(s): ber"),
         ({"kind": "link-drop", "node": 1, "p": 0.1}, "unknown key(s): node"),
         ({"kind": "traitor", "node": 1, "strategy": "sulk"}, "strategy must be one of silent"),
-        ({"kind": "sensor", "node": 1, "mode": "melt"}, "mode must be one of stuck"),
+        ({"kind": "sensor", "node": 1, "mode": "melt"}, "mode must be one of frozen, step, drift"),
         ({"kind": "memory-bitflip", "node": 1, "rate_hz": 1, "bits": 3}, "bits must be 1 or 2"),
         ({"kind": "crash", "node": 9, "at_tick": 3}, "node 9 is not in 0..3"),
         ({"kind": "link-delay", "link": "1-1", "delay_ms": 3}, "joins a board to itself"),
@@ -175,3 +175,20 @@ def test_a_command_and_a_typed_fault_give_the_board_the_same_state(text: str) ->
 def test_a_bad_command_is_one_counted_error(cmd: dict[str, object], why: str) -> None:
     with pytest.raises(FaultCommandError, match=why):
         state().apply(json.dumps(cmd).encode())
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("sensor:0:frozen:amount=3", "frozen takes no amount"),
+        ("sensor:0:step:channel=40", "channel must be in 0..31"),
+        ("sensor:0:step:size=3", "'size=3' is not amount=X, channel=C or FROM-TO"),
+        ("sensor:0:noise:amount=-1", "standard deviation"),
+        ("sensor:0:step:amount=inf", "amount must be a finite number"),
+        ("sensor:0:melt", "mode must be one of frozen"),
+    ],
+)
+def test_bad_sensor_text_says_why_in_one_line(text: str, why: str) -> None:
+    with pytest.raises(FaultSpecError) as e:
+        parse_fault(text, 4)
+    assert why in str(e.value) and "\n" not in str(e.value)

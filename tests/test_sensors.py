@@ -131,3 +131,33 @@ def test_voted_output_is_published_on_the_output_socket(tmp_path: Path) -> None:
     assert {0} == {g["node"] for g in got}
     assert [g["tick"] for g in got] == sorted(g["tick"] for g in got)
     assert all(len(g["output"]) == 3 and g["entries"] == 4 for g in got)
+
+
+def test_sensor_fault_modes_frozen_step_drift_noise_dropout() -> None:
+    """Each mode on one channel (the others untouched), or on all, in its window."""
+    f = faults()
+    for cmd in (
+        {"cmd": "sensor", "mode": "frozen", "channel": 1, "from_tick": 2, "to_tick": 3},
+        {"cmd": "sensor", "mode": "step", "amount": 10.0, "from_tick": 4, "to_tick": 4},
+        {"cmd": "sensor", "mode": "drift", "amount": 50.0, "channel": 0, "from_tick": 5,
+         "to_tick": 6},
+        {"cmd": "sensor", "mode": "dropout", "channel": 1, "from_tick": 7, "to_tick": 7},
+        {"cmd": "sensor", "mode": "noise", "amount": 3.0, "from_tick": 8, "to_tick": 8},
+    ):  # fmt: skip
+        f.apply(json.dumps(cmd).encode())
+    got = [f.corrupt_reading(k, (float(k), 100.0 + k)) for k in range(10)]
+    assert (0.0, 100.0) == got[0] and (1.0, 101.0) == got[1]
+    assert [(2.0, 101.0), (3.0, 101.0)] == got[2:4], "channel 1 frozen at tick 1's value"
+    assert (14.0, 114.0) == got[4], "a step on every channel"
+    assert [(5.0, 105.0), (7.0, 106.0)] == got[5:7], "50/s for one 20 ms tick on channel 0"
+    assert (7.0, None) == got[7]
+    noisy = got[8]
+    assert isinstance(noisy, tuple) and noisy != (8.0, 108.0), "seeded Gaussian noise"
+    assert (9.0, 109.0) == got[9]
+
+
+def test_a_sensor_fault_on_a_channel_the_board_lacks_is_refused() -> None:
+    from voter.faults import FaultCommandError
+
+    with pytest.raises(FaultCommandError, match=r"channel 2 is not in 0\.\.1"):
+        faults().apply(b'{"cmd": "sensor", "mode": "step", "channel": 2}')

@@ -230,3 +230,16 @@ def test_good_rig_file_and_mismatch_message(tmp_path: Path) -> None:
     res = run_scenario(sc, "serial", tmp_path / "o", rig=rig)  # never touches a port
     assert "skipped" == res.outcome and not res.passed
     assert "needs 7 nodes, OM(2)" in (res.skipped or "")
+
+
+def test_a_scenario_with_validity_checks_the_boards_lack_is_skipped(tmp_path: Path) -> None:
+    """The rig's boards run their own cluster.toml: checks they do not have are not tested."""
+    from voter.core.validity import ChannelLimits
+
+    _cluster(tmp_path)
+    path = tmp_path / "rig.toml"
+    path.write_text('[rig]\ncluster = "cluster.toml"\n' + CONTROL + _links())
+    rig = load_rig(path)
+    checks = (ChannelLimits(stale_samples=5),) * 3
+    assert "boards' [validity]" in (mismatch(4, "om", 1, rig, checks) or "")
+    assert mismatch(4, "om", 1, rig, ()) is None

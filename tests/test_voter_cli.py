@@ -261,3 +261,18 @@ def test_cluster_show_missing_file(tmp_path: Path) -> None:
 def test_unknown_subcommand_is_one_line() -> None:
     """An unknown command gets one error line, not argparse's usage block."""
     assert_user_error(run("frobnicate"), "invalid choice")
+
+
+def test_cluster_show_names_the_validity_checks(tmp_path: Path) -> None:
+    """show says whether the boards check their own readings, and with which thresholds."""
+    out = tmp_path / "c"
+    assert run("cluster", "init", "--nodes", "4", "--out", out).returncode == 0
+    cfg = out / "cluster.toml"
+    assert "sensor validity: off (no [validity] table)" in run("cluster", "show", cfg).stdout
+    with cfg.open("a") as f:
+        f.write("\n[validity]\nstale_samples = 5\n[validity.altitude_m]\nmax_rate = 300.0\n")
+    shown = run("cluster", "show", cfg)
+    assert shown.returncode == 0, shown.stderr
+    assert "altitude_m (stale_samples=5, max_rate=300); airspeed_mps (stale_samples=5)" in (
+        shown.stdout
+    )

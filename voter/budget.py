@@ -33,7 +33,7 @@ from voter.core.crypto import KeyRing
 from voter.core.frame import ENTRIES_MAX, Frame, FrameSplitter, encoded_size
 from voter.core.frame import encode_frame as _encode_frame
 from voter.core.ic import ic_params
-from voter.core.protocol import Algorithm, Params
+from voter.core.protocol import Algorithm, Params, is_oral
 from voter.core.splitter import FRAME_BYTES_MAX
 from voter.simkeys import board_keys
 
@@ -110,7 +110,7 @@ def _check_size(nodes: int, m: int, algorithm: Algorithm) -> None:
     OM(6) with 16 nodes would build millions of entries per frame and exhaust
     memory in the one tick that measures it; counting them first costs nothing.
     """
-    if algorithm == "om" and (entries := _om_entries_max(nodes, m)) > ENTRIES_MAX:
+    if is_oral(algorithm) and (entries := _om_entries_max(nodes, m)) > ENTRIES_MAX:
         raise ValueError(
             f"OM({m}) with {nodes} nodes needs {entries} entries in a frame; "
             f"the frame limit is {ENTRIES_MAX} entries (use fewer nodes or a smaller m)"

@@ -454,7 +454,12 @@ def _cluster_status(args: argparse.Namespace) -> int:
 def _cluster_show(args: argparse.Namespace) -> None:
     cfg = load_cluster(args.config)
     algo = cfg.algorithm.upper()
-    if cfg.algorithm == "om":
+    if cfg.algorithm == "omh":
+        rule = (
+            f"OMH tolerates a asymmetric, s symmetric and b manifest (crashed, silent) faults "
+            f"when N > 2a + 2s + b + m and a <= m: f <= {cfg.fault_bound} arbitrary"
+        )
+    elif cfg.algorithm == "om":
         rule = f"OM tolerates f < N/3 and f <= m: f <= {cfg.fault_bound}"
         if cfg.fault_bound < cfg.m:
             # Allowed on purpose: N <= 3m is how the impossibility result is demonstrated.
@@ -465,6 +470,7 @@ def _cluster_show(args: argparse.Namespace) -> None:
     print(f"  nodes: {cfg.n}   algorithm: {algo}({cfg.m})   {rule}")
     print(f"  tick: {cfg.tick_hz:g} Hz ({cfg.period_s * 1000:g} ms)   baud: {cfg.baud}")
     print(f"  channels: {', '.join(cfg.channels)}")
+    print(f"  sensor validity: {_describe_validity(cfg)}")
     print(f"  decision logs: {cfg.log_dir}/node<ID>.jsonl")
     if cfg.output_socket:
         print(f"  output socket: {cfg.output_socket}")
@@ -483,6 +489,17 @@ def _cluster_show(args: argparse.Namespace) -> None:
             " a board in service needs iio, mavlink, csv or socket (docs/deploy.md, Sensors)",
             file=sys.stderr,
         )
+
+
+def _describe_validity(cfg: ClusterConfig) -> str:
+    """Each channel's checks as `name (key=value, ...)`, or that there are none."""
+    if not cfg.validity:
+        return "off (no [validity] table)"
+    parts = []
+    for ch, lim in zip(cfg.channels, cfg.validity, strict=True):
+        keys = ", ".join(f"{k}={v:g}" for k, v in lim.changed().items())
+        parts.append(f"{ch} ({keys or 'none'})")
+    return "; ".join(parts)
 
 
 def _describe_sensor(spec: dict[str, Any]) -> str:

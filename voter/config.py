@@ -23,6 +23,7 @@ from typing import Any
 
 from voter.core.driver import Publish, parse_publish
 from voter.core.protocol import ALGORITHMS, Algorithm, fault_bound
+from voter.core.validity import LIMIT_KEYS, WINDOW_MAX, ChannelLimits
 from voter.keys import KeyFileError, parse_public_key
 from voter.textfile import TextFileError, read_text
 
@@ -127,6 +128,8 @@ class ClusterConfig:
     fail_silent: bool = True
     #: the cluster-wide [output] table (each node may override keys)
     output: OutputConfig = OutputConfig()
+    #: [validity]: per channel, the checks each board runs on its own reading; () = none
+    validity: tuple[ChannelLimits, ...] = ()
 
     @property
     def n(self) -> int:
@@ -261,7 +264,7 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
     # which under systemd is "/" and on a developer's shell is anything.
     abspath = path.resolve()
     base = abspath.parent
-    c.keys(raw, "", ("cluster", "node"), ("output",))
+    c.keys(raw, "", ("cluster", "node"), ("output", "validity"))
     cl = c.table(raw["cluster"], "cluster")
     c.keys(cl, "cluster", _CLUSTER_REQUIRED, _CLUSTER_OPTIONAL)
     # Checked in file order: the first bad key is the one the message names.
@@ -280,6 +283,7 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
     if not isinstance(fail_silent, bool):
         raise c.error("cluster.fail_silent", f"must be true or false, got {_tname(fail_silent)}")
     output = _parse_output(c, raw.get("output", {}), "output")
+    validity = _parse_validity(c, raw.get("validity", {}), channels)
     nodes = _parse_nodes(c, raw["node"], base)
     _check_mavlink_names(c, channels, output, nodes)
     return ClusterConfig(
@@ -297,13 +301,14 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
         precision_ms=precision_ms,
         fail_silent=fail_silent,
         output=OutputConfig(**output),
+        validity=validity,
     )
 
 
 def _algorithm(c: _Checker, value: object) -> Algorithm:
     algorithm = c.string(value, "cluster.algorithm")
     if algorithm not in ALGORITHMS:
-        raise c.error("cluster.algorithm", f'must be "om" or "sm", got {algorithm!r}')
+        raise c.error("cluster.algorithm", f'must be "om", "omh" or "sm", got {algorithm!r}')
     return Algorithm(algorithm)
 
 
@@ -497,6 +502,75 @@ def check_sensor_table(value: object, where: str, node: int, channels: int) -> d
     sensor = _parse_sensor(c, value, "sensor")
     _sensor_channels(c, (NodeConfig(node, b"", Path(), "", sensor, {}),), channels)
     return sensor
+
+
+# --------------------------------------------------------------------------- validity
+
+
+def parse_validity(
+    value: object, channels: tuple[str, ...], where: str
+) -> tuple[ChannelLimits, ...]:
+    """A [validity] table checked as cluster.toml's is (a campaign scenario's `validity`).
+
+    ConfigFileError, one line starting with `where`, on any problem.
+    """
+    return _parse_validity(_Checker(Path(where)), value, channels)
+
+
+def _parse_validity(
+    c: _Checker, value: object, channels: tuple[str, ...]
+) -> tuple[ChannelLimits, ...]:
+    """[validity]: limit keys for every channel, and [validity.CHANNEL] tables over them.
+
+    A table value is a channel, anything else a limit, so a channel may have any name.
+    No table (or one naming no limit) gives (): the boards check nothing, as before.
+    """
+    t = c.table(value, "validity")
+    common = {k: v for k, v in t.items() if not isinstance(v, dict)}
+    _limits(c, common, "validity")
+    per: dict[str, dict[str, Any]] = {}
+    for name, sub in t.items():
+        if not isinstance(sub, dict):
+            continue
+        if name not in channels:
+            raise c.error(f"validity.{name}", f"not a channel (channels: {', '.join(channels)})")
+        per[name] = {**common, **sub}
+    limits = tuple(_limits(c, per.get(ch, common), f"validity.{ch}") for ch in channels)
+    return limits if any(lim.active for lim in limits) else ()
+
+
+def validity_inline(channels: tuple[str, ...], limits: tuple[ChannelLimits, ...]) -> str:
+    """[validity] as one inline TOML table (a campaign's `validity = {...}`); "" for none."""
+    table = {ch: lim.changed() for ch, lim in zip(channels, limits, strict=False) if lim.active}
+    return _toml_value(table) if table else ""
+
+
+def _limits(c: _Checker, t: dict[str, Any], key: str) -> ChannelLimits:
+    c.keys(t, key, (), LIMIT_KEYS)
+    out: dict[str, Any] = {}
+    for k, v in t.items():
+        kk = f"{key}.{k}"
+        if k in ("min", "max", "max_rate"):
+            x = float(c.number(v, kk))
+            if not math.isfinite(x):
+                raise c.error(kk, f"must be finite, got {x:g}")
+            if k == "max_rate" and x <= 0:
+                raise c.error(kk, f"must be > 0 (units per second), got {x:g}")
+            out[k] = x
+        else:
+            lo = {"stale_samples": 2, "errors_max": 0}.get(k, 1)
+            out[k] = c.integer(v, kk, lo, WINDOW_MAX)
+    lim = ChannelLimits(**out)
+    if lim.min is not None and lim.max is not None and lim.min > lim.max:
+        raise c.error(f"{key}.min", f"{lim.min:g} is above max {lim.max:g}")
+    if bool(lim.error_window) != ("errors_max" in t):
+        raise c.error(key, "error_window and errors_max go together (errors in how many ticks)")
+    if lim.error_window and lim.errors_max >= lim.error_window:
+        raise c.error(
+            f"{key}.errors_max",
+            f"must be below error_window ({lim.error_window}), got {lim.errors_max}",
+        )
+    return lim
 
 
 # --------------------------------------------------------------------------- outputs
@@ -704,6 +778,10 @@ def dump_cluster(cfg: ClusterConfig) -> str:
     output = _changed_outputs(cfg.output, OutputConfig())
     if output:
         lines += ["", "[output]"] + [f"{k} = {_toml_value(v)}" for k, v in output.items()]
+    for ch, lim in zip(cfg.channels, cfg.validity, strict=False):
+        if lim.active:
+            lines += ["", f"[validity.{_toml_key(ch)}]"]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in lim.changed().items()]
     for nd in cfg.nodes:
         lines += [
             "",

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 from voter.agent import CONTROL, FaultAgent, Restart, reexec
 from voter.budget import TimingBudget
@@ -295,9 +296,15 @@ class Daemon:
             code=EXIT_OK,
             ticks=self.driver.board.totals.ticks,
             **self.driver.totals,
+            **self._invalid(),
         )
         self._close()
         return EXIT_OK
+
+    def _invalid(self) -> dict[str, Any]:
+        """The stop line's `invalid`: {channel: {reason: samples}} when a check voided any."""
+        v = self.driver.validity
+        return {"invalid": v.summary()} if v is not None and v.counts else {}
 
     def _done_ticking(self, d: TickDriver) -> bool:
         """Past --until-tick / --ticks; a last decision awaiting confirmation first gets the

@@ -62,11 +62,24 @@ class FaultSpecError(ValueError):
 
 
 class SensorMode(StrEnum):
-    """How a faulty sensor lies to its (loyal) board."""
+    """How a faulty sensor lies to its (loyal) board (ArduPilot's SIM_*_FAIL, PX4's failures).
 
+    `stuck` and `spike` are the first two names, kept: stuck = frozen, spike = a step of
+    +5000 on channel 0.
+    """
+
+    FROZEN = "frozen"  # repeats the last reading before the fault
+    STEP = "step"  # + amount (default 5000)
+    DRIFT = "drift"  # + amount per second since from_tick (default 50)
+    NOISE = "noise"  # + Gaussian noise of standard deviation amount (default 100)
+    DROPOUT = "dropout"  # no sample (ERROR)
     STUCK = "stuck"
     SPIKE = "spike"
-    DROPOUT = "dropout"
+
+
+#: the amount a mode uses when the fault names none
+SENSOR_AMOUNT = {SensorMode.STEP: 5000.0, SensorMode.DRIFT: 50.0, SensorMode.NOISE: 100.0}
+SENSOR_CHANNELS_MAX = 32
 
 
 def number_text(x: float) -> str:
@@ -464,20 +477,55 @@ class ClockStep:
 
 @dataclass(frozen=True)
 class SensorFault:
-    """The board stays loyal; its sensor lies to it (stuck, spike, dropout)."""
+    """The board stays loyal; its sensor lies to it (frozen, step, drift, noise, dropout).
+
+    `channel`: the one channel affected (None: every channel); `amount`: the step, the
+    drift per second or the noise's standard deviation (None: the mode's default).
+    """
 
     kind: ClassVar[str] = "sensor"
     node: int
     mode: SensorMode = SensorMode.SPIKE
     window: Window = ALWAYS
+    channel: int | None = None
+    amount: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.amount is not None:
+            _finite(self.kind, amount=self.amount)
+        _need(
+            self.channel is None or 0 <= self.channel < SENSOR_CHANNELS_MAX,
+            self.kind,
+            f"channel must be in 0..{SENSOR_CHANNELS_MAX - 1}, got {self.channel}",
+        )
+        _need(
+            self.amount is None or self.mode in SENSOR_AMOUNT,
+            self.kind,
+            f"{self.mode} takes no amount (only {', '.join(SENSOR_AMOUNT)} do)",
+        )
+        _need(
+            not (self.mode == SensorMode.NOISE and self.amount is not None and self.amount < 0),
+            self.kind,
+            "noise amount is a standard deviation (>= 0)",
+        )
+
+    def amount_or_default(self) -> float:
+        return SENSOR_AMOUNT.get(self.mode, 0.0) if self.amount is None else self.amount
 
     def describe(self) -> str:
         w = self.window
+        extra = "" if self.amount is None else f":amount={number_text(self.amount)}"
+        extra += "" if self.channel is None else f":channel={self.channel}"
         span = "" if w.to_tick is None else f":{w.from_tick}-{w.to_tick}"
-        return f"sensor:{self.node}:{self.mode}{span}"
+        return f"sensor:{self.node}:{self.mode}{extra}{span}"
 
     def _params(self) -> dict[str, Any]:
-        return {"mode": str(self.mode)}
+        out: dict[str, Any] = {"mode": str(self.mode)}
+        if self.channel is not None:
+            out["channel"] = self.channel
+        if self.amount is not None:
+            out["amount"] = self.amount
+        return out
 
 
 LinkFault = LinkBitflip | LinkDrop | LinkDelay | LinkJitter
@@ -515,6 +563,8 @@ EXAMPLES = (
     "stall:2:60ms/5s",
     "clock-step:2:-5ms@150",
     "sensor:0:spike",
+    "sensor:0:frozen:20-90",
+    "sensor:0:step:amount=80:channel=0",
 )
 
 
@@ -630,7 +680,9 @@ def _from_fields(kind: str, where: int | LinkSelector, x: _Fields) -> Fault:
             return Stall(node, x.number("ms"), at, rate, w)
         case "clock-step":
             return ClockStep(node, x.number("ms"), x.whole("at_tick"), w)
-    return SensorFault(node, x.choice("mode", SensorMode, "spike"), w)
+    channel = x.whole("channel") if x.has("channel") else None
+    amount = x.number("amount") if x.has("amount") else None
+    return SensorFault(node, x.choice("mode", SensorMode, "spike"), w, channel, amount)
 
 
 def _kind(raw: object, what: str) -> str:
@@ -748,11 +800,7 @@ def _parse_board(kind: str, node: int, params: list[str]) -> Fault:
             bits = int(_float(params[1], "bits")) if len(params) > 1 else 1
             return MemoryBitflip(node, _float(param or "10/s", "rate", "/s"), bits)
         case "sensor":
-            mode = _Fields(kind, {"mode": param or "spike"}).choice("mode", SensorMode, "spike")
-            if len(params) > 1:  # sensor:1:spike:100-200
-                first, _, last = params[1].partition("-")
-                return SensorFault(node, mode, Window(_tick(first), _tick(last)))
-            return SensorFault(node, mode)
+            return _parse_sensor(node, param, params[1:])
         case "stall":
             return _parse_stall(node, param)
         case "clock-step":
@@ -761,6 +809,26 @@ def _parse_board(kind: str, node: int, params: list[str]) -> Fault:
                 raise FaultSpecError("clock-step takes NODE:±MSms@TICK, e.g. clock-step:2:-5ms@150")
             return ClockStep(node, _float(step, "clock step", "ms"), _tick(tick))
     return ClockDrift(node, _float(param or "500ppm", "drift", "ppm"))
+
+
+def _parse_sensor(node: int, mode: str, rest: list[str]) -> SensorFault:
+    """sensor:NODE:MODE[:amount=X][:channel=C][:FROM-TO], e.g. sensor:0:step:amount=80:20-90."""
+    fields: dict[str, Any] = {"mode": mode or "spike"}
+    for part in rest:
+        key, eq, value = part.partition("=")
+        if eq and key in ("amount", "channel"):
+            fields[key] = _float(value, key) if key == "amount" else _tick(value)
+        elif re.fullmatch(r"\d+-\d+", part):
+            first, _, last = part.partition("-")
+            fields["from_tick"], fields["to_tick"] = _tick(first), _tick(last)
+        else:
+            raise FaultSpecError(
+                f"sensor: {part!r} is not amount=X, channel=C or FROM-TO "
+                "(e.g. sensor:0:frozen:20-90, sensor:0:step:amount=80:channel=0)"
+            )
+    f = _from_fields("sensor", node, _Fields("sensor", fields))
+    assert isinstance(f, SensorFault)
+    return f
 
 
 def _parse_stall(node: int, param: str) -> Stall:

@@ -9,7 +9,8 @@ receive these. Commands are JSON datagrams (documented in docs/hil.md):
     {"cmd": "clock-step", "ms": -5, "at_tick": 150}   (the board's clock jumps)
     {"cmd": "stall", "ms": 60, "at_tick": 150}        (frozen, like SIGSTOP or a GC pause)
     {"cmd": "stall", "ms": 60, "rate_hz": 0.2, "from_tick": 0, "to_tick": 900}
-    {"cmd": "sensor", "mode": "stuck" | "spike" | "dropout", "from_tick": 100, "to_tick": 200}
+    {"cmd": "sensor", "mode": "frozen" | "step" | "drift" | "noise" | "dropout",
+     "channel": 0, "amount": 80.0, "from_tick": 100, "to_tick": 200}
     {"cmd": "clear"}
     {"cmd": "crash", "at_tick": 150}      (process: exit abruptly, non-zero; systemd restarts)
     {"cmd": "restart", "start_in_s": 1.5} (process: re-execute with a common start)
@@ -115,6 +116,10 @@ class FaultState:
             case MemoryBitflip():
                 self.memory = fault
             case SensorFault():
+                if fault.channel is not None and fault.channel >= self.domain.channels:
+                    raise FaultCommandError(
+                        f"sensor: channel {fault.channel} is not in 0..{self.domain.channels - 1}"
+                    )
                 self._bounded(self.sensor, "sensor windows").append(fault)
             case ClockDrift():
                 self.drift_ppm = fault.ppm
@@ -200,22 +205,42 @@ class FaultState:
         return body + b"\x00"
 
     def corrupt_reading(self, tick: int, reading: Any) -> Any:
-        """The reading as a faulty sensor delivers it (stuck, spike, dropout), any source."""
-        mode = next((f.mode for f in self.sensor if f.window.active(tick)), None)
-        if mode is None or reading is None:
-            if mode is None:
-                self._last_reading = reading
-            return None if mode == SensorMode.DROPOUT else reading
-        if mode == SensorMode.DROPOUT:
+        """The reading as a faulty sensor delivers it (frozen, step, drift, noise, dropout).
+
+        For any source: the fault sits between the sensor and the board's own checks.
+        """
+        f = next((f for f in self.sensor if f.window.active(tick)), None)
+        if f is None:
+            self._last_reading = reading
+            return reading
+        if reading is None or not isinstance(reading, tuple):
+            return None if f.mode == SensorMode.DROPOUT else reading
+        if f.mode == SensorMode.DROPOUT and f.channel is None:
             return None
-        if mode == SensorMode.STUCK:
-            if self._last_reading is None:
-                self._last_reading = reading
-            return self._last_reading
-        spiked = list(reading)
-        if spiked and spiked[0] is not None:
-            spiked[0] += SPIKE
-        return tuple(spiked)
+        if f.mode in (SensorMode.FROZEN, SensorMode.STUCK) and self._last_reading is None:
+            self._last_reading = reading
+        channel = 0 if f.mode == SensorMode.SPIKE and f.channel is None else f.channel
+        out = list(reading)
+        for ch, x in enumerate(out):
+            if (channel is None or ch == channel) and x is not None:
+                out[ch] = self._corrupt(f, tick, ch, x)
+        return tuple(out)
+
+    def _corrupt(self, f: SensorFault, tick: int, ch: int, x: float) -> float | None:
+        """One channel's value under the sensor fault `f`."""
+        match f.mode:
+            case SensorMode.DROPOUT:
+                return None
+            case SensorMode.FROZEN | SensorMode.STUCK:
+                last = self._last_reading
+                return last[ch] if isinstance(last, tuple) and ch < len(last) else x
+            case SensorMode.SPIKE:
+                return x + SPIKE
+            case SensorMode.STEP:
+                return x + f.amount_or_default()
+            case SensorMode.DRIFT:
+                return x + f.amount_or_default() * (tick - f.window.from_tick) * self.period_s
+        return x + self.rng.gauss(0.0, f.amount_or_default())  # noise: the faults' seeded rng
 
 
 def parse_command(raw: bytes) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from voter.core.board import Board
 from voter.core.crypto import KeyRing
 from voter.core.driver import TickDriver, Timing
 from voter.core.ic import ic_params
+from voter.core.validity import from_limits
 from voter.core.values import ReadingDomain
 from voter.daemon import Daemon, Options, Parts
 from voter.decision_log import DecisionLog
@@ -157,6 +158,7 @@ def build(args: argparse.Namespace) -> Daemon:
         algorithm=cfg.algorithm,
         sabotage=faults if args.hil else None,
         cpu_clock=time.process_time,
+        validity=from_limits(cfg.validity, cfg.channels, cfg.period_s),
     )
     driver.stop_after = args.until_tick
     clock = Clock()

@@ -20,7 +20,7 @@ from typing import Literal, Protocol
 
 from voter.core.crypto import SIGNATURE_BYTES, KeyRing, signed_bytes
 from voter.core.protocol import Counters, Entry, Params, Rejected
-from voter.core.values import Domain, Invalid, Value
+from voter.core.values import ERROR, Domain, Invalid, Value
 
 
 class Strategy(StrEnum):
@@ -210,7 +210,8 @@ class Scripted:
         return out
 
 
-Option = Literal["v0", "v1", "both", "silent"]
+#: "error": sends ERROR, which OMH reads as "my commander was manifest to me" (a value that votes)
+Option = Literal["v0", "v1", "both", "silent", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +230,8 @@ class Choices:
                 out.append(Out(dst, path, self.values[0]))
             if opt in ("v1", "both"):
                 out.append(Out(dst, path, self.values[1]))
+            if opt == "error":
+                out.append(Out(dst, path, ERROR))
         return out
 
 

@@ -54,6 +54,7 @@ from voter.core.ic import as_json_vector
 from voter.core.mutation import Mutator
 from voter.core.protocol import oral_bound
 from voter.core.record import DecisionRecord
+from voter.core.validity import Validity
 from voter.core.values import Value
 
 Publish = Literal["immediate", "confirmed"]
@@ -198,6 +199,8 @@ class _TickRecord:
     late: bool = False  #: we were late ourselves: no clock samples from this tick
     heard: int = 0  #: bitmap of peers heard in time in round 1
     digest: bytes | None = None
+    #: channels of our own reading the validity checks voided this tick: name -> reason
+    invalid: dict[str, str] = field(default_factory=dict)
     #: round-1 timing blocks received for this tick, with whether each was in time
     blocks: dict[int, SyncBlock] = field(default_factory=dict)
 
@@ -240,6 +243,7 @@ class TickDriver:
         algorithm: str,
         sabotage: Sabotage | None = None,
         cpu_clock: Callable[[], float] | None = None,
+        validity: Validity | None = None,
     ) -> None:
         self.board = board
         self.me = board.me
@@ -250,6 +254,8 @@ class TickDriver:
         self.read = read
         self.algorithm = algorithm
         self.sabotage = sabotage
+        #: the checks on our own reading before we command it (None: every sample goes out)
+        self.validity = validity
         #: the board's CPU-time clock (the daemon's thread time; the simulator's model)
         self.cpu_clock = cpu_clock
         self._cpu_last: float | None = None
@@ -412,6 +418,9 @@ class TickDriver:
         prev = self._records.get(k - 1)
         rec = self._records.setdefault(k, _TickRecord(k, self.sync.cum))
         rec.cum = self.sync.cum
+        if self.validity is not None:
+            # After the sensor (and a HIL sensor fault): what the board commands is checked.
+            reading, rec.invalid = self.validity.check(k, reading)
         for old in [t for t in self._records if t < k - 1]:
             del self._records[old]
         # Opening late only delays our writes (the late-send check); the round-1 deadline holds.
@@ -705,6 +714,7 @@ class TickDriver:
             dropped=report.dropped,
             corrected=report.corrected,
             reasons=report.reasons or None,
+            invalid=rec.invalid or None,
             timing={
                 "lateness_us": _us(rec.send_lag) if rec.send_lag is not None else None,
                 "decided_us": _us(decided),
@@ -807,4 +817,12 @@ class TickDriver:
             f"published {self.totals['published']}, withheld {self.totals['withheld']} ({w}), "
             f"precision {prec}, one-way delay {self.latency * 1e3:.2f} ms"
             + ("" if cpu is None else f", tick CPU p99 {cpu * 1e3:.2f} ms")
+            + self._invalid_status()
         )
+
+    def _invalid_status(self) -> str:
+        """`, invalid altitude_m stale 12 ...` once the validity checks voided a sample."""
+        if self.validity is None or not self.validity.counts:
+            return ""
+        parts = (f"{ch} {r} {n}" for (ch, r), n in sorted(self.validity.counts.items()))
+        return ", invalid " + ", ".join(parts)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from voter.core.crypto import KeyRing
 from voter.core.om import OMNode
-from voter.core.protocol import Algorithm, Counters, Params
+from voter.core.protocol import Algorithm, Counters, Params, is_oral
 from voter.core.sm import SMNode
 from voter.core.values import ERROR, Domain, Value
 from voter.core.vote import vote_readings
@@ -31,8 +31,8 @@ def make_node(
     tick: int,
     keys: KeyRing | None = None,
 ) -> OMNode | SMNode:
-    """The loyal protocol node for `params.algorithm` (SM needs a key ring)."""
-    if params.algorithm == "om":
+    """The loyal protocol node for `params.algorithm` (OMH is OMNode too; SM needs a key ring)."""
+    if is_oral(params.algorithm):
         return OMNode(params, me, domain, own_value, tick)
     if keys is None:
         raise ValueError("SM needs a KeyRing")

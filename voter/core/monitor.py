@@ -16,7 +16,7 @@ from functools import lru_cache
 from itertools import permutations
 
 from voter.core.protocol import Params
-from voter.core.values import Value
+from voter.core.values import ERROR, MANIFEST, Value
 
 
 def freeze(raw: object) -> Value:
@@ -83,6 +83,10 @@ def om_decisions(
     default = params.default
     out: dict[int, Value] = {c: own for c in params.commanders if c == me}
     for c, steps in _om_plan(params, me):
+        if params.algorithm == "omh":
+            entry = _omh_entries(received, steps, params.rounds)[(c,)]
+            out[c] = default if entry is MANIFEST or entry is ERROR else entry
+            continue
         resolved: dict[Label, Value] = {}
         for label, below in steps:
             direct = received.get(label, default)
@@ -93,6 +97,30 @@ def om_decisions(
                 resolved[label] = direct
         out[c] = resolved[(c,)]
     return {c: out[c] for c in params.commanders}
+
+
+def _omh_entries(
+    received: Mapping[Label, Value], steps: tuple[tuple[Label, tuple[Label, ...]], ...], rounds: int
+) -> dict[Label, Value]:
+    """OMH bottom-up: per label, what its last node contributes one level up (MANIFEST: nothing).
+
+    A leaf contributes what was received (a relayed ERROR reports a manifest
+    commander and counts); a label above contributes the majority of its
+    non-manifest votes, where an ERROR outcome means its own commander was
+    manifest and so contributes nothing.
+    """
+    entries: dict[Label, Value] = {}
+    for label, below in steps:
+        if len(label) == rounds:
+            entries[label] = received.get(label, MANIFEST)
+            continue
+        mine = received.get(label, ERROR)
+        if len(label) + 1 < rounds and mine is ERROR:
+            mine = MANIFEST
+        votes = [v for v in (mine, *(entries[b] for b in below)) if v is not MANIFEST]
+        outcome = _strict_majority(votes, ERROR) if votes else ERROR
+        entries[label] = MANIFEST if outcome is ERROR else outcome
+    return entries
 
 
 def sm_decisions(

@@ -10,6 +10,14 @@ exactly the recursive OM(m): at label σ the node is a lieutenant of the
 sub-instance commanded by σ[-1], and combines the value it received directly
 with its decisions in the sub-sub-instances of every other lieutenant.
 
+OMH(m) (algorithm "omh", Lincoln and Rushby's repair of Thambidurai-Park) is
+the same node with two changes, so a crashed board costs one node, not two:
+a label that never arrived is MANIFEST and left out of every majority instead
+of voting for the default, and a loyal relayer that holds MANIFEST relays
+ERROR (their "R": a report that its commander was manifest to it), which does
+vote. Without that report a Byzantine lieutenant could steer each receiver of a
+silent commander alone (TP's flaw, N=5, m=1). Message counts are OM's.
+
 No I/O, no clock, no randomness: frames in, frames out, decisions.
 """
 
@@ -28,7 +36,7 @@ from voter.core.protocol import (
     path_ok,
     valid_paths,
 )
-from voter.core.values import Domain, Invalid, Value
+from voter.core.values import ERROR, MANIFEST, Domain, Invalid, Value
 from voter.core.vote import majority
 
 
@@ -67,6 +75,9 @@ class OMNode:
         self._valid = valid_paths(params, me)
         self._val: dict[tuple[int, ...], Value] = {}
         self._round = 0
+        #: OMH: manifest labels leave the majority; what a relayer sends for one
+        self.hybrid = params.algorithm == "omh"
+        self._missing: Value = ERROR if self.hybrid else params.default
 
     # -- sending ---------------------------------------------------------------
     def outgoing(self, round_no: int) -> dict[int, list[Entry]]:
@@ -78,7 +89,7 @@ class OMNode:
                 for j in out:
                     out[j].append(Entry((self.me,), self.own_value))
         elif 2 <= round_no <= p.rounds:
-            val, default = self._val, p.default
+            val, default = self._val, self._missing
             for sigma, relayed, dsts in _relay_plan(p, self.me, round_no):
                 entry = Entry(relayed, val.get(sigma, default))
                 for j in dsts:
@@ -115,9 +126,9 @@ class OMNode:
     # -- deciding --------------------------------------------------------------
     def decide(self) -> dict[int, Value]:
         """Every commander's agreed value (own value for the node's own instance)."""
+        resolve = self._resolve_hybrid if self.hybrid else self._resolve
         return {
-            c: self.own_value if c == self.me else self._resolve((c,))
-            for c in self.params.commanders
+            c: self.own_value if c == self.me else resolve((c,)) for c in self.params.commanders
         }
 
     def _resolve(self, sigma: tuple[int, ...]) -> Value:
@@ -130,6 +141,43 @@ class OMNode:
             if j != self.me and j not in sigma:
                 votes.append(self._resolve((*sigma, j)))
         return majority(votes, p.default)
+
+    def _resolve_hybrid(self, sigma: tuple[int, ...]) -> Value:
+        """OMH's decision at the top: ERROR's report or no vote at all becomes the default."""
+        got = self._hybrid_majority(sigma)
+        return self.params.default if got is MANIFEST or got is ERROR else got
+
+    def _hybrid_majority(self, sigma: tuple[int, ...]) -> Value:
+        """The majority of the non-manifest votes at `sigma`; MANIFEST when none is left.
+
+        Each vote is a lieutenant's entry as every loyal node sees it, this node's
+        own included (LSP's invariant, which makes loyal vectors identical): at
+        the leaves the raw relayed value (ERROR is a report, so it votes; a
+        missing one is MANIFEST); above them the sub-instance's outcome, where
+        ERROR means its commander was manifest, so it is MANIFEST there.
+        """
+        p = self.params
+        leaves = len(sigma) + 1 == p.rounds
+        own = self._val.get(sigma, ERROR)  # what this node relayed for sigma
+        votes = [MANIFEST if own is ERROR and not leaves else own]
+        for j in range(p.nodes):
+            if j != self.me and j not in sigma:
+                child = (*sigma, j)
+                if leaves:
+                    votes.append(self._leaf(child))
+                else:
+                    sub = self._hybrid_majority(child)
+                    votes.append(MANIFEST if sub is ERROR else sub)
+        present = [v for v in votes if v is not MANIFEST]
+        return majority(present, ERROR) if present else MANIFEST
+
+    def _leaf(self, label: tuple[int, ...]) -> Value:
+        """A relayed value as it votes: ERROR (a report) does, a missing message does not.
+
+        Thambidurai-Park's original rule left the report out too; a test switches
+        this back to theirs and the search finds their counterexample.
+        """
+        return self._val.get(label, MANIFEST)
 
     def received_values(self) -> Mapping[tuple[int, ...], Value]:
         """The EIG tree as received (for traces and the independent monitor path)."""

@@ -18,14 +18,16 @@ from voter.core.values import Value
 
 
 class Algorithm(StrEnum):
-    """Oral messages (OM(m), N >= 3f+1) or signed messages (SM(m), Ed25519, N >= f+2).
+    """Oral messages (OM(m), N >= 3f+1), OM under the hybrid fault model (OMH(m), Lincoln-Rushby:
+    N > 2a + 2s + b + m) or signed messages (SM(m), Ed25519, N >= f+2).
 
     Parsed once where text comes in (cluster.toml, a campaign, a command line);
     a StrEnum, so it is written to JSON and TOML as its value and compares
-    equal to "om"/"sm".
+    equal to "om"/"omh"/"sm".
     """
 
     OM = "om"
+    OMH = "omh"
     SM = "sm"
 
 
@@ -46,15 +48,45 @@ def oral_bound(nodes: int) -> int:
     return max(0, (nodes - 1) // 3)
 
 
+def is_oral(algorithm: str) -> bool:
+    """True for the unsigned algorithms (OM and OMH): they share the EIG node and its sizes."""
+    return algorithm != "sm"
+
+
 def fault_bound(algorithm: str, nodes: int, m: int) -> int:
     """The most arbitrary faults the theory lets `algorithm` with `m` rounds tolerate on `nodes`.
 
-    OM(m): f < N/3 and f <= m (LSP); SM(m): f <= N-2 and f <= m. A cluster with
-    OM and N <= 3m is accepted (it is how the impossibility result is shown);
-    its bound is then below m. The one place this rule is written.
+    OM(m) and OMH(m): f < N/3 and f <= m (LSP; OMH with a = f, s = b = 0);
+    SM(m): f <= N-2 and f <= m. A cluster with OM and N <= 3m is accepted (it is
+    how the impossibility result is shown); its bound is then below m. The one
+    place this rule is written.
     """
-    limit = oral_bound(nodes) if algorithm == "om" else nodes - 2
+    limit = oral_bound(nodes) if is_oral(algorithm) else nodes - 2
     return max(0, min(m, limit))
+
+
+def hybrid_bound_holds(nodes: int, m: int, asymmetric: int, symmetric: int, manifest: int) -> bool:
+    """Whether OMH(m) tolerates this mix: N > 2a + 2s + b + m and a <= m (Lincoln-Rushby 1993).
+
+    A manifest fault (missing, late, undecodable) costs one node, a symmetric
+    one (the same wrong value to all) two, an asymmetric (Byzantine) one two.
+    With s = b = 0 it is OM's bound (N >= 3a + 1 when m = a).
+    """
+    return (
+        nodes > 2 * asymmetric + 2 * symmetric + manifest + m
+        and asymmetric <= m
+        and min(asymmetric, symmetric, manifest) >= 0
+    )
+
+
+def mix_within_bound(
+    algorithm: str, nodes: int, m: int, asymmetric: int, symmetric: int, manifest: int
+) -> bool:
+    """Whether the theory covers this fault mix: OMH by its hybrid bound, OM and SM count every
+    fault, manifest ones included, against `fault_bound` (for them a crash is just a fault)."""
+    if algorithm == "omh":
+        return hybrid_bound_holds(nodes, m, asymmetric, symmetric, manifest)
+    return asymmetric + symmetric + manifest <= fault_bound(algorithm, nodes, m)
 
 
 class ConfigError(ValueError):
@@ -77,8 +109,8 @@ class Params:
             raise ConfigError(f"nodes must be 2..{NODES_MAX}, got {self.nodes}")
         if not 0 <= self.m <= M_MAX:
             raise ConfigError(f"m must be 0..{M_MAX}, got {self.m}")
-        if self.algorithm not in ("om", "sm"):
-            raise ConfigError(f"algorithm must be 'om' or 'sm', got {self.algorithm!r}")
+        if self.algorithm not in ALGORITHMS:
+            raise ConfigError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
         if not self.commanders or any(not 0 <= c < self.nodes for c in self.commanders):
             raise ConfigError("commanders must be node ids of the cluster")
         if len(set(self.commanders)) != len(self.commanders):

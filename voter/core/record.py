@@ -44,6 +44,8 @@ class DecisionRecord:
     corrected: int = 0
     #: why entries were dropped this tick, by reason (only when some were)
     reasons: dict[str, int] | None = None
+    #: channels of `local` the board's validity checks voided this tick: name -> reason
+    invalid: dict[str, str] | None = None
     #: CPU time of the whole tick (only where the board measures it)
     cpu_us: float | None = None
     timing: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(TIMING_KEYS))
@@ -72,6 +74,8 @@ class DecisionRecord:
         }
         if self.reasons:
             line["reasons"] = self.reasons
+        if self.invalid:
+            line["invalid"] = self.invalid
         if self.cpu_us is not None:
             line["cpu_us"] = self.cpu_us
         line.update(self.timing)
@@ -100,6 +104,7 @@ class DecisionRecord:
             dropped=_int(obj.get("dropped")),
             corrected=_int(obj.get("corrected")),
             reasons=_reasons(obj.get("reasons")),
+            invalid=_invalid(obj.get("invalid")),
             cpu_us=_num(obj.get("cpu_us")),
             timing={k: _num(obj.get(k)) for k in TIMING_KEYS},
             sync=obj.get("sync") if isinstance(obj.get("sync"), bool) else None,
@@ -138,6 +143,12 @@ def _int(v: Any, default: int = 0) -> int:
 
 def _num(v: Any) -> float | None:
     return v if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _invalid(v: Any) -> dict[str, str] | None:
+    if not isinstance(v, dict):
+        return None
+    return {str(k): str(r) for k, r in v.items()} or None
 
 
 def _reasons(v: Any) -> dict[str, int] | None:

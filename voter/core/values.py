@@ -21,6 +21,31 @@ Value: TypeAlias = Hashable
 ERROR: None = None
 
 
+class Manifest:
+    """The type of `MANIFEST`: one instance, so `is` tells it from every value."""
+
+    _instance: Manifest | None = None
+
+    def __new__(cls) -> Manifest:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MANIFEST"
+
+    def __reduce__(self) -> str:
+        return "MANIFEST"
+
+
+#: A message that manifestly did not arrive usable (missing, late, a CRC or decode drop,
+#: a rejected entry). OM gives it the default, so it votes; OMH (the hybrid fault model)
+#: leaves it out of the majority. It never travels: a loyal relayer that holds MANIFEST
+#: sends ERROR (Lincoln-Rushby's "R", a report of a manifest fault upstream), which is a
+#: value and does vote. Never on the wire, never in a decision.
+MANIFEST = Manifest()
+
+
 class Invalid(Exception):
     """A peer sent a value outside the domain (the frame entry is dropped, not the node)."""
 
