@@ -31,6 +31,7 @@ from hil.outcome import MODES, Runner, RunnerError, invalid_counts, judge, timel
 from hil.rig import Rig, mismatch
 from hil.scenario import CHANNELS, Scenario
 from hil.sim import SimRunner
+from hil.smr_sim import SmrConfig, SmrConfigError
 from hil.verdict import finish, missed_start, missed_start_text
 from voter.config import ConfigFileError, parse_validity, validity_inline
 from voter.core.driver import parse_publish
@@ -52,6 +53,8 @@ SCENARIO_KEYS = {
     "publish",
     "fail_silent",
     "validity",
+    "replication",
+    "commands",
 }
 
 
@@ -126,6 +129,8 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         sc_seed = int(t.get("seed", seed))
         publish_raw = t.get("publish", "confirmed")
         fail_silent = t.get("fail_silent", True)
+        replication = t.get("replication")
+        commands = int(t.get("commands", 1000 if replication is not None else 0))
     except KeyError as e:
         raise CampaignError(f"{where}: missing key {e.args[0]}") from None
     except (TypeError, ValueError) as e:
@@ -148,6 +153,7 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         validity = parse_validity(t.get("validity", {}), CHANNELS, where)
     except ConfigFileError as e:
         raise CampaignError(str(e)) from None
+    _check_replication(replication, commands, faults, nodes, where)
     alg = Algorithm(algorithm)
     return Scenario(
         name,
@@ -163,7 +169,25 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         publish,
         fail_silent,
         validity,
+        replication=replication,
+        commands=commands,
     )
+
+
+def _check_replication(
+    replication: object, commands: int, faults: list[Fault], nodes: int, where: str
+) -> None:
+    """A command-log scenario (docs/hil.md): its protocol, its command count, faults it knows."""
+    if replication is None:
+        if commands:
+            raise CampaignError(f"{where}: commands needs replication = 'pbft' or 'crash'")
+        return
+    if not isinstance(replication, str):
+        raise CampaignError(f"{where}: replication must be 'pbft' or 'crash'")
+    try:
+        SmrConfig(replication, nodes, commands, faults=tuple(faults)).check()
+    except SmrConfigError as e:
+        raise CampaignError(f"{where}: {e}") from None
 
 
 def _scenario_faults(
@@ -245,6 +269,9 @@ def run_scenario(
 ) -> ScenarioResult:
     """Run one scenario in `mode`, judge it and count it, the same way in every mode."""
     started = time.monotonic()
+    if sc.replication is not None and mode != "sim":
+        log_why = "command-log scenarios run in the simulator only (--mode sim; docs/hil.md)"
+        return _skipped(sc, mode, rig, log_why, started)
     runner = runner_for(mode, rig)
     if rig is not None and mode == "serial":
         why = mismatch(sc.nodes, sc.algorithm, sc.m, rig, sc.validity)
@@ -275,7 +302,11 @@ def run_scenario(
         time.monotonic() - started,
         outcome.history_hash,
         extra={
-            **{k: v for k, v in outcome.extra.items() if k in ("run_dir", "rig", "stream")},
+            **{
+                k: v
+                for k, v in outcome.extra.items()
+                if k in ("run_dir", "rig", "stream", "command_log")
+            },
             # the validity checks' voids per board, channel and reason (scenarios that had any)
             **({"invalid": invalid} if invalid else {}),
         },
@@ -343,6 +374,8 @@ def scenario_toml(sc: Scenario, campaign: str) -> str:
     validity = validity_inline(CHANNELS, sc.validity)
     if validity:
         lines.append(f"validity = {validity}")
+    if sc.replication is not None:
+        lines += [f'replication = "{sc.replication}"', f"commands = {sc.commands}"]
     for f in sc.faults:
         lines.append("  [[scenario.fault]]")
         lines += [f"  {key} = {json.dumps(value)}" for key, value in to_table(f).items()]

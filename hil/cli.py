@@ -79,6 +79,16 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_OK if result.holds else EXIT_FAILED
 
 
+def _cost_table(args: argparse.Namespace) -> int:
+    from hil.cost_table import cost_table, format_table
+
+    if not 1 <= args.commands <= 100_000:
+        fail("--commands must be 1..100000")
+    table = cost_table(args.commands, args.seed)
+    print(json.dumps(table, indent=2) if args.json else format_table(table))
+    return EXIT_OK
+
+
 def _hybrid_mix(args: argparse.Namespace) -> Mix | None:
     """The hybrid classes asked for, or None for a plain `--traitors F` search."""
     from hil.hybrid import Mix
@@ -143,9 +153,14 @@ def _print_summary(out: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     for s in report["scenarios"]:
         mark = "PASS" if s["passed"] else "FAIL"
+        log = s.get("command_log")
+        size = f"{s['ticks']} ticks"
+        if log:  # a command log: its ticks are a limit (docs/hil.md)
+            size = f"{log['accepted']}/{log['commands']} commands in {log['ticks_run']} ticks"
+            size += f", {log['view_changes']} view change(s)"
         print(
             f"{mark}  {s['name']}: expected {s['expect']}, got {s['outcome']} "
-            f"({s['ticks']} ticks, seed {s['seed']})"
+            f"({size}, seed {s['seed']})"
         )
         if not s["passed"]:
             print(f"      reproduce: {s['command']}")
@@ -178,6 +193,24 @@ def main(argv: list[str] | None = None) -> None:
     cm.add_argument("--out", required=True)
     cm.add_argument("parts", nargs="+", help="shard report directories")
     cm.set_defaults(func=_campaign_merge)
+
+    ct = sub.add_parser(
+        "cost-table",
+        help="the seed's crash-vs-Byzantine table, measured (crash, OM(1), SM(1), PBFT)",
+        description="Run crash-only Multi-Paxos, OM(1), SM(1) and PBFT on simulated boards\n"
+        "and print, beside the seed's figures, what was counted (messages, rounds,\n"
+        "signatures, verifies per decision) and measured (decisions/s, p50/p99 latency\n"
+        "in process CPU time, no network), with the machine and the date.",
+        formatter_class=HelpFormatter,
+        epilog=epilog(
+            ["hil cost-table", "hil cost-table --json --commands 200"],
+            [(EXIT_OK, "the table was printed"), (EXIT_USAGE, "bad options (one line)")],
+        ),
+    )
+    ct.add_argument("--json", action="store_true", help="print the table as JSON (SPEC keys)")
+    ct.add_argument("--commands", type=int, default=1000, help="commands per command-log run")
+    ct.add_argument("--seed", type=int, default=0, help="seed of the simulated runs")
+    ct.set_defaults(func=_cost_table)
 
     args = parser.parse_args(argv)
     try:

@@ -115,6 +115,8 @@ def manifest_count(faults: Iterable[Fault]) -> int:
 def inside_bound(sc: Scenario) -> bool:
     """Whether the theory covers the scenario's faults: OMH by its hybrid bound (a crashed or
     silent board costs one node), OM and SM by counting every board against `sc.bound`."""
+    if sc.replication is not None:  # a command log: its own bound (hil.scenario.Scenario.bound)
+        return fault_budget(sc.faults)[0] <= sc.bound
     classes, _ = fault_classes(sc.faults)
     manifest = sum(1 for k in classes.values() if k == "manifest")
     return mix_within_bound(sc.algorithm, sc.nodes, sc.m, len(classes) - manifest, 0, manifest)

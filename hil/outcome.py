@@ -21,6 +21,7 @@ from hil.channel import ChannelStats
 from hil.checks import CheckResult, NodeLog, check
 from hil.faultspec import fault_budget, faulty_nodes, inside_bound, manifest_count
 from hil.scenario import Scenario
+from hil.smr_checks import check_log
 
 MODES = ("sim", "pty", "serial")
 
@@ -229,6 +230,8 @@ def _entries_state(
 
 def judge(sc: Scenario, logs: Mapping[int, NodeLog]) -> CheckResult:
     """The checker's verdict on a run of `sc`: its traitors left out, its ticks, its period."""
+    if sc.replication is not None:  # a command log: its own properties (hil.smr_checks)
+        return check_log(logs, sc.nodes, faulty_nodes(sc.faults))
     return check(
         logs, faulty_nodes(sc.faults), window=(0, sc.ticks - 1), period_us=1e6 / sc.tick_hz
     )

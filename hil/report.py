@@ -403,8 +403,8 @@ def _scenario_section(out: Path, s: Mapping[str, Any]) -> str:
     return f"""
 <section id="{e(s["name"])}"><h2>{e(s["name"])} <small class="{"pass" if s["passed"] else "fail"}">
 {"PASS" if s["passed"] else "FAIL"}</small></h2>
-<p>{s["nodes"]} boards, {e(s["algorithm"].upper())}({s["m"]}), {s["ticks"]} ticks at
-{s["tick_hz"]:g} Hz, mode {e(s["mode"])}, seed {s["seed"]}. Expected <b>{e(s["expect"])}</b>,
+<p>{s["nodes"]} boards, {_what(s)},
+mode {e(s["mode"])}, seed {s["seed"]}. Expected <b>{e(s["expect"])}</b>,
 got <b>{e(s["outcome"])}</b>. Fault budget: {s["fault_budget"]["counted"]} counted, bound
 {s["fault_budget"]["bound"]} ({"inside" if s["inside_bound"] else "outside"} the theory's bound:
 {e(reasons)}).</p>
@@ -415,6 +415,21 @@ got <b>{e(s["outcome"])}</b>. Fault budget: {s["fault_budget"]["counted"]} count
 {_violations_html(s)}{shrunk}
 <details><summary>counters</summary><table>{counters}</table></details>
 <p>Reproduce: <code>{e(s["command"])}</code></p></section>"""
+
+
+def _what(s: Mapping[str, Any]) -> str:
+    """What ran: the agreement algorithm and its ticks, or a command log (docs/hil.md)."""
+    log = s.get("command_log")
+    if not isinstance(log, Mapping):
+        alg = html.escape(str(s["algorithm"]).upper())
+        return f"{alg}({s['m']}), {s['ticks']} ticks at {s['tick_hz']:g} Hz"
+    return (
+        f"a replicated command log ({html.escape(str(log['protocol']))}): "
+        f"{log['accepted']} of {log['commands']} commands accepted in {log['ticks_run']} ticks "
+        f"(limit {s['ticks']}), {log['view_changes']} view change(s), "
+        f"{log['messages_per_decision']} messages per decision, {log['signatures']} signatures "
+        f"in all (one tick = one message delay, {1000 / s['tick_hz']:g} ms)"
+    )
 
 
 def _percent(a: Any) -> str:

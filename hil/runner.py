@@ -181,6 +181,7 @@ def _report(campaign: Campaign, results: list[ScenarioResult], opts: Options) ->
                 opts.shrink
                 and r.mode == "sim"
                 and r.outcome == "violation"
+                and r.scenario.replication is None  # a command log's ticks: a limit, not a length
                 and r.scenario.ticks <= SHRINK_MAX_TICKS
             ):
                 bar.update(task, description=f"shrinking {r.scenario.name}")

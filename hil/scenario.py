@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from voter.core.driver import Publish
-from voter.core.protocol import Algorithm, fault_bound
+from voter.core.protocol import Algorithm, fault_bound, oral_bound
 from voter.core.validity import ChannelLimits
-from voter.faultmodel import Fault
+from voter.faultmodel import Fault, Traitor
 
 #: the channels of a simulated or generated cluster (what the simulated sensor reads)
 CHANNELS = ("altitude_m", "airspeed_mps", "pitch_deg")
@@ -37,9 +37,19 @@ class Scenario:
     fail_silent: bool = True
     #: per channel (CHANNELS), the boards' validity checks on their own readings; () = none
     validity: tuple[ChannelLimits, ...] = ()
+    #: a replicated command log instead of per-tick agreement: "pbft" | "crash" (hil.smr_sim)
+    replication: str | None = None
+    #: how many commands the client sends to the command log
+    commands: int = 0
 
     @property
     def bound(self) -> int:
+        if self.replication == "pbft":
+            return oral_bound(self.nodes)
+        if self.replication == "crash":
+            # crash-only tolerates f < N/2 replicas that stop, and no replica that lies
+            lies = any(isinstance(f, Traitor) for f in self.faults)
+            return 0 if lies else (self.nodes - 1) // 2
         return fault_bound(self.algorithm, self.nodes, self.m)
 
     @property

@@ -50,6 +50,7 @@ from hil.faultspec import faulty_nodes
 from hil.outcome import RunOutcome, sum_links, timeline
 from hil.scenario import CHANNELS as CHANNEL_NAMES
 from hil.scenario import Scenario
+from hil.smr_sim import SmrRunner
 from hil.streamcheck import StreamCheck
 from voter.budget import ROUNDS_FRACTION
 from voter.bytelink import MemoryLink, memory_pair
@@ -580,6 +581,8 @@ def _open_logs(log_dir: Path | None, nodes: int) -> dict[int, DecisionLog]:
 
 def sim_config(sc: Scenario, *, fast_lane: bool = True) -> SimConfig:
     """The simulator's configuration for a scenario (the one place a Scenario becomes one)."""
+    if sc.replication is not None:
+        raise ValueError(f"{sc.name}: a command-log scenario runs in hil.smr_sim, not hil.sim")
     return SimConfig(
         nodes=sc.nodes,
         algorithm=sc.algorithm,
@@ -607,6 +610,8 @@ class SimRunner:
         self, sc: Scenario, out: Path | None = None, progress: Callable[[int], None] | None = None
     ) -> RunOutcome:
         """Simulate `sc` (nothing is written: `out` is for the interface's sake)."""
+        if sc.replication is not None:  # a command log, not per-tick agreement
+            return SmrRunner().run(sc, out, progress)
         started = time.monotonic()
         sim = Simulator(sim_config(sc, fast_lane=self.fast_lane), progress)
         r = sim.run()

@@ -53,3 +53,39 @@ def ic_inside_bound(draw: st.DrawFn) -> dict[str, object]:
         "readings": values,
         "seed": seed,
     }
+
+
+@st.composite
+def command_log_inside_bound(draw: st.DrawFn) -> dict[str, object]:
+    """A command-log run the theory says is safe and live: PBFT N=4 with one faulty replica
+    (any strategy, any window, lossy links at it), or crash-only N=3 with one crash or a
+    lossy/slow link at one board."""
+    from hil.smr_adversary import SMR_STRATEGIES
+    from voter.faultmodel import Crash, LinkDelay, LinkDrop, LinkSelector, Traitor, Window
+
+    protocol = draw(st.sampled_from(["pbft", "crash"]))
+    nodes = 4 if protocol == "pbft" else 3
+    node = draw(st.integers(0, nodes - 1))
+    other = draw(st.sampled_from([j for j in range(nodes) if j != node]))
+    link = LinkSelector((node, other))
+    faults: list[object] = []
+    if protocol == "pbft":
+        start = draw(st.integers(0, 60))
+        end = draw(st.one_of(st.none(), st.integers(start, start + 150)))
+        strategy = draw(st.sampled_from(sorted(SMR_STRATEGIES)))
+        faults.append(Traitor(node, strategy, window=Window(start, end)))
+        faults.append(LinkDrop(link, draw(st.sampled_from([0.0, 0.05, 0.3, 1.0]))))
+    else:
+        kind = draw(st.sampled_from(["crash", "drop", "delay"]))
+        if kind == "crash":
+            faults.append(Crash(node, draw(st.integers(1, 100))))
+        elif kind == "drop":
+            faults.append(LinkDrop(link, draw(st.sampled_from([0.05, 0.3]))))
+        else:
+            faults.append(LinkDelay(link, draw(st.sampled_from([20.0, 100.0]))))
+    return {
+        "protocol": protocol,
+        "nodes": nodes,
+        "faults": tuple(faults),
+        "seed": draw(st.integers(0, 2**16)),
+    }

@@ -1,0 +1,283 @@
+"""Crash-only command log: Multi-Paxos with a stable leader (Viewstamped Replication's shape).
+
+N = 2f+1 replicas, no signatures: a replica may stop, never lie. The leader of
+view v (v mod N) gives each client request the next sequence number and sends
+it to every follower (accept); a follower stores it and answers (accepted); the
+leader counts f+1 acceptances including its own, executes, replies to the
+client (one reply suffices: nobody lies) and tells the followers (decide), who
+execute in order. Two message delays from the leader to a decision.
+
+Leader change: a follower that sees no progress on a pending request for a
+timeout sends its whole accepted log to the next view's leader; with f+1 logs
+(its own among them) that leader keeps, per sequence number, the entry from
+the highest view (a decided entry was accepted by f+1 replicas, so one of any
+f+1 logs has it), fills gaps with nothing, and starts the view by sending the
+result to all. Nothing in this protocol defends against a replica that lies:
+an equivocating leader splits the followers (the seed's 3f+1 argument, shown by
+campaigns/command-log.toml). Pure: no I/O, no clock, no randomness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from voter.core.smr import Counts, Executed, Reply, Request, Send, Service, broadcast
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    view: int
+    seq: int
+    request: Request | None
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    view: int
+    seq: int
+    node: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decide:
+    """Everything up to `upto` is decided (the leader's commit point)."""
+
+    view: int
+    upto: int
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    seq: int
+    view: int
+    request: Request | None
+
+
+@dataclass(frozen=True, slots=True)
+class DoViewChange:
+    view: int
+    log: tuple[Entry, ...]
+    node: int
+
+
+@dataclass(frozen=True, slots=True)
+class StartView:
+    """The new leader's log; everything up to `decided` it has executed (followers ack the rest)."""
+
+    view: int
+    log: tuple[Entry, ...]
+    decided: int
+
+
+@dataclass(frozen=True)
+class PaxosConfig:
+    nodes: int
+    clients: tuple[int, ...]
+    timeout_ticks: int = 20
+
+    @property
+    def f(self) -> int:
+        return (self.nodes - 1) // 2
+
+    def leader(self, view: int) -> int:
+        return view % self.nodes
+
+
+@dataclass
+class PaxosReplica:
+    node: int
+    cfg: PaxosConfig
+    view: int = 0
+    normal: bool = True
+    counts: Counts = field(default_factory=Counts)
+    executed: list[Executed] = field(default_factory=list)
+    service: Service = field(default_factory=Service)
+    #: accepted entries by sequence number (the latest view's)
+    log: dict[int, Entry] = field(default_factory=dict)
+    acks: dict[int, set[int]] = field(default_factory=dict)
+    decided: int = 0
+    last_exec: int = 0
+    pending: dict[tuple[int, int], Request] = field(default_factory=dict)
+    assigned: set[tuple[int, int]] = field(default_factory=set)
+    next_seq: int = 1
+    progress_at: int = 0
+    vc_started: int = 0
+    vc_attempt: int = 0
+    changes: dict[int, dict[int, DoViewChange]] = field(default_factory=dict)
+    refused: int = 0
+
+    @property
+    def is_leader(self) -> bool:
+        return self.cfg.leader(self.view) == self.node
+
+    def receive(self, src: int, msg: Any, now: int) -> list[Send]:
+        out = self._dispatch(src, msg, now)
+        self.counts.add(out)
+        return out
+
+    def tick(self, now: int) -> list[Send]:
+        out: list[Send] = []
+        if self.normal:
+            if self.pending and now - self.progress_at > self.cfg.timeout_ticks:
+                out = self._start_view_change(self.view + 1, now)
+        elif now - self.vc_started > self.cfg.timeout_ticks * 2 ** min(self.vc_attempt, 6):
+            out = self._start_view_change(self.view + 1, now)
+        self.counts.add(out)
+        return out
+
+    def _dispatch(self, src: int, msg: Any, now: int) -> list[Send]:
+        if isinstance(msg, Request):
+            return self._on_request(msg, now)
+        if isinstance(msg, DoViewChange):
+            return self._on_do_view_change(msg, now)
+        if isinstance(msg, StartView):
+            return self._on_start_view(src, msg, now)
+        if not isinstance(msg, Accept | Accepted | Decide) or msg.view != self.view:
+            self.refused += 1  # another view's message: the sender will catch up or time out
+            return []
+        if not self.normal:
+            return []
+        if isinstance(msg, Accept):
+            return self._on_accept(src, msg, now)
+        if isinstance(msg, Accepted):
+            return self._on_accepted(msg, now)
+        return self._on_decide(src, msg, now)
+
+    def _on_request(self, req: Request, now: int) -> list[Send]:
+        if req.client not in self.cfg.clients:
+            self.refused += 1
+            return []
+        done = self.service.done.get(req.key)
+        if done is not None:
+            return [Send(req.client, self._reply(req, *done))] if self.is_leader else []
+        if req.key not in self.pending:
+            if not self.pending:
+                self.progress_at = now
+            self.pending[req.key] = req
+        return self._propose() if self.is_leader and self.normal else []
+
+    def _propose(self) -> list[Send]:
+        out: list[Send] = []
+        for key, req in list(self.pending.items()):
+            if key in self.assigned:
+                continue
+            self.assigned.add(key)
+            seq = self.next_seq
+            self.next_seq += 1
+            self.log[seq] = Entry(seq, self.view, req)
+            self.acks[seq] = {self.node}
+            out += broadcast(Accept(self.view, seq, req), self.cfg.nodes, self.node)
+        return out
+
+    def _on_accept(self, src: int, a: Accept, now: int) -> list[Send]:
+        if src != self.cfg.leader(self.view) or a.seq <= self.last_exec:
+            return []
+        self.log[a.seq] = Entry(a.seq, a.view, a.request)
+        if a.request is not None and a.request.key not in self.service.done:
+            self.pending.setdefault(a.request.key, a.request)
+        return [Send(src, Accepted(a.view, a.seq, self.node))]
+
+    def _on_accepted(self, a: Accepted, now: int) -> list[Send]:
+        if not self.is_leader or a.seq not in self.acks:
+            return []
+        self.acks[a.seq].add(a.node)
+        out: list[Send] = []
+        while len(self.acks.get(self.decided + 1, ())) >= self.cfg.f + 1:
+            self.decided += 1
+            del self.acks[self.decided]
+            out += broadcast(Decide(self.view, self.decided), self.cfg.nodes, self.node)
+        return out + self._execute(now)
+
+    def _on_decide(self, src: int, d: Decide, now: int) -> list[Send]:
+        if src != self.cfg.leader(self.view):
+            return []
+        self.decided = max(self.decided, d.upto)
+        return self._execute(now)
+
+    def _execute(self, now: int) -> list[Send]:
+        out: list[Send] = []
+        while self.last_exec < self.decided and self.last_exec + 1 in self.log:
+            seq = self.last_exec + 1
+            req = self.log[seq].request
+            result = self.service.apply(seq, req)
+            self.executed.append(Executed(seq, self.view, req, result))
+            self.last_exec, self.progress_at = seq, now
+            if req is not None:
+                self.pending.pop(req.key, None)
+                if self.is_leader:
+                    out.append(Send(req.client, self._reply(req, seq, result)))
+        return out
+
+    def _reply(self, req: Request, seq: int, result: str) -> Reply:
+        return Reply(self.view, req.client, req.req, seq, result, self.node)
+
+    # -- leader change ---------------------------------------------------------------------
+    def _start_view_change(self, view: int, now: int) -> list[Send]:
+        self.view, self.normal = view, False
+        self.vc_started, self.vc_attempt = now, self.vc_attempt + 1
+        dvc = DoViewChange(view, tuple(self.log[s] for s in sorted(self.log)), self.node)
+        leader = self.cfg.leader(view)
+        if leader == self.node:
+            return self._on_do_view_change(dvc, now)
+        return [Send(leader, dvc)]
+
+    def _on_do_view_change(self, dvc: DoViewChange, now: int) -> list[Send]:
+        if self.cfg.leader(dvc.view) != self.node or dvc.view < self.view:
+            return []
+        if dvc.view == self.view and self.normal:
+            return []  # already started that view
+        out: list[Send] = []
+        if dvc.view > self.view and dvc.node != self.node:  # a follower asks: join with own log
+            out += self._start_view_change(dvc.view, now)
+        self.changes.setdefault(dvc.view, {})[dvc.node] = dvc
+        got = self.changes[dvc.view]
+        if len(got) < self.cfg.f + 1 or self.view != dvc.view or self.normal:
+            return out
+        log = merge_logs(dvc.view, got.values())
+        sv = StartView(dvc.view, log, self.last_exec)
+        return out + broadcast(sv, self.cfg.nodes, self.node) + self._begin(dvc.view, log, now)
+
+    def _on_start_view(self, src: int, sv: StartView, now: int) -> list[Send]:
+        if src != self.cfg.leader(sv.view) or sv.view < self.view:
+            return []
+        if sv.view == self.view and self.normal:
+            return []
+        out = self._begin(sv.view, sv.log, now)
+        self.decided = max(self.decided, sv.decided)
+        acks = [
+            Send(src, Accepted(sv.view, e.seq, self.node)) for e in sv.log if e.seq > sv.decided
+        ]
+        return out + acks + self._execute(now)
+
+    def _begin(self, view: int, log: tuple[Entry, ...], now: int) -> list[Send]:
+        """Enter `view` with `log`: everything not yet executed is re-accepted in this view."""
+        self.view, self.normal = view, True
+        self.progress_at, self.vc_attempt = now, 0
+        self.counts.view_changes += 1
+        self.changes = {v: d for v, d in self.changes.items() if v > view}
+        self.log = {s: e for s, e in self.log.items() if s <= self.last_exec}
+        self.assigned, self.acks = set(), {}
+        for e in log:
+            if e.seq > self.last_exec:
+                self.log[e.seq] = e
+            if e.request is not None:
+                self.assigned.add(e.request.key)
+        top = max((e.seq for e in log), default=self.last_exec)
+        self.next_seq = max(top, self.last_exec) + 1
+        self.decided = self.last_exec
+        if not self.is_leader:
+            return []
+        self.acks = {e.seq: {self.node} for e in log if e.seq > self.last_exec}
+        return self._propose()
+
+
+def merge_logs(view: int, changes: Any) -> tuple[Entry, ...]:
+    """The new view's log: per sequence number the entry of the highest view, gaps as null."""
+    best: dict[int, Entry] = {}
+    for c in changes:
+        for e in c.log:
+            if e.seq not in best or e.view > best[e.seq].view:
+                best[e.seq] = e
+    top = max(best, default=0)
+    return tuple(Entry(s, view, best[s].request if s in best else None) for s in range(1, top + 1))
