@@ -1,0 +1,114 @@
+"""`hil campaign run --engine dask`: scenarios as tasks of a Dask distributed scheduler.
+
+The scheduler owns retries: a worker process that dies (killed, out of memory, its
+machine gone) takes its running scenarios with it, and the scheduler hands them to
+another worker. That is safe because a simulated scenario is a pure function of
+its `Scenario` (one seed drives everything; docs/design.md), so the re-run gives the
+same result and the same history hash. A scenario that kills every worker it lands
+on is given up after `distributed.scheduler.allowed-failures` deaths and named in
+one line, never silently left out of the report.
+
+Dask is an optional extra (`pip install 'voter[dist]'`): it is imported here only,
+and only when the engine is asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from hil.campaign import CampaignError, ScenarioResult, run_scenario
+from hil.scenario import Scenario
+
+ENGINES = ("local", "dask")
+NO_DASK = (
+    "--engine dask needs Dask distributed, which is not installed: "
+    "pip install 'voter[dist]' (or 'dask[distributed]')"
+)
+
+
+def _distributed() -> Any:
+    """The `distributed` module, or the one line that says how to get it."""
+    try:
+        import distributed
+    except ImportError:
+        raise CampaignError(NO_DASK) from None
+    return distributed
+
+
+@contextlib.contextmanager
+def client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
+    """A client of the scheduler at `scheduler`, or of a LocalCluster of `workers` processes.
+
+    One thread per worker process: the simulator is pure Python, so threads would
+    share one GIL and a worker would run one scenario at a time anyway."""
+    distributed = _distributed()
+    if scheduler is not None:
+        try:
+            c = distributed.Client(scheduler, timeout="10s", set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as e:
+            raise CampaignError(f"--scheduler {scheduler}: cannot connect: {e}") from None
+        with c:
+            yield c
+        return
+    n = workers or os.cpu_count() or 1
+    with (
+        distributed.LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=40,  # logging.ERROR: a restarted worker is the report's business
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as c,
+    ):
+        yield c
+
+
+def run_scenarios(
+    c: Any,
+    scenarios: Sequence[Scenario],
+    mode: str,
+    out: Path,
+    on_result: Callable[[ScenarioResult], None] | None = None,
+) -> list[ScenarioResult]:
+    """Every scenario run on the cluster, in the campaign's order, each reported as it arrives.
+
+    The results come back in whatever order the workers finish; the report keeps
+    the campaign's order, so it is the same report a local run writes."""
+    distributed = _distributed()
+    run = uuid.uuid4().hex[:12]  # two campaigns on one scheduler never share a task's key
+    futures = {
+        c.submit(run_scenario, s, mode, out, key=f"scenario-{s.name}-{run}"): k
+        for k, s in enumerate(scenarios)
+    }
+    done: dict[int, ScenarioResult] = {}
+    try:
+        for fut in distributed.as_completed(futures, loop=c.loop):
+            k = futures[fut]
+            done[k] = _result(fut, scenarios[k], distributed)
+            if on_result is not None:
+                on_result(done[k])
+    finally:
+        c.cancel(list(futures))  # Ctrl-C or a lost scenario: nothing left queued on the cluster
+    return [done[k] for k in range(len(scenarios))]
+
+
+def _result(fut: Any, sc: Scenario, distributed: Any) -> ScenarioResult:
+    try:
+        r: ScenarioResult = fut.result()
+    except distributed.KilledWorker as e:
+        raise CampaignError(
+            f"scenario {sc.name!r}: lost with every worker it ran on, given up after "
+            f"distributed.scheduler.allowed-failures ({e})"
+        ) from None
+    except ModuleNotFoundError as e:
+        raise CampaignError(
+            f"scenario {sc.name!r}: a worker cannot import {e.name!r}: "
+            "install this voter in the workers' environment"
+        ) from None
+    return r
