@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -56,17 +58,39 @@ def client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
             yield c
         return
     n = workers or os.cpu_count() or 1
-    with (
-        distributed.LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=40,  # logging.ERROR: a restarted worker is the report's business
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as c,
-    ):
-        yield c
+    with contextlib.ExitStack() as stack:
+        with _workers_ignore_sigint():
+            cluster = stack.enter_context(
+                distributed.LocalCluster(
+                    n_workers=n,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",  # any free port (None: 8787, often taken)
+                    silence_logs=50,  # CRITICAL: a lost worker is the report's business
+                )
+            )
+        yield stack.enter_context(distributed.Client(cluster, set_as_default=False))
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """Ctrl-C reaches the terminal's whole process group, the local cluster's workers
+    too, and a worker still importing would print a KeyboardInterrupt traceback.
+
+    An ignored signal stays ignored across exec, and Python then leaves it so: the
+    workers spawned while the cluster starts ignore SIGINT for life, and hil, whose
+    handler is back as soon as the cluster is up, stops them when it stops. The cost:
+    a Ctrl-C during those seconds of start-up is not seen (press it again). A worker
+    the nanny restarts later is spawned without this; a Ctrl-C exactly while it
+    imports would print its traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (and gets Ctrl-C)
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def run_scenarios(

@@ -55,7 +55,7 @@ def cluster(workers: int, allowed_failures: int = 3) -> Iterator[tuple[LocalClus
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
             silence_logs=50,
         ) as lc,
         Client(lc, set_as_default=False) as c,
