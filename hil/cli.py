@@ -62,7 +62,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _campaign_run(args: argparse.Namespace) -> int:
     from hil.campaign import CampaignError
-    from hil.runner import Options, parse_shard, run_campaign
+    from hil.runner import Options, parse_seeds, parse_shard, run_campaign
 
     if args.jobs < 1 or (args.ticks is not None and args.ticks < 1):
         fail("--jobs and --ticks must be >= 1")
@@ -71,11 +71,15 @@ def _campaign_run(args: argparse.Namespace) -> int:
     _check_engine(args)
     try:
         shard = parse_shard(args.shard) if args.shard else None
+        seeds = parse_seeds(args.seeds) if args.seeds else None
+        if seeds is not None and args.seed is not None:
+            fail("--seed and --seeds: give one")
         opts = Options(
             out=Path(args.out),
             mode=args.mode,
             jobs=args.jobs,
             seed=args.seed,
+            seeds=seeds,
             shard=shard,
             only=args.only,
             ticks=args.ticks,
@@ -262,6 +266,12 @@ def _add_campaign_run_options(cr: argparse.ArgumentParser) -> None:
         help="dask without --scheduler: worker processes (default: the CPU count)",
     )
     cr.add_argument("--seed", type=int, default=None, help="override every scenario's seed")
+    cr.add_argument(
+        "--seeds",
+        default=None,
+        metavar="FIRST..LAST",
+        help="run every scenario once per seed in FIRST..LAST (inclusive), as NAME-seedS",
+    )
     cr.add_argument("--shard", default=None, help="run shard I/N of the scenarios (0 <= I < N)")
     cr.add_argument("--only", action="append", default=[], help="run only this scenario")
     cr.add_argument("--ticks", type=int, default=None, help="override every scenario's ticks")

@@ -2,11 +2,12 @@
 
 The scheduler owns retries: a worker process that dies (killed, out of memory, its
 machine gone) takes its running scenarios with it, and the scheduler hands them to
-another worker. That is safe because a simulated scenario is a pure function of
-its `Scenario` (one seed drives everything; docs/design.md), so the re-run gives the
-same result and the same history hash. A scenario that kills every worker it lands
-on is given up after `distributed.scheduler.allowed-failures` deaths and named in
-one line, never silently left out of the report.
+another worker (or to the one its nanny restarts). That is safe because a simulated
+scenario is a pure function of its `Scenario` (one seed drives everything;
+docs/design.md), so the re-run gives the same result and the same history hash. A
+scenario that kills every worker it lands on is given up after
+`distributed.scheduler.allowed-failures` deaths and named in one line, never
+silently left out of the report.
 
 Dask is an optional extra (`pip install 'voter[dist]'`): it is imported here only,
 and only when the engine is asked for.
@@ -26,7 +27,6 @@ from typing import Any
 from hil.campaign import CampaignError, ScenarioResult, run_scenario
 from hil.scenario import Scenario
 
-ENGINES = ("local", "dask")
 NO_DASK = (
     "--engine dask needs Dask distributed, which is not installed: "
     "pip install 'voter[dist]' (or 'dask[distributed]')"

@@ -31,6 +31,7 @@ from hil.campaign import (
     run_scenario,
     scenario_to_json,
     scenario_toml,
+    seeded_name,
     shrink,
 )
 from hil.faultspec import faulty_nodes, validate_run
@@ -50,6 +51,8 @@ class Options:
     mode: str = "sim"
     jobs: int = 1
     seed: int | None = None
+    #: run every scenario once per seed FIRST..LAST, as NAME-seedS (seed ranges: soaks)
+    seeds: tuple[int, int] | None = None
     shard: tuple[int, int] | None = None
     only: Sequence[str] = ()
     ticks: int | None = None
@@ -79,6 +82,16 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def parse_seeds(text: str) -> tuple[int, int]:
+    try:
+        first, last = (int(x) for x in text.split(".."))
+    except ValueError:
+        raise CampaignError(f"--seeds {text!r}: expected FIRST..LAST, e.g. 1..100") from None
+    if not 0 <= first <= last:
+        raise CampaignError(f"--seeds {text!r}: need 0 <= FIRST <= LAST")
+    return first, last
+
+
 def select(c: Campaign, opts: Options) -> list[Scenario]:
     chosen = list(c.scenarios)
     if opts.only:
@@ -88,6 +101,13 @@ def select(c: Campaign, opts: Options) -> list[Scenario]:
         chosen = [s for s in chosen if s.name in opts.only]
     if opts.seed is not None:
         chosen = [replace(s, seed=opts.seed) for s in chosen]
+    if opts.seeds is not None:  # before sharding: a shard is a share of the seed range too
+        first, last = opts.seeds
+        chosen = [
+            replace(s, name=seeded_name(s.name, k), seed=k)
+            for s in chosen
+            for k in range(first, last + 1)
+        ]
     if opts.ticks is not None:
         chosen = [replace(s, ticks=opts.ticks) for s in chosen]
         for s in chosen:  # a fault past the shortened run would silently never fire
