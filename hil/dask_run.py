@@ -42,6 +42,13 @@ def _distributed() -> Any:
     return distributed
 
 
+def dask_config() -> Any:
+    """`dask.config` (Dask is there whenever `distributed` is)."""
+    import dask.config
+
+    return dask.config
+
+
 @contextlib.contextmanager
 def client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     """A client of the scheduler at `scheduler`, or of a LocalCluster of `workers` processes.
@@ -58,8 +65,12 @@ def client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
             yield c
         return
     n = workers or os.cpu_count() or 1
+    # No statistical profiler in the workers: it samples the busy thread every 10 ms
+    # for a dashboard nobody opens here (x1.06 ticks per worker CPU second without it,
+    # docs/performance.md). The workers are spawned with this process's config.
+    quiet = {"distributed.worker.profile.enabled": False}
     with contextlib.ExitStack() as stack:
-        with _workers_ignore_sigint():
+        with _workers_ignore_sigint(), dask_config().set(quiet):
             cluster = stack.enter_context(
                 distributed.LocalCluster(
                     n_workers=n,
