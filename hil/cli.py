@@ -263,7 +263,8 @@ def _add_campaign_run_options(cr: argparse.ArgumentParser) -> None:
         "--workers",
         type=int,
         default=None,
-        help="dask without --scheduler: worker processes (default: the CPU count)",
+        help="dask without --scheduler: worker processes (default: the CPU count, at most "
+        "one per scenario)",
     )
     cr.add_argument("--seed", type=int, default=None, help="override every scenario's seed")
     cr.add_argument(

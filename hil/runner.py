@@ -208,7 +208,9 @@ def _run_dask(
 
     if opts.mode != "sim":
         raise CampaignError(f"--engine dask runs --mode sim campaigns only, not {opts.mode}")
-    with dask_run.client(opts.scheduler, opts.workers) as c:
+    # default: a worker per core, but no idle ones (each costs a second or two to start)
+    workers = opts.workers or max(1, min(os.cpu_count() or 1, len(scenarios)))
+    with dask_run.client(opts.scheduler, workers) as c:
         return dask_run.run_scenarios(c, scenarios, opts.mode, opts.out, arrived)
 
 
