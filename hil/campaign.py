@@ -382,6 +382,31 @@ def scenario_toml(sc: Scenario, campaign: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def seeded_name(name: str, seed: int) -> str:
+    """A scenario's name when `--seeds` runs it once per seed."""
+    return f"{name}-seed{seed}"
+
+
+def reproduce_args(sc: Scenario, campaign: Campaign) -> list[str]:
+    """The options that make `hil campaign run CAMPAIGN` run `sc` again: its name in the
+    file, and the seed, ticks and rate the run overrode (`--seed`, `--seeds`, `--ticks`,
+    `--max-tick-hz`); without them the command would run the file's scenario instead."""
+    by_name = {s.name: s for s in campaign.scenarios}
+    base = by_name.get(sc.name) or next(
+        (s for s in campaign.scenarios if seeded_name(s.name, sc.seed) == sc.name), None
+    )
+    if base is None:  # not from this file (cannot happen from `select`): name it as it is
+        return ["--only", sc.name]
+    args = ["--only", base.name]
+    if sc.seed != base.seed:
+        args += ["--seed", str(sc.seed)]
+    if sc.ticks != base.ticks:
+        args += ["--ticks", str(sc.ticks)]
+    if sc.tick_hz != base.tick_hz:
+        args += ["--max-tick-hz", repr(sc.tick_hz)]
+    return args
+
+
 def scenario_to_json(r: ScenarioResult, campaign: Campaign, out: Path) -> dict[str, Any]:
     sc = r.scenario
     counted, reasons = fault_budget(list(sc.faults))
@@ -429,8 +454,7 @@ def scenario_to_json(r: ScenarioResult, campaign: Campaign, out: Path) -> dict[s
                     str(out / "repro" / sc.name),
                     "--mode",
                     r.mode,
-                    "--only",
-                    sc.name,
+                    *reproduce_args(sc, campaign),
                     *(["--rig", str(r.extra["rig"])] if "rig" in r.extra else []),
                 ]
             )

@@ -108,19 +108,24 @@ def _hybrid_mix(args: argparse.Namespace) -> Mix | None:
 
 def _campaign_run(args: argparse.Namespace) -> int:
     from hil.campaign import CampaignError
-    from hil.runner import Options, parse_shard, run_campaign
+    from hil.runner import Options, parse_seeds, parse_shard, run_campaign
 
     if args.jobs < 1 or (args.ticks is not None and args.ticks < 1):
         fail("--jobs and --ticks must be >= 1")
     if args.rig and args.mode != "serial":
         fail("--rig is for --mode serial (real boards)")
+    _check_engine(args)
     try:
         shard = parse_shard(args.shard) if args.shard else None
+        seeds = parse_seeds(args.seeds) if args.seeds else None
+        if seeds is not None and args.seed is not None:
+            fail("--seed and --seeds: give one")
         opts = Options(
             out=Path(args.out),
             mode=args.mode,
             jobs=args.jobs,
             seed=args.seed,
+            seeds=seeds,
             shard=shard,
             only=args.only,
             ticks=args.ticks,
@@ -128,6 +133,9 @@ def _campaign_run(args: argparse.Namespace) -> int:
             shrink=not args.no_shrink,
             progress=not args.no_progress and sys.stderr.isatty(),
             rig=Path(args.rig) if args.rig else None,
+            engine=args.engine,
+            scheduler=args.scheduler,
+            workers=args.workers,
         )
         code = run_campaign(Path(args.campaign), opts)
     except CampaignError as e:
@@ -135,6 +143,20 @@ def _campaign_run(args: argparse.Namespace) -> int:
     print(f"report: {Path(args.out) / 'report.html'}")
     _print_summary(Path(args.out))
     return code
+
+
+def _check_engine(args: argparse.Namespace) -> None:
+    """The engine's options make sense together (one line each, before anything runs)."""
+    if args.engine == "local":
+        if args.scheduler is not None or args.workers is not None:
+            fail("--scheduler and --workers are for --engine dask")
+        return
+    if args.mode != "sim":
+        fail(f"--engine dask runs --mode sim campaigns only, not {args.mode}")
+    if args.jobs != 1:
+        fail("--jobs is the local engine's; with --engine dask use --workers N or --scheduler")
+    if args.workers is not None and (args.workers < 1 or args.scheduler is not None):
+        fail("--workers must be >= 1, and is for a local cluster (not with --scheduler)")
 
 
 def _campaign_merge(args: argparse.Namespace) -> int:
@@ -307,7 +329,34 @@ def _add_campaign_run_options(cr: argparse.ArgumentParser) -> None:
         "--rig", default=None, help="serial mode: rig TOML (boards' cluster file, rig ports)"
     )
     cr.add_argument("--jobs", type=int, default=1, help="scenarios in parallel (sim mode)")
+    cr.add_argument(
+        "--engine",
+        choices=("local", "dask"),
+        default="local",
+        help="local: this machine (--jobs); dask: a Dask scheduler's workers (sim mode; "
+        "needs voter[dist])",
+    )
+    cr.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDR",
+        help="dask: the scheduler to use, e.g. tcp://head:8786 (default: start a local "
+        "cluster of --workers processes)",
+    )
+    cr.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="dask without --scheduler: worker processes (default: the CPU count, at most "
+        "one per scenario)",
+    )
     cr.add_argument("--seed", type=int, default=None, help="override every scenario's seed")
+    cr.add_argument(
+        "--seeds",
+        default=None,
+        metavar="FIRST..LAST",
+        help="run every scenario once per seed in FIRST..LAST (inclusive), as NAME-seedS",
+    )
     cr.add_argument("--shard", default=None, help="run shard I/N of the scenarios (0 <= I < N)")
     cr.add_argument("--only", action="append", default=[], help="run only this scenario")
     cr.add_argument("--ticks", type=int, default=None, help="override every scenario's ticks")

@@ -9,7 +9,7 @@ import shlex
 import shutil
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from hil.campaign import (
     run_scenario,
     scenario_to_json,
     scenario_toml,
+    seeded_name,
     shrink,
 )
 from hil.faultspec import faulty_nodes, validate_run
@@ -50,6 +51,8 @@ class Options:
     mode: str = "sim"
     jobs: int = 1
     seed: int | None = None
+    #: run every scenario once per seed FIRST..LAST, as NAME-seedS (seed ranges: soaks)
+    seeds: tuple[int, int] | None = None
     shard: tuple[int, int] | None = None
     only: Sequence[str] = ()
     ticks: int | None = None
@@ -59,6 +62,14 @@ class Options:
     rig: Path | None = None
     #: the command line the report names (None: this process's sys.argv)
     command: Sequence[str] | None = None
+    #: "local" (this machine: --jobs processes) or "dask" (a Dask scheduler's workers)
+    engine: str = "local"
+    #: dask: the scheduler to connect to (None: a LocalCluster of `workers` processes)
+    scheduler: str | None = None
+    workers: int | None = None
+    #: called in this process as each scenario's result arrives (the progress bar's
+    #: moment; the distributed engine's test kills a worker here)
+    on_result: Callable[[ScenarioResult], None] | None = None
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -71,6 +82,16 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def parse_seeds(text: str) -> tuple[int, int]:
+    try:
+        first, last = (int(x) for x in text.split(".."))
+    except ValueError:
+        raise CampaignError(f"--seeds {text!r}: expected FIRST..LAST, e.g. 1..100") from None
+    if not 0 <= first <= last:
+        raise CampaignError(f"--seeds {text!r}: need 0 <= FIRST <= LAST")
+    return first, last
+
+
 def select(c: Campaign, opts: Options) -> list[Scenario]:
     chosen = list(c.scenarios)
     if opts.only:
@@ -80,6 +101,13 @@ def select(c: Campaign, opts: Options) -> list[Scenario]:
         chosen = [s for s in chosen if s.name in opts.only]
     if opts.seed is not None:
         chosen = [replace(s, seed=opts.seed) for s in chosen]
+    if opts.seeds is not None:  # before sharding: a shard is a share of the seed range too
+        first, last = opts.seeds
+        chosen = [
+            replace(s, name=seeded_name(s.name, k), seed=k)
+            for s in chosen
+            for k in range(first, last + 1)
+        ]
     if opts.ticks is not None:
         chosen = [replace(s, ticks=opts.ticks) for s in chosen]
         for s in chosen:  # a fault past the shortened run would silently never fire
@@ -121,29 +149,69 @@ def run_campaign(path: Path, opts: Options) -> int:
     scenarios = select(campaign, opts)
     out = opts.out
     out.mkdir(parents=True, exist_ok=True)
-    results: list[ScenarioResult] = []
-    jobs = max(1, opts.jobs)
-    if opts.mode != "sim" and jobs > 1:
-        jobs = 1  # real processes on 2 cores: parallel runs would make their own timing faults
     with _bar(opts.progress) as bar:
         task = bar.add_task(f"campaign {campaign.name} ({opts.mode})", total=len(scenarios))
-        if jobs > 1:
-            # multiprocessing's Pool, not ProcessPoolExecutor: on Ctrl-C its `with` ends in
-            # terminate() (the executor would first finish every queued scenario), and the
-            # workers ignore SIGINT so a Ctrl-C to the terminal's group prints no traceback each.
-            with multiprocessing.Pool(jobs, initializer=_ignore_sigint) as pool:
-                for r in pool.imap(_run_one, [(s, opts.mode, str(out)) for s in scenarios]):
-                    results.append(r)
-                    bar.advance(task)
+
+        def arrived(r: ScenarioResult) -> None:
+            bar.advance(task)
+            if opts.on_result is not None:
+                opts.on_result(r)
+
+        if opts.engine == "dask":
+            results = _run_dask(scenarios, opts, arrived)
         else:
-            for s in scenarios:
-                bar.update(task, description=f"{s.name} ({opts.mode})")
-                results.append(run_scenario(s, opts.mode, out, rig=rig))
-                bar.advance(task)
+            results = _run_local(
+                scenarios, opts, rig, arrived, lambda d: bar.update(task, description=d)
+            )
     report = _report(campaign, results, opts)
     write_all(out, report)
     _note_missing_plots()
     return 0 if all(s["passed"] for s in report["scenarios"]) else 1
+
+
+def _run_local(
+    scenarios: list[Scenario],
+    opts: Options,
+    rig: Rig | None,
+    arrived: Callable[[ScenarioResult], None],
+    describe: Callable[[str], None],
+) -> list[ScenarioResult]:
+    """This machine: one scenario at a time, or --jobs worker processes (sim mode)."""
+    results: list[ScenarioResult] = []
+    jobs = max(1, opts.jobs)
+    if opts.mode != "sim" and jobs > 1:
+        jobs = 1  # real processes on 2 cores: parallel runs would make their own timing faults
+    if jobs > 1:
+        # multiprocessing's Pool, not ProcessPoolExecutor: on Ctrl-C its `with` ends in
+        # terminate() (the executor would first finish every queued scenario), and the
+        # workers ignore SIGINT so a Ctrl-C to the terminal's group prints no traceback each.
+        with multiprocessing.Pool(jobs, initializer=_ignore_sigint) as pool:
+            for r in pool.imap(_run_one, [(s, opts.mode, str(opts.out)) for s in scenarios]):
+                results.append(r)
+                arrived(r)
+    else:
+        for s in scenarios:
+            describe(f"{s.name} ({opts.mode})")
+            results.append(run_scenario(s, opts.mode, opts.out, rig=rig))
+            arrived(results[-1])
+    return results
+
+
+def _run_dask(
+    scenarios: list[Scenario], opts: Options, arrived: Callable[[ScenarioResult], None]
+) -> list[ScenarioResult]:
+    """A Dask scheduler's workers (docs/hil.md, "On a cluster"): the simulator only.
+
+    A pty run's timing is the host's, and a serial run's boards hang off one rig PC:
+    neither is a task to hand to whichever machine is free."""
+    from hil import dask_run
+
+    if opts.mode != "sim":
+        raise CampaignError(f"--engine dask runs --mode sim campaigns only, not {opts.mode}")
+    # default: a worker per core, but no idle ones (each costs a second or two to start)
+    workers = opts.workers or max(1, min(os.cpu_count() or 1, len(scenarios)))
+    with dask_run.client(opts.scheduler, workers) as c:
+        return dask_run.run_scenarios(c, scenarios, opts.mode, opts.out, arrived)
 
 
 def _bar(enabled: bool) -> Progress:

@@ -54,6 +54,26 @@ def _children(pid: int) -> list[int]:
     return [int(x) for x in text.split()]
 
 
+def _all_children(pid: int) -> list[int]:
+    """Children started by any of `pid`'s threads (Dask's nannies spawn from its loop thread)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _ignores_sigint(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    ign = next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:"))
+    return bool(int(ign, 16) & (1 << (signal.SIGINT - 1)))
+
+
 def _naming(path: Path) -> list[str]:
     """Processes whose command line names `path` (every board, fabric and worker of a run)."""
     found = []
@@ -67,13 +87,22 @@ def _naming(path: Path) -> list[str]:
     return found
 
 
-def _wait_for(ok: object, timeout_s: float = 60) -> None:
+def _wait_for(ok: object, timeout_s: float = 60, what: str = "the run to get going") -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if ok():  # type: ignore[operator]
             return
         time.sleep(0.1)
-    raise AssertionError("the run did not get going in time")
+    raise AssertionError(f"waited {timeout_s} s for {what}")
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie may wait for a reaper that never comes)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -125,3 +154,32 @@ def test_ctrl_c_in_verify(tmp_path: Path) -> None:
     time.sleep(3.0)
     out, _ = _interrupted(proc, group=True)
     assert "" == out
+
+
+def test_ctrl_c_in_a_dask_campaign(tmp_path: Path) -> None:
+    """--engine dask: the local cluster's worker processes get the terminal's SIGINT too;
+    one line (no worker's or nanny's log traceback), 130, no report, no worker left."""
+    out = tmp_path / "o"
+    proc = _start(
+        "campaign", "run", str(ROOT / "campaigns" / "smoke.toml"), "--out", str(out),
+        "--engine", "dask", "--workers", "2", "--ticks", "20000", "--no-progress",
+        "--only", "om1-n4-lying-lieutenant", "--only", "om1-n4-memory-flips",
+        "--only", "sm1-n4-forger-and-noisy-link",
+    )  # fmt: skip
+    # started: every worker ignores SIGINT from birth, and hil has its handler back
+    try:
+        _wait_for(
+            lambda: (
+                len([w for w in _all_children(proc.pid) if _ignores_sigint(w)]) >= 2
+                and not _ignores_sigint(proc.pid)
+            )
+        )
+    except AssertionError:
+        os.killpg(proc.pid, signal.SIGKILL)  # leave nothing behind a failing test
+        proc.communicate()
+        raise
+    workers = _all_children(proc.pid)
+    _interrupted(proc, group=True)
+    assert not (out / "report.json").exists()
+    # each worker exits when it sees its parent gone (Dask's parent-alive pipe)
+    _wait_for(lambda: not [w for w in workers if _running(w)], what="the workers to exit")
