@@ -85,6 +85,7 @@ def _scenario(args: argparse.Namespace) -> Scenario:
     """The run's options checked (one line and exit 2 on a bad one) and made a Scenario."""
     from hil.faultspec import validate_run
     from hil.scenario import CHANNELS, Scenario
+    from voter.core.diagnosis import DiagnosisConfig
     from voter.faultmodel import FaultSpecError, SensorFault, parse_fault
 
     if not 2 <= args.nodes <= 16:
@@ -98,6 +99,11 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         validate_run(faults, args.ticks, args.tick_hz)
     except FaultSpecError as e:
         fail(f"--fault: {e}")
+    diagnosis = None
+    if args.diagnosis is not None:
+        if args.algorithm != "sm" or args.diagnosis < 1:
+            fail("--diagnosis needs --algorithm sm and a probation of at least 1 tick")
+        diagnosis = DiagnosisConfig(probation_ticks=args.diagnosis)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         fail(f"--out {out} exists and is not a directory")
@@ -116,6 +122,7 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         faults=tuple(faults),
         publish=parse_publish(args.publish),
         fail_silent=not args.no_fail_silent,
+        diagnosis=diagnosis,
         validity=_validity(args.validity),
     )
 
@@ -211,6 +218,13 @@ def main(argv: list[str] | None = None) -> None:
         choices=PUBLISH_MODES,
         default="confirmed",
         help="publish a tick once the next tick confirms it (default), or at once",
+    )
+    r.add_argument(
+        "--diagnosis",
+        type=int,
+        metavar="PROBATION_TICKS",
+        default=None,
+        help="SM: isolate proven equivocators by agreement, re-admit after this many clean ticks",
     )
     r.add_argument(
         "--no-fail-silent",

@@ -34,6 +34,7 @@ from hil.sim import SimRunner
 from hil.smr_sim import SmrConfig, SmrConfigError
 from hil.verdict import finish, missed_start, missed_start_text
 from voter.config import ConfigFileError, parse_validity, validity_inline
+from voter.core.diagnosis import DEFAULT_PROBATION_TICKS, DiagnosisConfig
 from voter.core.driver import parse_publish
 from voter.core.protocol import ALGORITHMS, Algorithm
 from voter.faultmodel import Fault, FaultSpecError, SensorFault, fault_from_table, to_table
@@ -52,6 +53,7 @@ SCENARIO_KEYS = {
     "seed",
     "publish",
     "fail_silent",
+    "diagnosis",
     "validity",
     "replication",
     "commands",
@@ -155,6 +157,7 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         raise CampaignError(str(e)) from None
     _check_replication(replication, commands, faults, nodes, where)
     alg = Algorithm(algorithm)
+    diagnosis = _diagnosis(t.get("diagnosis"), where, alg)
     return Scenario(
         name,
         nodes,
@@ -171,7 +174,24 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         validity,
         replication=replication,
         commands=commands,
+        diagnosis=diagnosis,
     )
+
+
+def _diagnosis(raw: object, where: str, algorithm: Algorithm) -> DiagnosisConfig | None:
+    """`diagnosis = true` or `{ probation_ticks = N }`: the cluster file's [diagnosis]."""
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        raw = {}
+    if not isinstance(raw, dict) or set(raw) - {"probation_ticks"}:
+        raise CampaignError(f"{where}: diagnosis must be true or {{ probation_ticks = N }}")
+    if algorithm != Algorithm.SM:
+        raise CampaignError(f"{where}: diagnosis needs algorithm 'sm'")
+    probation = raw.get("probation_ticks", DEFAULT_PROBATION_TICKS)
+    if not isinstance(probation, int) or isinstance(probation, bool) or probation < 1:
+        raise CampaignError(f"{where}: diagnosis.probation_ticks must be an integer >= 1")
+    return DiagnosisConfig(probation_ticks=probation)
 
 
 def _check_replication(
@@ -371,6 +391,8 @@ def scenario_toml(sc: Scenario, campaign: str) -> str:
         f'publish = "{sc.publish}"',
         f"fail_silent = {'true' if sc.fail_silent else 'false'}",
     ]
+    if sc.diagnosis is not None:
+        lines.append(f"diagnosis = {{ probation_ticks = {sc.diagnosis.probation_ticks} }}")
     validity = validity_inline(CHANNELS, sc.validity)
     if validity:
         lines.append(f"validity = {validity}")
@@ -433,6 +455,11 @@ def scenario_to_json(r: ScenarioResult, campaign: Campaign, out: Path) -> dict[s
         },
         "properties": {p: r.check.counts[p] == 0 for p in r.check.counts},
         "violation_counts": r.check.counts,
+        # diagnosis (SPEC: report.json per scenario): ticks from the first equivocation a
+        # loyal board held evidence of to the agreed isolation, and loyal boards isolated
+        "detection_latency": checked["isolation"].get("detection_latency", {}),
+        "false_isolations": checked["isolation"].get("false_isolations", 0),
+        **({"isolation": checked["isolation"]} if sc.diagnosis is not None else {}),
         "availability": checked["availability"],
         "withheld": checked["withheld"],
         "undetected": checked["undetected"],

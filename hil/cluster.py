@@ -27,6 +27,7 @@ from typing import Any
 from hil.fabric import KWORKER_PRIORITY, FabricError, start_process, stop_process, tell_tick0
 from hil.scenario import CHANNELS
 from voter.config import ClusterConfig, NodeConfig, dump_cluster
+from voter.core.diagnosis import DiagnosisConfig
 from voter.core.driver import Publish
 from voter.core.protocol import Algorithm
 from voter.core.record import parse_line
@@ -104,6 +105,8 @@ class ProcessCluster:
     sensors: dict[int, dict[str, Any]] = field(default_factory=dict)
     publish: Publish = "confirmed"
     fail_silent: bool = True
+    #: [diagnosis] of the cluster file (None: off)
+    diagnosis: DiagnosisConfig | None = None
     #: [validity] of the generated cluster.toml (per channel; () = no checks)
     validity: tuple[ChannelLimits, ...] = ()
     procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -171,6 +174,7 @@ class ProcessCluster:
             path=self.config_path.resolve(),
             publish=self.publish,
             fail_silent=self.fail_silent,
+            diagnosis=self.diagnosis,
             validity=self.validity,
         )
         self.config_path.write_text(dump_cluster(self.cfg))

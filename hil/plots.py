@@ -32,6 +32,7 @@ def timeline_png(
     violations: Sequence[Mapping[str, Any]],
     ticks: int,
     traitors: Sequence[int] = (),
+    isolation: Mapping[str, Any] | None = None,
 ) -> None:
     boards = sorted(timeline)
     grid, step = timeline_grid(timeline)
@@ -51,6 +52,10 @@ def timeline_png(
         for b in v.get("nodes", []):
             if b in boards:
                 ax.plot(v["tick"] + 0.5, boards.index(b), "x", color="black", ms=7, mew=2)
+    for kind, mark in (("isolations", "v"), ("readmissions", "^")):
+        for x in (isolation or {}).get(kind, []):
+            if x["peer"] in boards:
+                ax.plot(x["tick"], boards.index(x["peer"]), mark, color="#f59e0b", ms=8)
     ax.set_yticks(
         range(len(boards)),
         [f"board {b} (traitor)" if b in traitors else f"board {b}" for b in boards],
@@ -100,6 +105,8 @@ def _timeline_legend(ax: Axes) -> None:
     ]
     handles.append(Patch(facecolor="white", edgecolor="#1e3a8a", hatch="//", label="fault"))
     handles.append(Line2D([], [], marker="x", color="black", ls="", label="violation"))
+    handles.append(Line2D([], [], marker="v", color="#f59e0b", ls="", label="isolated"))
+    handles.append(Line2D([], [], marker="^", color="#f59e0b", ls="", label="re-admitted"))
     ax.legend(
         handles=handles,
         loc="upper left",

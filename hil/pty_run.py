@@ -35,13 +35,14 @@ def admission(spec: Scenario, latency_s: float) -> TimingBudget:
     """The measured timing budget of this run on this host (CPU p99 + wire + latency +
     precision per round slot). The N boards share this machine's cores, so the CPU
     profile measured in-process is scaled by boards per core."""
-    profile = measure_tick_cpu(spec.nodes, spec.m, spec.algorithm, 3)
+    channels = 3 + (spec.diagnosis is not None)  # diagnosis' accusation channel
+    profile = measure_tick_cpu(spec.nodes, spec.m, spec.algorithm, channels)
     share = max(1.0, spec.nodes / (os.cpu_count() or 1))
     return admit(
         spec.nodes,
         spec.m,
         spec.algorithm,
-        3,
+        channels,
         spec.baud or CONFIG_BAUD_UNLIMITED,
         spec.tick_hz,
         latency_s=latency_s,
@@ -54,7 +55,7 @@ def admission(spec: Scenario, latency_s: float) -> TimingBudget:
 def check_feasible(spec: Scenario, latency_s: float) -> None:
     """Refuse a rate whose frames cannot even cross the wire in their slots (one line)."""
     try:
-        budget = check_cluster(spec.nodes, spec.m, spec.algorithm, 3)
+        budget = check_cluster(spec.nodes, spec.m, spec.algorithm, 3 + (spec.diagnosis is not None))
     except ValueError as e:
         raise FeasibilityError(str(e)) from None
     if spec.baud <= 0:
@@ -101,6 +102,7 @@ class PtyRunner:
             realtime=self.realtime,
             publish=sc.publish,
             fail_silent=sc.fail_silent,
+            diagnosis=sc.diagnosis,
             sensors=self.sensors,
             validity=sc.validity,
         )

@@ -267,6 +267,7 @@ def _report(campaign: Campaign, results: list[ScenarioResult], opts: Options) ->
                     row["violations"],
                     r.scenario.ticks,
                     faulty_nodes(list(r.scenario.faults)),
+                    row.get("isolation"),
                 )
             rows.append(row)
             bar.advance(task)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from voter.core.diagnosis import DiagnosisConfig
 from voter.core.driver import Publish
 from voter.core.protocol import Algorithm, fault_bound, oral_bound
 from voter.core.validity import ChannelLimits
@@ -41,6 +42,8 @@ class Scenario:
     replication: str | None = None
     #: how many commands the client sends to the command log
     commands: int = 0
+    #: SM equivocation diagnosis: isolation and probation (None: off; docs/design.md, Diagnosis)
+    diagnosis: DiagnosisConfig | None = None
 
     @property
     def bound(self) -> int:

@@ -55,6 +55,7 @@ from hil.streamcheck import StreamCheck
 from voter.budget import ROUNDS_FRACTION
 from voter.bytelink import MemoryLink, memory_pair
 from voter.core.board import Board, InconsistencyError
+from voter.core.diagnosis import DiagnosisConfig, make_diagnosis
 from voter.core.driver import Actions, Outgoing, Publish, TickDriver, Timing
 from voter.core.drops import Drop
 from voter.core.frame import Frame, FrameSplitter, decode_frame, wire_size
@@ -111,6 +112,8 @@ class SimConfig:
     publish: Publish = "confirmed"
     #: debug: boards publish every decision (no self-checks, no clique avoidance)
     fail_silent: bool = True
+    #: SM equivocation diagnosis (None: off)
+    diagnosis: DiagnosisConfig | None = None
     #: per channel, the boards' validity checks on their own readings; () = none
     validity: tuple[ChannelLimits, ...] = ()
 
@@ -152,7 +155,14 @@ class _SimBoard:
 
     def __init__(self, sim: Simulator, node: int) -> None:
         self.node = node
-        board = Board(sim.params, node, CHANNELS, sim.keys[node])
+        diag = sim.cfg.diagnosis
+        board = Board(
+            sim.params,
+            node,
+            CHANNELS,
+            sim.keys[node],
+            None if diag is None else make_diagnosis(diag, sim.params, node, CHANNELS),
+        )
         self.driver = TickDriver(
             board,
             sim.timing,
@@ -595,6 +605,7 @@ def sim_config(sc: Scenario, *, fast_lane: bool = True) -> SimConfig:
         fast_lane=fast_lane,
         publish=sc.publish,
         fail_silent=sc.fail_silent,
+        diagnosis=sc.diagnosis,
         validity=sc.validity,
     )
 

@@ -23,6 +23,7 @@ from voter.budget import ROUNDS_FRACTION, Budget, TimingBudget, admit_config, ch
 from voter.config import ClusterConfig, ConfigFileError, NodeConfig, load_cluster
 from voter.core.board import Board
 from voter.core.crypto import KeyRing
+from voter.core.diagnosis import make_diagnosis
 from voter.core.driver import TickDriver, Timing
 from voter.core.ic import ic_params
 from voter.core.validity import from_limits
@@ -57,7 +58,7 @@ def _load(args: argparse.Namespace) -> tuple[ClusterConfig, NodeConfig, Budget]:
     except ConfigFileError as e:
         fail(str(e), EXIT_CONFIG)
     try:
-        budget = check_cluster(cfg.n, cfg.m, cfg.algorithm, len(cfg.channels))
+        budget = check_cluster(cfg.n, cfg.m, cfg.algorithm, cfg.wire_channels)
     except ValueError as e:
         fail(f"{cfg.path}: {e}", EXIT_CONFIG)
     return cfg, node, budget
@@ -152,7 +153,15 @@ def build(args: argparse.Namespace) -> Daemon:
     seed = args.seed if args.seed is not None else args.node
     faults = FaultState(ReadingDomain(len(cfg.channels)), random.Random(seed), cfg.period_s)
     driver = TickDriver(
-        Board(params, args.node, len(cfg.channels), keys),
+        Board(
+            params,
+            args.node,
+            len(cfg.channels),
+            keys,
+            None
+            if cfg.diagnosis is None
+            else make_diagnosis(cfg.diagnosis, params, args.node, len(cfg.channels)),
+        ),
         timing,
         sensor.read,
         algorithm=cfg.algorithm,

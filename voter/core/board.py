@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from voter.core import monitor
 from voter.core.adversary import Adversary, ChainForge, Traitor
 from voter.core.crypto import KeyRing
+from voter.core.diagnosis import Diagnosis, Evidence, find_evidence, split_value
 from voter.core.drops import Drop
 from voter.core.frame import WIRE_VERSION, Frame, check_frame
 from voter.core.ic import Decision, as_json_vector, decide, make_node
@@ -57,6 +59,8 @@ class TickReport:
     dropped: int
     reasons: dict[str, int]
     corrected: int = 0  #: memory bit errors the ECC store corrected this tick
+    #: decision-log event lines of this tick (diagnosis: evidence, isolate, readmit)
+    events: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(slots=True)
@@ -79,11 +83,20 @@ MemoryFault = Callable[[EccStore], None]
 class Board:
     """A board's agreement engine across ticks (one tick open at a time)."""
 
-    def __init__(self, params: Params, me: int, channels: int, keys: KeyRing) -> None:
+    def __init__(
+        self,
+        params: Params,
+        me: int,
+        channels: int,
+        keys: KeyRing,
+        diagnosis: Diagnosis | None = None,
+    ) -> None:
         self.params = params
         self.me = me
         self.channels = channels
-        self.domain = ReadingDomain(channels)
+        #: SM equivocation diagnosis (None: off); its accusation channel widens the value by one
+        self.diagnosis = diagnosis
+        self.domain = ReadingDomain(channels + (diagnosis is not None))
         self.keys = keys
         self.store = EccStore()
         self.adversary: Adversary | None = None
@@ -105,8 +118,12 @@ class Board:
             raise ValueError(f"tick {tick} after tick {self.tick}: ticks only go forward")
         self.tick, self.round = tick, 1
         self._got = set()
+        if self.diagnosis is not None:
+            reading = self.diagnosis.commanded(reading)
         self._local = reading
         node = make_node(self.params, self.me, self.domain, reading, tick, self.keys)
+        if self.diagnosis is not None and isinstance(node, SMNode):
+            node.excluded_relayers = self.diagnosis.excluded
         self._node = node
         if self.adversary is not None:
             forge = (
@@ -195,8 +212,12 @@ class Board:
         if mon != com:
             diff = sorted(c for c in com if com[c] != mon.get(c))
             raise InconsistencyError(f"COM/MON disagree on commanders {diff}")
+        local: Value = self._local
+        events: tuple[dict[str, Any], ...] = ()
+        if self.diagnosis is not None:
+            com, local, events = self._diagnose(node, com)
         decision = decide(
-            self.tick, self.me, self._local, com, node.counters, self.params.nodes, self.channels
+            self.tick, self.me, local, com, node.counters, self.params.nodes, self.channels
         )
         if monitor.vote(decision.vector, self.channels) != decision.output:
             raise InconsistencyError("COM/MON disagree on the voted output")
@@ -210,12 +231,31 @@ class Board:
             self._counters.dropped + node.counters.rejected,
             {**self._counters.reasons, **node.counters.reasons},
             corrected,
+            events,
         )
         # Frames that arrive from now until the next tick opens count in the next report.
         self._counters = TickCounters()
         return report
 
     # -- internals -------------------------------------------------------------
+    def _diagnose(
+        self, node: OMNode | SMNode, com: dict[int, Value]
+    ) -> tuple[dict[int, Value], Value, tuple[dict[str, Any], ...]]:
+        """Evidence from this tick's signed values, then the agreed accusations and isolations:
+        (decisions without the accusation channel, own reading, events)."""
+        diag = self.diagnosis
+        assert diag is not None and self.tick is not None
+        evidence: list[Evidence] = []
+        if isinstance(node, SMNode):
+            for c in self.params.commanders:
+                ev = find_evidence(self.tick, c, node.signed_values(c)) if c != self.me else None
+                if ev is not None:
+                    evidence.append(ev)
+        n = self.params.nodes
+        vector, events = diag.end_tick(self.tick, [com.get(j) for j in range(n)], evidence)
+        local = split_value(self._local, self.channels, n)[0]
+        return dict(enumerate(vector)), local, tuple(events)
+
     def _monitor_decisions(self, node: OMNode | SMNode) -> dict[int, Value]:
         """MON: the decisions again, by the monitor's own code, from the table read back from
         the store (so a memory error the ECC cannot correct stops the board here)."""

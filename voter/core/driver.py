@@ -646,6 +646,7 @@ class TickDriver:
         overrun = self._overrun(k, late, decided)
         if overrun is not None:
             out.lines.append(overrun)
+        out.lines += report.events  # diagnosis: evidence, isolate, readmit
         corr, moved = self._correct_clock(k, rec, out)
         reason = late or self._state_reason(report, corr)
         record = self._record(report, rec, decided, corr, moved)
@@ -817,6 +818,7 @@ class TickDriver:
             f"published {self.totals['published']}, withheld {self.totals['withheld']} ({w}), "
             f"precision {prec}, one-way delay {self.latency * 1e3:.2f} ms"
             + ("" if cpu is None else f", tick CPU p99 {cpu * 1e3:.2f} ms")
+            + ("" if self.board.diagnosis is None else f", {self.board.diagnosis.status()}")
             + self._invalid_status()
         )
 
