@@ -5,7 +5,9 @@ and the streaming checker alike). An isolation is safe only if it is itself agre
 every loyal board that ran the whole time logs the same peer isolated (and
 re-admitted) at the same tick. A loyal peer isolated by any loyal board is a
 false isolation. Detection latency is counted from the first tick a loyal board
-held evidence against the peer (its first observed equivocation).
+held evidence against the peer (its first observed equivocation) or, under OM,
+from the tick whose misbehaviour started the p/r count that isolated it
+(`first_fault_tick` of the `isolate` event).
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ class IsolationLedger:
             self.joins[node] = self.joins.get(node, 0) + 1
         if not isinstance(tick, int) or not isinstance(peer, int):
             return
-        if kind == "evidence":
-            self.first_evidence[peer] = min(tick, self.first_evidence.get(peer, tick))
-        elif kind in KINDS:
+        first = ev.get("first_fault_tick")  # OM's p/r count: the tick its count started
+        if kind == "evidence" or (kind == "isolate" and isinstance(first, int)):
+            start = tick if kind == "evidence" else int(first)  # type: ignore[arg-type]
+            self.first_evidence[peer] = min(start, self.first_evidence.get(peer, start))
+        if kind in KINDS:
             self.seen.setdefault(node, set()).add((str(kind), peer, tick))
 
     def verdict(
