@@ -9,6 +9,7 @@ import pytest
 
 from hil.checks import CheckResult, NodeLog
 from hil.outcome import judge
+from hil.pty_run import run as pty_run
 from hil.scenario import Scenario
 from hil.sim import SimRunner
 from voter.core.adversary import Adversary, RoundNode, Scripted, Strategy, Traitor
@@ -189,3 +190,17 @@ def test_sim_noisy_links_of_a_loyal_board_do_not_isolate_it(tmp_path: Path) -> N
     check, _ = _sim(_scenario(faults, ON, ticks=300, seed=8), tmp_path)
     assert check.isolation["false_isolations"] == 0
     assert check.isolation["isolations"] == []
+
+
+def test_pty_om_liar_isolated_by_all_voterd_processes(tmp_path: Path) -> None:
+    """Real voterd processes on ptys, OM(1) with [diagnosis]: the same agreed isolation of a
+    lying board, from the penalty count, and no loyal board isolated."""
+    faults = (TraitorFault(3, Strategy.LIE, window=Window(6)),)
+    out = pty_run(_scenario(faults, ON, ticks=24, seed=3, tick_hz=25.0), tmp_path)
+    assert "[diagnosis]" in (tmp_path / "cluster.toml").read_text()
+    check = out.check
+    assert check.safe, check.violations
+    isolations = [(x["peer"], x["tick"]) for x in check.isolation["isolations"]]
+    assert [p for p, _ in isolations] == [3]
+    assert check.isolation["false_isolations"] == 0
+    assert check.isolation["detection_latency"]["3"] >= 3  # three penalised ticks at least
