@@ -183,13 +183,22 @@ def test_sim_om_liar_isolated_and_switched_off_keeps_its_say(tmp_path: Path) -> 
         assert all(off_logs[i].decisions[t].vector[3] is not None for t in range(14, 40))
 
 
-def test_sim_noisy_links_of_a_loyal_board_do_not_isolate_it(tmp_path: Path) -> None:
-    """Bit errors on every link out of loyal board 3 (BER 1e-3, frames lost to the CRC):
-    single losses decay away; no loyal board is isolated."""
-    faults = tuple(LinkBitflip(LinkSelector.parse(f"3>{j}", 4), 1e-3) for j in (0, 1, 2))
-    check, _ = _sim(_scenario(faults, ON, ticks=300, seed=8), tmp_path)
-    assert check.isolation["false_isolations"] == 0
-    assert check.isolation["isolations"] == []
+def _noisy(links: tuple[str, ...], ber: float, out: Path) -> CheckResult:
+    faults = tuple(LinkBitflip(LinkSelector.parse(link, 4), ber) for link in links)
+    return _sim(_scenario(faults, ON, ticks=200, seed=8), out)[0]
+
+
+def test_sim_noisy_links_of_a_loyal_board(tmp_path: Path) -> None:
+    """Loyal board 3 behind bit errors (frames lost to the CRC). One link, however noisy: one
+    accuser, never a penalty. Every link out of it at BER 1e-4 (~1 frame in 5 lost): losses at
+    f+1 receivers in one tick are rare and decay away. At 1e-3 (half its frames lost at every
+    receiver) the count cannot tell it from a board that goes silent, and isolates it: the
+    limit docs/design.md states, found here so it cannot go unnoticed."""
+    out = ("3>0", "3>1", "3>2")
+    for links, ber, isolated in ((("3>0",), 1e-2, []), (out, 1e-4, []), (out, 1e-3, [3])):
+        check = _noisy(links, ber, tmp_path / f"{len(links)}-{ber}")
+        assert [x["peer"] for x in check.isolation["isolations"]] == isolated
+        assert check.isolation["false_isolations"] == len(isolated)
 
 
 def test_pty_om_liar_isolated_by_all_voterd_processes(tmp_path: Path) -> None:
