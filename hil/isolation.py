@@ -90,7 +90,7 @@ def describe(iso: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     isolated = []
     for x in iso.get("isolations", []):
         first = latency.pop(str(x["peer"]), None)
-        after = "" if first is None else f" ({first} ticks after its first equivocation)"
+        after = "" if first is None else f" ({first} ticks after the first fault seen)"
         isolated.append(f"board {x['peer']} at tick {x['tick']}{after}")
     back = [f"board {x['peer']} at tick {x['tick']}" for x in iso.get("readmissions", [])]
     return isolated, back
