@@ -3,6 +3,7 @@ alpha-count over agreed accusations, and the dispute rule that keeps a framed re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from voter.core.diagnosis import (
 )
 from voter.core.ic import ic_params
 from voter.core.om import OMNode
-from voter.core.protocol import Algorithm
+from voter.core.protocol import Algorithm, Entry
 from voter.core.rounds import run_tick
 from voter.core.values import ReadingDomain, Value
 from voter.faultmodel import Fault, LinkBitflip, LinkSelector, Window
@@ -68,27 +69,36 @@ def _isolations(per_tick: list[list[dict[str, object]]]) -> set[tuple[object, ob
     }
 
 
-def test_suspects_are_a_lying_relayer_and_a_silent_one() -> None:
-    """Board 3 relays a lie of commander 1's value to board 0: board 0 accuses 3 (not 1, whose
-    own value agrees). Board 3 silent to board 0: board 0 accuses 3 for the missing labels."""
+def _tick(
+    adversary: Adversary | None = None, link: Callable[..., list[Entry]] | None = None
+) -> dict[int, OMNode]:
     honest = {
         i: OMNode(PARAMS, i, DOMAIN, with_accusations(_reading(i), 0, 1), 1) for i in range(4)
     }
     nodes: dict[int, RoundNode] = dict(honest)
-    nodes[3] = Traitor(honest[3], Scripted(relays=(99.0, 0.0)))
-    run_tick(nodes, PARAMS.rounds)
-    com = honest[0].decide()
-    assert om_suspects(PARAMS, 0, honest[0].received_values(), com) == 1 << 3
-    assert om_suspects(PARAMS, 0, honest[0].received_values(), com, frozenset({1, 2})) == 0
-    quiet = {i: OMNode(PARAMS, i, DOMAIN, with_accusations(_reading(i), 0, 1), 1) for i in range(4)}
-    run_tick(quiet, PARAMS.rounds, link=lambda r, s, d, es: [] if (s, d) == (3, 0) else es)
-    q = quiet[0]
-    assert om_suspects(PARAMS, 0, q.received_values(), q.decide()) == 1 << 3
-    fine = {i: OMNode(PARAMS, i, DOMAIN, with_accusations(_reading(i), 0, 1), 1) for i in range(4)}
-    run_tick(fine, PARAMS.rounds)
-    assert all(
-        om_suspects(PARAMS, i, n.received_values(), n.decide()) == 0 for i, n in fine.items()
-    )
+    if adversary is not None:
+        nodes[3] = Traitor(honest[3], adversary)
+    run_tick(nodes, PARAMS.rounds, link=link)
+    return honest
+
+
+def _suspects(node: OMNode, isolated: frozenset[int] = frozenset()) -> int:
+    return om_suspects(PARAMS, node.me, node.received_values(), node.decide(), isolated)
+
+
+def test_suspects_are_a_lying_relayer_and_a_silent_one() -> None:
+    """Board 3 relays a lie of every value: board 0 accuses 3 (not 1 or 2, whose own values
+    agree). Board 3 silent to board 0 for a whole tick: accused. One lost frame, or a relay
+    of the default (the relayer's "I lacked it"), is not an accusation."""
+    assert _suspects(_tick(Scripted(relays=(99.0, 0.0)))[0]) == 1 << 3
+    assert _suspects(_tick(Scripted(relays=(99.0, 0.0)))[0], frozenset({1, 2})) == 0
+    assert _suspects(_tick(link=lambda r, s, d, es: [] if (s, d) == (3, 0) else es)[0]) == 1 << 3
+    lost = _tick(link=lambda r, s, d, es: [] if (r, s, d) == (2, 3, 0) else es)
+    assert _suspects(lost[0]) == 0
+    lacked = _tick(link=lambda r, s, d, es: [] if (r, s, d) == (1, 1, 3) else es)
+    assert lacked[0].received_values()[(1, 3)] == PARAMS.default
+    assert [_suspects(lacked[i]) for i in (0, 2, 3)] == [0, 0, 0]
+    assert all(_suspects(n) == 0 for n in _tick().values())
 
 
 def _vector(masks: dict[int, int]) -> list[Value]:

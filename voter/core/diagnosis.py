@@ -165,26 +165,39 @@ def om_suspects(
 ) -> int:
     """Whom board `me` accuses after an OM tick: a bitmap of peers.
 
-    J is accused when a label ending in J never arrived (a manifest fault: a loyal
-    board sends every label), when J's own value to `me` differs from what the
-    cluster agreed J commanded, or when J's relay of commander c's value (label
-    (c, J)) differs from what was agreed for c. The last one is ambiguous: a
-    faulty c can send a loyal J another value, and J relays it faithfully. Then J
-    accuses c (its direct value differs too), which is what `Diagnosis` reads as
-    a dispute. Instances of isolated commanders are not judged (their values are
-    ERROR anyway, and an isolated commander could otherwise frame its relayers
-    while nobody may answer it).
+    J is accused when nothing at all of J's arrived this tick (J silent to `me`: a
+    manifest fault; one lost frame is not enough, so a noisy link rarely
+    accuses), when J's own value to `me` differs from the value agreed for J, or
+    when J relayed commander c's value (label (c, J)) as something other than the
+    value agreed for c. A relayer that lacked c's value relays the OM default (OMH:
+    ERROR), a report, not a lie: not accused. A relay that is a value and wrong is
+    still ambiguous: a faulty c can send a loyal J another value, and J relays it
+    faithfully. Then J accuses c (its direct value differs too), which `Diagnosis`
+    reads as a dispute. Instances of isolated commanders are not judged (their
+    values are ERROR anyway, and an isolated commander could frame its relayers).
     """
+    report: Value = ERROR if params.algorithm == "omh" else params.default
+    heard = {label[-1] for label in received}
     mask = 0
     for c in params.commanders:
         if c == me or c in isolated:
             continue
-        want = agreed.get(c)
         for r in range(1, params.rounds + 1):
             for label in labels(params.nodes, c, r, me):
-                if label not in received or (r <= 2 and received[label] != want):
+                if label[-1] not in heard or _contradicts(label, received, agreed.get(c), report):
                     mask |= 1 << label[-1]
     return mask
+
+
+def _contradicts(
+    label: tuple[int, ...], received: Mapping[tuple[int, ...], Value], want: Value, report: Value
+) -> bool:
+    """The commander's own value, or a relay of it that is not the relayer's "I lacked it"
+    report, arrived and says something other than the agreed `want`."""
+    if len(label) > 2 or label not in received:
+        return False
+    got = received[label]
+    return got != want and (len(label) == 1 or got != report)
 
 
 @dataclass
