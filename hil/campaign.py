@@ -473,7 +473,8 @@ def scenario_to_json(r: ScenarioResult, campaign: Campaign, out: Path) -> dict[s
         "properties": {p: r.check.counts[p] == 0 for p in r.check.counts},
         "violation_counts": r.check.counts,
         # diagnosis (SPEC: report.json per scenario): ticks from the first equivocation a
-        # loyal board held evidence of to the agreed isolation, and loyal boards isolated
+        # loyal board held evidence of (OM: the first penalised fault) to the agreed
+        # isolation, and loyal boards isolated
         "detection_latency": checked["isolation"].get("detection_latency", {}),
         "false_isolations": checked["isolation"].get("false_isolations", 0),
         **({"isolation": checked["isolation"]} if sc.diagnosis is not None else {}),
