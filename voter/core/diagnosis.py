@@ -1,11 +1,14 @@
-"""Equivocation evidence, agreed accusations, and the isolation/probation state machine.
+"""Equivocation evidence (SM), suspicions (OM), agreed accusations, penalty/reward counts, and
+the isolation/probation state machine.
 
 Pure (no I/O, clock or randomness), and every transition is a function of the
 *agreed* vector, so every loyal board isolates and re-admits the same peer at
 the same tick (docs/design.md, "Diagnosis"). What it must not do: act on what
 this board alone saw. Its own evidence only ever becomes an accusation that
 rides in its next commanded value; the cluster acts when f + 1 agreed entries
-accuse, so at least one loyal board vouches for every isolation.
+accuse, so at least one loyal board vouches for every isolation (under OM, for
+every penalty, and a peer that disputes is not penalised: OM has no proof, and a
+faulty commander can make a loyal relayer look like a liar).
 
 The accusation bitmap rides as one extra channel after the reading (an integer
 in [0, 2^N) stored as a float64), so the wire format, its limits and its drops
