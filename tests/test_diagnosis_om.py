@@ -223,3 +223,13 @@ def test_pty_om_liar_isolated_by_all_voterd_processes(tmp_path: Path) -> None:
     assert [p for p, _ in isolations] == [3]
     assert check.isolation["false_isolations"] == 0
     assert check.isolation["detection_latency"]["3"] >= 3  # three penalised ticks at least
+
+
+def test_sim_omh_two_crashed_boards_isolated(tmp_path: Path) -> None:
+    """OMH(1), N=4, boards 2 and 3 silent from tick 5 (inside OMH's bound, b=2): the two loyal
+    boards are f+1 = 2 accusers of each, and both are isolated at the same tick."""
+    faults = tuple(TraitorFault(j, Strategy.SILENT, window=Window(5)) for j in (2, 3))
+    sc = Scenario(name="pr", algorithm=Algorithm.OMH, faults=faults, diagnosis=ON, ticks=30)
+    check, _ = _sim(sc, tmp_path)
+    assert check.safe and check.isolated_ok
+    assert [(x["peer"], x["tick"]) for x in check.isolation["isolations"]] == [(2, 9), (3, 9)]
