@@ -36,6 +36,7 @@ from hil.verdict import finish, missed_start, missed_start_text
 from voter.config import ConfigFileError, parse_validity, validity_inline
 from voter.core.diagnosis import DEFAULT_PROBATION_TICKS, DiagnosisConfig
 from voter.core.driver import parse_publish
+from voter.core.mode import DegradeConfig, parse_degrade
 from voter.core.protocol import ALGORITHMS, Algorithm
 from voter.faultmodel import Fault, FaultSpecError, SensorFault, fault_from_table, to_table
 from voter.textfile import TextFileError, read_text
@@ -54,6 +55,7 @@ SCENARIO_KEYS = {
     "publish",
     "fail_silent",
     "diagnosis",
+    "degrade",
     "validity",
     "replication",
     "commands",
@@ -158,6 +160,7 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
     _check_replication(replication, commands, faults, nodes, where)
     alg = Algorithm(algorithm)
     diagnosis = _diagnosis(t.get("diagnosis"), where, alg)
+    degrade = _degrade(t.get("degrade"), where, alg)
     return Scenario(
         name,
         nodes,
@@ -175,7 +178,20 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         replication=replication,
         commands=commands,
         diagnosis=diagnosis,
+        degrade=degrade,
     )
+
+
+def _degrade(raw: object, where: str, algorithm: Algorithm) -> DegradeConfig | None:
+    """`degrade = { to = "sm" }`: the cluster file's [degrade]."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != {"to"}:
+        raise CampaignError(f'{where}: degrade must be {{ to = "sm" }}')
+    try:
+        return parse_degrade(algorithm, raw["to"])
+    except ValueError as e:
+        raise CampaignError(f"{where}: {e}") from None
 
 
 def _diagnosis(raw: object, where: str, algorithm: Algorithm) -> DiagnosisConfig | None:
@@ -393,6 +409,8 @@ def scenario_toml(sc: Scenario, campaign: str) -> str:
     ]
     if sc.diagnosis is not None:
         lines.append(f"diagnosis = {{ probation_ticks = {sc.diagnosis.probation_ticks} }}")
+    if sc.degrade is not None:
+        lines.append(f'degrade = {{ to = "{sc.degrade.to}" }}')
     validity = validity_inline(CHANNELS, sc.validity)
     if validity:
         lines.append(f"validity = {validity}")
