@@ -478,6 +478,8 @@ def scenario_to_json(r: ScenarioResult, campaign: Campaign, out: Path) -> dict[s
         "detection_latency": checked["isolation"].get("detection_latency", {}),
         "false_isolations": checked["isolation"].get("false_isolations", 0),
         **({"isolation": checked["isolation"]} if sc.diagnosis is not None else {}),
+        # planned degradation: the algorithm switches every loyal board made (agreed)
+        **({"modes": checked["isolation"].get("modes", [])} if sc.degrade is not None else {}),
         "availability": checked["availability"],
         "withheld": checked["withheld"],
         "undetected": checked["undetected"],

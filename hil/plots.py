@@ -33,6 +33,7 @@ def timeline_png(
     ticks: int,
     traitors: Sequence[int] = (),
     isolation: Mapping[str, Any] | None = None,
+    modes: Sequence[Mapping[str, Any]] | None = None,
 ) -> None:
     boards = sorted(timeline)
     grid, step = timeline_grid(timeline)
@@ -56,6 +57,10 @@ def timeline_png(
         for x in (isolation or {}).get(kind, []):
             if x["peer"] in boards:
                 ax.plot(x["tick"], boards.index(x["peer"]), mark, color="#f59e0b", ms=8)
+    for x in modes or ():
+        # a planned degradation: a dashed line across every board at the tick it takes effect
+        ax.axvline(x["tick"], color="#7c3aed", ls="--", lw=1)
+        ax.text(x["tick"], -0.5, f" {str(x['algorithm']).upper()}", color="#7c3aed", fontsize=8)
     ax.set_yticks(
         range(len(boards)),
         [f"board {b} (traitor)" if b in traitors else f"board {b}" for b in boards],

@@ -63,6 +63,8 @@ class TickReport:
     corrected: int = 0  #: memory bit errors the ECC store corrected this tick
     #: decision-log event lines of this tick (diagnosis: evidence, isolate, readmit)
     events: tuple[dict[str, Any], ...] = ()
+    #: peers whose frames this tick were of the other algorithm (planned degradation)
+    mode_peers: frozenset[int] = frozenset()
 
 
 @dataclass(slots=True)
@@ -115,6 +117,7 @@ class Board:
         #: planned degradation is on: a frame of the algorithm this tick does not run is a
         #: counted drop (off by default, so runs without it see exactly the old counts)
         self.mode_checked = False
+        self._mode_peers: set[int] = set()
 
     def set_algorithm(self, algorithm: Algorithm) -> None:
         """Run the next ticks under `algorithm` (a planned switch; between ticks only)."""
@@ -129,6 +132,7 @@ class Board:
             raise ValueError(f"tick {tick} after tick {self.tick}: ticks only go forward")
         self.tick, self.round = tick, 1
         self._got = set()
+        self._mode_peers = set()
         if self.diagnosis is not None:
             reading = self.diagnosis.commanded(reading)
         self._local = reading
@@ -243,6 +247,7 @@ class Board:
             {**self._counters.reasons, **node.counters.reasons},
             corrected,
             events,
+            frozenset(self._mode_peers),
         )
         # Frames that arrive from now until the next tick opens count in the next report.
         self._counters = TickCounters()
@@ -323,6 +328,7 @@ class Board:
         assert self._driven is not None
         if self.mode_checked and self._other_algorithm(frame):
             self._counters.drop(DROP_MODE)
+            self._mode_peers.add(frame.src)
             return
         self._got.add(frame.src)
         self._driven.receive(frame.round, frame.src, frame.entries)

@@ -456,7 +456,7 @@ class TickDriver:
         return out
 
     def _switch(self, k: int, out: Actions) -> None:
-        """Tick k runs the algorithm the agreed vector of k - 2 planned (a `mode` event)."""
+        """Tick k runs the algorithm the confirmed vector of k - 2 planned (a `mode` event)."""
         out.lines += self.mode.open(k)
         alg = self.mode.algorithm_at(k)
         if alg != self.board.params.algorithm:
@@ -672,9 +672,9 @@ class TickDriver:
         out.lines += report.events  # diagnosis: evidence, isolate, readmit
         diag = self.board.diagnosis
         out.lines += self.mode.observe(k, d.vector, () if diag is None else diag.excluded)
+        self.mode.lost(k, len(report.mode_peers), self.timing.f + 1)
         corr, moved = self._correct_clock(k, rec, out)
-        unsure = None if self.mode.sure_of(k) else MODE
-        reason = late or unsure or self._state_reason(report, corr)
+        reason = late or self._state_reason(report, corr)
         record = self._record(report, rec, decided, corr, moved)
         output = {
             "tick": k,
@@ -818,6 +818,8 @@ class TickDriver:
 
     def _emit(self, record: DecisionRecord, output: dict[str, Any], reason: str | None) -> Actions:
         out = Actions()
+        if reason is None and self.timing.fail_silent and not self.mode.sure_of(record.tick):
+            reason = MODE  # the last check: every other reason says more about why
         if reason is not None:
             record.withheld = reason
             self.totals["withheld"] += 1

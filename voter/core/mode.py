@@ -97,9 +97,21 @@ def plan(base: Algorithm, fallback: Algorithm | None, nodes: int, m: int, c: Cen
     return base
 
 
+#: where a `mode` event's plan came from: a confirmed agreed vector, or (a board that lost
+#: track) the frames of f + 1 peers, so at least one loyal board, running the other algorithm
+AGREED = "agreed"
+PEERS = "peers"
+
+
 @dataclass
 class ModeMonitor:
-    """One board's view of the bound and of which algorithm each coming tick runs."""
+    """One board's view of the bound and of which algorithm each coming tick runs.
+
+    The driver calls `observe` when it decides tick k (census and margin), `confirm`
+    when round 1 of k + 1 shows N - f boards hold the same vector (then, and only then,
+    k plans k + 2), `lost` when f + 1 peers' frames of k were of the other algorithm,
+    and `open` when a tick opens.
+    """
 
     me: int
     nodes: int
@@ -107,54 +119,79 @@ class ModeMonitor:
     base: Algorithm
     #: the algorithm to degrade to (None: monitor only, never switch, log nothing)
     fallback: Algorithm | None = None
-    #: tick -> the algorithm it runs, for the ticks planned so far (at most two ahead)
-    planned: dict[int, Algorithm] = field(default_factory=dict)
-    #: ticks whose plan came from a vector this board decided and saw confirmed
-    confirmed: set[int] = field(default_factory=set)
-    #: tick -> the census that planned it (for the `mode` event)
-    because: dict[int, Census] = field(default_factory=dict)
+    #: tick -> (the algorithm it runs, why, the census behind it), for ticks planned ahead
+    planned: dict[int, tuple[Algorithm, str, Census]] = field(default_factory=dict)
+    #: tick -> the census of this board's vector of that tick (until it is confirmed)
+    censuses: dict[int, Census] = field(default_factory=dict)
     last: Census = Census()
     last_margin: int | None = None
-    #: the algorithm of the last tick opened (for the STATUS= line)
+    #: the algorithm of the last tick opened (None before the first)
     running: Algorithm | None = None
 
     def algorithm_at(self, tick: int) -> Algorithm:
-        """The algorithm tick `tick` runs as far as this board knows (base before any plan)."""
-        return self.planned.get(tick, self.base)
+        """The algorithm tick `tick` runs as far as this board knows: its plan, else the
+        algorithm running now (the base before the first tick)."""
+        got = self.planned.get(tick)
+        if got is not None:
+            return got[0]
+        return self.base if self.running is None else self.running
 
     def sure_of(self, tick: int) -> bool:
         """Does this board know which algorithm `tick` runs? Yes for the cluster's first
-        ticks (no vector before them: the base) and when the vector SWITCH_DELAY_TICKS
-        earlier was decided here and confirmed by the cluster; otherwise it must not publish."""
-        return self.fallback is None or tick < SWITCH_DELAY_TICKS or tick in self.confirmed
+        ticks (no vector before them: the base) and when a confirmed agreed vector planned
+        it; otherwise it must not publish the tick (docs/design.md, "Planned degradation")."""
+        if self.fallback is None or tick < SWITCH_DELAY_TICKS:
+            return True
+        got = self.planned.get(tick)
+        return got is not None and got[1] == AGREED
 
     def observe(
         self, tick: int, vector: Sequence[Value], isolated: Iterable[int]
     ) -> list[dict[str, Any]]:
-        """The agreed vector of `tick`: census, margin (a `bound` event when it changes) and
-        the plan for tick + SWITCH_DELAY_TICKS."""
+        """This board decided `tick`: its census and margin (a `bound` event on a change)."""
         c = census(vector, isolated)
-        running = self.algorithm_at(tick)
+        running = self.running or self.base
         now = margin(running, self.nodes, self.m, c)
         changed = now != self.last_margin
         self.last, self.last_margin = c, now
         if self.fallback is None:
             return []
-        at = tick + SWITCH_DELAY_TICKS
-        self.planned[at] = plan(self.base, self.fallback, self.nodes, self.m, c)
-        self.because[at] = c
+        self.censuses[tick] = c
+        for old in [t for t in self.censuses if t < tick - SWITCH_DELAY_TICKS]:
+            del self.censuses[old]
+        return [self._bound_event(tick, running, now, c)] if changed else []
+
+    def confirm(self, tick: int) -> None:
+        """N - f boards hold our vector of `tick`: the plan it makes is the cluster's."""
+        c = self.censuses.pop(tick, None)
+        if self.fallback is None or c is None:
+            return
+        target = plan(self.base, self.fallback, self.nodes, self.m, c)
+        self.planned[tick + SWITCH_DELAY_TICKS] = (target, AGREED, c)
         for old in [t for t in self.planned if t < tick]:
             del self.planned[old]
-            self.because.pop(old, None)
-        return [self._bound_event(tick, running, now, c)] if changed else []
+
+    def lost(self, tick: int, peers: int, threshold: int) -> None:
+        """`peers` peers sent frames of the other algorithm in `tick`: with `threshold` (f + 1)
+        of them a loyal board runs it, so this board lost track: it follows from tick + 1,
+        unless a confirmed vector already planned that tick."""
+        if self.fallback is None or peers < threshold:
+            return
+        now = self.running or self.base
+        other = self.base if now == self.fallback else self.fallback
+        for t in (tick + 1, tick + SWITCH_DELAY_TICKS):
+            got = self.planned.get(t)
+            if got is None or got[1] != AGREED:
+                self.planned[t] = (other, PEERS, self.last)
 
     def open(self, tick: int) -> list[dict[str, Any]]:
         """Tick `tick` opens: the algorithm it runs, and a `mode` event if that is a switch."""
         alg = self.algorithm_at(tick)
+        got = self.planned.get(tick)
         prev, self.running = self.running, alg
-        if prev is None or prev == alg or self.fallback is None:
+        if prev is None or prev == alg or self.fallback is None or got is None:
             return []
-        c = self.because.get(tick, Census())
+        _, why, c = got
         return [
             {
                 "event": "mode",
@@ -162,18 +199,11 @@ class ModeMonitor:
                 "tick": tick,
                 "algorithm": str(alg),
                 "from": str(prev),
-                "decided_at": tick - SWITCH_DELAY_TICKS,
+                "why": why,
                 "manifest": c.manifest,
                 "isolated": c.isolated,
-                "confirmed": self.sure_of(tick),
             }
         ]
-
-    def confirm(self, tick: int) -> None:
-        """The cluster confirmed our vector of `tick`: the plan it made is the cluster's."""
-        self.confirmed.add(tick + SWITCH_DELAY_TICKS)
-        for old in [t for t in self.confirmed if t < tick]:
-            self.confirmed.discard(old)
 
     def _bound_event(self, tick: int, running: Algorithm, now: int, c: Census) -> dict[str, Any]:
         return {
