@@ -191,7 +191,7 @@ def _degrade(raw: object, where: str, algorithm: Algorithm) -> DegradeConfig | N
     try:
         return parse_degrade(algorithm, raw["to"])
     except ValueError as e:
-        raise CampaignError(f"{where}: {e}") from None
+        raise CampaignError(f"{where}: degrade: {e}") from None
 
 
 def _diagnosis(raw: object, where: str, algorithm: Algorithm) -> DiagnosisConfig | None:

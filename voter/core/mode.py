@@ -236,7 +236,7 @@ def sizing_algorithm(algorithm: Algorithm, degrade: DegradeConfig | None) -> Alg
 def parse_degrade(algorithm: Algorithm, to: object) -> DegradeConfig:
     """`[degrade] to = "sm"` for an OM or OMH cluster (ValueError with the one line to print)."""
     if to != Algorithm.SM:
-        raise ValueError(f'degrade.to must be "sm", got {to!r}')
+        raise ValueError(f'to must be "sm", got {to!r}')
     if not is_oral(algorithm):
-        raise ValueError(f'degrade needs algorithm "om" or "omh" (got {str(algorithm)!r})')
+        raise ValueError(f'needs algorithm "om" or "omh" (got {str(algorithm)!r})')
     return DegradeConfig(Algorithm.SM)
