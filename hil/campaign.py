@@ -160,7 +160,6 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
     _check_replication(replication, commands, faults, nodes, where)
     alg = Algorithm(algorithm)
     diagnosis = _diagnosis(t.get("diagnosis"), where, alg)
-    degrade = _degrade(t.get("degrade"), where, alg)
     return Scenario(
         name,
         nodes,
@@ -178,7 +177,7 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         replication=replication,
         commands=commands,
         diagnosis=diagnosis,
-        degrade=degrade,
+        degrade=_degrade(t.get("degrade"), where, alg),
     )
 
 
@@ -478,7 +477,6 @@ def scenario_to_json(r: ScenarioResult, campaign: Campaign, out: Path) -> dict[s
         "detection_latency": checked["isolation"].get("detection_latency", {}),
         "false_isolations": checked["isolation"].get("false_isolations", 0),
         **({"isolation": checked["isolation"]} if sc.diagnosis is not None else {}),
-        # planned degradation: the algorithm switches every loyal board made (agreed)
         **({"modes": checked["isolation"].get("modes", [])} if sc.degrade is not None else {}),
         "availability": checked["availability"],
         "withheld": checked["withheld"],

@@ -232,6 +232,14 @@ def vector_digest(vector: tuple[Value, ...]) -> bytes:
     return h.digest()
 
 
+def _mode_monitor(board: Board, degrade: DegradeConfig | None) -> ModeMonitor:
+    """The board's fault-bound monitor; with `degrade` it plans switches and the board drops
+    frames of the algorithm a tick does not run."""
+    p = board.params
+    board.mode_checked = degrade is not None
+    return ModeMonitor(board.me, p.nodes, p.m, p.algorithm, None if degrade is None else degrade.to)
+
+
 def _us(seconds: float) -> int:
     return round(seconds * 1e6)
 
@@ -262,12 +270,8 @@ class TickDriver:
         self.sabotage = sabotage
         #: the checks on our own reading before we command it (None: every sample goes out)
         self.validity = validity
-        p = board.params
         #: the fault-bound monitor (always: STATUS=), and the planned switch when `degrade`
-        self.mode = ModeMonitor(
-            self.me, self.n, p.m, p.algorithm, None if degrade is None else degrade.to
-        )
-        board.mode_checked = degrade is not None
+        self.mode = _mode_monitor(board, degrade)
         #: the board's CPU-time clock (the daemon's thread time; the simulator's model)
         self.cpu_clock = cpu_clock
         self._cpu_last: float | None = None
