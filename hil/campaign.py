@@ -309,7 +309,7 @@ def run_scenario(
         return _skipped(sc, mode, rig, log_why, started)
     runner = runner_for(mode, rig)
     if rig is not None and mode == "serial":
-        why = mismatch(sc.nodes, sc.algorithm, sc.m, rig, sc.validity)
+        why = mismatch(sc.nodes, sc.algorithm, sc.m, rig, sc.validity, sc.degrade)
         if why is not None:
             return _skipped(sc, mode, rig, why, started)
         # The boards tick at their cluster's rate and baud, whatever the scenario asked for.
