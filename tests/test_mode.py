@@ -193,3 +193,38 @@ def test_degrade_table_in_the_cluster_file(tmp_path: Path) -> None:
     bad = cluster_text(algorithm="sm") + '\n[degrade]\nto = "sm"\n'
     with pytest.raises(ConfigFileError, match="degrade: needs algorithm"):
         load_cluster(write(tmp_path, bad))
+
+
+def test_bad_degrade_in_a_campaign_is_one_clear_error(tmp_path: Path) -> None:
+    """A campaign's `degrade` is checked like the cluster file's: the scenario and the problem."""
+    from hil.campaign import CampaignError, load_campaign
+
+    path = tmp_path / "c.toml"
+    body = '[campaign]\nname = "c"\n[[scenario]]\nname = "s"\nalgorithm = "{}"\ndegrade = {}\n'
+    path.write_text(body.format("om", '{ to = "sm" }'))
+    assert load_campaign(path).scenarios[0].degrade == DegradeConfig(SM)
+    path.write_text(body.format("sm", '{ to = "sm" }'))
+    with pytest.raises(CampaignError, match="scenario 's': degrade: needs algorithm"):
+        load_campaign(path)
+    path.write_text(body.format("om", '"sm"'))
+    with pytest.raises(CampaignError, match="degrade must be"):
+        load_campaign(path)
+
+
+def test_firmware_sim_degrade_on_sm_is_one_line() -> None:
+    """`firmware-sim run --degrade sm` on an SM cluster: one line, exit 2, no traceback."""
+    import subprocess
+    import sys
+
+    args = ["run", "--algorithm", "sm", "--degrade", "sm", "--ticks", "5", "--out", "/nonexistent"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "firmware_sim.cli", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].endswith('error: --degrade: needs algorithm "om" or "omh" (got \'sm\')')
