@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from hil.checks import CheckResult, NodeLog
 from hil.outcome import judge
 from hil.pty_run import run as pty_run
@@ -14,7 +16,7 @@ from hil.scenario import Scenario
 from hil.sim import SimRunner
 from hil.verdict import summary
 from voter.core.adversary import Strategy
-from voter.core.mode import DegradeConfig
+from voter.core.mode import DegradeConfig, ModeMonitor
 from voter.core.protocol import Algorithm
 from voter.faultmodel import Crash, Fault, Traitor, Window
 
@@ -104,3 +106,17 @@ def test_pty_voterd_processes_switch_at_the_same_tick_and_back(tmp_path: Path) -
     assert [m["algorithm"] for m in modes] == ["sm", "om"], modes
     assert not [v for v in check.violations if v.prop == "isolation"]
     assert "mode switches (agreed by every loyal board): sm from tick" in summary(out)
+
+
+def test_sim_without_the_peers_rule_a_restarted_board_never_catches_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The catch-up rule switched off: the restarted board stays on OM(1) among SM(1) peers, its
+    vectors are never confirmed, and it withholds to the end (safe, but lost for good)."""
+    monkeypatch.setattr(ModeMonitor, "lost", lambda self, tick, peers, threshold: None)
+    faults = (Traitor(3, Strategy.SILENT, window=Window(20, 200)), Crash(1, 80))
+    check, logs = _sim(_scenario(faults, ON, ticks=160, seed=17), tmp_path)
+    assert check.safe, check.violations[:3]
+    after = [d for t, d in logs[1].decisions.items() if t > 100]
+    assert after and all(d.withheld is not None for d in after)
+    assert all(str(d.algorithm) == "om" for d in after)
