@@ -1,4 +1,5 @@
-"""The checker's view of diagnosis: were isolations agreed, and was a loyal board ever isolated?
+"""The checker's view of diagnosis and modes: were isolations and algorithm switches agreed,
+and was a loyal board ever isolated?
 
 Fed the loyal boards' `evidence` / `isolate` / `readmit` events (by `hil.checks.check`
 and the streaming checker alike). An isolation is safe only if it is itself agreed:
@@ -6,6 +7,9 @@ every loyal board that ran the whole time logs the same peer isolated (and
 re-admitted) at the same tick. A loyal peer isolated by any loyal board is a
 false isolation. Detection latency is counted from the first tick a loyal board
 held evidence against the peer (its first observed equivocation).
+
+A planned degradation (`mode` events, docs/design.md) is checked the same way: every
+loyal board that ran the whole time switches to the same algorithm at the same tick.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 KINDS = ("isolate", "readmit")
+#: a `mode` event is kept as (MODE, algorithm index in MODE_ALGORITHMS, tick)
+MODE = "mode"
+MODE_ALGORITHMS = ("om", "omh", "sm")
 
 
 @dataclass
@@ -33,11 +40,13 @@ class IsolationLedger:
         kind, tick, peer = ev.get("event"), ev.get("tick"), ev.get("peer")
         if kind == "joined":
             self.joins[node] = self.joins.get(node, 0) + 1
+        if kind == MODE and isinstance(tick, int) and ev.get("algorithm") in MODE_ALGORITHMS:
+            peer = MODE_ALGORITHMS.index(str(ev["algorithm"]))
         if not isinstance(tick, int) or not isinstance(peer, int):
             return
         if kind == "evidence":
             self.first_evidence[peer] = min(tick, self.first_evidence.get(peer, tick))
-        elif kind in KINDS:
+        elif kind in KINDS or kind == MODE:
             self.seen.setdefault(node, set()).add((str(kind), peer, tick))
 
     def verdict(
@@ -56,7 +65,8 @@ class IsolationLedger:
         for kind, peer, tick in sorted(union, key=lambda e: (e[2], e[1], e[0])):
             missing = [i for i in whole if (kind, peer, tick) not in views[i]]
             if missing:
-                problems.append((tick, missing, f"{kind} of {peer} not logged by boards {missing}"))
+                what = f"switch to {MODE_ALGORITHMS[peer]}" if kind == MODE else f"{kind} of {peer}"
+                problems.append((tick, missing, f"{what} not logged by boards {missing}"))
         isolates = {(p, t) for ev in self.seen.values() for k, p, t in ev if k == "isolate"}
         false = sorted((p, t) for p, t in isolates if p in self.loyal)
         for peer, tick in false:
@@ -65,6 +75,10 @@ class IsolationLedger:
 
     def _summary(self, union: Iterable[tuple[str, int, int]], false: int) -> dict[str, Any]:
         isolations = sorted((t, p) for k, p, t in union if k == "isolate")
+        modes = [
+            {"algorithm": MODE_ALGORITHMS[a], "tick": t}
+            for t, a in sorted((t, a) for k, a, t in union if k == MODE)
+        ]
         latency: dict[str, int] = {}
         for tick, peer in isolations:
             start = self.first_evidence.get(peer)
@@ -76,6 +90,7 @@ class IsolationLedger:
             "first_evidence": {str(p): t for p, t in sorted(self.first_evidence.items())},
             "detection_latency": latency,
             "false_isolations": false,
+            **({"modes": modes} if modes else {}),
         }
 
 

@@ -60,6 +60,7 @@ from voter.core.driver import Actions, Outgoing, Publish, TickDriver, Timing
 from voter.core.drops import Drop
 from voter.core.frame import Frame, FrameSplitter, decode_frame, wire_size
 from voter.core.ic import ic_params
+from voter.core.mode import DegradeConfig
 from voter.core.protocol import Algorithm
 from voter.core.record import DecisionRecord
 from voter.core.validity import ChannelLimits, from_limits
@@ -114,6 +115,8 @@ class SimConfig:
     fail_silent: bool = True
     #: SM equivocation diagnosis (None: off)
     diagnosis: DiagnosisConfig | None = None
+    #: planned degradation OM -> SM (None: off)
+    degrade: DegradeConfig | None = None
     #: per channel, the boards' validity checks on their own readings; () = none
     validity: tuple[ChannelLimits, ...] = ()
 
@@ -170,6 +173,7 @@ class _SimBoard:
             algorithm=sim.cfg.algorithm,
             sabotage=sim.faults[node],
             validity=from_limits(sim.cfg.validity, CHANNEL_NAMES, sim.period),
+            degrade=sim.cfg.degrade,
         )
         self.driver.stop_after = sim.cfg.ticks - 1
         self.up = True
@@ -606,6 +610,7 @@ def sim_config(sc: Scenario, *, fast_lane: bool = True) -> SimConfig:
         publish=sc.publish,
         fail_silent=sc.fail_silent,
         diagnosis=sc.diagnosis,
+        degrade=sc.degrade,
         validity=sc.validity,
     )
 

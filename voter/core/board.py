@@ -16,7 +16,7 @@ reach that exception: peer input only ever becomes a counted drop.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from voter.core import monitor
@@ -27,7 +27,7 @@ from voter.core.drops import Drop
 from voter.core.frame import WIRE_VERSION, Frame, check_frame
 from voter.core.ic import Decision, as_json_vector, decide, make_node
 from voter.core.om import OMNode
-from voter.core.protocol import Params
+from voter.core.protocol import Algorithm, Params, is_oral
 from voter.core.secded import EccStore, UncorrectableError
 from voter.core.sm import SMNode
 from voter.core.values import ReadingDomain, Value
@@ -35,6 +35,8 @@ from voter.core.values import ReadingDomain, Value
 DROP_LATE = "late"
 DROP_DUPLICATE = "duplicate"
 DROP_FUTURE = "future"
+#: a frame of the other algorithm (signed under OM, unsigned under SM) around a mode switch
+DROP_MODE = "mode"
 
 
 class InconsistencyError(Exception):
@@ -61,6 +63,8 @@ class TickReport:
     corrected: int = 0  #: memory bit errors the ECC store corrected this tick
     #: decision-log event lines of this tick (diagnosis: evidence, isolate, readmit)
     events: tuple[dict[str, Any], ...] = ()
+    #: peers whose frames this tick were of the other algorithm (planned degradation)
+    mode_peers: frozenset[int] = frozenset()
 
 
 @dataclass(slots=True)
@@ -110,6 +114,16 @@ class Board:
         self._early: dict[tuple[int, int, int], Frame] = {}
         self._early_max = (params.nodes - 1) * (params.rounds + 1)
         self._got: set[int] = set()  # peers whose frame for the open round was delivered
+        #: planned degradation is on: a frame of the algorithm this tick does not run is a
+        #: counted drop (off by default, so runs without it see exactly the old counts)
+        self.mode_checked = False
+        self._mode_peers: set[int] = set()
+
+    def set_algorithm(self, algorithm: Algorithm) -> None:
+        """Run the next ticks under `algorithm` (a planned switch; between ticks only)."""
+        if self._node is not None:
+            raise InconsistencyError("algorithm switch inside an open tick")
+        self.params = replace(self.params, algorithm=algorithm)
 
     # -- the tick --------------------------------------------------------------
     def begin_tick(self, tick: int, reading: Value) -> list[Frame]:
@@ -118,6 +132,7 @@ class Board:
             raise ValueError(f"tick {tick} after tick {self.tick}: ticks only go forward")
         self.tick, self.round = tick, 1
         self._got = set()
+        self._mode_peers = set()
         if self.diagnosis is not None:
             reading = self.diagnosis.commanded(reading)
         self._local = reading
@@ -232,6 +247,7 @@ class Board:
             {**self._counters.reasons, **node.counters.reasons},
             corrected,
             events,
+            frozenset(self._mode_peers),
         )
         # Frames that arrive from now until the next tick opens count in the next report.
         self._counters = TickCounters()
@@ -310,8 +326,19 @@ class Board:
 
     def _receive(self, frame: Frame) -> None:
         assert self._driven is not None
+        if self.mode_checked and self._other_algorithm(frame):
+            self._counters.drop(DROP_MODE)
+            self._mode_peers.add(frame.src)
+            return
         self._got.add(frame.src)
         self._driven.receive(frame.round, frame.src, frame.entries)
+
+    def _other_algorithm(self, frame: Frame) -> bool:
+        """Signed entries under OM, unsigned ones under SM: the sender runs the other mode."""
+        if not frame.entries:
+            return False
+        signed = any(e.sigs for e in frame.entries)
+        return signed == is_oral(self.params.algorithm)
 
     def _deliver_early(self) -> None:
         if self.tick is None or not self._early:

@@ -51,6 +51,7 @@ from voter.core.clock import Correction, JoinListener, TwoWaySync, join_offset, 
 from voter.core.drops import Drop
 from voter.core.frame import DIGEST_BYTES, Frame, SyncBlock, check_frame, encode_frame
 from voter.core.ic import as_json_vector
+from voter.core.mode import DegradeConfig, ModeMonitor
 from voter.core.mutation import Mutator
 from voter.core.protocol import oral_bound
 from voter.core.record import DecisionRecord
@@ -79,6 +80,9 @@ MINORITY = "minority"
 UNHEARD = "unheard"
 UNCONFIRMED = "unconfirmed"
 JOINING = "joining"
+#: planned degradation: this board cannot vouch for which algorithm the tick ran (it did not
+#: decide, or the cluster did not confirm, the vector the plan came from)
+MODE = "mode"
 WITHHELD_REASONS = (
     LATE_SEND,
     STALL,
@@ -89,6 +93,7 @@ WITHHELD_REASONS = (
     UNHEARD,
     UNCONFIRMED,
     JOINING,
+    MODE,
 )
 #: a peer missing from this many consecutive agreed vectors is known to be down
 DOWN_AFTER_TICKS = 3
@@ -227,6 +232,14 @@ def vector_digest(vector: tuple[Value, ...]) -> bytes:
     return h.digest()
 
 
+def _mode_monitor(board: Board, degrade: DegradeConfig | None) -> ModeMonitor:
+    """The board's fault-bound monitor; with `degrade` it plans switches and the board drops
+    frames of the algorithm a tick does not run."""
+    p = board.params
+    board.mode_checked = degrade is not None
+    return ModeMonitor(board.me, p.nodes, p.m, p.algorithm, None if degrade is None else degrade.to)
+
+
 def _us(seconds: float) -> int:
     return round(seconds * 1e6)
 
@@ -244,6 +257,7 @@ class TickDriver:
         sabotage: Sabotage | None = None,
         cpu_clock: Callable[[], float] | None = None,
         validity: Validity | None = None,
+        degrade: DegradeConfig | None = None,
     ) -> None:
         self.board = board
         self.me = board.me
@@ -256,6 +270,8 @@ class TickDriver:
         self.sabotage = sabotage
         #: the checks on our own reading before we command it (None: every sample goes out)
         self.validity = validity
+        #: the fault-bound monitor (always: STATUS=), and the planned switch when `degrade`
+        self.mode = _mode_monitor(board, degrade)
         #: the board's CPU-time clock (the daemon's thread time; the simulator's model)
         self.cpu_clock = cpu_clock
         self._cpu_last: float | None = None
@@ -428,6 +444,7 @@ class TickDriver:
         self._after_skip = False
         self._stepped = False
         self._send_lag_max = 0.0
+        self._switch(k, out)
         frames = self.board.begin_tick(k, reading)
         frames = [self._with_sync(f, prev) for f in frames]
         self.round = 1
@@ -441,6 +458,14 @@ class TickDriver:
             more = self._close_round(now, early=True)
             out.extend(more)
         return out
+
+    def _switch(self, k: int, out: Actions) -> None:
+        """Tick k runs the algorithm the confirmed vector of k - 2 planned (a `mode` event)."""
+        out.lines += self.mode.open(k)
+        alg = self.mode.algorithm_at(k)
+        if alg != self.board.params.algorithm:
+            self.board.set_algorithm(alg)
+            self.algorithm = alg
 
     def _rejoin(self, now: float, out: Actions) -> bool:
         """f+1 peers agree we are more than a tick off, three ticks running: join them again.
@@ -591,6 +616,8 @@ class TickDriver:
             self._confirm = None
         else:
             self._confirm = self._judge(prev, {j: rec.blocks[j] for j in heard if j in rec.blocks})
+            if self._confirm == "ok":
+                self.mode.confirm(prev.tick)
             if self._confirm == MINORITY:
                 out.lines.append(
                     {
@@ -647,6 +674,9 @@ class TickDriver:
         if overrun is not None:
             out.lines.append(overrun)
         out.lines += report.events  # diagnosis: evidence, isolate, readmit
+        diag = self.board.diagnosis
+        out.lines += self.mode.observe(k, d.vector, () if diag is None else diag.excluded)
+        self.mode.lost(k, len(report.mode_peers), self.timing.f + 1)
         corr, moved = self._correct_clock(k, rec, out)
         reason = late or self._state_reason(report, corr)
         record = self._record(report, rec, decided, corr, moved)
@@ -792,6 +822,8 @@ class TickDriver:
 
     def _emit(self, record: DecisionRecord, output: dict[str, Any], reason: str | None) -> Actions:
         out = Actions()
+        if reason is None and self.timing.fail_silent and not self.mode.sure_of(record.tick):
+            reason = MODE  # the last check: every other reason says more about why
         if reason is not None:
             record.withheld = reason
             self.totals["withheld"] += 1
@@ -819,6 +851,7 @@ class TickDriver:
             f"precision {prec}, one-way delay {self.latency * 1e3:.2f} ms"
             + ("" if cpu is None else f", tick CPU p99 {cpu * 1e3:.2f} ms")
             + ("" if self.board.diagnosis is None else f", {self.board.diagnosis.status()}")
+            + f", {self.mode.status()}"
             + self._invalid_status()
         )
 
