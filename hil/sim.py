@@ -57,6 +57,7 @@ from voter.core.driver import Actions, Outgoing, Publish, TickDriver, Timing
 from voter.core.drops import Drop
 from voter.core.frame import Frame, FrameSplitter, decode_frame, wire_size
 from voter.core.ic import ic_params
+from voter.core.memhit import MemoryHit
 from voter.core.protocol import Algorithm
 from voter.core.record import DecisionRecord
 from voter.core.values import ReadingDomain
@@ -108,6 +109,8 @@ class SimConfig:
     publish: Publish = "confirmed"
     #: debug: boards publish every decision (no self-checks, no clique avoidance)
     fail_silent: bool = True
+    #: memory errors in the boards' working state: node -> tick -> hits (hil.injection)
+    memory_hits: dict[int, dict[int, tuple[MemoryHit, ...]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -253,6 +256,8 @@ class Simulator:
         for f in cfg.faults:
             if is_board(f):
                 self.faults[f.node].add(f)
+        for node, hits in cfg.memory_hits.items():
+            self.faults[node].hits = dict(hits)
         return phase_rng
 
     def _init_links(self, cfg: SimConfig) -> None:
