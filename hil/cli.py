@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from voter._cli_util import HelpFormatter, add_version, epilog, fail
 from voter.core.protocol import ALGORITHMS
@@ -143,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     cm.add_argument("parts", nargs="+", help="shard report directories")
     cm.set_defaults(func=_campaign_merge)
 
+    _add_soak(sub)
+
     args = parser.parse_args(argv)
     try:
         code = args.func(args)
@@ -235,3 +238,71 @@ def _add_campaign_run_options(cr: argparse.ArgumentParser) -> None:
     )
     cr.add_argument("--no-shrink", action="store_true", help="do not shrink violations")
     cr.add_argument("--no-progress", action="store_true")
+
+
+def _soak(args: argparse.Namespace) -> int:
+    from hil.soak import PARTS, SoakError, load_plan, run_soak
+
+    if not args.scale > 0:
+        fail("--scale must be > 0")
+    try:
+        plan = load_plan(Path(args.plan)).scaled(args.scale)
+    except SoakError as e:
+        fail(str(e))
+    parts = tuple(p for p in PARTS if not args.only or p in args.only)
+    report = run_soak(plan, Path(args.out), parts, not args.no_progress and sys.stderr.isatty())
+    for name, part in report["parts"].items():
+        print(f"{'PASS' if part['passed'] else 'FAIL'}  {name}: {_soak_line(name, part)}")
+    print(f"report: {Path(args.out) / 'report.html'}")
+    return EXIT_OK if report["passed"] else EXIT_FAILED
+
+
+def _soak_line(name: str, p: dict[str, Any]) -> str:
+    """One line per part: its count, what failed and the 95 % bound where there is one."""
+    if name == "ticks":
+        same = all(r["identical"] for r in p["replays"])
+        return (
+            f"{p['ticks']:,} ticks, {p['violations']} safety violations, replays identical: {same}"
+        )
+    if name == "frames":
+        bound = p["undetected"]["high95"]
+        return (
+            f"{p['corrupted']:,} corrupted frames, {p['accepted_wrong']} accepted wrongly; "
+            f"undetected rate < {bound:.2e} (95 %)"
+        )
+    if name == "fuzz":
+        return f"{p['inputs']:,} inputs, {p['escaped']} exceptions escaped"
+    t = p["total"]
+    return f"{p['injections']:,} injections: " + ", ".join(f"{c} {t[c]['k']:,}" for c in t)
+
+
+def _add_soak(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    s = sub.add_parser(
+        "soak",
+        help="the reliability figures at size: ticks, corrupted frames, memory, decoder fuzz",
+        description="Run a soak plan (campaigns/soak/*.toml): simulated ticks with random\n"
+        "faults inside the bound, corrupted frames, memory injections classified\n"
+        "against golden runs, decoder fuzzing. Writes report.json and report.html.",
+        formatter_class=HelpFormatter,
+        epilog=epilog(
+            [
+                "hil soak campaigns/soak/full.toml --out runs/soak             # make soak",
+                "hil soak campaigns/soak/full.toml --out runs/s --scale 0.001  # a small one",
+                "hil soak campaigns/soak/full.toml --out runs/m --only memory",
+            ],
+            [
+                (EXIT_OK, "every part passed"),
+                (EXIT_FAILED, "a part failed (the report says which and why)"),
+                (EXIT_USAGE, "a plan that cannot run (one line on stderr)"),
+                (EXIT_INTERRUPTED, "Ctrl-C (finished parts are in the report)"),
+            ],
+        ),
+    )
+    s.add_argument("plan", help="soak plan TOML ([soak] counts)")
+    s.add_argument("--out", required=True, help="report directory")
+    s.add_argument("--scale", type=float, default=1.0, help="multiply every count (e.g. 0.01)")
+    s.add_argument(
+        "--only", action="append", default=[], choices=("ticks", "frames", "memory", "fuzz")
+    )
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=_soak)
