@@ -273,7 +273,13 @@ def _soak_line(name: str, p: dict[str, Any]) -> str:
     if name == "fuzz":
         return f"{p['inputs']:,} inputs, {p['escaped']} exceptions escaped"
     t = p["total"]
-    return f"{p['injections']:,} injections: " + ", ".join(f"{c} {t[c]['k']:,}" for c in t)
+    line = f"{p['injections']:,} injections: " + ", ".join(f"{c} {t[c]['k']:,}" for c in t)
+    sdc = [
+        f"{where} {row['sdc']['k']} ({row['sdc_bounded']} inside the loyal readings)"
+        for where, row in p["by_location"].items()
+        if row["sdc"]["k"]
+    ]
+    return line + ("; silent corruption in: " + ", ".join(sdc) if sdc else "")
 
 
 def _add_soak(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

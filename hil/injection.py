@@ -99,8 +99,15 @@ def draw(rng: random.Random, index: int, base_seed: int) -> Injection:
     )
 
 
-def _config(inj: Injection, hits: bool) -> SimConfig:
-    cfg = SimConfig(nodes=NODES, algorithm=inj.algorithm, m=1, ticks=RUN_TICKS, seed=inj.seed)
+def _config(inj: Injection, hits: bool, fail_silent: bool = True) -> SimConfig:
+    cfg = SimConfig(
+        nodes=NODES,
+        algorithm=inj.algorithm,
+        m=1,
+        ticks=RUN_TICKS,
+        seed=inj.seed,
+        fail_silent=fail_silent,
+    )
     if hits:
         cfg.memory_hits = {inj.node: {inj.tick: (inj.hit,)}}
     return cfg
@@ -169,6 +176,13 @@ def classify(inj: Injection, golden: Mapping[int, NodeLog], hit: Mapping[int, No
     if corrected > 0:
         return Outcome(inj, "corrected", "secded")
     return Outcome(inj, "masked", "none")
+
+
+def classify_run(inj: Injection, fail_silent: bool = True) -> Outcome:
+    """One injection and its own golden run (`fail_silent=False`: no self-checks, no clique
+    avoidance, every decision published: what the flip does without them)."""
+    golden = _run(_config(inj, hits=False, fail_silent=fail_silent))
+    return classify(inj, golden, _run(_config(inj, hits=True, fail_silent=fail_silent)))
 
 
 def run_injections(

@@ -120,8 +120,10 @@ def _board_fault(rng: random.Random, kind: str, bad: int, ticks: int, index: int
             return f"clock-drift:{bad}:{rng.choice((-1, 1)) * rng.randint(10, 300)}ppm"
 
 
-def _link_fault(rng: random.Random, bad: int) -> str:
-    peer = rng.choice([j for j in range(NODES) if j != bad])
+def _link_fault(rng: random.Random, bad: int, traitor: bool) -> str:
+    """A link fault of board `bad`'s: any of its links if it is a traitor, else one that
+    `fault_budget` books to it (a loyal pair counts as its lower board)."""
+    peer = rng.choice([j for j in range(NODES) if j != bad and (traitor or j > bad)])
     link = rng.choice((f"{bad}-{peer}", f"{bad}>{peer}", f"{peer}>{bad}"))
     return rng.choice(
         (
@@ -136,11 +138,12 @@ def _link_fault(rng: random.Random, bad: int) -> str:
 def draw_episode(rng: random.Random, index: int, plan: SoakPlan) -> Scenario:
     """Episode `index`: OM(1) or SM(1), N=4, faults all on one board (inside the bound)."""
     ticks = plan.episode_ticks
-    bad = rng.randrange(NODES)
-    kinds = ["traitor"] if index % 3 != 2 else []  # two episodes in three have a traitor
+    traitor = index % 3 != 2  # two episodes in three have a traitor
+    bad = rng.randrange(NODES if traitor else NODES - 1)
+    kinds = ["traitor"] if traitor else []
     kinds += rng.sample(("crash", "stall", "clock-step", "memory", "drift"), rng.randint(0, 2))
     specs = [_board_fault(rng, k, bad, ticks, index // 3 * 2 + index % 3) for k in kinds]
-    specs += [_link_fault(rng, bad) for _ in range(rng.randint(0 if kinds else 1, 2))]
+    specs += [_link_fault(rng, bad, traitor) for _ in range(rng.randint(0 if kinds else 1, 2))]
     faults: list[Fault] = [parse_fault(s, NODES) for s in specs]
     validate_run(faults, ticks, 50.0)
     budget, why = fault_budget(faults)
