@@ -250,7 +250,8 @@ def _soak(args: argparse.Namespace) -> int:
     except SoakError as e:
         fail(str(e))
     parts = tuple(p for p in PARTS if not args.only or p in args.only)
-    report = run_soak(plan, Path(args.out), parts, not args.no_progress and sys.stderr.isatty())
+    bars = not args.no_progress and sys.stderr.isatty()
+    report = run_soak(plan, Path(args.out), parts, bars, lambda line: print(line, file=sys.stderr))
     for name, part in report["parts"].items():
         print(f"{'PASS' if part['passed'] else 'FAIL'}  {name}: {_soak_line(name, part)}")
     print(f"report: {Path(args.out) / 'report.html'}")

@@ -46,6 +46,7 @@ STRATEGIES = tuple(s.value for s in Strategy)
 #: episodes replayed to show a seed gives the identical history (first, last, any failing)
 REPLAYS_MAX = 4
 Advance = Callable[[int], None]
+LOG_EVERY_S = 60.0
 
 
 class SoakError(ValueError):
@@ -288,6 +289,28 @@ def machine() -> dict[str, Any]:
     }
 
 
+class _LineProgress:
+    """Plain progress lines for a soak whose stderr is a file: done, rate and ETA."""
+
+    def __init__(self, part: str, total: int, log: Callable[[str], None] | None) -> None:
+        self.part, self.total, self.log = part, total, log
+        self.done = 0
+        self.started = self.last = time.monotonic()
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.log is None or now - self.last < LOG_EVERY_S:
+            return
+        self.last = now
+        rate = self.done / (now - self.started)
+        eta = (self.total - self.done) / rate if rate else float("inf")
+        self.log(
+            f"{self.part}: {self.done:,}/{self.total:,}, {rate:,.1f}/s, "
+            f"elapsed {now - self.started:,.0f} s, ETA {eta:,.0f} s"
+        )
+
+
 @contextmanager
 def _bars(enabled: bool) -> Iterator[Any]:
     from rich.console import Console
@@ -317,9 +340,16 @@ def _bars(enabled: bool) -> Iterator[Any]:
 
 
 def run_soak(
-    plan: SoakPlan, out: Path, parts: tuple[str, ...] = PARTS, progress: bool = False
+    plan: SoakPlan,
+    out: Path,
+    parts: tuple[str, ...] = PARTS,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the chosen parts in order; the report (also written to OUT) says what passed."""
+    """Run the chosen parts in order; the report (also written to OUT) says what passed.
+
+    `progress`: rich bars (a terminal); else `log` gets a line with rate and ETA every
+    LOG_EVERY_S (a soak in the background, its stderr in a file)."""
     from hil.report import run_metadata
     from hil.soak_report import write_report
 
@@ -335,9 +365,11 @@ def run_soak(
     with _bars(progress) as bar:
         for part in parts:
             task = bar.add_task(part, total=part_total(part, plan))
+            lines = _LineProgress(part, part_total(part, plan), None if progress else log)
 
-            def advance(n: int, task: Any = task) -> None:
+            def advance(n: int, task: Any = task, lines: _LineProgress = lines) -> None:
                 bar.advance(task, n)
+                lines.advance(n)
 
             report["parts"][part] = run_part(part, plan, out, advance)
             bar.update(task, completed=part_total(part, plan))
