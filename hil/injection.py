@@ -10,8 +10,8 @@ Classes (the first that applies):
 - `sdc`: a published output differs from the golden run's (silent data corruption;
   `stopped_after` says whether the board stopped later, too late for that output);
 - `detected`: the board stopped (ECC double, a table that does not unpack, COM/MON
-  disagreement), or withheld a decision the golden run published (clique avoidance:
-  its digest was in a minority);
+  disagreement, an output that is not its vector's vote at publication), or withheld
+  a decision the golden run published (clique avoidance: its digest was in a minority);
 - `corrected`: the ECC store corrected more bits than in the golden run;
 - `masked`: every published output is the golden run's (a vote or a majority
   outvoted the flip, or it hit a word nobody read again).
@@ -126,6 +126,8 @@ def _stop_mechanism(reason: str) -> str:
         return "com-mon"
     if "agreed vector" in reason:
         return "stored-vector"
+    if "before publication" in reason:
+        return "publish-check"
     return "secded"  # double-bit, a table that does not unpack, a length word that lies
 
 

@@ -401,7 +401,11 @@ class Simulator:
             due = max(t, self.true_time(i, o.due))
             self._transmit(due, i, o)
         self._log(i, acts)
-        more = b.driver.done(self.local(i, t))
+        try:
+            more = b.driver.done(self.local(i, t))
+        except InconsistencyError as e:  # publication's own check (a memory hit in the output)
+            self._stop(i, t, b.driver.tick, str(e))
+            return
         self._log(i, more)
         if acts.stall_s and acts.stall_when == "after-send":
             t += self._stall(i, acts.stall_s)

@@ -18,6 +18,7 @@ from hil.injection import HIT_TICK, Injection, classify_run, run_injections, tal
 from hil.soak import SoakError, SoakPlan, draw_episode, load_plan, run_ticks
 from hil.stats import clopper_pearson
 from voter.core import frame as frame_mod
+from voter.core.driver import TickDriver
 from voter.core.memhit import OUTPUT, STORE, TABLE, VECTOR, MemoryHit, flip_words
 from voter.core.protocol import Algorithm
 from voter.faultmodel import Traitor
@@ -68,10 +69,15 @@ def test_table_flip_is_silent_without_clique_avoidance() -> None:
     assert off.cls == "sdc" and off.bounded is False
 
 
-def test_output_flip_escapes_silently() -> None:
-    """FINDING (docs/hil.md): nothing checks the voted output between COM/MON and publication."""
-    o = classify_run(_inj(OUTPUT, ((0, 63),)))
-    assert (o.cls, o.mechanism, o.differing) == ("sdc", "own-board", [(2, HIT_TICK)])
+def test_output_flip_is_caught_at_publication(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The voted output waits for its confirmation in memory: the check at publication stops
+    the board; switched off, the same flip is published silently (what the soak found)."""
+    hit = _inj(OUTPUT, ((0, 63),))
+    o = classify_run(hit)
+    assert (o.cls, o.mechanism) == ("detected", "publish-check")
+    monkeypatch.setattr(TickDriver, "_check_output", lambda self, record, output: None)
+    off = classify_run(hit)
+    assert (off.cls, off.mechanism, off.differing) == ("sdc", "own-board", [(2, HIT_TICK)])
 
 
 def test_injections_cover_every_location_and_pattern() -> None:
@@ -82,7 +88,7 @@ def test_injections_cover_every_location_and_pattern() -> None:
     assert {r["n"] for r in rep["by_pattern"].values()} == {5}
     total = rep["total"]
     assert sum(total[c]["k"] for c in total) == 20
-    assert rep["by_location"]["output"]["sdc"]["k"] == 4
+    assert rep["by_location"]["output"]["detected"]["k"] == 4
 
 
 def test_corrupted_frames_are_never_accepted() -> None:
@@ -170,5 +176,5 @@ def test_hil_soak_command_writes_the_report(tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert set(report["parts"]) == {"ticks", "frames", "memory", "fuzz"}
     assert proc.returncode == (0 if report["passed"] else 1)
-    assert "silent corruption in: output" in proc.stdout  # the finding is said, not hidden
+    assert "silent corruption in: output" not in proc.stdout
     assert (out / "report.html").read_text().count("<h2>") == 4

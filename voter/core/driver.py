@@ -45,8 +45,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, cast
 
+from voter.core import monitor
 from voter.core.adversary import Adversary, Rng
-from voter.core.board import Board, MemoryFault, TickReport
+from voter.core.board import Board, InconsistencyError, MemoryFault, TickReport
 from voter.core.clock import Correction, JoinListener, TwoWaySync, join_offset, two_way
 from voter.core.drops import Drop
 from voter.core.frame import DIGEST_BYTES, Frame, SyncBlock, check_frame, encode_frame
@@ -804,6 +805,8 @@ class TickDriver:
 
     def _emit(self, record: DecisionRecord, output: dict[str, Any], reason: str | None) -> Actions:
         out = Actions()
+        if reason is None:
+            self._check_output(record, output)
         if reason is not None:
             record.withheld = reason
             self.totals["withheld"] += 1
@@ -813,6 +816,16 @@ class TickDriver:
             out.publish.append(output)
         out.lines.append(record)
         return out
+
+    def _check_output(self, record: DecisionRecord, output: dict[str, Any]) -> None:
+        """MON once more, at publication: the output leaving is the vote of the recorded vector.
+
+        COM/MON and the store checked both in `finish_tick`; a confirmed decision then
+        waits a tick in memory, where nothing else guards the output (the soak's memory
+        injections published every flip there silently, docs/hil.md "Soak")."""
+        vector = tuple(monitor.freeze(v) for v in record.vector)
+        if tuple(output["output"]) != monitor.vote(vector, self.board.channels):
+            raise InconsistencyError("memory: output changed before publication")
 
     # -- for STATUS= ------------------------------------------------------------------------
     def cpu_p99(self) -> float | None:
