@@ -161,6 +161,8 @@ def _interrupted(args: argparse.Namespace) -> int:
     """Ctrl-C: by now the runners' `finally` stopped every board and the fabric (pty mode)
     and the pool's workers are terminated (sim --jobs): one line and 130, no traceback."""
     what = {"verify": "search stopped, nothing printed"}.get(args.cmd, "stopped")
+    if args.cmd == "soak":
+        what = f"soak stopped; the parts that finished are in {args.out}/report.json"
     if args.cmd == "campaign" and args.campaign_cmd == "run":
         what = f"campaign stopped, every board with it; no report written to {args.out}"
     fresh_line = "\n" if sys.stderr.isatty() else ""  # off a progress bar's line
@@ -309,7 +311,13 @@ def _add_soak(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--out", required=True, help="report directory")
     s.add_argument("--scale", type=float, default=1.0, help="multiply every count (e.g. 0.01)")
     s.add_argument(
-        "--only", action="append", default=[], choices=("ticks", "frames", "memory", "fuzz")
+        "--only",
+        action="append",
+        default=[],
+        choices=("ticks", "frames", "memory", "fuzz"),
+        help="run only this part (repeatable)",
     )
-    s.add_argument("--no-progress", action="store_true")
+    s.add_argument(
+        "--no-progress", action="store_true", help="no bars (a line a minute goes to stderr)"
+    )
     s.set_defaults(func=_soak)
