@@ -284,8 +284,7 @@ class TickDriver:
         self._unsent: list[tuple[int, int, float]] = []
         self._decided: TickReport | None = None
         self._replay: list[tuple[int, bytes]] = []
-        #: HIL memory errors of the open tick (voter.core.memhit), landed where they name
-        self._hits: tuple[MemoryHit, ...] = ()
+        self._hits: tuple[MemoryHit, ...] = ()  #: HIL memory errors of the open tick
         #: the `mutate` traitor's memory and counts (made when it first acts)
         self.mutator: Mutator | None = None
         #: peers heard more than a tick away from us (a clock jump beyond the period)
