@@ -15,7 +15,7 @@ reach that exception: peer input only ever becomes a counted drop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,6 +26,7 @@ from voter.core.diagnosis import Diagnosis, Evidence, find_evidence, split_value
 from voter.core.drops import Drop
 from voter.core.frame import WIRE_VERSION, Frame, check_frame
 from voter.core.ic import Decision, as_json_vector, decide, make_node
+from voter.core.memhit import CODEWORD_BITS, STORE, TABLE, MemoryHit
 from voter.core.om import OMNode
 from voter.core.protocol import Algorithm, Params, is_oral
 from voter.core.secded import EccStore, UncorrectableError
@@ -209,12 +210,20 @@ class Board:
             else:
                 self._early[key] = item
 
-    def finish_tick(self, memory_fault: MemoryFault | None = None) -> TickReport:
-        """Decide, with COM/MON and the ECC store; raises InconsistencyError to stop the board."""
+    def finish_tick(
+        self, memory_fault: MemoryFault | None = None, hits: Sequence[MemoryHit] = ()
+    ) -> TickReport:
+        """Decide, with COM/MON and the ECC store; raises InconsistencyError to stop the board.
+
+        `hits` are HIL memory errors in the node's table (before COM and the store see
+        it) and in the store's copy; the driver lands the other locations."""
         node = self._node
         if node is None or self.tick is None:
             raise InconsistencyError("finish_tick without an open tick")
         self.round = self.params.rounds + 1
+        for hit in hits:
+            if hit.location == TABLE:
+                node.flip_table(hit.flips)
         com = node.decide()
         if isinstance(node, OMNode):
             self.store.put_obj("table", monitor.om_table(node.received_values()))
@@ -222,6 +231,9 @@ class Board:
             self.store.put_obj("table", monitor.sm_table(node.accepted_all()))
         if memory_fault is not None:
             memory_fault(self.store)
+        for hit in hits:
+            if hit.location == STORE:
+                self._flip_store(hit)
         corrected_before = self.store.corrected
         mon = self._monitor_decisions(node)
         if mon != com:
@@ -271,6 +283,12 @@ class Board:
         vector, events = diag.end_tick(self.tick, [com.get(j) for j in range(n)], evidence)
         local = split_value(self._local, self.channels, n)[0]
         return dict(enumerate(vector)), local, tuple(events)
+
+    def _flip_store(self, hit: MemoryHit) -> None:
+        """Flip bits of the stored table's 72-bit codewords (check bits included)."""
+        words = self.store.bit_count("table") // CODEWORD_BITS
+        for word, bit in hit.flips:
+            self.store.flip_bit("table", (word % words) * CODEWORD_BITS + bit % CODEWORD_BITS)
 
     def _monitor_decisions(self, node: OMNode | SMNode) -> dict[int, Value]:
         """MON: the decisions again, by the monitor's own code, from the table read back from

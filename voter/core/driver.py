@@ -41,16 +41,18 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
+from voter.core import monitor
 from voter.core.adversary import Adversary, Rng
-from voter.core.board import Board, MemoryFault, TickReport
+from voter.core.board import Board, InconsistencyError, MemoryFault, TickReport
 from voter.core.clock import Correction, JoinListener, TwoWaySync, join_offset, two_way
 from voter.core.drops import Drop
 from voter.core.frame import DIGEST_BYTES, Frame, SyncBlock, check_frame, encode_frame
 from voter.core.ic import as_json_vector
+from voter.core.memhit import OUTPUT, READING, VECTOR, MemoryHit, flip_words
 from voter.core.mode import DegradeConfig, ModeMonitor
 from voter.core.mutation import Mutator
 from voter.core.protocol import oral_bound
@@ -107,6 +109,7 @@ class Sabotage(Protocol):
     def late_ms(self, tick: int) -> float: ...
     def garbage(self, size: int) -> bytes: ...
     def memory_fault(self, tick: int) -> MemoryFault | None: ...
+    def memory_hits(self, tick: int) -> Sequence[MemoryHit]: ...
     def corrupt_reading(self, tick: int, reading: Any) -> Any: ...
     def stall_s(self, tick: int) -> tuple[float, str] | None: ...
     @property
@@ -303,6 +306,7 @@ class TickDriver:
         self._unsent: list[tuple[int, int, float]] = []
         self._decided: TickReport | None = None
         self._replay: list[tuple[int, bytes]] = []
+        self._hits: tuple[MemoryHit, ...] = ()  #: HIL memory errors of the open tick
         #: the `mutate` traitor's memory and counts (made when it first acts)
         self.mutator: Mutator | None = None
         #: peers heard more than a tick away from us (a clock jump beyond the period)
@@ -431,6 +435,10 @@ class TickDriver:
         if sab is not None:
             reading = sab.corrupt_reading(k, reading)
             self.board.adversary = sab.adversary(k)
+            self._hits = tuple(sab.memory_hits(k))
+            for hit in self._hits:
+                if hit.location == READING:
+                    reading = flip_words(reading, hit.flips)
         prev = self._records.get(k - 1)
         rec = self._records.setdefault(k, _TickRecord(k, self.sync.cum))
         rec.cum = self.sync.cum
@@ -598,7 +606,7 @@ class TickDriver:
             return out
         # The last round closed: decide now; `done` settles it when the shell is through.
         report = self.board.finish_tick(
-            self.sabotage.memory_fault(k) if self.sabotage is not None else None
+            self.sabotage.memory_fault(k) if self.sabotage is not None else None, self._hits
         )
         self._decided = report
         self.round = 0
@@ -659,6 +667,7 @@ class TickDriver:
     def _settle(self, report: TickReport, now: float) -> Actions:
         """The decision is made (at `now`): check, record, publish or withhold."""
         out = Actions()
+        report = self._land_hits(report)
         d = report.decision
         k = d.tick
         decided = self.vt(now) - self.t0(k)
@@ -689,6 +698,20 @@ class TickDriver:
         self._track_down(d.vector)
         out.extend(self._publish(record, output, reason))
         return out
+
+    def _land_hits(self, report: TickReport) -> TickReport:
+        """HIL memory errors in the agreed vector or the output, after COM/MON checked them:
+        what a flip there does is what the rest of the tick (digest, publication) makes of it."""
+        hits, self._hits = self._hits, ()
+        d = report.decision
+        for hit in hits:
+            if hit.location == VECTOR:
+                d = replace(d, vector=cast("tuple[Value, ...]", flip_words(d.vector, hit.flips)))
+            elif hit.location == OUTPUT:
+                d = replace(
+                    d, output=cast("tuple[float | None, ...]", flip_words(d.output, hit.flips))
+                )
+        return report if d is report.decision else replace(report, decision=d)
 
     def _overrun(self, k: int, late: str | None, decided: float) -> dict[str, Any] | None:
         """The `overrun` event for a tick this board sent or decided late (at most 1/s)."""
@@ -824,6 +847,8 @@ class TickDriver:
         out = Actions()
         if reason is None and self.timing.fail_silent and not self.mode.sure_of(record.tick):
             reason = MODE  # the last check: every other reason says more about why
+        if reason is None:
+            self._check_output(record, output)
         if reason is not None:
             record.withheld = reason
             self.totals["withheld"] += 1
@@ -833,6 +858,16 @@ class TickDriver:
             out.publish.append(output)
         out.lines.append(record)
         return out
+
+    def _check_output(self, record: DecisionRecord, output: dict[str, Any]) -> None:
+        """MON once more, at publication: the output leaving is the vote of the recorded vector.
+
+        COM/MON and the store checked both in `finish_tick`; a confirmed decision then
+        waits a tick in memory, where nothing else guards the output (the soak's memory
+        injections published every flip there silently, docs/hil.md "Soak")."""
+        vector = tuple(monitor.freeze(v) for v in record.vector)
+        if tuple(output["output"]) != monitor.vote(vector, self.board.channels):
+            raise InconsistencyError("memory: output changed before publication")
 
     # -- for STATUS= ------------------------------------------------------------------------
     def cpu_p99(self) -> float | None:
