@@ -12,7 +12,8 @@ Four parts, each replayable from the plan's seed:
   (`hil.codec_soak`). Pass: none accepted other than as sent;
 - **memory**: single-, double-, multi-bit and multi-word flips in the working state
   and the ECC store, each classified against a golden run (`hil.injection`).
-  Pass: no silent data corruption;
+  Pass: no silent data corruption, but for flipped readings the vote keeps inside
+  the loyal readings (`memory_passed`);
 - **fuzz**: seeded decoder inputs. Pass: no exception escapes.
 """
 
@@ -36,6 +37,7 @@ from hil.faultspec import fault_budget, faulty_nodes, validate_run
 from hil.scenario import Scenario
 from hil.sim import Simulator, sim_config
 from voter.core.adversary import Strategy
+from voter.core.memhit import READING
 from voter.core.protocol import Algorithm
 from voter.faultmodel import Fault, parse_fault
 from voter.textfile import TextFileError, read_text
@@ -298,9 +300,24 @@ def run_part(part: str, plan: SoakPlan, out: Path, advance: Advance | None) -> d
         from hil.injection import run_injections, tally
 
         res = tally(list(run_injections(plan.injections, plan.seed, advance)))
-        res["passed"] = res["total"]["sdc"]["k"] == 0
+        res["passed"] = memory_passed(res)
     res["wall_s"] = round(time.monotonic() - started, 1)
     return res
+
+
+def memory_passed(res: dict[str, Any]) -> bool:
+    """No silent corruption, except a flipped reading whose every changed output stays
+    inside the loyal boards' readings.
+
+    A flip in the sampled reading is that board's sensor fault: the reading is the
+    input, so one board has no second path to check it against (docs/design.md,
+    "Memory injections"), and the vote is what bounds it. Such cases are still
+    counted and reported (`sdc`, `sdc_bounded`); one that leaves the loyal range,
+    or any silent corruption of state the board could check, fails the part."""
+    rows = res["by_location"]
+    reading = rows.get(READING, {"sdc": {"k": 0}, "sdc_bounded": 0})
+    elsewhere = res["total"]["sdc"]["k"] - reading["sdc"]["k"]
+    return elsewhere == 0 and reading["sdc"]["k"] == reading["sdc_bounded"]
 
 
 def part_total(part: str, plan: SoakPlan) -> int:

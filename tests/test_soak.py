@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -178,3 +179,24 @@ def test_hil_soak_command_writes_the_report(tmp_path: Path) -> None:
     assert proc.returncode == (0 if report["passed"] else 1)
     assert "silent corruption in: output" not in proc.stdout
     assert (out / "report.html").read_text().count("<h2>") == 4
+
+
+def test_memory_part_passes_only_bounded_reading_corruption() -> None:
+    """The pass rule: a flipped reading acts as that board's sensor fault, so silent
+    corruption there passes only while the vote keeps every changed output inside the
+    loyal readings; silent corruption anywhere else fails the part."""
+    from hil.soak import memory_passed
+
+    def res(reading_sdc: int, bounded: int, other_sdc: int) -> dict[str, Any]:
+        return {
+            "total": {"sdc": {"k": reading_sdc + other_sdc}},
+            "by_location": {
+                "reading": {"sdc": {"k": reading_sdc}, "sdc_bounded": bounded},
+                "table": {"sdc": {"k": other_sdc}, "sdc_bounded": 0},
+            },
+        }
+
+    assert memory_passed(res(0, 0, 0))
+    assert memory_passed(res(967, 967, 0))
+    assert not memory_passed(res(967, 966, 0))  # one output left the loyal range
+    assert not memory_passed(res(0, 0, 1))  # silent corruption of checkable state
