@@ -16,6 +16,7 @@ from voter.faultmodel import EXAMPLES, KINDS
 if TYPE_CHECKING:
     from hil.scenario import Scenario
     from voter.budget import TimingBudget
+    from voter.core.mode import DegradeConfig
     from voter.core.validity import ChannelLimits
 
 
@@ -123,8 +124,22 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         publish=parse_publish(args.publish),
         fail_silent=not args.no_fail_silent,
         diagnosis=diagnosis,
+        degrade=_degrade(args),
         validity=_validity(args.validity),
     )
+
+
+def _degrade(args: argparse.Namespace) -> DegradeConfig | None:
+    """`--degrade sm`: the cluster file's [degrade] (one line and exit 2 if it cannot apply)."""
+    from voter.core.mode import parse_degrade
+    from voter.core.protocol import Algorithm
+
+    if args.degrade is None:
+        return None
+    try:
+        return parse_degrade(Algorithm(args.algorithm), args.degrade)
+    except ValueError as e:
+        fail(f"--degrade: {e}")
 
 
 def _validity(text: str | None) -> tuple[ChannelLimits, ...]:
@@ -226,6 +241,12 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="isolate by agreement (SM: proven equivocators; OM/OMH: a penalty/reward count), "
         "re-admit after this many clean ticks",
+    )
+    r.add_argument(
+        "--degrade",
+        choices=("sm",),
+        default=None,
+        help="OM/OMH: switch to SM at an agreed tick when one more fault would break the bound",
     )
     r.add_argument(
         "--no-fail-silent",

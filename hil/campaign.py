@@ -43,6 +43,7 @@ from voter.core.diagnosis import (
     pr_problem,
 )
 from voter.core.driver import parse_publish
+from voter.core.mode import DegradeConfig, parse_degrade
 from voter.core.protocol import ALGORITHMS, Algorithm
 from voter.faultmodel import Fault, FaultSpecError, SensorFault, fault_from_table, to_table
 from voter.textfile import TextFileError, read_text
@@ -61,6 +62,7 @@ SCENARIO_KEYS = {
     "publish",
     "fail_silent",
     "diagnosis",
+    "degrade",
     "validity",
     "replication",
     "commands",
@@ -182,7 +184,20 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         replication=replication,
         commands=commands,
         diagnosis=diagnosis,
+        degrade=_degrade(t.get("degrade"), where, alg),
     )
+
+
+def _degrade(raw: object, where: str, algorithm: Algorithm) -> DegradeConfig | None:
+    """`degrade = { to = "sm" }`: the cluster file's [degrade]."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != {"to"}:
+        raise CampaignError(f'{where}: degrade must be {{ to = "sm" }}')
+    try:
+        return parse_degrade(algorithm, raw["to"])
+    except ValueError as e:
+        raise CampaignError(f"{where}: degrade: {e}") from None
 
 
 def _diagnosis(raw: object, where: str, algorithm: Algorithm) -> DiagnosisConfig | None:
@@ -311,7 +326,7 @@ def run_scenario(
         return _skipped(sc, mode, rig, log_why, started)
     runner = runner_for(mode, rig)
     if rig is not None and mode == "serial":
-        why = mismatch(sc.nodes, sc.algorithm, sc.m, rig, sc.validity)
+        why = mismatch(sc.nodes, sc.algorithm, sc.m, rig, sc.validity, sc.degrade)
         if why is not None:
             return _skipped(sc, mode, rig, why, started)
         # The boards tick at their cluster's rate and baud, whatever the scenario asked for.
@@ -410,6 +425,8 @@ def scenario_toml(sc: Scenario, campaign: str) -> str:
     ]
     if sc.diagnosis is not None:
         lines.append(f"diagnosis = {{ {', '.join(config_toml(sc.diagnosis))} }}")
+    if sc.degrade is not None:
+        lines.append(f'degrade = {{ to = "{sc.degrade.to}" }}')
     validity = validity_inline(CHANNELS, sc.validity)
     if validity:
         lines.append(f"validity = {validity}")
@@ -478,6 +495,7 @@ def scenario_to_json(r: ScenarioResult, campaign: Campaign, out: Path) -> dict[s
         "detection_latency": checked["isolation"].get("detection_latency", {}),
         "false_isolations": checked["isolation"].get("false_isolations", 0),
         **({"isolation": checked["isolation"]} if sc.diagnosis is not None else {}),
+        **({"modes": checked["isolation"].get("modes", [])} if sc.degrade is not None else {}),
         "availability": checked["availability"],
         "withheld": checked["withheld"],
         "undetected": checked["undetected"],

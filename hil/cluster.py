@@ -29,6 +29,7 @@ from hil.scenario import CHANNELS
 from voter.config import ClusterConfig, NodeConfig, dump_cluster
 from voter.core.diagnosis import DiagnosisConfig
 from voter.core.driver import Publish
+from voter.core.mode import DegradeConfig
 from voter.core.protocol import Algorithm
 from voter.core.record import parse_line
 from voter.core.validity import ChannelLimits
@@ -107,6 +108,8 @@ class ProcessCluster:
     fail_silent: bool = True
     #: [diagnosis] of the cluster file (None: off)
     diagnosis: DiagnosisConfig | None = None
+    #: [degrade] of the cluster file (None: off)
+    degrade: DegradeConfig | None = None
     #: [validity] of the generated cluster.toml (per channel; () = no checks)
     validity: tuple[ChannelLimits, ...] = ()
     procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -175,6 +178,7 @@ class ProcessCluster:
             publish=self.publish,
             fail_silent=self.fail_silent,
             diagnosis=self.diagnosis,
+            degrade=self.degrade,
             validity=self.validity,
         )
         self.config_path.write_text(dump_cluster(self.cfg))

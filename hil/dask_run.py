@@ -80,7 +80,28 @@ def client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
                     silence_logs=50,  # CRITICAL: a lost worker is the report's business
                 )
             )
-        yield stack.enter_context(distributed.Client(cluster, set_as_default=False))
+        c = stack.enter_context(distributed.Client(cluster, set_as_default=False))
+        try:
+            yield c
+        except KeyboardInterrupt:
+            _kill_workers(cluster)
+            raise
+
+
+def _kill_workers(cluster: Any) -> None:
+    """Ctrl-C: the local workers die now rather than after their scenario.
+
+    A graceful close waits for each worker to leave its task, and a worker deep in a
+    long pure-Python scenario on a loaded host took over a minute (CI saw it); the
+    report is not written anyway. Each nanny is told first that it is closing, so it
+    does not restart the worker it sees die."""
+    for nanny in list(getattr(cluster, "workers", {}).values()):
+        pid = getattr(nanny, "pid", None)
+        if hasattr(nanny, "close_gracefully"):
+            nanny.close_gracefully(reason="hil interrupted")  # no restart when it dies
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager

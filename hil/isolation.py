@@ -1,4 +1,5 @@
-"""The checker's view of diagnosis: were isolations agreed, and was a loyal board ever isolated?
+"""The checker's view of diagnosis and modes: were isolations and algorithm switches agreed,
+and was a loyal board ever isolated?
 
 Fed the loyal boards' `evidence` / `isolate` / `readmit` events (by `hil.checks.check`
 and the streaming checker alike). An isolation is safe only if it is itself agreed:
@@ -8,6 +9,9 @@ false isolation. Detection latency is counted from the first tick a loyal board
 held evidence against the peer (its first observed equivocation) or, under OM,
 from the tick whose misbehaviour started the p/r count that isolated it
 (`first_fault_tick` of the `isolate` event).
+
+A planned degradation (`mode` events, docs/design.md) is checked the same way: every
+loyal board that ran the whole time switches to the same algorithm at the same tick.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 KINDS = ("isolate", "readmit")
+#: a `mode` event is kept as (MODE, algorithm index in MODE_ALGORITHMS, tick)
+MODE = "mode"
+MODE_ALGORITHMS = ("om", "omh", "sm")
 
 
 @dataclass
@@ -35,13 +42,15 @@ class IsolationLedger:
         kind, tick, peer = ev.get("event"), ev.get("tick"), ev.get("peer")
         if kind == "joined":
             self.joins[node] = self.joins.get(node, 0) + 1
+        if kind == MODE and isinstance(tick, int) and ev.get("algorithm") in MODE_ALGORITHMS:
+            peer = MODE_ALGORITHMS.index(str(ev["algorithm"]))
         if not isinstance(tick, int) or not isinstance(peer, int):
             return
         first = ev.get("first_fault_tick")  # OM's p/r count: the tick its count started
         if kind == "evidence" or (kind == "isolate" and isinstance(first, int)):
             start = tick if kind == "evidence" else int(first)  # type: ignore[arg-type]
             self.first_evidence[peer] = min(start, self.first_evidence.get(peer, start))
-        if kind in KINDS:
+        if kind in KINDS or kind == MODE:
             self.seen.setdefault(node, set()).add((str(kind), peer, tick))
 
     def verdict(
@@ -60,7 +69,8 @@ class IsolationLedger:
         for kind, peer, tick in sorted(union, key=lambda e: (e[2], e[1], e[0])):
             missing = [i for i in whole if (kind, peer, tick) not in views[i]]
             if missing:
-                problems.append((tick, missing, f"{kind} of {peer} not logged by boards {missing}"))
+                what = f"switch to {MODE_ALGORITHMS[peer]}" if kind == MODE else f"{kind} of {peer}"
+                problems.append((tick, missing, f"{what} not logged by boards {missing}"))
         isolates = {(p, t) for ev in self.seen.values() for k, p, t in ev if k == "isolate"}
         false = sorted((p, t) for p, t in isolates if p in self.loyal)
         for peer, tick in false:
@@ -69,6 +79,10 @@ class IsolationLedger:
 
     def _summary(self, union: Iterable[tuple[str, int, int]], false: int) -> dict[str, Any]:
         isolations = sorted((t, p) for k, p, t in union if k == "isolate")
+        modes = [
+            {"algorithm": MODE_ALGORITHMS[a], "tick": t}
+            for t, a in sorted((t, a) for k, a, t in union if k == MODE)
+        ]
         latency: dict[str, int] = {}
         for tick, peer in isolations:
             start = self.first_evidence.get(peer)
@@ -80,6 +94,7 @@ class IsolationLedger:
             "first_evidence": {str(p): t for p, t in sorted(self.first_evidence.items())},
             "detection_latency": latency,
             "false_isolations": false,
+            **({"modes": modes} if modes else {}),
         }
 
 

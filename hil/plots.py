@@ -23,6 +23,9 @@ from matplotlib.patches import Patch, Rectangle
 
 from hil.report import COLORS, LEGEND, STATES, timeline_grid, wilson
 
+#: the dashed line of a planned degradation (a colour no board state uses)
+MODE_COLOR = "#0ea5e9"
+
 
 def timeline_png(
     path: Path,
@@ -33,6 +36,7 @@ def timeline_png(
     ticks: int,
     traitors: Sequence[int] = (),
     isolation: Mapping[str, Any] | None = None,
+    modes: Sequence[Mapping[str, Any]] | None = None,
 ) -> None:
     boards = sorted(timeline)
     grid, step = timeline_grid(timeline)
@@ -56,6 +60,10 @@ def timeline_png(
         for x in (isolation or {}).get(kind, []):
             if x["peer"] in boards:
                 ax.plot(x["tick"], boards.index(x["peer"]), mark, color="#f59e0b", ms=8)
+    for x in modes or ():
+        # a planned degradation: a dashed line across every board at the tick it takes effect
+        ax.axvline(x["tick"], color=MODE_COLOR, ls="--", lw=1.5)
+        ax.text(x["tick"], -0.5, f" {str(x['algorithm']).upper()}", color=MODE_COLOR, fontsize=8)
     ax.set_yticks(
         range(len(boards)),
         [f"board {b} (traitor)" if b in traitors else f"board {b}" for b in boards],
@@ -107,6 +115,7 @@ def _timeline_legend(ax: Axes) -> None:
     handles.append(Line2D([], [], marker="x", color="black", ls="", label="violation"))
     handles.append(Line2D([], [], marker="v", color="#f59e0b", ls="", label="isolated"))
     handles.append(Line2D([], [], marker="^", color="#f59e0b", ls="", label="re-admitted"))
+    handles.append(Line2D([], [], color=MODE_COLOR, ls="--", label="mode switch"))
     ax.legend(
         handles=handles,
         loc="upper left",

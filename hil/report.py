@@ -414,6 +414,7 @@ got <b>{e(s["outcome"])}</b>. Fault budget: {s["fault_budget"]["counted"]} count
 <p>Properties: {props}</p>
 {_boards_table(s)}
 {_isolation_html(s)}
+{_modes_html(s)}
 {_img(out / "plots" / (s["name"] + ".png"))}
 {_violations_html(s)}{shrunk}
 <details><summary>counters</summary><table>{counters}</table></details>
@@ -431,6 +432,14 @@ def _isolation_html(s: Mapping[str, Any]) -> str:
         f"<p>Diagnosis (agreed by every loyal board): {html.escape(words)}. "
         f"False isolations: {iso.get('false_isolations', 0)}.</p>"
     )
+
+
+def _modes_html(s: Mapping[str, Any]) -> str:
+    """Planned-degradation scenarios: the algorithm switches (agreed by every loyal board)."""
+    if "modes" not in s:
+        return ""
+    words = ", ".join(f"{str(x['algorithm']).upper()} from tick {x['tick']}" for x in s["modes"])
+    return f"<p>Mode switches (agreed by every loyal board): {html.escape(words or 'none')}.</p>"
 
 
 def _what(s: Mapping[str, Any]) -> str:

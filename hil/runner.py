@@ -268,6 +268,7 @@ def _report(campaign: Campaign, results: list[ScenarioResult], opts: Options) ->
                     r.scenario.ticks,
                     faulty_nodes(list(r.scenario.faults)),
                     row.get("isolation"),
+                    row.get("modes"),
                 )
             rows.append(row)
             bar.advance(task)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from voter.core.diagnosis import DiagnosisConfig
 from voter.core.driver import Publish
+from voter.core.mode import DegradeConfig
 from voter.core.protocol import Algorithm, fault_bound, oral_bound
 from voter.core.validity import ChannelLimits
 from voter.faultmodel import Fault, Traitor
@@ -44,6 +45,8 @@ class Scenario:
     commands: int = 0
     #: SM equivocation diagnosis: isolation and probation (None: off; docs/design.md, Diagnosis)
     diagnosis: DiagnosisConfig | None = None
+    #: planned degradation OM -> SM (None: off; docs/design.md, "Planned degradation")
+    degrade: DegradeConfig | None = None
 
     @property
     def bound(self) -> int:

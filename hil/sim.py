@@ -60,6 +60,8 @@ from voter.core.driver import Actions, Outgoing, Publish, TickDriver, Timing
 from voter.core.drops import Drop
 from voter.core.frame import Frame, FrameSplitter, decode_frame, wire_size
 from voter.core.ic import ic_params
+from voter.core.memhit import MemoryHit
+from voter.core.mode import DegradeConfig
 from voter.core.protocol import Algorithm
 from voter.core.record import DecisionRecord
 from voter.core.validity import ChannelLimits, from_limits
@@ -114,8 +116,12 @@ class SimConfig:
     fail_silent: bool = True
     #: SM equivocation diagnosis (None: off)
     diagnosis: DiagnosisConfig | None = None
+    #: planned degradation OM -> SM (None: off)
+    degrade: DegradeConfig | None = None
     #: per channel, the boards' validity checks on their own readings; () = none
     validity: tuple[ChannelLimits, ...] = ()
+    #: memory errors in the boards' working state: node -> tick -> hits (hil.injection)
+    memory_hits: dict[int, dict[int, tuple[MemoryHit, ...]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -170,6 +176,7 @@ class _SimBoard:
             algorithm=sim.cfg.algorithm,
             sabotage=sim.faults[node],
             validity=from_limits(sim.cfg.validity, CHANNEL_NAMES, sim.period),
+            degrade=sim.cfg.degrade,
         )
         self.driver.stop_after = sim.cfg.ticks - 1
         self.up = True
@@ -269,6 +276,8 @@ class Simulator:
         for f in cfg.faults:
             if is_board(f):
                 self.faults[f.node].add(f)
+        for node, hits in cfg.memory_hits.items():
+            self.faults[node].hits = dict(hits)
         return phase_rng
 
     def _init_links(self, cfg: SimConfig) -> None:
@@ -412,7 +421,11 @@ class Simulator:
             due = max(t, self.true_time(i, o.due))
             self._transmit(due, i, o)
         self._log(i, acts)
-        more = b.driver.done(self.local(i, t))
+        try:
+            more = b.driver.done(self.local(i, t))
+        except InconsistencyError as e:  # publication's own check (a memory hit in the output)
+            self._stop(i, t, b.driver.tick, str(e))
+            return
         self._log(i, more)
         if acts.stall_s and acts.stall_when == "after-send":
             t += self._stall(i, acts.stall_s)
@@ -606,6 +619,7 @@ def sim_config(sc: Scenario, *, fast_lane: bool = True) -> SimConfig:
         publish=sc.publish,
         fail_silent=sc.fail_silent,
         diagnosis=sc.diagnosis,
+        degrade=sc.degrade,
         validity=sc.validity,
     )
 

@@ -250,13 +250,24 @@ def _fault_lines(res: RunResult) -> list[str]:
 
 
 def _isolation_lines(res: RunResult) -> list[str]:
-    """Diagnosis runs only: whom the loyal boards isolated (agreed), when, and how fast."""
+    """Diagnosis runs only: whom the loyal boards isolated (agreed), when, and how fast; and
+    with planned degradation the algorithm switches."""
+    modes = res.check.isolation.get("modes", [])
+    switched = (
+        [
+            "mode switches (agreed by every loyal board): "
+            + (", ".join(f"{x['algorithm']} from tick {x['tick']}" for x in modes) or "none")
+        ]
+        if res.scenario.degrade is not None
+        else []
+    )
     if res.scenario.diagnosis is None:
-        return []
+        return switched
     iso = res.check.isolation
     done, back = describe(iso)
     return [
         f"isolated (agreed by every loyal board): {', '.join(done) or 'none'}; "
         f"re-admitted: {', '.join(back) or 'none'}; "
-        f"false isolations: {iso.get('false_isolations', 0)}"
+        f"false isolations: {iso.get('false_isolations', 0)}",
+        *switched,
     ]

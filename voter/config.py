@@ -30,6 +30,7 @@ from voter.core.diagnosis import (
     pr_problem,
 )
 from voter.core.driver import Publish, parse_publish
+from voter.core.mode import DegradeConfig, parse_degrade
 from voter.core.protocol import ALGORITHMS, Algorithm, fault_bound
 from voter.core.validity import LIMIT_KEYS, WINDOW_MAX, ChannelLimits
 from voter.keys import KeyFileError, parse_public_key
@@ -140,6 +141,8 @@ class ClusterConfig:
     diagnosis: DiagnosisConfig | None = None
     #: [validity]: per channel, the checks each board runs on its own reading; () = none
     validity: tuple[ChannelLimits, ...] = ()
+    #: [degrade]: switch OM -> SM when one more fault would break OM's bound (None: off)
+    degrade: DegradeConfig | None = None
 
     @property
     def n(self) -> int:
@@ -279,7 +282,7 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
     # which under systemd is "/" and on a developer's shell is anything.
     abspath = path.resolve()
     base = abspath.parent
-    c.keys(raw, "", ("cluster", "node"), ("output", "validity", "diagnosis"))
+    c.keys(raw, "", ("cluster", "node"), ("output", "validity", "diagnosis", "degrade"))
     cl = c.table(raw["cluster"], "cluster")
     c.keys(cl, "cluster", _CLUSTER_REQUIRED, _CLUSTER_OPTIONAL)
     # Checked in file order: the first bad key is the one the message names.
@@ -300,6 +303,7 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
     output = _parse_output(c, raw.get("output", {}), "output")
     diagnosis = _diagnosis(c, raw.get("diagnosis"), algorithm, len(channels))
     validity = _parse_validity(c, raw.get("validity", {}), channels)
+    degrade = _degrade(c, raw.get("degrade"), algorithm)
     nodes = _parse_nodes(c, raw["node"], base)
     _check_mavlink_names(c, channels, output, nodes)
     return ClusterConfig(
@@ -319,7 +323,20 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
         output=OutputConfig(**output),
         diagnosis=diagnosis,
         validity=validity,
+        degrade=degrade,
     )
+
+
+def _degrade(c: _Checker, value: object, algorithm: Algorithm) -> DegradeConfig | None:
+    """`[degrade] to = "sm"`: present = on (docs/deploy.md, "Planned degradation")."""
+    if value is None:
+        return None
+    table = c.table(value, "degrade")
+    c.keys(table, "degrade", ("to",), ())
+    try:
+        return parse_degrade(algorithm, table["to"])
+    except ValueError as e:
+        raise c.error("degrade", str(e)) from None
 
 
 #: probation longer than a day at 1000 Hz is a typo, not a policy
@@ -830,6 +847,8 @@ def dump_cluster(cfg: ClusterConfig) -> str:
         lines += ["", "[output]"] + [f"{k} = {_toml_value(v)}" for k, v in output.items()]
     if cfg.diagnosis is not None:
         lines += ["", "[diagnosis]", *config_toml(cfg.diagnosis)]
+    if cfg.degrade is not None:
+        lines += ["", "[degrade]", f"to = {_toml_str(cfg.degrade.to)}"]
     for ch, lim in zip(cfg.channels, cfg.validity, strict=False):
         if lim.active:
             lines += ["", f"[validity.{_toml_key(ch)}]"]

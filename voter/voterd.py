@@ -26,6 +26,7 @@ from voter.core.crypto import KeyRing
 from voter.core.diagnosis import make_diagnosis
 from voter.core.driver import TickDriver, Timing
 from voter.core.ic import ic_params
+from voter.core.mode import sizing_algorithm
 from voter.core.validity import from_limits
 from voter.core.values import ReadingDomain
 from voter.daemon import Daemon, Options, Parts
@@ -58,7 +59,9 @@ def _load(args: argparse.Namespace) -> tuple[ClusterConfig, NodeConfig, Budget]:
     except ConfigFileError as e:
         fail(str(e), EXIT_CONFIG)
     try:
-        budget = check_cluster(cfg.n, cfg.m, cfg.algorithm, cfg.wire_channels)
+        budget = check_cluster(
+            cfg.n, cfg.m, sizing_algorithm(cfg.algorithm, cfg.degrade), cfg.wire_channels
+        )
     except ValueError as e:
         fail(f"{cfg.path}: {e}", EXIT_CONFIG)
     return cfg, node, budget
@@ -168,6 +171,7 @@ def build(args: argparse.Namespace) -> Daemon:
         sabotage=faults if args.hil else None,
         cpu_clock=time.process_time,
         validity=from_limits(cfg.validity, cfg.channels, cfg.period_s),
+        degrade=cfg.degrade,
     )
     driver.stop_after = args.until_tick
     clock = Clock()

@@ -15,8 +15,8 @@ reach that exception: peer input only ever becomes a counted drop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from voter.core import monitor
@@ -26,8 +26,9 @@ from voter.core.diagnosis import Diagnosis, Evidence, find_evidence, om_suspects
 from voter.core.drops import Drop
 from voter.core.frame import WIRE_VERSION, Frame, check_frame
 from voter.core.ic import Decision, as_json_vector, decide, make_node
+from voter.core.memhit import CODEWORD_BITS, STORE, TABLE, MemoryHit
 from voter.core.om import OMNode
-from voter.core.protocol import Params
+from voter.core.protocol import Algorithm, Params, is_oral
 from voter.core.secded import EccStore, UncorrectableError
 from voter.core.sm import SMNode
 from voter.core.values import ReadingDomain, Value
@@ -35,6 +36,8 @@ from voter.core.values import ReadingDomain, Value
 DROP_LATE = "late"
 DROP_DUPLICATE = "duplicate"
 DROP_FUTURE = "future"
+#: a frame of the other algorithm (signed under OM, unsigned under SM) around a mode switch
+DROP_MODE = "mode"
 
 
 class InconsistencyError(Exception):
@@ -61,6 +64,8 @@ class TickReport:
     corrected: int = 0  #: memory bit errors the ECC store corrected this tick
     #: decision-log event lines of this tick (diagnosis: evidence, isolate, readmit)
     events: tuple[dict[str, Any], ...] = ()
+    #: peers whose frames this tick were of the other algorithm (planned degradation)
+    mode_peers: frozenset[int] = frozenset()
 
 
 @dataclass(slots=True)
@@ -110,6 +115,18 @@ class Board:
         self._early: dict[tuple[int, int, int], Frame] = {}
         self._early_max = (params.nodes - 1) * (params.rounds + 1)
         self._got: set[int] = set()  # peers whose frame for the open round was delivered
+        #: planned degradation is on: a frame of the algorithm this tick does not run is a
+        #: counted drop (off by default, so runs without it see exactly the old counts)
+        self.mode_checked = False
+        self._mode_peers: set[int] = set()
+
+    def set_algorithm(self, algorithm: Algorithm) -> None:
+        """Run the next ticks under `algorithm` (a planned switch; between ticks only)."""
+        if self._node is not None:
+            raise InconsistencyError("algorithm switch inside an open tick")
+        self.params = replace(self.params, algorithm=algorithm)
+        if self.diagnosis is not None:  # SM's evidence rule under SM, the p/r count under OM
+            self.diagnosis.pr = is_oral(algorithm)
 
     # -- the tick --------------------------------------------------------------
     def begin_tick(self, tick: int, reading: Value) -> list[Frame]:
@@ -118,6 +135,7 @@ class Board:
             raise ValueError(f"tick {tick} after tick {self.tick}: ticks only go forward")
         self.tick, self.round = tick, 1
         self._got = set()
+        self._mode_peers = set()
         if self.diagnosis is not None:
             reading = self.diagnosis.commanded(reading)
         self._local = reading
@@ -194,12 +212,20 @@ class Board:
             else:
                 self._early[key] = item
 
-    def finish_tick(self, memory_fault: MemoryFault | None = None) -> TickReport:
-        """Decide, with COM/MON and the ECC store; raises InconsistencyError to stop the board."""
+    def finish_tick(
+        self, memory_fault: MemoryFault | None = None, hits: Sequence[MemoryHit] = ()
+    ) -> TickReport:
+        """Decide, with COM/MON and the ECC store; raises InconsistencyError to stop the board.
+
+        `hits` are HIL memory errors in the node's table (before COM and the store see
+        it) and in the store's copy; the driver lands the other locations."""
         node = self._node
         if node is None or self.tick is None:
             raise InconsistencyError("finish_tick without an open tick")
         self.round = self.params.rounds + 1
+        for hit in hits:
+            if hit.location == TABLE:
+                node.flip_table(hit.flips)
         com = node.decide()
         if isinstance(node, OMNode):
             self.store.put_obj("table", monitor.om_table(node.received_values()))
@@ -207,6 +233,9 @@ class Board:
             self.store.put_obj("table", monitor.sm_table(node.accepted_all()))
         if memory_fault is not None:
             memory_fault(self.store)
+        for hit in hits:
+            if hit.location == STORE:
+                self._flip_store(hit)
         corrected_before = self.store.corrected
         mon = self._monitor_decisions(node)
         if mon != com:
@@ -232,6 +261,7 @@ class Board:
             {**self._counters.reasons, **node.counters.reasons},
             corrected,
             events,
+            frozenset(self._mode_peers),
         )
         # Frames that arrive from now until the next tick opens count in the next report.
         self._counters = TickCounters()
@@ -261,6 +291,12 @@ class Board:
         )
         local = split_value(self._local, self.channels, n)[0]
         return dict(enumerate(vector)), local, tuple(events)
+
+    def _flip_store(self, hit: MemoryHit) -> None:
+        """Flip bits of the stored table's 72-bit codewords (check bits included)."""
+        words = self.store.bit_count("table") // CODEWORD_BITS
+        for word, bit in hit.flips:
+            self.store.flip_bit("table", (word % words) * CODEWORD_BITS + bit % CODEWORD_BITS)
 
     def _monitor_decisions(self, node: OMNode | SMNode) -> dict[int, Value]:
         """MON: the decisions again, by the monitor's own code, from the table read back from
@@ -316,8 +352,19 @@ class Board:
 
     def _receive(self, frame: Frame) -> None:
         assert self._driven is not None
+        if self.mode_checked and self._other_algorithm(frame):
+            self._counters.drop(DROP_MODE)
+            self._mode_peers.add(frame.src)
+            return
         self._got.add(frame.src)
         self._driven.receive(frame.round, frame.src, frame.entries)
+
+    def _other_algorithm(self, frame: Frame) -> bool:
+        """Signed entries under OM, unsigned ones under SM: the sender runs the other mode."""
+        if not frame.entries:
+            return False
+        signed = any(e.sigs for e in frame.entries)
+        return signed == is_oral(self.params.algorithm)
 
     def _deliver_early(self) -> None:
         if self.tick is None or not self._early:

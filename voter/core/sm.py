@@ -14,8 +14,10 @@ No I/O, no clock, no randomness: keys come in through the KeyRing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from voter.core.crypto import KeyRing, signed_bytes
+from voter.core.memhit import flip_words
 from voter.core.protocol import Counters, Entry, Params, Rejected, check_path, path_ok, valid_paths
 from voter.core.values import Domain, Invalid, Value
 from voter.core.vote import choice
@@ -135,6 +137,13 @@ class SMNode:
             c: self.own_value if c == self.me else choice(self._accepted[c], p.default)
             for c in p.commanders
         }
+
+    def flip_table(self, flips: tuple[tuple[int, int], ...]) -> None:
+        """A memory error in the accepted sets V (HIL injection): COM and the store both see it."""
+        keys = sorted(self._accepted)
+        flipped = flip_words([self._accepted[c] for c in keys], flips)
+        assert isinstance(flipped, list)
+        self._accepted = {c: cast("list[Value]", v) for c, v in zip(keys, flipped, strict=True)}
 
     def accepted(self, commander: int) -> list[Value]:
         """V for `commander` (for traces)."""
