@@ -233,3 +233,17 @@ def test_sim_omh_two_crashed_boards_isolated(tmp_path: Path) -> None:
     check, _ = _sim(sc, tmp_path)
     assert check.safe and check.isolated_ok
     assert [(x["peer"], x["tick"]) for x in check.isolation["isolations"]] == [(2, 9), (3, 9)]
+
+
+def test_om_suspicions_are_not_read_as_sm_evidence_after_a_switch() -> None:
+    """A planned OM -> SM switch between ticks 10 and 11: the accusations agreed in tick 11 were
+    made under OM (mutual suspicions of an equivocating commander's lieutenants), so they go
+    through the p/r count (disputed, no penalty), not SM's immediate f+1 rule. Tick 12's are
+    SM's again: f+1 of them isolate at once."""
+    d = Diagnosis(4, 0, 1, threshold=2, config=ON, pr=True)
+    d.end_tick(10, _vector({}), [])
+    d.pr = False  # what Board.set_algorithm does
+    suspicious = {0: 0b1110, 1: 0b1101, 2: 0b1011}
+    assert d.end_tick(11, _vector(suspicious), [])[1] == [] and not d.isolated
+    _, events = d.end_tick(12, _vector({0: 1 << 3, 1: 1 << 3}), [])
+    assert [(e["peer"], e["reason"]) for e in events] == [(3, "equivocation")]

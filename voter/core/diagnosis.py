@@ -233,6 +233,9 @@ class Diagnosis:
     penalty: dict[int, float] = field(default_factory=dict)
     #: OM: the tick whose misbehaviour started the peer's current count (for detection latency)
     suspect_since: dict[int, int] = field(default_factory=dict)
+    #: the rule of the tick whose observations ride in the next vector (`pr` as it was then):
+    #: after a planned OM <-> SM switch, OM's suspicions must not be read as SM's evidence
+    sent_under_pr: bool | None = None
 
     @property
     def excluded(self) -> frozenset[int]:
@@ -266,10 +269,11 @@ class Diagnosis:
                     accusers.setdefault(peer, []).append(j)
                     if peer not in self.isolated:
                         disputing.add(j)
-        if self.pr:
+        if self.pr if self.sent_under_pr is None else self.sent_under_pr:
             events += self._apply_pr(tick, accusers, disputing)
         else:
             events += self._apply(tick, accusers)
+        self.sent_under_pr = self.pr
         own = sum(1 << e.peer for e in evidence if e.peer != self.me)
         self.accusing = own | (suspects & ~(1 << self.me))
         return tuple(readings), events
