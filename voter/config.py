@@ -137,7 +137,7 @@ class ClusterConfig:
     fail_silent: bool = True
     #: the cluster-wide [output] table (each node may override keys)
     output: OutputConfig = OutputConfig()
-    #: [diagnosis]: SM equivocation evidence, isolation and probation (None: off)
+    #: [diagnosis]: SM evidence / OM p/r counts, isolation and probation (None: off)
     diagnosis: DiagnosisConfig | None = None
     #: [validity]: per channel, the checks each board runs on its own reading; () = none
     validity: tuple[ChannelLimits, ...] = ()
