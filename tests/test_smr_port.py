@@ -1,0 +1,116 @@
+"""The board's command-log port: four of them wired by in-memory links (real Ed25519, codec)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from voter.core.crypto import deterministic_seeds, keyring_from_seeds
+from voter.core.pbft import PbftConfig, PbftReplica
+from voter.core.smr_port import SLOT_BYTES_MIN, SmrPort
+from voter.core.smr_wire import Fragment, LinkSplitter, SmrFrame
+
+CLUSTER = "port-test"
+N = 4
+
+
+def ports(bytes_per_tick: int) -> list[SmrPort]:
+    seeds = deterministic_seeds(N)
+    cfg = PbftConfig(N, tuple(range(N)), timeout_ticks=10, checkpoint_every=4, cluster=CLUSTER)
+    return [
+        SmrPort(
+            i,
+            PbftReplica(i, cfg, keyring_from_seeds(seeds, [i])),
+            CLUSTER,
+            tuple(j for j in range(N) if j != i),
+            bytes_per_tick,
+        )
+        for i in range(N)
+    ]
+
+
+def run(
+    ps: list[SmrPort],
+    ticks: range,
+    dead: set[int] = frozenset(),  # type: ignore[assignment]
+) -> tuple[dict[int, list[dict[str, Any]]], dict[tuple[int, int], int]]:
+    """Step every live port once a tick; the wire bytes go through a splitter per link."""
+    splitters = {(i, j): LinkSplitter(CLUSTER) for i in range(N) for j in range(N) if i != j}
+    commits: dict[int, list[dict[str, Any]]] = {i: [] for i in range(N)}
+    wire: dict[tuple[int, int], int] = {}
+    for t in ticks:
+        for p in ps:
+            if p.me in dead:
+                continue
+            sends, lines = p.step(t)
+            commits[p.me] += lines
+            for dst, data in sends:
+                wire[(p.me, dst)] = max(wire.get((p.me, dst), 0), 0) + len(data)
+                for item in splitters[(p.me, dst)].feed(data):
+                    assert isinstance(item, SmrFrame | Fragment)
+                    if dst not in dead:
+                        ps[dst].on_item(p.me, item)
+    return commits, wire
+
+
+def same_log(commits: dict[int, list[dict[str, Any]]], boards: list[int]) -> list[Any]:
+    logs = [[(c["seq"], c["command"]) for c in commits[i]] for i in boards]
+    assert all(log == logs[0] for log in logs)
+    return logs[0]
+
+
+def test_commands_commit_in_the_same_order_and_are_answered() -> None:
+    """Commands from two boards: the same (seq, command) on every board, each answered once."""
+    ps = ports(600)
+    for k in range(3):
+        ps[1].submit(f"arm {k}", 0)
+        ps[2].submit(f"mode {k}", 0)
+    commits, _ = run(ps, range(1, 40))
+    log = same_log(commits, [0, 1, 2, 3])
+    ops = sorted(c["op"] for _, c in log if c is not None)
+    assert sorted([f"arm {k}" for k in range(3)] + [f"mode {k}" for k in range(3)]) == ops
+    got = ps[1].answered() + ps[2].answered()
+    assert 6 == len(got) and all(a.result is not None for a in got)
+
+
+def test_a_small_slot_fragments_and_stays_within_its_budget() -> None:
+    """A slot smaller than a signed pre-prepare: messages go in fragments, never over budget."""
+    budget = SLOT_BYTES_MIN + 40
+    ps = ports(budget)
+    ps[3].submit("abort", 0)
+    splitter_bytes: list[int] = []
+    for t in range(1, 200):
+        for p in ps:
+            sends, _ = p.step(t)
+            per_peer: dict[int, int] = {}
+            for dst, data in sends:
+                per_peer[dst] = per_peer.get(dst, 0) + len(data)
+                for item in LinkSplitter(CLUSTER).feed(data):
+                    ps[dst].on_item(p.me, item)  # type: ignore[arg-type]
+            splitter_bytes += per_peer.values()
+        if ps[3].answered():
+            break
+    else:
+        pytest.fail("the command was never answered")
+    assert max(splitter_bytes) <= budget
+    assert all(p.replica.last_exec >= 1 for p in ps)
+
+
+def test_a_silent_primary_is_replaced() -> None:
+    """Board 0 (view 0's primary) never runs: a view change, then every command commits."""
+    ps = ports(800)
+    for k in range(4):
+        ps[2].submit(f"cmd {k}", 0)
+    commits, _ = run(ps, range(1, 120), dead={0})
+    log = same_log(commits, [1, 2, 3])
+    assert {f"cmd {k}" for k in range(4)} == {c["op"] for _, c in log if c is not None}
+    assert all(c["view"] >= 1 for c in commits[1])
+    assert 4 == len(ps[2].answered())
+
+
+def test_frames_on_the_wrong_link_are_counted_drops() -> None:
+    """A frame naming another sender is not taken (the oral-messages assumption)."""
+    ps = ports(600)
+    ps[0].on_item(2, SmrFrame(1, 0, ()))
+    assert {"link": 1} == ps[0].drops
