@@ -11,12 +11,14 @@ named before anyone flies it, with the highest rate that fits.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from voter._cli_util import add_version, fail
+from voter.commandlog import CommandError, send_command
 from voter.config import (
     DEFAULT_BAUD,
     DEFAULT_LOG_DIR,
@@ -36,6 +38,7 @@ from voter.config import (
     loads_cluster,
 )
 from voter.core.protocol import ALGORITHMS
+from voter.exitcodes import EXIT_FAILED, EXIT_UNAVAILABLE
 from voter.keys import KeyFileError, generate_key, public_key_hex
 
 if TYPE_CHECKING:
@@ -103,7 +106,33 @@ def _build_parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--logs", type=Path, default=None, metavar="DIR", help="node<ID>.jsonl files are here"
     )
+    _add_command_parser(sub)
     return parser
+
+
+def _add_command_parser(sub: Any) -> None:
+    """`voter command send`: a command for the replicated log ([replication] in cluster.toml)."""
+    command = sub.add_parser(
+        "command",
+        help="the replicated command log",
+        description="Commands for the replicated command log (cluster.toml [replication]).",
+    )
+    csub = command.add_subparsers(
+        dest="command_cmd", required=True, metavar="SUBCOMMAND", parser_class=_Parser
+    )
+    send = csub.add_parser(
+        "send",
+        help="submit a command through a board and wait for f+1 matching replies",
+        description="Submit COMMAND through board --node (its command socket): the board sends "
+        "the signed request to every replica, and the result is printed once f+1 replicas "
+        "replied alike. Exit 0 with the result; 1 with one line if no such answer came within "
+        "--timeout; 69 if the board is not running.",
+    )
+    send.add_argument("--config", required=True, type=Path, metavar="CLUSTER.toml")
+    send.add_argument("--node", required=True, type=int, help="the board to submit through")
+    send.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer")
+    send.add_argument("--json", action="store_true", help="print the answer as one JSON line")
+    send.add_argument("op", nargs="+", metavar="COMMAND", help="the command (words joined)")
 
 
 def _add_init_options(init: argparse.ArgumentParser) -> None:
@@ -265,6 +294,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.cmd == "keygen":
             _keygen(args)
+        elif args.cmd == "command":
+            _command_send(args)
         elif args.cluster_cmd == "init":
             _cluster_init(args)
         elif args.cluster_cmd == "status":
@@ -273,6 +304,23 @@ def main(argv: list[str] | None = None) -> None:
             _cluster_show(args)
     except (KeyFileError, ConfigFileError) as exc:
         fail(str(exc))
+
+
+def _command_send(args: argparse.Namespace) -> None:
+    cfg = load_cluster(args.config)
+    if cfg.replication is None:
+        fail(f"{cfg.path}: no [replication] table: the cluster runs no command log")
+    if not args.timeout > 0:
+        fail("--timeout must be > 0")
+    try:
+        answer = send_command(cfg.command_socket_for(args.node), " ".join(args.op), args.timeout)
+    except CommandError as e:
+        code = EXIT_UNAVAILABLE if e.unavailable else EXIT_FAILED
+        fail(f"node {args.node}: {e}", code)
+    if args.json:
+        print(json.dumps(answer))
+    else:
+        print(f"committed at seq {answer['seq']}: result {answer['result']}")
 
 
 def _keygen(args: argparse.Namespace) -> None:

@@ -1,0 +1,182 @@
+"""The board's replicated command log in voterd: the PBFT port, its command socket, its slot.
+
+Built by `voter.voterd` when cluster.toml has a [replication] table; the loop
+(`voter.daemon`) hands it command-log frames as they are read and calls `slot`
+once per tick right after the agreement decided (docs/design.md, Command log).
+The port (`voter.core.smr_port`) does the protocol; this module does the I/O:
+the links' writes, the decision log's `commit` lines and the unix datagram
+socket `voter command send` talks to. A command arrives as JSON
+``{"op": "..."}``; the answer goes back to the sender's address once f+1
+replicas replied alike: ``{"ok": true, "req", "seq", "result", "tick"}``, or
+at once ``{"ok": false, "error": ...}`` for a command the board refuses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import socket
+from pathlib import Path
+from typing import Any
+
+from voter.config import ClusterConfig
+from voter.core.crypto import KeyRing
+from voter.core.pbft import PbftConfig, PbftReplica
+from voter.core.smr_port import SmrPort
+from voter.core.smr_wire import Fragment, SmrFrame
+from voter.decision_log import DecisionLog
+from voter.exitcodes import SetupError
+from voter.peerlinks import PeerLinks
+
+#: the selector key data of the command socket (the links' is their Link)
+COMMANDS = "commands"
+#: a command datagram's bytes, at most
+DATAGRAM_MAX = 4096
+
+
+def build_port(cfg: ClusterConfig, me: int, keys: KeyRing, slot_bytes: int) -> SmrPort:
+    """The PBFT replica and port of board `me` ([replication] must be set)."""
+    rep = cfg.replication
+    assert rep is not None
+    pcfg = PbftConfig(
+        cfg.n,
+        clients=tuple(range(cfg.n)),  # each board is the client of the commands sent to it
+        timeout_ticks=rep.timeout_ticks,
+        checkpoint_every=rep.checkpoint_every,
+        cluster=cfg.id,
+    )
+    peers = tuple(n.id for n in cfg.nodes if n.id != me)
+    return SmrPort(
+        me,
+        PbftReplica(me, pcfg, keys),
+        cfg.id,
+        peers,
+        slot_bytes,
+        resend_ticks=2 * rep.timeout_ticks,
+    )
+
+
+class CommandLog:
+    """The port of one board with its command socket; the daemon's loop drives it."""
+
+    def __init__(self, port: SmrPort, path: Path, dlog: DecisionLog) -> None:
+        self.port = port
+        self.path = path
+        self.dlog = dlog
+        self.sock: socket.socket | None = None
+        #: request number -> the address to answer
+        self.waiting: dict[int, str | bytes] = {}
+        self.tick = 0
+
+    def open(self, sel: selectors.BaseSelector) -> None:
+        """Bind the command socket (SetupError: one line, exit 69)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sock.bind(str(self.path))
+        except OSError as e:
+            sock.close()
+            raise SetupError(f"cannot bind command socket {self.path}: {e}") from None
+        sock.setblocking(False)
+        self.sock = sock
+        sel.register(sock, selectors.EVENT_READ, COMMANDS)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+    def on_item(self, peer: int, item: SmrFrame | Fragment) -> None:
+        self.port.on_item(peer, item)
+
+    def on_readable(self) -> None:
+        """Take every command waiting on the socket (submitted in the next slot's tick)."""
+        assert self.sock is not None
+        while True:
+            try:
+                raw, addr = self.sock.recvfrom(DATAGRAM_MAX)
+            except (BlockingIOError, InterruptedError):
+                return
+            self._command(raw, addr)
+
+    def _command(self, raw: bytes, addr: Any) -> None:
+        try:
+            msg = json.loads(raw)
+            op = msg["op"] if isinstance(msg, dict) else None
+            if not isinstance(op, str) or not op:
+                raise ValueError('a command is {"op": "..."} with a non-empty op')
+            req = self.port.submit(op, self.tick)
+        except (ValueError, KeyError, UnicodeDecodeError) as e:
+            self._answer(addr, {"ok": False, "error": str(e)[:200]})
+            self.dlog.event("command-rejected", node=self.port.me, error=str(e)[:200])
+            return
+        if isinstance(addr, str | bytes) and addr:  # bytes: an abstract-namespace client
+            self.waiting[req] = addr
+        self.dlog.event("command", node=self.port.me, tick=self.tick, req=req, op=op)
+
+    def _answer(self, addr: Any, reply: dict[str, Any]) -> None:
+        if self.sock is None or not isinstance(addr, str | bytes) or not addr:
+            return
+        with contextlib.suppress(OSError):  # the client gave up and went away
+            self.sock.sendto(json.dumps(reply).encode(), addr)
+
+    def slot(self, tick: int, links: PeerLinks, now: float) -> None:
+        """Tick `tick`'s command-log slot: run the replica, write its frames, log commits."""
+        self.tick = tick + 1
+        sends, lines = self.port.step(tick)
+        for dst, data in sends:
+            links.send(dst, data, now, now)
+        for line in lines:
+            self.dlog.write(line)
+        for a in self.port.answered():
+            addr = self.waiting.pop(a.req, None)
+            reply = {"ok": True, "req": a.req, "seq": a.seq, "result": a.result, "tick": tick}
+            if addr is not None:
+                self._answer(addr, reply)
+
+
+class CommandError(Exception):
+    """`voter command send` got no answer, or a refusal (one line for the user).
+
+    `unavailable`: no board listens on the socket at all (exit 69, not 1)."""
+
+    def __init__(self, message: str, unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.unavailable = unavailable
+
+
+def send_command(path: Path, op: str, timeout_s: float) -> dict[str, Any]:
+    """Submit `op` through the board listening on `path`; its answer (CommandError if none).
+
+    The client binds an abstract-namespace address of its own so the board can
+    answer; nothing is left behind in the file system.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind(f"\0voter-command-{os.getpid()}-{id(sock)}")
+        sock.settimeout(timeout_s)
+        try:
+            sock.sendto(json.dumps({"op": op}).encode(), str(path))
+        except OSError as e:
+            msg = f"no board listens on {path} ({e.strerror or e})"
+            raise CommandError(msg, unavailable=True) from None
+        try:
+            raw = sock.recv(DATAGRAM_MAX)
+        except TimeoutError:
+            raise CommandError(
+                f"no f+1 matching replies within {timeout_s:g} s (is the cluster running?)"
+            ) from None
+    finally:
+        sock.close()
+    try:
+        reply = json.loads(raw)
+    except ValueError:
+        raise CommandError("the board's answer is not JSON") from None
+    if not isinstance(reply, dict) or reply.get("ok") is not True:
+        err = reply.get("error") if isinstance(reply, dict) else None
+        raise CommandError(f"the board refused the command: {err}")
+    return reply
