@@ -800,5 +800,10 @@ def smr_slot_bytes(cfg: ClusterConfig) -> int:
     rep = cfg.replication
     if rep is not None and rep.bytes_per_tick:
         return rep.bytes_per_tick
-    line = cfg.baud / 10 * (1.0 - ROUNDS_FRACTION) * cfg.period_s / 2
+    return smr_slot_bytes_for(cfg.baud, cfg.tick_hz)
+
+
+def smr_slot_bytes_for(baud: int, tick_hz: float) -> int:
+    """The default command-log slot at this baud and rate (see `smr_slot_bytes`)."""
+    line = baud / 10 * (1.0 - ROUNDS_FRACTION) / tick_hz / 2
     return int(min(FRAME_BYTES_MAX, max(64, line)))

@@ -6,9 +6,14 @@ once per tick right after the agreement decided (docs/design.md, Command log).
 The port (`voter.core.smr_port`) does the protocol; this module does the I/O:
 the links' writes, the decision log's `commit` lines and the unix datagram
 socket `voter command send` talks to. A command arrives as JSON
-``{"op": "..."}``; the answer goes back to the sender's address once f+1
-replicas replied alike: ``{"ok": true, "req", "seq", "result", "tick"}``, or
-at once ``{"ok": false, "error": ...}`` for a command the board refuses.
+``{"op": "...", "id": ...}`` (`id` optional, a string or integer the answer
+echoes, so one client may have many commands in flight); the answer goes back
+to the sender's address once f+1 replicas replied alike:
+``{"ok": true, "id", "req", "seq", "result", "tick"}``, or at once
+``{"ok": false, "id", "error"}`` for a command the board refuses.
+
+Under --hil, the `silent` traitor silences the command log too: the replica
+still takes what arrives, but nothing it sends leaves the board.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import os
 import selectors
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +67,21 @@ def build_port(cfg: ClusterConfig, me: int, keys: KeyRing, slot_bytes: int) -> S
 class CommandLog:
     """The port of one board with its command socket; the daemon's loop drives it."""
 
-    def __init__(self, port: SmrPort, path: Path, dlog: DecisionLog) -> None:
+    def __init__(
+        self,
+        port: SmrPort,
+        path: Path,
+        dlog: DecisionLog,
+        silent: Callable[[int], bool] | None = None,
+    ) -> None:
         self.port = port
         self.path = path
         self.dlog = dlog
+        #: HIL: is this board a silent traitor at this tick (its sends are dropped)
+        self.silent = silent
         self.sock: socket.socket | None = None
-        #: request number -> the address to answer
-        self.waiting: dict[int, str | bytes] = {}
+        #: request number -> the address to answer and the client's id of the command
+        self.waiting: dict[int, tuple[str | bytes, Any]] = {}
         self.tick = 0
 
     def open(self, sel: selectors.BaseSelector) -> None:
@@ -90,6 +104,22 @@ class CommandLog:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
 
+    def totals(self) -> dict[str, Any]:
+        """The `command-log` line at stop: what this board's replica sent, dropped, signed."""
+        rep, port = self.port.replica, self.port
+        return {
+            "view": rep.view,
+            "view_changes": rep.counts.view_changes,
+            "executed": rep.last_exec,
+            "messages": dict(sorted(rep.counts.sent.items())),
+            "refused": rep.refused,
+            "dropped": dict(sorted(port.drops.items())),
+            "bytes_sent": port.bytes_sent,
+            # the board's key ring: the agreement's own signatures too under SM
+            "signatures": rep.keys.signs,
+            "verifies": rep.keys.verifies,
+        }
+
     def on_item(self, peer: int, item: SmrFrame | Fragment) -> None:
         self.port.on_item(peer, item)
 
@@ -104,18 +134,25 @@ class CommandLog:
             self._command(raw, addr)
 
     def _command(self, raw: bytes, addr: Any) -> None:
+        cid: Any = None
         try:
             msg = json.loads(raw)
-            op = msg["op"] if isinstance(msg, dict) else None
+            if not isinstance(msg, dict):
+                raise ValueError('a command is {"op": "..."} with a non-empty op')
+            cid = msg.get("id")
+            if cid is not None and not (type(cid) is int or (type(cid) is str and len(cid) <= 64)):
+                cid = None
+                raise ValueError("id must be an integer or a string of at most 64 characters")
+            op = msg.get("op")
             if not isinstance(op, str) or not op:
                 raise ValueError('a command is {"op": "..."} with a non-empty op')
             req = self.port.submit(op, self.tick)
-        except (ValueError, KeyError, UnicodeDecodeError) as e:
-            self._answer(addr, {"ok": False, "error": str(e)[:200]})
+        except (ValueError, UnicodeDecodeError) as e:
+            self._answer(addr, {"ok": False, "id": cid, "error": str(e)[:200]})
             self.dlog.event("command-rejected", node=self.port.me, error=str(e)[:200])
             return
         if isinstance(addr, str | bytes) and addr:  # bytes: an abstract-namespace client
-            self.waiting[req] = addr
+            self.waiting[req] = (addr, cid)
         self.dlog.event("command", node=self.port.me, tick=self.tick, req=req, op=op)
 
     def _answer(self, addr: Any, reply: dict[str, Any]) -> None:
@@ -128,15 +165,16 @@ class CommandLog:
         """Tick `tick`'s command-log slot: run the replica, write its frames, log commits."""
         self.tick = tick + 1
         sends, lines = self.port.step(tick)
-        for dst, data in sends:
-            links.send(dst, data, now, now)
+        if self.silent is None or not self.silent(tick):
+            for dst, data in sends:
+                links.send(dst, data, now, now)
         for line in lines:
             self.dlog.write(line)
         for a in self.port.answered():
-            addr = self.waiting.pop(a.req, None)
-            reply = {"ok": True, "req": a.req, "seq": a.seq, "result": a.result, "tick": tick}
-            if addr is not None:
-                self._answer(addr, reply)
+            to = self.waiting.pop(a.req, None)
+            if to is not None:
+                reply = {"ok": True, "id": to[1], "req": a.req, "seq": a.seq, "result": a.result}
+                self._answer(to[0], {**reply, "tick": tick})
 
 
 class CommandError(Exception):

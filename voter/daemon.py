@@ -304,6 +304,11 @@ class Daemon:
         """The last decisions, STOPPING=1 and the stop line with the run's totals."""
         self._perform(self.driver.stop(self.clock.now()))
         self.parts.health.stopping()
+        if self.parts.commands is not None:
+            totals = self.parts.commands.totals()
+            self.parts.dlog.event(
+                "command-log", node=self.parts.me, tick=self.driver.tick, **totals
+            )
         self.parts.dlog.event(
             "stop",
             node=self.parts.me,

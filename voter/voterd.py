@@ -201,17 +201,20 @@ def build(args: argparse.Namespace) -> Daemon:
         health=health,
         output=output,
         agent=agent,
-        commands=_commands(cfg, args.node, keys, dlog),
+        commands=_commands(cfg, args.node, keys, dlog, faults if args.hil else None),
     )
     return Daemon(parts, _options(args, admission))
 
 
-def _commands(cfg: ClusterConfig, node: int, keys: KeyRing, dlog: DecisionLog) -> CommandLog | None:
+def _commands(
+    cfg: ClusterConfig, node: int, keys: KeyRing, dlog: DecisionLog, faults: FaultState | None
+) -> CommandLog | None:
     """The replicated command log, when cluster.toml has a [replication] table."""
     if cfg.replication is None:
         return None
     port = build_port(cfg, node, keys, smr_slot_bytes(cfg))
-    return CommandLog(port, cfg.command_socket_for(node), dlog)
+    silent = None if faults is None else (lambda tick: faults.traitor(tick) == "silent")
+    return CommandLog(port, cfg.command_socket_for(node), dlog, silent)
 
 
 def _options(args: argparse.Namespace, admission: TimingBudget | None) -> Options:

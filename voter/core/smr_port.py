@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from voter.core.drops import Drop
-from voter.core.pbft import PbftReplica
+from voter.core.pbft import Commit, NewView, PbftReplica, Prepare, PrePrepare, ViewChange
 from voter.core.smr import Reply, Request, Send, sign, verify
 from voter.core.smr_wire import (
     BATCH_MAX,
@@ -45,6 +45,8 @@ FRAME_OVERHEAD = 2 + 3 + 4 + (FRAME_BYTES_MAX // 254 + 1) + 1
 SLOT_BYTES_MIN = FRAME_OVERHEAD + 32
 #: commands submitted on this board and not yet answered, at most
 CLIENT_PENDING_MAX = 64
+#: messages of a view: once this replica is in a later one, a queued one is not worth its bytes
+_VIEW_BOUND = (PrePrepare, Prepare, Commit, ViewChange, NewView)
 
 
 @dataclass
@@ -79,7 +81,7 @@ class SmrPort:
     #: ticks a submitted command is re-sent after, while unanswered (PBFT client retransmission)
     resend_ticks: int = 40
     inbox: deque[tuple[int, Any]] = field(default_factory=deque)
-    outbox: dict[int, deque[bytes]] = field(default_factory=dict)
+    outbox: dict[int, deque[tuple[Any, bytes]]] = field(default_factory=dict)
     queued: dict[int, int] = field(default_factory=dict)
     #: per peer: (msg_no, encoded message, bytes sent, next index) of a message sent in chunks
     sending: dict[int, tuple[int, bytes, int, int]] = field(default_factory=dict)
@@ -224,12 +226,24 @@ class SmrPort:
                 self._queue_out(s.dst, s.msg)
 
     def _queue_out(self, peer: int, msg: Any) -> None:
-        data = encode_message(msg)
+        try:
+            data = encode_message(msg)
+        except ValueError:  # a catch-up segment beyond MESSAGE_BYTES_MAX: asked again later
+            self._drop("too-long")
+            return
         if self.queued[peer] + len(data) > OUTBOX_BYTES_MAX:
             self._drop("outbox-full")
             return
-        self.outbox[peer].append(data)
+        self.outbox[peer].append((msg, data))
         self.queued[peer] += len(data)
+
+    def _prune(self, peer: int) -> None:
+        """Drop queued messages of views this replica has left (head-of-line blocking: on a
+        slow slot a view change must not wait behind the old view's traffic)."""
+        queue, view = self.outbox[peer], self.replica.view
+        while queue and isinstance(queue[0][0], _VIEW_BOUND) and queue[0][0].view < view:
+            self._pop(peer)
+            self._drop("stale")
 
     def _fill(self, peer: int) -> list[bytes]:
         """The frames to `peer` this tick: at most bytes_per_tick wire bytes in all."""
@@ -244,9 +258,10 @@ class SmrPort:
                 frames.append(wire)
                 budget -= len(wire)
                 continue
+            self._prune(peer)
             if not queue:
                 break
-            size = len(queue[0])
+            size = len(queue[0][1])
             if size + FRAME_OVERHEAD > min(self.bytes_per_tick, FRAME_BYTES_MAX):
                 if batch:
                     break  # the big one starts next tick, on a slot of its own
@@ -263,7 +278,7 @@ class SmrPort:
         return frames
 
     def _pop(self, peer: int) -> bytes:
-        data = self.outbox[peer].popleft()
+        _, data = self.outbox[peer].popleft()
         self.queued[peer] -= len(data)
         return data
 
