@@ -7,9 +7,15 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from hil.campaign import run_scenario
+from hil.checks import read_run
 from hil.cluster import ProcessCluster
+from hil.scenario import Scenario
+from hil.smr_checks import check_log
 from tests.conftest import BIN
 from voter.config import ReplicationConfig
+from voter.core.adversary import Strategy
+from voter.faultmodel import Traitor, Window
 
 TEST_HZ = 20.0
 REPLICATION = ReplicationConfig(timeout_ticks=10, checkpoint_every=4)
@@ -68,3 +74,49 @@ def test_commands_sent_through_two_boards_commit_alike_everywhere(tmp_path: Path
     by_op = {x["command"]["op"]: x for x in commits(c, 0) if x["command"] is not None}
     for a in answers:
         assert a["ok"] and a["result"] in {x["result"] for x in by_op.values()}
+
+
+def test_a_silent_primary_on_pty_boards_is_replaced(tmp_path: Path) -> None:
+    """`--mode pty` runs a command-log scenario: view 0's primary falls silent mid-run, the
+    loyal boards change view, and the checker finds every command committed alike."""
+    sc = Scenario(
+        name="silent-primary",
+        nodes=4,
+        replication="pbft",
+        commands=60,
+        ticks=3000,
+        seed=3,
+        faults=(Traitor(0, Strategy.SILENT, window=Window(from_tick=40)),),
+    )
+    result = run_scenario(sc, "pty", tmp_path)
+    assert result.skipped is None
+    assert result.check.holds, result.check.violations
+    log = result.extra["command_log"]
+    assert 60 == log["accepted"] and log["view_changes"] >= 1
+
+
+def test_the_checker_sees_a_command_log_pty_run_that_lost_commands(tmp_path: Path) -> None:
+    """The same run judged against a client log that claims one more request: a liveness
+    violation (the checker reads the boards' logs, it does not trust the runner)."""
+    sc = Scenario(name="normal", nodes=4, replication="pbft", commands=10, ticks=2000, seed=4)
+    result = run_scenario(sc, "pty", tmp_path)
+    assert result.check.holds, result.check.violations
+    run = tmp_path / "runs" / "normal"
+    with (run / "node4.jsonl").open("a") as fh:
+        fh.write(json.dumps({"event": "request", "node": 4, "tick": 5, "client": 1, "req": 99}))
+        fh.write("\n")
+    res = check_log(read_run(run, 5), 4, [])
+    assert ["liveness"] == sorted({v.prop for v in res.violations})
+
+
+def test_unsupported_command_log_faults_are_skipped_with_a_reason(tmp_path: Path) -> None:
+    """An equivocating primary is acted out by the simulator only: one line says so."""
+    sc = Scenario(
+        name="equivocating",
+        nodes=4,
+        replication="pbft",
+        commands=10,
+        faults=(Traitor(0, Strategy.EQUIVOCATE),),
+    )
+    result = run_scenario(sc, "pty", tmp_path)
+    assert result.skipped is not None and "simulator only" in result.skipped
