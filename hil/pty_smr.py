@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import socket
+import selectors
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from hil.faultspec import faulty_nodes
 from hil.outcome import RunOutcome, sum_links
 from hil.scenario import Scenario
 from voter.budget import smr_slot_bytes_for
+from voter.commandlog import connect
 from voter.config import ReplicationConfig
 from voter.core.adversary import Strategy
 from voter.faultmodel import Traitor, to_command
@@ -130,10 +130,12 @@ def _client(
 ) -> list[dict[str, Any]]:
     """Submit sc.commands commands round-robin through `boards`; the answers, as they came."""
     assert cluster.cfg is not None
-    paths = {b: str(cluster.cfg.command_socket_for(b)) for b in boards}
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(f"\0voter-rig-client-{os.getpid()}-{id(sock)}")
-    sock.settimeout(0.05)
+    sel = selectors.DefaultSelector()
+    conns = {}
+    for b in boards:
+        conns[b] = connect(cluster.cfg.command_socket_for(b), 5.0)
+        conns[b].setblocking(False)
+        sel.register(conns[b], selectors.EVENT_READ, b)
     flying: dict[int, int] = {}  # command id -> board
     answers: list[dict[str, Any]] = []
     sent = 0
@@ -143,21 +145,22 @@ def _client(
             while sent < sc.commands and len(flying) < WINDOW * len(boards):
                 board = boards[sent % len(boards)]
                 with contextlib.suppress(OSError):  # a board that stopped: counted as unanswered
-                    sock.sendto(
-                        json.dumps({"op": f"cmd-{sent}", "id": sent}).encode(), paths[board]
-                    )
+                    conns[board].send(json.dumps({"op": f"cmd-{sent}", "id": sent}).encode())
                 flying[sent] = board
                 sent += 1
-            with contextlib.suppress(TimeoutError):
-                a = json.loads(sock.recv(4096))
-                if a.get("ok") and flying.pop(a.get("id"), None) is not None:
-                    answers.append(a | {"client": boards[a["id"] % len(boards)]})
+            for key, _ in sel.select(0.05):
+                with contextlib.suppress(OSError, ValueError):
+                    a = json.loads(key.fileobj.recv(4096))  # type: ignore[union-attr]
+                    if a.get("ok") and flying.pop(a.get("id"), None) is not None:
+                        answers.append(a | {"client": key.data})
             if progress is not None:
                 progress(min((cluster.last_tick(b) or 0) for b in boards))
             if not cluster.running():
                 break
     finally:
-        sock.close()
+        for c in conns.values():
+            c.close()
+        sel.close()
     return answers
 
 

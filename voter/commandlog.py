@@ -4,13 +4,15 @@ Built by `voter.voterd` when cluster.toml has a [replication] table; the loop
 (`voter.daemon`) hands it command-log frames as they are read and calls `slot`
 once per tick right after the agreement decided (docs/design.md, Command log).
 The port (`voter.core.smr_port`) does the protocol; this module does the I/O:
-the links' writes, the decision log's `commit` lines and the unix datagram
-socket `voter command send` talks to. A command arrives as JSON
-``{"op": "...", "id": ...}`` (`id` optional, a string or integer the answer
-echoes, so one client may have many commands in flight); the answer goes back
-to the sender's address once f+1 replicas replied alike:
-``{"ok": true, "id", "req", "seq", "result", "tick"}``, or at once
-``{"ok": false, "id", "error"}`` for a command the board refuses.
+the links' writes, the decision log's `commit` lines and the unix socket
+`voter command send` talks to. The socket is SOCK_SEQPACKET: a client
+connects (the answer needs no address of its own, so it works across the
+service's private network namespace and /tmp) and sends commands as JSON
+packets ``{"op": "...", "id": ...}`` (`id` optional, an integer or a string the
+answer echoes, so one connection may have many commands in flight). Each gets
+``{"ok": true, "id", "req", "seq", "result", "tick"}`` on the same connection
+once f+1 replicas replied alike, or at once ``{"ok": false, "id", "error"}``
+for a command the board refuses. At most CONNECTIONS_MAX clients at a time.
 
 Under --hil, the `silent` traitor silences the command log too: the replica
 still takes what arrives, but nothing it sends leaves the board.
@@ -36,10 +38,12 @@ from voter.decision_log import DecisionLog
 from voter.exitcodes import SetupError
 from voter.peerlinks import PeerLinks
 
-#: the selector key data of the command socket (the links' is their Link)
+#: the selector key data of the command socket and its connections (the links' is their Link)
 COMMANDS = "commands"
-#: a command datagram's bytes, at most
-DATAGRAM_MAX = 4096
+#: a command packet's bytes, at most
+PACKET_MAX = 4096
+#: clients connected at a time, at most (more: refused by closing at once)
+CONNECTIONS_MAX = 16
 
 
 def build_port(cfg: ClusterConfig, me: int, keys: KeyRing, slot_bytes: int) -> SmrPort:
@@ -80,25 +84,31 @@ class CommandLog:
         #: HIL: is this board a silent traitor at this tick (its sends are dropped)
         self.silent = silent
         self.sock: socket.socket | None = None
-        #: request number -> the address to answer and the client's id of the command
-        self.waiting: dict[int, tuple[str | bytes, Any]] = {}
+        self.sel: selectors.BaseSelector | None = None
+        self.conns: set[socket.socket] = set()
+        #: request number -> the connection to answer on and the client's id of the command
+        self.waiting: dict[int, tuple[socket.socket, Any]] = {}
         self.tick = 0
 
     def open(self, sel: selectors.BaseSelector) -> None:
-        """Bind the command socket (SetupError: one line, exit 69)."""
+        """Listen on the command socket (SetupError: one line, exit 69)."""
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             sock.bind(str(self.path))
+            os.chmod(self.path, 0o660)  # the board's user and group may submit commands
+            sock.listen(CONNECTIONS_MAX)
         except OSError as e:
             sock.close()
-            raise SetupError(f"cannot bind command socket {self.path}: {e}") from None
+            raise SetupError(f"cannot listen on command socket {self.path}: {e}") from None
         sock.setblocking(False)
-        self.sock = sock
+        self.sock, self.sel = sock, sel
         sel.register(sock, selectors.EVENT_READ, COMMANDS)
 
     def close(self) -> None:
+        for conn in list(self.conns):
+            self._hang_up(conn)
         if self.sock is not None:
             self.sock.close()
             with contextlib.suppress(OSError):
@@ -123,17 +133,48 @@ class CommandLog:
     def on_item(self, peer: int, item: SmrFrame | Fragment) -> None:
         self.port.on_item(peer, item)
 
-    def on_readable(self) -> None:
-        """Take every command waiting on the socket (submitted in the next slot's tick)."""
-        assert self.sock is not None
+    def on_readable(self, fileobj: Any) -> None:
+        """The listening socket: take a client; a connection: take its commands."""
+        if fileobj is self.sock:
+            self._accept()
+        elif fileobj in self.conns:
+            self._read(fileobj)
+
+    def _accept(self) -> None:
+        assert self.sock is not None and self.sel is not None
+        try:
+            conn, _ = self.sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        if len(self.conns) >= CONNECTIONS_MAX:
+            conn.close()
+            return
+        conn.setblocking(False)
+        self.conns.add(conn)
+        self.sel.register(conn, selectors.EVENT_READ, COMMANDS)
+
+    def _read(self, conn: socket.socket) -> None:
         while True:
             try:
-                raw, addr = self.sock.recvfrom(DATAGRAM_MAX)
+                raw = conn.recv(PACKET_MAX)
             except (BlockingIOError, InterruptedError):
                 return
-            self._command(raw, addr)
+            except OSError:
+                raw = b""
+            if not raw:  # the client hung up: its pending answers go nowhere
+                self._hang_up(conn)
+                return
+            self._command(raw, conn)
 
-    def _command(self, raw: bytes, addr: Any) -> None:
+    def _hang_up(self, conn: socket.socket) -> None:
+        self.conns.discard(conn)
+        if self.sel is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(conn)
+        conn.close()
+        self.waiting = {r: w for r, w in self.waiting.items() if w[0] is not conn}
+
+    def _command(self, raw: bytes, conn: socket.socket) -> None:
         cid: Any = None
         try:
             msg = json.loads(raw)
@@ -148,18 +189,17 @@ class CommandLog:
                 raise ValueError('a command is {"op": "..."} with a non-empty op')
             req = self.port.submit(op, self.tick)
         except (ValueError, UnicodeDecodeError) as e:
-            self._answer(addr, {"ok": False, "id": cid, "error": str(e)[:200]})
+            self._answer(conn, {"ok": False, "id": cid, "error": str(e)[:200]})
             self.dlog.event("command-rejected", node=self.port.me, error=str(e)[:200])
             return
-        if isinstance(addr, str | bytes) and addr:  # bytes: an abstract-namespace client
-            self.waiting[req] = (addr, cid)
+        self.waiting[req] = (conn, cid)
         self.dlog.event("command", node=self.port.me, tick=self.tick, req=req, op=op)
 
-    def _answer(self, addr: Any, reply: dict[str, Any]) -> None:
-        if self.sock is None or not isinstance(addr, str | bytes) or not addr:
-            return
-        with contextlib.suppress(OSError):  # the client gave up and went away
-            self.sock.sendto(json.dumps(reply).encode(), addr)
+    def _answer(self, conn: socket.socket, reply: dict[str, Any]) -> None:
+        try:
+            conn.send(json.dumps(reply).encode())
+        except OSError:  # gone, or its buffer full (a client that does not read): let it go
+            self._hang_up(conn)
 
     def slot(self, tick: int, links: PeerLinks, now: float) -> None:
         """Tick `tick`'s command-log slot: run the replica, write its frames, log commits."""
@@ -172,7 +212,7 @@ class CommandLog:
             self.dlog.write(line)
         for a in self.port.answered():
             to = self.waiting.pop(a.req, None)
-            if to is not None:
+            if to is not None and to[0] in self.conns:
                 reply = {"ok": True, "id": to[1], "req": a.req, "seq": a.seq, "result": a.result}
                 self._answer(to[0], {**reply, "tick": tick})
 
@@ -187,29 +227,35 @@ class CommandError(Exception):
         self.unavailable = unavailable
 
 
-def send_command(path: Path, op: str, timeout_s: float) -> dict[str, Any]:
-    """Submit `op` through the board listening on `path`; its answer (CommandError if none).
-
-    The client binds an abstract-namespace address of its own so the board can
-    answer; nothing is left behind in the file system.
-    """
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+def connect(path: Path, timeout_s: float) -> socket.socket:
+    """A connection to the board listening on `path` (CommandError, unavailable, if none)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    sock.settimeout(timeout_s)
     try:
-        sock.bind(f"\0voter-command-{os.getpid()}-{id(sock)}")
-        sock.settimeout(timeout_s)
-        try:
-            sock.sendto(json.dumps({"op": op}).encode(), str(path))
-        except OSError as e:
-            msg = f"no board listens on {path} ({e.strerror or e})"
-            raise CommandError(msg, unavailable=True) from None
-        try:
-            raw = sock.recv(DATAGRAM_MAX)
-        except TimeoutError:
-            raise CommandError(
-                f"no f+1 matching replies within {timeout_s:g} s (is the cluster running?)"
-            ) from None
+        sock.connect(str(path))
+    except OSError as e:
+        sock.close()
+        msg = f"no board listens on {path} ({e.strerror or e})"
+        raise CommandError(msg, unavailable=True) from None
+    return sock
+
+
+def send_command(path: Path, op: str, timeout_s: float) -> dict[str, Any]:
+    """Submit `op` through the board listening on `path`; its answer (CommandError if none)."""
+    sock = connect(path, timeout_s)
+    try:
+        sock.send(json.dumps({"op": op, "id": 1}).encode())
+        raw = sock.recv(PACKET_MAX)
+    except TimeoutError:
+        raise CommandError(
+            f"no f+1 matching replies within {timeout_s:g} s (is the cluster running?)"
+        ) from None
+    except OSError as e:
+        raise CommandError(f"the board closed the connection ({e.strerror or e})") from None
     finally:
         sock.close()
+    if not raw:
+        raise CommandError("the board closed the connection (too many clients, or stopping)")
     try:
         reply = json.loads(raw)
     except ValueError:

@@ -160,7 +160,7 @@ class Daemon:
                     agent.on_readable()
                 elif key.data == COMMANDS:
                     assert self.parts.commands is not None
-                    self.parts.commands.on_readable()
+                    self.parts.commands.on_readable(key.fileobj)
                 else:
                     self._read(key.data)
             for link in links.polled:
