@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from hil.checks import NodeLog, read_run
-from hil.cluster import CONFIG_BAUD_UNLIMITED, ProcessCluster
+from hil.cluster import ProcessCluster
 from hil.faultspec import faulty_nodes
 from hil.outcome import RunOutcome, sum_links
 from hil.scenario import Scenario
-from voter.budget import smr_slot_bytes_for
 from voter.commandlog import connect
 from voter.config import ReplicationConfig
 from voter.core.adversary import Strategy
@@ -60,17 +59,9 @@ def unsupported(sc: Scenario) -> str | None:
 
 
 def replication_for(sc: Scenario) -> ReplicationConfig:
-    """The boards' [replication]: the simulator's checkpoint interval, and a view-change timer
-    long enough for a new-view to cross the slot (`view_timeout_ticks`)."""
-    return ReplicationConfig(timeout_ticks=view_timeout_ticks(sc), checkpoint_every=16)
-
-
-def view_timeout_ticks(sc: Scenario) -> int:
-    """Ticks a backup waits before it asks for a new view: twice the slots a new-view of
-    NEW_VIEW_BYTES takes on the link (one tick = one message delay only when every message
-    fits one slot; docs/design.md, Command log), at least the simulator's 20."""
-    slot = smr_slot_bytes_for(sc.baud or CONFIG_BAUD_UNLIMITED, sc.tick_hz)
-    return max(20, 2 * NEW_VIEW_BYTES // slot)
+    """The boards' [replication]: the simulator's checkpoint interval; the slot and the
+    view-change timer are voterd's defaults for the scenario's baud and rate."""
+    return ReplicationConfig(checkpoint_every=16)
 
 
 @dataclass

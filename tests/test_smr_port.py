@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from voter.budget import view_timeout_ticks
 from voter.core.crypto import deterministic_seeds, keyring_from_seeds
 from voter.core.pbft import PbftConfig, PbftReplica
 from voter.core.smr_port import SLOT_BYTES_MIN, SmrPort
@@ -15,9 +16,11 @@ CLUSTER = "port-test"
 N = 4
 
 
-def ports(bytes_per_tick: int) -> list[SmrPort]:
+def ports(bytes_per_tick: int, timeout_ticks: int = 10) -> list[SmrPort]:
     seeds = deterministic_seeds(N)
-    cfg = PbftConfig(N, tuple(range(N)), timeout_ticks=10, checkpoint_every=4, cluster=CLUSTER)
+    cfg = PbftConfig(
+        N, tuple(range(N)), timeout_ticks=timeout_ticks, checkpoint_every=4, cluster=CLUSTER
+    )
     return [
         SmrPort(
             i,
@@ -114,3 +117,16 @@ def test_frames_on_the_wrong_link_are_counted_drops() -> None:
     ps = ports(600)
     ps[0].on_item(2, SmrFrame(1, 0, ()))
     assert {"link": 1} == ps[0].drops
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_the_view_timer_must_outlast_a_fragmented_view_change(scaled: bool) -> None:
+    """On a 184-byte slot (50 Hz, 921,600 baud) a 10-tick timer gives up on every view before
+    its messages arrive and nothing commits; the timer scaled to the slot commits them all."""
+    slot = 184
+    ps = ports(slot, view_timeout_ticks(slot) if scaled else 10)
+    for k in range(40):  # queues long enough that a pre-prepare waits more than 10 ticks
+        ps[1 + k % 3].submit(f"c{k}", 0)
+    run(ps, range(1, 600))
+    done = [p.replica.last_exec for p in ps]
+    assert (min(done) >= 40) == scaled, done

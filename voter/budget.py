@@ -803,6 +803,17 @@ def smr_slot_bytes(cfg: ClusterConfig) -> int:
     return smr_slot_bytes_for(cfg.baud, cfg.tick_hz)
 
 
+#: a new-view's size with a window of prepared certificates, about (N = 4, K = 16)
+NEW_VIEW_BYTES = 16 * 1024
+
+
+def view_timeout_ticks(slot_bytes: int) -> int:
+    """The default view-change timer for a command-log slot: twice the slots a new-view
+    takes (at least 20). Shorter, and on a small slot the backups give up on a view before
+    its new-view has arrived, view after view (measured on pty boards: docs/design.md)."""
+    return max(20, 2 * NEW_VIEW_BYTES // slot_bytes)
+
+
 def smr_slot_bytes_for(baud: int, tick_hz: float) -> int:
     """The default command-log slot at this baud and rate (see `smr_slot_bytes`)."""
     line = baud / 10 * (1.0 - ROUNDS_FRACTION) / tick_hz / 2

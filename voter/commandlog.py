@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from voter.budget import view_timeout_ticks
 from voter.config import ClusterConfig
 from voter.core.crypto import KeyRing
 from voter.core.pbft import PbftConfig, PbftReplica
@@ -50,10 +51,11 @@ def build_port(cfg: ClusterConfig, me: int, keys: KeyRing, slot_bytes: int) -> S
     """The PBFT replica and port of board `me` ([replication] must be set)."""
     rep = cfg.replication
     assert rep is not None
+    timeout = rep.timeout_ticks or view_timeout_ticks(slot_bytes)
     pcfg = PbftConfig(
         cfg.n,
         clients=tuple(range(cfg.n)),  # each board is the client of the commands sent to it
-        timeout_ticks=rep.timeout_ticks,
+        timeout_ticks=timeout,
         checkpoint_every=rep.checkpoint_every,
         cluster=cfg.id,
     )
@@ -64,7 +66,7 @@ def build_port(cfg: ClusterConfig, me: int, keys: KeyRing, slot_bytes: int) -> S
         cfg.id,
         peers,
         slot_bytes,
-        resend_ticks=2 * rep.timeout_ticks,
+        resend_ticks=2 * timeout,
     )
 
 

@@ -118,13 +118,15 @@ class ReplicationConfig:
 
     `bytes_per_tick` is the command-log slot after the agreement rounds, in wire
     bytes per link per tick (0 = half the wire time the decide phase leaves,
-    `voter.budget.smr_slot_bytes`); `socket` the unix datagram socket `voter
-    command send` talks to ({node} substituted; "" = cmd{node}.sock in log_dir).
+    `voter.budget.smr_slot_bytes`); `timeout_ticks` the view-change timer (0 =
+    scaled to the slot, `voter.budget.view_timeout_ticks`); `socket` the unix
+    socket `voter command send` talks to ({node} substituted; "" = cmd{node}.sock
+    in log_dir).
     """
 
     protocol: str = "pbft"
     bytes_per_tick: int = 0
-    timeout_ticks: int = 20
+    timeout_ticks: int = 0
     checkpoint_every: int = 16
     socket: str = ""
 
@@ -357,12 +359,19 @@ def _parse_replication(c: _Checker, value: object) -> ReplicationConfig | None:
     return ReplicationConfig(
         protocol=protocol,
         bytes_per_tick=slot,
-        timeout_ticks=c.integer(t.get("timeout_ticks", 20), "replication.timeout_ticks", 2, 10**6),
+        timeout_ticks=_timeout_ticks(c, t.get("timeout_ticks", 0)),
         checkpoint_every=c.integer(
             t.get("checkpoint_every", 16), "replication.checkpoint_every", 1, 512
         ),
         socket=sock,
     )
+
+
+def _timeout_ticks(c: _Checker, value: object) -> int:
+    """[replication] timeout_ticks: 0 (scaled to the slot) or 2..10**6 ticks."""
+    if type(value) is int and value == 0:
+        return 0
+    return c.integer(value, "replication.timeout_ticks", 2, 10**6)
 
 
 def _algorithm(c: _Checker, value: object) -> Algorithm:
