@@ -120,3 +120,23 @@ def test_unsupported_command_log_faults_are_skipped_with_a_reason(tmp_path: Path
     )
     result = run_scenario(sc, "pty", tmp_path)
     assert result.skipped is not None and "simulator only" in result.skipped
+
+
+def test_a_killed_primary_is_replaced_and_commands_still_commit(tmp_path: Path) -> None:
+    """kill -9 of board 0 (view 0's primary): `voter command send` through board 2 still gets
+    its answers (after a view change), and boards 1-3 log the same commits."""
+    c = ProcessCluster(tmp_path / "run", tick_hz=TEST_HZ, replication=ReplicationConfig())
+    c.setup()
+    try:
+        c.start()
+        c.kill(0)
+        for k in range(3):
+            r = send(c, 2, f"abort {k}", timeout_s=60.0)
+            assert 0 == r.returncode, r.stderr
+    finally:
+        c.stop()
+    logs = {i: [(x["seq"], x["command"]) for x in commits(c, i)] for i in (1, 2, 3)}
+    shortest = min(len(v) for v in logs.values())
+    assert all(v[:shortest] == logs[1][:shortest] for v in logs.values())
+    assert {f"abort {k}" for k in range(3)} <= {x["op"] for _, x in logs[2] if x is not None}
+    assert all(x["view"] >= 1 for x in commits(c, 2))
