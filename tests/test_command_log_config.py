@@ -91,3 +91,18 @@ def test_command_send_without_a_board_or_a_command_log_is_one_line(tmp_path: Pat
     )
     assert 2 == r.returncode and "no [replication]" in r.stderr
     assert 1 == len(r.stderr.splitlines())
+
+
+def test_cluster_init_writes_replication_and_show_describes_it(tmp_path: Path) -> None:
+    """`voter cluster init --replication pbft`: the table, the slot in the timing line, and
+    `cluster show` naming the slot, the timer and the socket."""
+    out = tmp_path / "c"
+    r = run_cli(
+        "voter", "cluster", "init", "--nodes", "4", "--out", str(out), "--replication", "pbft"
+    )
+    assert 0 == r.returncode, r.stderr
+    cfg = load((out / "cluster.toml").read_text(), out)
+    assert ReplicationConfig() == cfg.replication
+    shown = run_cli("voter", "cluster", "show", str(out / "cluster.toml"))
+    assert "command log: PBFT (f <= 1 of any kind), 184 bytes" in shown.stdout
+    assert "view-change timer 178 ticks" in shown.stdout

@@ -789,7 +789,15 @@ def admit_config(
     )
     if cfg.replication is None:
         return budget
-    wire_s = smr_slot_bytes(cfg) * 10 / cfg.baud if cfg.baud > 0 else 0.0
+    return with_command_log(budget, smr_slot_bytes(cfg), cfg.baud, latency_s)
+
+
+def with_command_log(
+    budget: TimingBudget, slot_bytes: int, baud: int, latency_s: float
+) -> TimingBudget:
+    """`budget` with the command-log slot in its decide phase: the slot's wire time and the
+    link latency (the slot's frames must be read before the next tick's round 1)."""
+    wire_s = slot_bytes * 10 / baud if baud > 0 else 0.0
     return replace(budget, command_log_s=wire_s + latency_s)
 
 

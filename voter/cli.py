@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from voter._cli_util import add_version, fail
-from voter.commandlog import CommandError, send_command
 from voter.config import (
     DEFAULT_BAUD,
     DEFAULT_LOG_DIR,
@@ -28,11 +27,13 @@ from voter.config import (
     MAX_NODES,
     MAX_TICK_HZ,
     MIN_NODES,
+    REPLICATION_PROTOCOLS,
     SENSOR_KINDS,
     ClusterConfig,
     ConfigFileError,
     NodeConfig,
     OutputConfig,
+    ReplicationConfig,
     dump_cluster,
     load_cluster,
     loads_cluster,
@@ -175,6 +176,12 @@ def _add_init_options(init: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="unix datagram socket for the voted output; may contain {node} (default: none)",
     )
+    init.add_argument(
+        "--replication",
+        choices=REPLICATION_PROTOCOLS,
+        default=None,
+        help="also run a replicated command log ([replication], `voter command send`)",
+    )
 
 
 def _add_timing_check_options(init: argparse.ArgumentParser) -> None:
@@ -307,6 +314,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _command_send(args: argparse.Namespace) -> None:
+    from voter.commandlog import CommandError, send_command
+
     cfg = load_cluster(args.config)
     if cfg.replication is None:
         fail(f"{cfg.path}: no [replication] table: the cluster runs no command log")
@@ -365,10 +374,10 @@ def _timing(args: argparse.Namespace, channels: list[str]) -> TimingBudget | str
     anything is written, so that --check-rate can refuse without leaving files.
     Imported here: the protocol engine is not needed for --help, keygen or show.
     """
-    from voter.budget import admit
+    from voter.budget import admit, smr_slot_bytes_for, with_command_log
 
     try:
-        return admit(
+        budget = admit(
             args.nodes,
             args.m,
             args.algorithm,
@@ -380,6 +389,10 @@ def _timing(args: argparse.Namespace, channels: list[str]) -> TimingBudget | str
         )
     except ValueError as exc:
         return f"{exc}; voterd will refuse this cluster"
+    if args.replication is None:
+        return budget
+    slot = smr_slot_bytes_for(args.baud, float(args.tick_hz))
+    return with_command_log(budget, slot, args.baud, args.latency_ms / 1e3)
 
 
 def _make_config(
@@ -407,6 +420,7 @@ def _make_config(
             for i in range(n)
         ),
         path=out / "cluster.toml",
+        replication=None if args.replication is None else ReplicationConfig(args.replication),
     )
 
 
@@ -522,6 +536,8 @@ def _cluster_show(args: argparse.Namespace) -> None:
     print(f"  decision logs: {cfg.log_dir}/node<ID>.jsonl")
     if cfg.output_socket:
         print(f"  output socket: {cfg.output_socket}")
+    if cfg.replication is not None:
+        print(f"  command log: {_describe_replication(cfg)}")
     for nd in cfg.nodes:
         links = "  ".join(f"{p}={url}" for p, url in sorted(nd.links.items()))
         extra = f"   control: {nd.control}" if nd.control else ""
@@ -537,6 +553,22 @@ def _cluster_show(args: argparse.Namespace) -> None:
             " a board in service needs iio, mavlink, csv or socket (docs/deploy.md, Sensors)",
             file=sys.stderr,
         )
+
+
+def _describe_replication(cfg: ClusterConfig) -> str:
+    """[replication] in one line: protocol, its bound, the slot, the timer, the socket."""
+    rep = cfg.replication
+    assert rep is not None
+    from voter.budget import smr_slot_bytes, view_timeout_ticks
+
+    slot = smr_slot_bytes(cfg)
+    timer = rep.timeout_ticks or view_timeout_ticks(slot)
+    sock = rep.socket or str(cfg.log_dir / "cmd{node}.sock")
+    return (
+        f"{rep.protocol.upper()} (f <= {(cfg.n - 1) // 3} of any kind), "
+        f"{slot} bytes per link per tick after the rounds, view-change timer {timer} ticks, "
+        f"commands on {sock}"
+    )
 
 
 def _describe_validity(cfg: ClusterConfig) -> str:
