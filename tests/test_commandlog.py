@@ -37,12 +37,20 @@ def test_bad_packets_are_answered_in_one_line_and_good_ones_are_taken(tmp_path: 
     try:
         serve(sel, log)
         answers = []
-        for raw in (b"\xff\xfe", b"[1, 2]", json.dumps({"op": "", "id": 3}).encode()):
+        bad = (
+            b"\xff\xfe",
+            b"[1, 2]",
+            json.dumps({"op": "\ud800"}).encode(),  # a lone surrogate: no UTF-8 for it
+            json.dumps({"op": "x" * 300}).encode(),
+            json.dumps({"op": "", "id": 3}).encode(),
+        )
+        for raw in bad:
             client.send(raw)
             serve(sel, log)
             answers.append(json.loads(client.recv(4096)))
-        assert [False, False, False] == [a["ok"] for a in answers]
-        assert 3 == answers[2]["id"] and all(len(a["error"]) <= 200 for a in answers)
+        assert [False] * 5 == [a["ok"] for a in answers]
+        assert 3 == answers[4]["id"] and all(len(a["error"]) <= 200 for a in answers)
+        assert not log.port.answers  # a refused command holds no place
         client.send(json.dumps({"op": "arm", "id": "x"}).encode())
         serve(sel, log)
         assert [1] == list(log.waiting) and 1 == len(log.port.answers)
@@ -51,7 +59,7 @@ def test_bad_packets_are_answered_in_one_line_and_good_ones_are_taken(tmp_path: 
         log.close()
         log.dlog.close()
     lines = [json.loads(x) for x in (tmp_path / "node1.jsonl").read_text().splitlines()]
-    assert 3 == sum(1 for x in lines if x["event"] == "command-rejected")
+    assert 5 == sum(1 for x in lines if x["event"] == "command-rejected")
     assert 1 == sum(1 for x in lines if x["event"] == "command")
 
 

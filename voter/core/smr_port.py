@@ -156,6 +156,7 @@ class SmrPort:
         """Submit `op` as this board's client; its request number (ValueError: too many)."""
         if len(self.answers) >= CLIENT_PENDING_MAX:
             raise ValueError(f"{CLIENT_PENDING_MAX} commands already wait for their answer")
+        self._request(self.next_req, op)  # its limits and encoding: ValueError before it counts
         req_no = self.next_req
         self.next_req += 1
         self.answers[req_no] = Answer(req_no, op, tick)
@@ -163,13 +164,15 @@ class SmrPort:
         return req_no
 
     def _request(self, req_no: int, op: str) -> Request:
+        """The signed request; ValueError for an op the codec refuses (too long, not UTF-8)."""
         rep = self.replica
         req = Request(self.me, req_no, op)
-        return replace(req, sig=sign(rep.keys, self.me, req, rep.cfg.cluster))
+        req = replace(req, sig=sign(rep.keys, self.me, req, rep.cfg.cluster))
+        encode_message(req)
+        return req
 
     def _send_request(self, req_no: int, op: str, tick: int) -> None:
         req = self._request(req_no, op)
-        encode_message(req)  # the op's limits: ValueError here, before anything is queued
         for p in self.peers:
             self._queue_out(p, req)
         self.inbox.append((self.me, req))
@@ -212,8 +215,9 @@ class SmrPort:
             if a.result is None and waited > 0 and waited % self.resend_ticks == 0:
                 self._send_request(a.req, a.op, tick)
         self._route(sends, tick)
-        lines = [e.event(self.me, tick) for e in self.replica.executed[self.logged :]]
-        self.logged = len(self.replica.executed)
+        lines = [e.event(self.me, tick) for e in self.replica.executed]
+        self.logged += len(lines)
+        self.replica.executed.clear()  # logged: a board runs for months, the list must not grow
         return [(p, w) for p in self.peers for w in self._fill(p)], lines
 
     def _route(self, sends: list[Send], tick: int) -> None:
