@@ -130,3 +130,24 @@ def test_the_view_timer_must_outlast_a_fragmented_view_change(scaled: bool) -> N
     run(ps, range(1, 600))
     done = [p.replica.last_exec for p in ps]
     assert (min(done) >= 40) == scaled, done
+
+
+@pytest.mark.parametrize("fresh_numbers", [False, True])
+def test_a_restarted_board_must_not_reuse_its_request_numbers(fresh_numbers: bool) -> None:
+    """Board 1 restarts (a new port and an empty replica) and sends another command. Numbered
+    from 1 again, the replicas take it for the first one repeated and answer that one's
+    result: the command never runs. Numbered afresh (voterd: the wall clock), it runs."""
+    ps = ports(800)
+    ps[1].submit("arm", 0)
+    run(ps, range(1, 30))
+    first = ps[1].answered()[0]
+    restarted = ports(800)[1]
+    if fresh_numbers:
+        restarted.next_req = 1_000_000
+    ps[1] = restarted
+    ps[1].submit("abort", 30)
+    commits, _ = run(ps, range(31, 80))
+    (second,) = ps[1].answered()
+    ops = [c["command"]["op"] for c in commits[2] if c["command"]]
+    assert ("abort" in ops) == fresh_numbers
+    assert (second.seq == first.seq) != fresh_numbers

@@ -47,8 +47,11 @@ PACKET_MAX = 4096
 CONNECTIONS_MAX = 16
 
 
-def build_port(cfg: ClusterConfig, me: int, keys: KeyRing, slot_bytes: int) -> SmrPort:
-    """The PBFT replica and port of board `me` ([replication] must be set)."""
+def build_port(
+    cfg: ClusterConfig, me: int, keys: KeyRing, slot_bytes: int, first_req: int = 1
+) -> SmrPort:
+    """The PBFT replica and port of board `me` ([replication] must be set); its requests are
+    numbered from `first_req` (voterd: the wall clock in µs, so a restart never repeats one)."""
     rep = cfg.replication
     assert rep is not None
     timeout = rep.timeout_ticks or view_timeout_ticks(slot_bytes)
@@ -67,6 +70,7 @@ def build_port(cfg: ClusterConfig, me: int, keys: KeyRing, slot_bytes: int) -> S
         peers,
         slot_bytes,
         resend_ticks=2 * timeout,
+        next_req=first_req,
     )
 
 

@@ -212,7 +212,8 @@ def _commands(
     """The replicated command log, when cluster.toml has a [replication] table."""
     if cfg.replication is None:
         return None
-    port = build_port(cfg, node, keys, smr_slot_bytes(cfg))
+    # request numbers from the wall clock: unique across this board's restarts
+    port = build_port(cfg, node, keys, smr_slot_bytes(cfg), first_req=time.time_ns() // 1000)
     silent = None if faults is None else (lambda tick: faults.traitor(tick) == "silent")
     return CommandLog(port, cfg.command_socket_for(node), dlog, silent)
 

@@ -88,6 +88,9 @@ class SmrPort:
     msg_no: int = 0
     partial: dict[int, _Reassembly] = field(default_factory=dict)
     answers: dict[int, Answer] = field(default_factory=dict)
+    #: this board's next request number as a client: it must never repeat, also across
+    #: restarts (a replica answers a repeated (client, req) with the first one's result), so
+    #: the daemon starts it from the wall clock in microseconds, as PBFT's client timestamps
     next_req: int = 1
     logged: int = 0
     drops: dict[str, int] = field(default_factory=dict)
