@@ -36,6 +36,9 @@ from voter.core.splitter import FRAME_BYTES_MAX
 
 #: received messages waiting for the next slot, at most (beyond: counted drops)
 INBOX_MAX = 4096
+#: messages one slot hands to the replica, at most (the rest wait for the next slot): bounds
+#: the slot's CPU (Ed25519 verifies) in the decide phase whatever a peer floods the link with
+MESSAGES_PER_SLOT = 128
 #: encoded bytes queued for one peer, at most (beyond: counted drops)
 OUTBOX_BYTES_MAX = 256 * 1024
 #: wire bytes a batch or fragment frame adds to its messages, at most (header, array,
@@ -206,7 +209,7 @@ class SmrPort:
     def step(self, tick: int) -> tuple[list[tuple[int, bytes]], list[dict[str, Any]]]:
         """This tick's command-log slot: (wire bytes per peer, `commit` log lines)."""
         sends: list[Send] = []
-        while self.inbox:
+        for _ in range(min(len(self.inbox), MESSAGES_PER_SLOT)):
             src, msg = self.inbox.popleft()
             if isinstance(msg, Reply):
                 self._on_reply(src, msg)
