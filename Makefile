@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(if $(QUICK),--quick,)
+
+# The reliability figures at their real sizes (not in `make test`; ~1-2 h on one core).
+# SCALE=0.01 for a quick look; the report is runs/soak/report.html.
+soak: $(STAMP)
+	nice $(BIN)/hil soak campaigns/soak/full.toml --out runs/soak $(if $(SCALE),--scale $(SCALE),)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

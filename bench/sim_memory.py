@@ -6,6 +6,7 @@ resident size just before `run()`: what the run itself held. Usage:
 
     .venv/bin/python -m bench.sim_memory                 # streamed 1e3/1e4/1e5, kept 1e3/1e4
     .venv/bin/python -m bench.sim_memory --kept-max 100000
+    .venv/bin/python -m bench.sim_memory --soak --sizes 10000 100000   # `hil soak` episodes
 """
 
 from __future__ import annotations
@@ -65,25 +66,55 @@ def child(ticks: int, keep_logs: bool) -> dict[str, Any]:
     }
 
 
+def soak_child(ticks: int) -> dict[str, Any]:
+    """One `hil soak` episode of `ticks` (random faults inside the bound), streamed."""
+    import tempfile
+    from pathlib import Path
+
+    from hil.soak import SoakPlan, run_ticks
+
+    before_kb = _rss_kb()
+    plan = SoakPlan(seed=1, ticks=ticks, episode_ticks=ticks)
+    with tempfile.TemporaryDirectory() as out:
+        r = run_ticks(plan, Path(out), replay=False)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "ticks": ticks,
+        "mode": "soak",
+        "rss_before_mb": round(before_kb / 1024, 1),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "growth_mb": round((peak_kb - before_kb) / 1024, 1),
+        "ticks_per_s": r["ticks_per_s"],
+        "holds": r["violations"] == 0,
+        "faults": r["faults"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--child", nargs=2, metavar=("TICKS", "MODE"), help=argparse.SUPPRESS)
     ap.add_argument("--kept-max", type=int, default=10_000, help="largest size run with logs kept")
     ap.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
+    ap.add_argument(
+        "--soak", action="store_true", help="one `hil soak` episode per size (random faults)"
+    )
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(child(int(args.child[0]), args.child[1] == "kept")))
+        ticks, mode = int(args.child[0]), args.child[1]
+        print(json.dumps(soak_child(ticks) if mode == "soak" else child(ticks, mode == "kept")))
         return 0
     rows = []
+    modes = ("soak",) if args.soak else ("streamed", "kept")
     for ticks in args.sizes:
-        for mode in ("streamed", "kept"):
+        for mode in modes:
             if mode == "kept" and ticks > args.kept_max:
                 continue
             cmd = [sys.executable, "-m", "bench.sim_memory", "--child", str(ticks), mode]
             out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
             rows.append(json.loads(out))
             print(json.dumps(rows[-1]), file=sys.stderr)
-    print(f"Python {platform.python_version()}, {platform.machine()}; OM(1) N=4, {TRAITOR}\n")
+    what = "hil soak episode (seed 1)" if args.soak else f"OM(1) N=4, {TRAITOR}"
+    print(f"Python {platform.python_version()}, {platform.machine()}; {what}\n")
     print("| ticks | mode | peak RSS MB | growth MB | ticks/s | holds |")
     print("|---|---|---|---|---|---|")
     for r in rows:

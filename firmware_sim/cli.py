@@ -16,6 +16,7 @@ from voter.faultmodel import EXAMPLES, KINDS
 if TYPE_CHECKING:
     from hil.scenario import Scenario
     from voter.budget import TimingBudget
+    from voter.core.mode import DegradeConfig
     from voter.core.validity import ChannelLimits
 
 
@@ -85,6 +86,7 @@ def _scenario(args: argparse.Namespace) -> Scenario:
     """The run's options checked (one line and exit 2 on a bad one) and made a Scenario."""
     from hil.faultspec import validate_run
     from hil.scenario import CHANNELS, Scenario
+    from voter.core.diagnosis import DiagnosisConfig
     from voter.faultmodel import FaultSpecError, SensorFault, parse_fault
 
     if not 2 <= args.nodes <= 16:
@@ -98,6 +100,11 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         validate_run(faults, args.ticks, args.tick_hz)
     except FaultSpecError as e:
         fail(f"--fault: {e}")
+    diagnosis = None
+    if args.diagnosis is not None:
+        if args.algorithm != "sm" or args.diagnosis < 1:
+            fail("--diagnosis needs --algorithm sm and a probation of at least 1 tick")
+        diagnosis = DiagnosisConfig(probation_ticks=args.diagnosis)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         fail(f"--out {out} exists and is not a directory")
@@ -116,8 +123,23 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         faults=tuple(faults),
         publish=parse_publish(args.publish),
         fail_silent=not args.no_fail_silent,
+        diagnosis=diagnosis,
+        degrade=_degrade(args),
         validity=_validity(args.validity),
     )
+
+
+def _degrade(args: argparse.Namespace) -> DegradeConfig | None:
+    """`--degrade sm`: the cluster file's [degrade] (one line and exit 2 if it cannot apply)."""
+    from voter.core.mode import parse_degrade
+    from voter.core.protocol import Algorithm
+
+    if args.degrade is None:
+        return None
+    try:
+        return parse_degrade(Algorithm(args.algorithm), args.degrade)
+    except ValueError as e:
+        fail(f"--degrade: {e}")
 
 
 def _validity(text: str | None) -> tuple[ChannelLimits, ...]:
@@ -211,6 +233,19 @@ def main(argv: list[str] | None = None) -> None:
         choices=PUBLISH_MODES,
         default="confirmed",
         help="publish a tick once the next tick confirms it (default), or at once",
+    )
+    r.add_argument(
+        "--diagnosis",
+        type=int,
+        metavar="PROBATION_TICKS",
+        default=None,
+        help="SM: isolate proven equivocators by agreement, re-admit after this many clean ticks",
+    )
+    r.add_argument(
+        "--degrade",
+        choices=("sm",),
+        default=None,
+        help="OM/OMH: switch to SM at an agreed tick when one more fault would break the bound",
     )
     r.add_argument(
         "--no-fail-silent",

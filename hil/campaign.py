@@ -34,7 +34,9 @@ from hil.sim import SimRunner
 from hil.smr_sim import SmrConfig, SmrConfigError
 from hil.verdict import finish, missed_start, missed_start_text
 from voter.config import ConfigFileError, parse_validity, validity_inline
+from voter.core.diagnosis import DEFAULT_PROBATION_TICKS, DiagnosisConfig
 from voter.core.driver import parse_publish
+from voter.core.mode import DegradeConfig, parse_degrade
 from voter.core.protocol import ALGORITHMS, Algorithm
 from voter.faultmodel import Fault, FaultSpecError, SensorFault, fault_from_table, to_table
 from voter.textfile import TextFileError, read_text
@@ -52,6 +54,8 @@ SCENARIO_KEYS = {
     "seed",
     "publish",
     "fail_silent",
+    "diagnosis",
+    "degrade",
     "validity",
     "replication",
     "commands",
@@ -155,6 +159,7 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         raise CampaignError(str(e)) from None
     _check_replication(replication, commands, faults, nodes, where)
     alg = Algorithm(algorithm)
+    diagnosis = _diagnosis(t.get("diagnosis"), where, alg)
     return Scenario(
         name,
         nodes,
@@ -171,7 +176,37 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
         validity,
         replication=replication,
         commands=commands,
+        diagnosis=diagnosis,
+        degrade=_degrade(t.get("degrade"), where, alg),
     )
+
+
+def _degrade(raw: object, where: str, algorithm: Algorithm) -> DegradeConfig | None:
+    """`degrade = { to = "sm" }`: the cluster file's [degrade]."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != {"to"}:
+        raise CampaignError(f'{where}: degrade must be {{ to = "sm" }}')
+    try:
+        return parse_degrade(algorithm, raw["to"])
+    except ValueError as e:
+        raise CampaignError(f"{where}: degrade: {e}") from None
+
+
+def _diagnosis(raw: object, where: str, algorithm: Algorithm) -> DiagnosisConfig | None:
+    """`diagnosis = true` or `{ probation_ticks = N }`: the cluster file's [diagnosis]."""
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        raw = {}
+    if not isinstance(raw, dict) or set(raw) - {"probation_ticks"}:
+        raise CampaignError(f"{where}: diagnosis must be true or {{ probation_ticks = N }}")
+    if algorithm != Algorithm.SM:
+        raise CampaignError(f"{where}: diagnosis needs algorithm 'sm'")
+    probation = raw.get("probation_ticks", DEFAULT_PROBATION_TICKS)
+    if not isinstance(probation, int) or isinstance(probation, bool) or probation < 1:
+        raise CampaignError(f"{where}: diagnosis.probation_ticks must be an integer >= 1")
+    return DiagnosisConfig(probation_ticks=probation)
 
 
 def _check_replication(
@@ -281,7 +316,7 @@ def run_scenario(
             return _skipped(sc, mode, rig, f"{log_why} (docs/hil.md)", started)
     runner = runner_for(mode, rig, sc)
     if rig is not None and mode == "serial":
-        why = mismatch(sc.nodes, sc.algorithm, sc.m, rig, sc.validity)
+        why = mismatch(sc.nodes, sc.algorithm, sc.m, rig, sc.validity, sc.degrade)
         if why is not None:
             return _skipped(sc, mode, rig, why, started)
         # The boards tick at their cluster's rate and baud, whatever the scenario asked for.
@@ -378,6 +413,10 @@ def scenario_toml(sc: Scenario, campaign: str) -> str:
         f'publish = "{sc.publish}"',
         f"fail_silent = {'true' if sc.fail_silent else 'false'}",
     ]
+    if sc.diagnosis is not None:
+        lines.append(f"diagnosis = {{ probation_ticks = {sc.diagnosis.probation_ticks} }}")
+    if sc.degrade is not None:
+        lines.append(f'degrade = {{ to = "{sc.degrade.to}" }}')
     validity = validity_inline(CHANNELS, sc.validity)
     if validity:
         lines.append(f"validity = {validity}")
@@ -440,6 +479,12 @@ def scenario_to_json(r: ScenarioResult, campaign: Campaign, out: Path) -> dict[s
         },
         "properties": {p: r.check.counts[p] == 0 for p in r.check.counts},
         "violation_counts": r.check.counts,
+        # diagnosis (SPEC: report.json per scenario): ticks from the first equivocation a
+        # loyal board held evidence of to the agreed isolation, and loyal boards isolated
+        "detection_latency": checked["isolation"].get("detection_latency", {}),
+        "false_isolations": checked["isolation"].get("false_isolations", 0),
+        **({"isolation": checked["isolation"]} if sc.diagnosis is not None else {}),
+        **({"modes": checked["isolation"].get("modes", [])} if sc.degrade is not None else {}),
         "availability": checked["availability"],
         "withheld": checked["withheld"],
         "undetected": checked["undetected"],

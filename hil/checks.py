@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hil.isolation import IsolationLedger
 from voter.core.driver import WITHHELD_REASONS as DRIVER_WITHHELD_REASONS
 from voter.core.record import DecisionRecord
 
@@ -112,7 +113,7 @@ class Violation:
         }
 
 
-PROPERTIES = ("agreement", "validity", "liveness", "integrity", "timeliness")
+PROPERTIES = ("agreement", "validity", "liveness", "integrity", "timeliness", "isolation")
 
 
 @dataclass
@@ -138,6 +139,8 @@ class CheckResult:
     #: per loyal board: runs of ticks up but not published, as (first tick, ticks): how long
     #: a board that lost its timing took to publish again (the first 20 runs)
     outages: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    #: diagnosis (hil.isolation): isolations, re-admissions, detection latency, false isolations
+    isolation: dict[str, Any] = field(default_factory=dict)
 
     def add(self, v: Violation) -> None:
         self.counts[v.prop] += 1
@@ -167,7 +170,18 @@ class CheckResult:
 
     @property
     def safe(self) -> bool:
-        return self.agreement and self.validity and self.integrity
+        """An isolation that is not agreed, or of a loyal board, is unsafe (docs/design.md)."""
+        return self.agreement and self.validity and self.integrity and self.isolated_ok
+
+    @property
+    def isolated_ok(self) -> bool:
+        return self.counts["isolation"] == 0
+
+    def judge_isolation(self, ledger: IsolationLedger, last_tick: Mapping[int, int]) -> None:
+        """The diagnosis events of the whole run (once, at the end)."""
+        self.isolation, problems = ledger.verdict(last_tick)
+        for tick, nodes, detail in problems:
+            self.add(Violation("isolation", tick, nodes, detail))
 
     @property
     def holds(self) -> bool:
@@ -230,6 +244,7 @@ class CheckResult:
             "outages": {
                 str(i): [list(run) for run in runs] for i, runs in sorted(self.outages.items())
             },
+            "isolation": self.isolation,
             "violation_counts": self.counts,
             "violations": [v.to_json() for v in self.violations],
         }
@@ -263,6 +278,11 @@ def check(
         )
     for i in loyal:
         _check_liveness(res, logs[i], window)
+    ledger = IsolationLedger(loyal)
+    for i in loyal:
+        for ev in logs[i].events:
+            ledger.event(i, ev)
+    res.judge_isolation(ledger, {i: max(logs[i].decisions) for i in loyal if logs[i].decisions})
     return res
 
 

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from voter._cli_util import HelpFormatter, add_version, epilog, fail
 from voter.core.protocol import ALGORITHMS
@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     ct.add_argument("--commands", type=int, default=1000, help="commands per command-log run")
     ct.add_argument("--seed", type=int, default=0, help="seed of the simulated runs")
     ct.set_defaults(func=_cost_table)
+    _add_soak(sub)
 
     args = parser.parse_args(argv)
     try:
@@ -249,6 +250,8 @@ def _interrupted(args: argparse.Namespace) -> int:
     """Ctrl-C: by now the runners' `finally` stopped every board and the fabric (pty mode)
     and the pool's workers are terminated (sim --jobs): one line and 130, no traceback."""
     what = {"verify": "search stopped, nothing printed"}.get(args.cmd, "stopped")
+    if args.cmd == "soak":
+        what = f"soak stopped; the parts that finished are in {args.out}/report.json"
     if args.cmd == "campaign" and args.campaign_cmd == "run":
         what = f"campaign stopped, every board with it; no report written to {args.out}"
     fresh_line = "\n" if sys.stderr.isatty() else ""  # off a progress bar's line
@@ -368,3 +371,84 @@ def _add_campaign_run_options(cr: argparse.ArgumentParser) -> None:
     )
     cr.add_argument("--no-shrink", action="store_true", help="do not shrink violations")
     cr.add_argument("--no-progress", action="store_true")
+
+
+def _soak(args: argparse.Namespace) -> int:
+    from hil.soak import PARTS, SoakError, load_plan, run_soak
+
+    if not args.scale > 0:
+        fail("--scale must be > 0")
+    try:
+        plan = load_plan(Path(args.plan)).scaled(args.scale)
+    except SoakError as e:
+        fail(str(e))
+    parts = tuple(p for p in PARTS if not args.only or p in args.only)
+    bars = not args.no_progress and sys.stderr.isatty()
+    report = run_soak(plan, Path(args.out), parts, bars, lambda line: print(line, file=sys.stderr))
+    for name, part in report["parts"].items():
+        print(f"{'PASS' if part['passed'] else 'FAIL'}  {name}: {_soak_line(name, part)}")
+    print(f"report: {Path(args.out) / 'report.html'}")
+    return EXIT_OK if report["passed"] else EXIT_FAILED
+
+
+def _soak_line(name: str, p: dict[str, Any]) -> str:
+    """One line per part: its count, what failed and the 95 % bound where there is one."""
+    if name == "ticks":
+        same = all(r["identical"] for r in p["replays"])
+        return (
+            f"{p['ticks']:,} ticks, {p['violations']} safety violations, replays identical: {same}"
+        )
+    if name == "frames":
+        bound = p["undetected"]["high95"]
+        return (
+            f"{p['corrupted']:,} corrupted frames, {p['accepted_wrong']} accepted wrongly; "
+            f"undetected rate < {bound:.2e} (95 %)"
+        )
+    if name == "fuzz":
+        return f"{p['inputs']:,} inputs, {p['escaped']} exceptions escaped"
+    t = p["total"]
+    line = f"{p['injections']:,} injections: " + ", ".join(f"{c} {t[c]['k']:,}" for c in t)
+    sdc = [
+        f"{where} {row['sdc']['k']} ({row['sdc_bounded']} inside the loyal readings)"
+        for where, row in p["by_location"].items()
+        if row["sdc"]["k"]
+    ]
+    return line + ("; silent corruption in: " + ", ".join(sdc) if sdc else "")
+
+
+def _add_soak(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    s = sub.add_parser(
+        "soak",
+        help="the reliability figures at size: ticks, corrupted frames, memory, decoder fuzz",
+        description="Run a soak plan (campaigns/soak/*.toml): simulated ticks with random\n"
+        "faults inside the bound, corrupted frames, memory injections classified\n"
+        "against golden runs, decoder fuzzing. Writes report.json and report.html.",
+        formatter_class=HelpFormatter,
+        epilog=epilog(
+            [
+                "hil soak campaigns/soak/full.toml --out runs/soak             # make soak",
+                "hil soak campaigns/soak/full.toml --out runs/s --scale 0.001  # a small one",
+                "hil soak campaigns/soak/full.toml --out runs/m --only memory",
+            ],
+            [
+                (EXIT_OK, "every part passed"),
+                (EXIT_FAILED, "a part failed (the report says which and why)"),
+                (EXIT_USAGE, "a plan that cannot run (one line on stderr)"),
+                (EXIT_INTERRUPTED, "Ctrl-C (finished parts are in the report)"),
+            ],
+        ),
+    )
+    s.add_argument("plan", help="soak plan TOML ([soak] counts)")
+    s.add_argument("--out", required=True, help="report directory")
+    s.add_argument("--scale", type=float, default=1.0, help="multiply every count (e.g. 0.01)")
+    s.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        choices=("ticks", "frames", "memory", "fuzz"),
+        help="run only this part (repeatable)",
+    )
+    s.add_argument(
+        "--no-progress", action="store_true", help="no bars (a line a minute goes to stderr)"
+    )
+    s.set_defaults(func=_soak)

@@ -28,7 +28,9 @@ from typing import Any
 from hil.fabric import KWORKER_PRIORITY, FabricError, start_process, stop_process, tell_tick0
 from hil.scenario import CHANNELS
 from voter.config import ClusterConfig, NodeConfig, ReplicationConfig, dump_cluster
+from voter.core.diagnosis import DiagnosisConfig
 from voter.core.driver import Publish
+from voter.core.mode import DegradeConfig
 from voter.core.protocol import Algorithm
 from voter.core.record import parse_line
 from voter.core.validity import ChannelLimits
@@ -105,6 +107,10 @@ class ProcessCluster:
     sensors: dict[int, dict[str, Any]] = field(default_factory=dict)
     publish: Publish = "confirmed"
     fail_silent: bool = True
+    #: [diagnosis] of the cluster file (None: off)
+    diagnosis: DiagnosisConfig | None = None
+    #: [degrade] of the cluster file (None: off)
+    degrade: DegradeConfig | None = None
     #: [validity] of the generated cluster.toml (per channel; () = no checks)
     validity: tuple[ChannelLimits, ...] = ()
     #: [replication] of the generated cluster.toml (None = agreement only); its command
@@ -182,6 +188,8 @@ class ProcessCluster:
             path=self.config_path.resolve(),
             publish=self.publish,
             fail_silent=self.fail_silent,
+            diagnosis=self.diagnosis,
+            degrade=self.degrade,
             validity=self.validity,
             replication=self._replication(),
         )

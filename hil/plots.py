@@ -23,6 +23,9 @@ from matplotlib.patches import Patch, Rectangle
 
 from hil.report import COLORS, LEGEND, STATES, timeline_grid, wilson
 
+#: the dashed line of a planned degradation (a colour no board state uses)
+MODE_COLOR = "#0ea5e9"
+
 
 def timeline_png(
     path: Path,
@@ -32,6 +35,8 @@ def timeline_png(
     violations: Sequence[Mapping[str, Any]],
     ticks: int,
     traitors: Sequence[int] = (),
+    isolation: Mapping[str, Any] | None = None,
+    modes: Sequence[Mapping[str, Any]] | None = None,
 ) -> None:
     boards = sorted(timeline)
     grid, step = timeline_grid(timeline)
@@ -51,6 +56,14 @@ def timeline_png(
         for b in v.get("nodes", []):
             if b in boards:
                 ax.plot(v["tick"] + 0.5, boards.index(b), "x", color="black", ms=7, mew=2)
+    for kind, mark in (("isolations", "v"), ("readmissions", "^")):
+        for x in (isolation or {}).get(kind, []):
+            if x["peer"] in boards:
+                ax.plot(x["tick"], boards.index(x["peer"]), mark, color="#f59e0b", ms=8)
+    for x in modes or ():
+        # a planned degradation: a dashed line across every board at the tick it takes effect
+        ax.axvline(x["tick"], color=MODE_COLOR, ls="--", lw=1.5)
+        ax.text(x["tick"], -0.5, f" {str(x['algorithm']).upper()}", color=MODE_COLOR, fontsize=8)
     ax.set_yticks(
         range(len(boards)),
         [f"board {b} (traitor)" if b in traitors else f"board {b}" for b in boards],
@@ -100,6 +113,9 @@ def _timeline_legend(ax: Axes) -> None:
     ]
     handles.append(Patch(facecolor="white", edgecolor="#1e3a8a", hatch="//", label="fault"))
     handles.append(Line2D([], [], marker="x", color="black", ls="", label="violation"))
+    handles.append(Line2D([], [], marker="v", color="#f59e0b", ls="", label="isolated"))
+    handles.append(Line2D([], [], marker="^", color="#f59e0b", ls="", label="re-admitted"))
+    handles.append(Line2D([], [], color=MODE_COLOR, ls="--", label="mode switch"))
     ax.legend(
         handles=handles,
         loc="upper left",

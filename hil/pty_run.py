@@ -22,6 +22,7 @@ from hil.outcome import RunOutcome, sum_links
 from hil.scenario import Scenario
 from hil.verdict import RunResult, finish
 from voter.budget import TimingBudget, admit, check_cluster, measure_tick_cpu
+from voter.core.mode import sizing_algorithm
 from voter.faultmodel import Crash, is_board, is_link, to_command
 
 RESTART_DELAY_S = 0.5  # systemd RestartSec in the shipped unit is 1 s; the sim is quicker
@@ -35,13 +36,15 @@ def admission(spec: Scenario, latency_s: float) -> TimingBudget:
     """The measured timing budget of this run on this host (CPU p99 + wire + latency +
     precision per round slot). The N boards share this machine's cores, so the CPU
     profile measured in-process is scaled by boards per core."""
-    profile = measure_tick_cpu(spec.nodes, spec.m, spec.algorithm, 3)
+    channels = 3 + (spec.diagnosis is not None)  # diagnosis' accusation channel
+    sized = sizing_algorithm(spec.algorithm, spec.degrade)
+    profile = measure_tick_cpu(spec.nodes, spec.m, sized, channels)
     share = max(1.0, spec.nodes / (os.cpu_count() or 1))
     return admit(
         spec.nodes,
         spec.m,
-        spec.algorithm,
-        3,
+        sized,
+        channels,
         spec.baud or CONFIG_BAUD_UNLIMITED,
         spec.tick_hz,
         latency_s=latency_s,
@@ -54,7 +57,12 @@ def admission(spec: Scenario, latency_s: float) -> TimingBudget:
 def check_feasible(spec: Scenario, latency_s: float) -> None:
     """Refuse a rate whose frames cannot even cross the wire in their slots (one line)."""
     try:
-        budget = check_cluster(spec.nodes, spec.m, spec.algorithm, 3)
+        budget = check_cluster(
+            spec.nodes,
+            spec.m,
+            sizing_algorithm(spec.algorithm, spec.degrade),
+            3 + (spec.diagnosis is not None),
+        )
     except ValueError as e:
         raise FeasibilityError(str(e)) from None
     if spec.baud <= 0:
@@ -101,6 +109,8 @@ class PtyRunner:
             realtime=self.realtime,
             publish=sc.publish,
             fail_silent=sc.fail_silent,
+            diagnosis=sc.diagnosis,
+            degrade=sc.degrade,
             sensors=self.sensors,
             validity=sc.validity,
         )

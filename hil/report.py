@@ -25,6 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from hil.isolation import describe
 from voter.faultmodel import ClockStep, Crash, Fault, Stall, boards
 
 STATES = ("ok", "error", "down", "stop", "missing", "withheld", "peer-error", "faulty")
@@ -314,6 +315,7 @@ def _legend_html() -> str:
         "<li><span class='swatch' style='background:repeating-linear-gradient(45deg,#fff 0 3px,"
         "#1e3a8a 3px 4px)'></span>fault window (hatched)</li>"
         "<li><b>×</b> a violation (a property broken on that board at that tick)</li>"
+        "<li><b>▼</b> / <b>▲</b> a board isolated / re-admitted (diagnosis)</li>"
     )
     return f'<ul id="legend">{items}{marks}</ul>'
 
@@ -411,10 +413,33 @@ got <b>{e(s["outcome"])}</b>. Fault budget: {s["fault_budget"]["counted"]} count
 {f"<p><b>Not run:</b> {e(s['skipped'])}</p>" if s.get("skipped") else ""}
 <p>Properties: {props}</p>
 {_boards_table(s)}
+{_isolation_html(s)}
+{_modes_html(s)}
 {_img(out / "plots" / (s["name"] + ".png"))}
 {_violations_html(s)}{shrunk}
 <details><summary>counters</summary><table>{counters}</table></details>
 <p>Reproduce: <code>{e(s["command"])}</code></p></section>"""
+
+
+def _isolation_html(s: Mapping[str, Any]) -> str:
+    """Diagnosis scenarios: who was isolated and re-admitted (agreed), latency, false ones."""
+    iso = s.get("isolation")
+    if not iso:
+        return ""
+    done, back = describe(iso)
+    words = f"isolated {', '.join(done) or 'none'}; re-admitted {', '.join(back) or 'none'}"
+    return (
+        f"<p>Diagnosis (agreed by every loyal board): {html.escape(words)}. "
+        f"False isolations: {iso.get('false_isolations', 0)}.</p>"
+    )
+
+
+def _modes_html(s: Mapping[str, Any]) -> str:
+    """Planned-degradation scenarios: the algorithm switches (agreed by every loyal board)."""
+    if "modes" not in s:
+        return ""
+    words = ", ".join(f"{str(x['algorithm']).upper()} from tick {x['tick']}" for x in s["modes"])
+    return f"<p>Mode switches (agreed by every loyal board): {html.escape(words or 'none')}.</p>"
 
 
 def _what(s: Mapping[str, Any]) -> str:

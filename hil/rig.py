@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from voter.config import MAX_BAUD, ClusterConfig, ConfigFileError, _Checker, load_cluster
+from voter.core.mode import DegradeConfig
 from voter.core.validity import ChannelLimits
 from voter.textfile import TextFileError, read_text
 
@@ -162,6 +163,7 @@ def mismatch(
     m: int,
     rig: Rig,
     validity: tuple[ChannelLimits, ...] = (),
+    degrade: DegradeConfig | None = None,
 ) -> str | None:
     """Why a scenario cannot run on this rig's boards (None if it can).
 
@@ -178,4 +180,7 @@ def mismatch(
             f"needs the scenario's validity checks; the boards' [validity] in {c.path} "
             "differs: skipped on this rig"
         )
+    if degrade != c.degrade:
+        # planned degradation changes what the boards run: a scenario tests it only as set
+        return f"needs [degrade] {'on' if degrade else 'off'} ({c.path}): skipped on this rig"
     return None

@@ -267,6 +267,8 @@ def _report(campaign: Campaign, results: list[ScenarioResult], opts: Options) ->
                     row["violations"],
                     r.scenario.ticks,
                     faulty_nodes(list(r.scenario.faults)),
+                    row.get("isolation"),
+                    row.get("modes"),
                 )
             rows.append(row)
             bar.advance(task)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from voter.core.diagnosis import DiagnosisConfig
 from voter.core.driver import Publish
+from voter.core.mode import DegradeConfig
 from voter.core.protocol import Algorithm, fault_bound, oral_bound
 from voter.core.validity import ChannelLimits
 from voter.faultmodel import Fault, Traitor
@@ -41,6 +43,10 @@ class Scenario:
     replication: str | None = None
     #: how many commands the client sends to the command log
     commands: int = 0
+    #: SM equivocation diagnosis: isolation and probation (None: off; docs/design.md, Diagnosis)
+    diagnosis: DiagnosisConfig | None = None
+    #: planned degradation OM -> SM (None: off; docs/design.md, "Planned degradation")
+    degrade: DegradeConfig | None = None
 
     @property
     def bound(self) -> int:

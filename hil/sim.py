@@ -55,10 +55,13 @@ from hil.streamcheck import StreamCheck
 from voter.budget import ROUNDS_FRACTION
 from voter.bytelink import MemoryLink, memory_pair
 from voter.core.board import Board, InconsistencyError
+from voter.core.diagnosis import DiagnosisConfig, make_diagnosis
 from voter.core.driver import Actions, Outgoing, Publish, TickDriver, Timing
 from voter.core.drops import Drop
 from voter.core.frame import Frame, FrameSplitter, decode_frame, wire_size
 from voter.core.ic import ic_params
+from voter.core.memhit import MemoryHit
+from voter.core.mode import DegradeConfig
 from voter.core.protocol import Algorithm
 from voter.core.record import DecisionRecord
 from voter.core.validity import ChannelLimits, from_limits
@@ -111,8 +114,14 @@ class SimConfig:
     publish: Publish = "confirmed"
     #: debug: boards publish every decision (no self-checks, no clique avoidance)
     fail_silent: bool = True
+    #: SM equivocation diagnosis (None: off)
+    diagnosis: DiagnosisConfig | None = None
+    #: planned degradation OM -> SM (None: off)
+    degrade: DegradeConfig | None = None
     #: per channel, the boards' validity checks on their own readings; () = none
     validity: tuple[ChannelLimits, ...] = ()
+    #: memory errors in the boards' working state: node -> tick -> hits (hil.injection)
+    memory_hits: dict[int, dict[int, tuple[MemoryHit, ...]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -152,7 +161,14 @@ class _SimBoard:
 
     def __init__(self, sim: Simulator, node: int) -> None:
         self.node = node
-        board = Board(sim.params, node, CHANNELS, sim.keys[node])
+        diag = sim.cfg.diagnosis
+        board = Board(
+            sim.params,
+            node,
+            CHANNELS,
+            sim.keys[node],
+            None if diag is None else make_diagnosis(diag, sim.params, node, CHANNELS),
+        )
         self.driver = TickDriver(
             board,
             sim.timing,
@@ -160,6 +176,7 @@ class _SimBoard:
             algorithm=sim.cfg.algorithm,
             sabotage=sim.faults[node],
             validity=from_limits(sim.cfg.validity, CHANNEL_NAMES, sim.period),
+            degrade=sim.cfg.degrade,
         )
         self.driver.stop_after = sim.cfg.ticks - 1
         self.up = True
@@ -259,6 +276,8 @@ class Simulator:
         for f in cfg.faults:
             if is_board(f):
                 self.faults[f.node].add(f)
+        for node, hits in cfg.memory_hits.items():
+            self.faults[node].hits = dict(hits)
         return phase_rng
 
     def _init_links(self, cfg: SimConfig) -> None:
@@ -402,7 +421,11 @@ class Simulator:
             due = max(t, self.true_time(i, o.due))
             self._transmit(due, i, o)
         self._log(i, acts)
-        more = b.driver.done(self.local(i, t))
+        try:
+            more = b.driver.done(self.local(i, t))
+        except InconsistencyError as e:  # publication's own check (a memory hit in the output)
+            self._stop(i, t, b.driver.tick, str(e))
+            return
         self._log(i, more)
         if acts.stall_s and acts.stall_when == "after-send":
             t += self._stall(i, acts.stall_s)
@@ -595,6 +618,8 @@ def sim_config(sc: Scenario, *, fast_lane: bool = True) -> SimConfig:
         fast_lane=fast_lane,
         publish=sc.publish,
         fail_silent=sc.fail_silent,
+        diagnosis=sc.diagnosis,
+        degrade=sc.degrade,
         validity=sc.validity,
     )
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hil.checks import CheckResult, Violation, judge_tick
+from hil.isolation import IsolationLedger
 from voter.core.record import DecisionRecord
 
 #: a skip event covers at most this many ticks (as `NodeLog.skipped` reads it)
@@ -76,6 +77,7 @@ class StreamCheck:
         self.period_us = period_us
         self.res = CheckResult(list(self.loyal))
         self._boards = {i: _BoardStream(i) for i in self.loyal}
+        self._ledger = IsolationLedger(list(self.loyal))
         self._flight: dict[int, dict[int, DecisionRecord]] = {}
         self._judged = -1  # every tick up to this one is judged
         self._finished = False
@@ -85,6 +87,7 @@ class StreamCheck:
         b = self._boards.get(node)
         if b is None:
             return
+        self._ledger.event(node, ev)
         kind, tick = ev.get("event"), ev.get("tick")
         if kind == "joined" and isinstance(tick, int):
             self._close_interval(b)
@@ -124,6 +127,9 @@ class StreamCheck:
             for b in self._boards.values():
                 self._close_interval(b)
             self._merge_liveness()
+            self.res.judge_isolation(
+                self._ledger, {i: b.last for i, b in self._boards.items() if b.last >= 0}
+            )
         return self.res
 
     # -- judging -----------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.checks import CheckResult, NodeLog, timing_trouble
+from hil.isolation import describe
 from hil.outcome import Counters, RunOutcome, counters, judge, run_json
 from hil.scenario import Scenario
 from voter.faultmodel import ClockStep, Stall
@@ -181,6 +182,7 @@ def summary(res: RunResult) -> str:
         _withheld_line(c),
         *_outage_lines(c, s.ticks),
         *_fault_lines(res),
+        *_isolation_lines(res),
     ]
     for v in c.violations[:5]:
         lines.append(f"  {v.prop} violated at tick {v.tick} on {v.nodes}: {v.detail}")
@@ -244,4 +246,28 @@ def _fault_lines(res: RunResult) -> list[str]:
         + (" — every fault masked" if c.safe and c.liveness else ""),
         f"fault budget: {budget['counted']} counted, bound {budget['bound']}{hybrid} "
         f"({'inside' if budget['inside_bound'] else 'OUTSIDE'} the theory's bound)",
+    ]
+
+
+def _isolation_lines(res: RunResult) -> list[str]:
+    """Diagnosis runs only: whom the loyal boards isolated (agreed), when, and how fast; and
+    with planned degradation the algorithm switches."""
+    modes = res.check.isolation.get("modes", [])
+    switched = (
+        [
+            "mode switches (agreed by every loyal board): "
+            + (", ".join(f"{x['algorithm']} from tick {x['tick']}" for x in modes) or "none")
+        ]
+        if res.scenario.degrade is not None
+        else []
+    )
+    if res.scenario.diagnosis is None:
+        return switched
+    iso = res.check.isolation
+    done, back = describe(iso)
+    return [
+        f"isolated (agreed by every loyal board): {', '.join(done) or 'none'}; "
+        f"re-admitted: {', '.join(back) or 'none'}; "
+        f"false isolations: {iso.get('false_isolations', 0)}",
+        *switched,
     ]

@@ -243,3 +243,15 @@ def test_a_scenario_with_validity_checks_the_boards_lack_is_skipped(tmp_path: Pa
     checks = (ChannelLimits(stale_samples=5),) * 3
     assert "boards' [validity]" in (mismatch(4, "om", 1, rig, checks) or "")
     assert mismatch(4, "om", 1, rig, ()) is None
+
+
+def test_a_degrade_scenario_needs_boards_with_degrade(tmp_path: Path) -> None:
+    """Planned degradation changes what the boards run: it is tested only where it is set."""
+    from voter.core.mode import DegradeConfig
+
+    _cluster(tmp_path)
+    path = tmp_path / "rig.toml"
+    path.write_text('[rig]\ncluster = "cluster.toml"\n' + CONTROL + _links())
+    rig = load_rig(path)
+    assert "needs [degrade] on" in (mismatch(4, "om", 1, rig, (), DegradeConfig()) or "")
+    assert mismatch(4, "om", 1, rig, (), None) is None

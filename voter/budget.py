@@ -778,7 +778,7 @@ def admit_config(
         cfg.n,
         cfg.m,
         alg,
-        len(cfg.channels),
+        cfg.wire_channels,  # the accusation channel of diagnosis too
         cfg.baud,
         cfg.tick_hz,
         latency_s=latency_s,

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from voter.core.diagnosis import DEFAULT_PROBATION_TICKS, DiagnosisConfig
 from voter.core.driver import Publish, parse_publish
+from voter.core.mode import DegradeConfig, parse_degrade
 from voter.core.protocol import ALGORITHMS, Algorithm, fault_bound
 from voter.core.validity import LIMIT_KEYS, WINDOW_MAX, ChannelLimits
 from voter.keys import KeyFileError, parse_public_key
@@ -153,8 +155,12 @@ class ClusterConfig:
     fail_silent: bool = True
     #: the cluster-wide [output] table (each node may override keys)
     output: OutputConfig = OutputConfig()
+    #: [diagnosis]: SM equivocation evidence, isolation and probation (None: off)
+    diagnosis: DiagnosisConfig | None = None
     #: [validity]: per channel, the checks each board runs on its own reading; () = none
     validity: tuple[ChannelLimits, ...] = ()
+    #: [degrade]: switch OM -> SM when one more fault would break OM's bound (None: off)
+    degrade: DegradeConfig | None = None
     #: [replication]: the replicated command log; None = agreement only
     replication: ReplicationConfig | None = None
 
@@ -162,6 +168,11 @@ class ClusterConfig:
     def n(self) -> int:
         """Number of nodes."""
         return len(self.nodes)
+
+    @property
+    def wire_channels(self) -> int:
+        """Channels of a commanded value: the readings, plus diagnosis' accusation channel."""
+        return len(self.channels) + (self.diagnosis is not None)
 
     @property
     def period_s(self) -> float:
@@ -299,7 +310,9 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
     # which under systemd is "/" and on a developer's shell is anything.
     abspath = path.resolve()
     base = abspath.parent
-    c.keys(raw, "", ("cluster", "node"), ("output", "validity", "replication"))
+    c.keys(
+        raw, "", ("cluster", "node"), ("output", "validity", "diagnosis", "degrade", "replication")
+    )
     cl = c.table(raw["cluster"], "cluster")
     c.keys(cl, "cluster", _CLUSTER_REQUIRED, _CLUSTER_OPTIONAL)
     # Checked in file order: the first bad key is the one the message names.
@@ -318,7 +331,9 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
     if not isinstance(fail_silent, bool):
         raise c.error("cluster.fail_silent", f"must be true or false, got {_tname(fail_silent)}")
     output = _parse_output(c, raw.get("output", {}), "output")
+    diagnosis = _diagnosis(c, raw.get("diagnosis"), algorithm, len(channels))
     validity = _parse_validity(c, raw.get("validity", {}), channels)
+    degrade = _degrade(c, raw.get("degrade"), algorithm)
     replication = _parse_replication(c, raw.get("replication"))
     nodes = _parse_nodes(c, raw["node"], base)
     _check_mavlink_names(c, channels, output, nodes)
@@ -337,9 +352,49 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
         precision_ms=precision_ms,
         fail_silent=fail_silent,
         output=OutputConfig(**output),
+        diagnosis=diagnosis,
         validity=validity,
+        degrade=degrade,
         replication=replication,
     )
+
+
+def _degrade(c: _Checker, value: object, algorithm: Algorithm) -> DegradeConfig | None:
+    """`[degrade] to = "sm"`: present = on (docs/deploy.md, "Planned degradation")."""
+    if value is None:
+        return None
+    table = c.table(value, "degrade")
+    c.keys(table, "degrade", ("to",), ())
+    try:
+        return parse_degrade(algorithm, table["to"])
+    except ValueError as e:
+        raise c.error("degrade", str(e)) from None
+
+
+#: probation longer than a day at 1000 Hz is a typo, not a policy
+MAX_PROBATION_TICKS = 86_400_000
+
+
+def _diagnosis(
+    c: _Checker, value: object, algorithm: Algorithm, channels: int
+) -> DiagnosisConfig | None:
+    """`[diagnosis]`: present = on. Only SM has transferable evidence (OM's p/r diagnosis is
+    not built yet); the accusation channel takes one of the MAX_CHANNELS a value may have."""
+    if value is None:
+        return None
+    table = c.table(value, "diagnosis")
+    c.keys(table, "diagnosis", (), ("probation_ticks",))
+    if algorithm != Algorithm.SM:
+        raise c.error("diagnosis", f'needs algorithm = "sm" (got {str(algorithm)!r})')
+    if channels + 1 > MAX_CHANNELS:
+        raise c.error("diagnosis", f"needs one spare channel: at most {MAX_CHANNELS - 1} channels")
+    probation = c.integer(
+        table.get("probation_ticks", DEFAULT_PROBATION_TICKS),
+        "diagnosis.probation_ticks",
+        1,
+        MAX_PROBATION_TICKS,
+    )
+    return DiagnosisConfig(probation_ticks=probation)
 
 
 def _parse_replication(c: _Checker, value: object) -> ReplicationConfig | None:
@@ -847,6 +902,10 @@ def dump_cluster(cfg: ClusterConfig) -> str:
     output = _changed_outputs(cfg.output, OutputConfig())
     if output:
         lines += ["", "[output]"] + [f"{k} = {_toml_value(v)}" for k, v in output.items()]
+    if cfg.diagnosis is not None:
+        lines += ["", "[diagnosis]", f"probation_ticks = {cfg.diagnosis.probation_ticks}"]
+    if cfg.degrade is not None:
+        lines += ["", "[degrade]", f"to = {_toml_str(cfg.degrade.to)}"]
     for ch, lim in zip(cfg.channels, cfg.validity, strict=False):
         if lim.active:
             lines += ["", f"[validity.{_toml_key(ch)}]"]

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from voter.core.adversary import Adversary, Strategy, make_adversary
+from voter.core.memhit import MemoryHit
 from voter.core.secded import EccStore
 from voter.core.values import Invalid, ReadingDomain
 from voter.faultmodel import (
@@ -74,9 +75,13 @@ class FaultState:
     stalls: list[Stall] = field(default_factory=list)
     #: clock steps: at_tick -> seconds
     clock_steps: dict[int, float] = field(default_factory=dict)
+    #: memory errors in the working state, per tick (voter.core.memhit; the simulator's
+    #: injection campaigns hand them in as data, chosen by their own generator)
+    hits: dict[int, tuple[MemoryHit, ...]] = field(default_factory=dict)
     _last_reading: Any = None
     injected_memory: int = 0
     injected_stalls: int = 0
+    injected_hits: int = 0
     commands: int = 0
 
     @property
@@ -177,6 +182,12 @@ class FaultState:
                 self.injected_memory += 1
 
         return inject
+
+    def memory_hits(self, tick: int) -> tuple[MemoryHit, ...]:
+        """The working-state memory errors of `tick` (once: a restarted board is not hit again)."""
+        hits = self.hits.pop(tick, ())
+        self.injected_hits += len(hits)
+        return hits
 
     def stall_s(self, tick: int) -> tuple[float, str] | None:
         """A freeze in this tick: (seconds, "before-send" | "after-send"), or None.

@@ -31,8 +31,10 @@ from voter.commandlog import CommandLog, build_port
 from voter.config import ClusterConfig, ConfigFileError, NodeConfig, load_cluster
 from voter.core.board import Board
 from voter.core.crypto import KeyRing
+from voter.core.diagnosis import make_diagnosis
 from voter.core.driver import TickDriver, Timing
 from voter.core.ic import ic_params
+from voter.core.mode import sizing_algorithm
 from voter.core.validity import from_limits
 from voter.core.values import ReadingDomain
 from voter.daemon import Daemon, Options, Parts
@@ -65,7 +67,9 @@ def _load(args: argparse.Namespace) -> tuple[ClusterConfig, NodeConfig, Budget]:
     except ConfigFileError as e:
         fail(str(e), EXIT_CONFIG)
     try:
-        budget = check_cluster(cfg.n, cfg.m, cfg.algorithm, len(cfg.channels))
+        budget = check_cluster(
+            cfg.n, cfg.m, sizing_algorithm(cfg.algorithm, cfg.degrade), cfg.wire_channels
+        )
     except ValueError as e:
         fail(f"{cfg.path}: {e}", EXIT_CONFIG)
     return cfg, node, budget
@@ -162,13 +166,22 @@ def build(args: argparse.Namespace) -> Daemon:
     seed = args.seed if args.seed is not None else args.node
     faults = FaultState(ReadingDomain(len(cfg.channels)), random.Random(seed), cfg.period_s)
     driver = TickDriver(
-        Board(params, args.node, len(cfg.channels), keys),
+        Board(
+            params,
+            args.node,
+            len(cfg.channels),
+            keys,
+            None
+            if cfg.diagnosis is None
+            else make_diagnosis(cfg.diagnosis, params, args.node, len(cfg.channels)),
+        ),
         timing,
         sensor.read,
         algorithm=cfg.algorithm,
         sabotage=faults if args.hil else None,
         cpu_clock=time.process_time,
         validity=from_limits(cfg.validity, cfg.channels, cfg.period_s),
+        degrade=cfg.degrade,
     )
     driver.stop_after = args.until_tick
     clock = Clock()

@@ -15,17 +15,20 @@ reach that exception: peer input only ever becomes a counted drop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from voter.core import monitor
 from voter.core.adversary import Adversary, ChainForge, Traitor
 from voter.core.crypto import KeyRing
+from voter.core.diagnosis import Diagnosis, Evidence, find_evidence, split_value
 from voter.core.drops import Drop
 from voter.core.frame import WIRE_VERSION, Frame, check_frame
 from voter.core.ic import Decision, as_json_vector, decide, make_node
+from voter.core.memhit import CODEWORD_BITS, STORE, TABLE, MemoryHit
 from voter.core.om import OMNode
-from voter.core.protocol import Params
+from voter.core.protocol import Algorithm, Params, is_oral
 from voter.core.secded import EccStore, UncorrectableError
 from voter.core.sm import SMNode
 from voter.core.values import ReadingDomain, Value
@@ -33,6 +36,8 @@ from voter.core.values import ReadingDomain, Value
 DROP_LATE = "late"
 DROP_DUPLICATE = "duplicate"
 DROP_FUTURE = "future"
+#: a frame of the other algorithm (signed under OM, unsigned under SM) around a mode switch
+DROP_MODE = "mode"
 
 
 class InconsistencyError(Exception):
@@ -57,6 +62,10 @@ class TickReport:
     dropped: int
     reasons: dict[str, int]
     corrected: int = 0  #: memory bit errors the ECC store corrected this tick
+    #: decision-log event lines of this tick (diagnosis: evidence, isolate, readmit)
+    events: tuple[dict[str, Any], ...] = ()
+    #: peers whose frames this tick were of the other algorithm (planned degradation)
+    mode_peers: frozenset[int] = frozenset()
 
 
 @dataclass(slots=True)
@@ -79,11 +88,20 @@ MemoryFault = Callable[[EccStore], None]
 class Board:
     """A board's agreement engine across ticks (one tick open at a time)."""
 
-    def __init__(self, params: Params, me: int, channels: int, keys: KeyRing) -> None:
+    def __init__(
+        self,
+        params: Params,
+        me: int,
+        channels: int,
+        keys: KeyRing,
+        diagnosis: Diagnosis | None = None,
+    ) -> None:
         self.params = params
         self.me = me
         self.channels = channels
-        self.domain = ReadingDomain(channels)
+        #: SM equivocation diagnosis (None: off); its accusation channel widens the value by one
+        self.diagnosis = diagnosis
+        self.domain = ReadingDomain(channels + (diagnosis is not None))
         self.keys = keys
         self.store = EccStore()
         self.adversary: Adversary | None = None
@@ -97,6 +115,16 @@ class Board:
         self._early: dict[tuple[int, int, int], Frame] = {}
         self._early_max = (params.nodes - 1) * (params.rounds + 1)
         self._got: set[int] = set()  # peers whose frame for the open round was delivered
+        #: planned degradation is on: a frame of the algorithm this tick does not run is a
+        #: counted drop (off by default, so runs without it see exactly the old counts)
+        self.mode_checked = False
+        self._mode_peers: set[int] = set()
+
+    def set_algorithm(self, algorithm: Algorithm) -> None:
+        """Run the next ticks under `algorithm` (a planned switch; between ticks only)."""
+        if self._node is not None:
+            raise InconsistencyError("algorithm switch inside an open tick")
+        self.params = replace(self.params, algorithm=algorithm)
 
     # -- the tick --------------------------------------------------------------
     def begin_tick(self, tick: int, reading: Value) -> list[Frame]:
@@ -105,8 +133,13 @@ class Board:
             raise ValueError(f"tick {tick} after tick {self.tick}: ticks only go forward")
         self.tick, self.round = tick, 1
         self._got = set()
+        self._mode_peers = set()
+        if self.diagnosis is not None:
+            reading = self.diagnosis.commanded(reading)
         self._local = reading
         node = make_node(self.params, self.me, self.domain, reading, tick, self.keys)
+        if self.diagnosis is not None and isinstance(node, SMNode):
+            node.excluded_relayers = self.diagnosis.excluded
         self._node = node
         if self.adversary is not None:
             forge = (
@@ -177,12 +210,20 @@ class Board:
             else:
                 self._early[key] = item
 
-    def finish_tick(self, memory_fault: MemoryFault | None = None) -> TickReport:
-        """Decide, with COM/MON and the ECC store; raises InconsistencyError to stop the board."""
+    def finish_tick(
+        self, memory_fault: MemoryFault | None = None, hits: Sequence[MemoryHit] = ()
+    ) -> TickReport:
+        """Decide, with COM/MON and the ECC store; raises InconsistencyError to stop the board.
+
+        `hits` are HIL memory errors in the node's table (before COM and the store see
+        it) and in the store's copy; the driver lands the other locations."""
         node = self._node
         if node is None or self.tick is None:
             raise InconsistencyError("finish_tick without an open tick")
         self.round = self.params.rounds + 1
+        for hit in hits:
+            if hit.location == TABLE:
+                node.flip_table(hit.flips)
         com = node.decide()
         if isinstance(node, OMNode):
             self.store.put_obj("table", monitor.om_table(node.received_values()))
@@ -190,13 +231,20 @@ class Board:
             self.store.put_obj("table", monitor.sm_table(node.accepted_all()))
         if memory_fault is not None:
             memory_fault(self.store)
+        for hit in hits:
+            if hit.location == STORE:
+                self._flip_store(hit)
         corrected_before = self.store.corrected
         mon = self._monitor_decisions(node)
         if mon != com:
             diff = sorted(c for c in com if com[c] != mon.get(c))
             raise InconsistencyError(f"COM/MON disagree on commanders {diff}")
+        local: Value = self._local
+        events: tuple[dict[str, Any], ...] = ()
+        if self.diagnosis is not None:
+            com, local, events = self._diagnose(node, com)
         decision = decide(
-            self.tick, self.me, self._local, com, node.counters, self.params.nodes, self.channels
+            self.tick, self.me, local, com, node.counters, self.params.nodes, self.channels
         )
         if monitor.vote(decision.vector, self.channels) != decision.output:
             raise InconsistencyError("COM/MON disagree on the voted output")
@@ -210,12 +258,38 @@ class Board:
             self._counters.dropped + node.counters.rejected,
             {**self._counters.reasons, **node.counters.reasons},
             corrected,
+            events,
+            frozenset(self._mode_peers),
         )
         # Frames that arrive from now until the next tick opens count in the next report.
         self._counters = TickCounters()
         return report
 
     # -- internals -------------------------------------------------------------
+    def _diagnose(
+        self, node: OMNode | SMNode, com: dict[int, Value]
+    ) -> tuple[dict[int, Value], Value, tuple[dict[str, Any], ...]]:
+        """Evidence from this tick's signed values, then the agreed accusations and isolations:
+        (decisions without the accusation channel, own reading, events)."""
+        diag = self.diagnosis
+        assert diag is not None and self.tick is not None
+        evidence: list[Evidence] = []
+        if isinstance(node, SMNode):
+            for c in self.params.commanders:
+                ev = find_evidence(self.tick, c, node.signed_values(c)) if c != self.me else None
+                if ev is not None:
+                    evidence.append(ev)
+        n = self.params.nodes
+        vector, events = diag.end_tick(self.tick, [com.get(j) for j in range(n)], evidence)
+        local = split_value(self._local, self.channels, n)[0]
+        return dict(enumerate(vector)), local, tuple(events)
+
+    def _flip_store(self, hit: MemoryHit) -> None:
+        """Flip bits of the stored table's 72-bit codewords (check bits included)."""
+        words = self.store.bit_count("table") // CODEWORD_BITS
+        for word, bit in hit.flips:
+            self.store.flip_bit("table", (word % words) * CODEWORD_BITS + bit % CODEWORD_BITS)
+
     def _monitor_decisions(self, node: OMNode | SMNode) -> dict[int, Value]:
         """MON: the decisions again, by the monitor's own code, from the table read back from
         the store (so a memory error the ECC cannot correct stops the board here)."""
@@ -270,8 +344,19 @@ class Board:
 
     def _receive(self, frame: Frame) -> None:
         assert self._driven is not None
+        if self.mode_checked and self._other_algorithm(frame):
+            self._counters.drop(DROP_MODE)
+            self._mode_peers.add(frame.src)
+            return
         self._got.add(frame.src)
         self._driven.receive(frame.round, frame.src, frame.entries)
+
+    def _other_algorithm(self, frame: Frame) -> bool:
+        """Signed entries under OM, unsigned ones under SM: the sender runs the other mode."""
+        if not frame.entries:
+            return False
+        signed = any(e.sigs for e in frame.entries)
+        return signed == is_oral(self.params.algorithm)
 
     def _deliver_early(self) -> None:
         if self.tick is None or not self._early:

@@ -41,16 +41,19 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
+from voter.core import monitor
 from voter.core.adversary import Adversary, Rng
-from voter.core.board import Board, MemoryFault, TickReport
+from voter.core.board import Board, InconsistencyError, MemoryFault, TickReport
 from voter.core.clock import Correction, JoinListener, TwoWaySync, join_offset, two_way
 from voter.core.drops import Drop
 from voter.core.frame import DIGEST_BYTES, Frame, SyncBlock, check_frame, encode_frame
 from voter.core.ic import as_json_vector
+from voter.core.memhit import OUTPUT, READING, VECTOR, MemoryHit, flip_words
+from voter.core.mode import DegradeConfig, ModeMonitor
 from voter.core.mutation import Mutator
 from voter.core.protocol import oral_bound
 from voter.core.record import DecisionRecord
@@ -79,6 +82,9 @@ MINORITY = "minority"
 UNHEARD = "unheard"
 UNCONFIRMED = "unconfirmed"
 JOINING = "joining"
+#: planned degradation: this board cannot vouch for which algorithm the tick ran (it did not
+#: decide, or the cluster did not confirm, the vector the plan came from)
+MODE = "mode"
 WITHHELD_REASONS = (
     LATE_SEND,
     STALL,
@@ -89,6 +95,7 @@ WITHHELD_REASONS = (
     UNHEARD,
     UNCONFIRMED,
     JOINING,
+    MODE,
 )
 #: a peer missing from this many consecutive agreed vectors is known to be down
 DOWN_AFTER_TICKS = 3
@@ -102,6 +109,7 @@ class Sabotage(Protocol):
     def late_ms(self, tick: int) -> float: ...
     def garbage(self, size: int) -> bytes: ...
     def memory_fault(self, tick: int) -> MemoryFault | None: ...
+    def memory_hits(self, tick: int) -> Sequence[MemoryHit]: ...
     def corrupt_reading(self, tick: int, reading: Any) -> Any: ...
     def stall_s(self, tick: int) -> tuple[float, str] | None: ...
     @property
@@ -227,6 +235,14 @@ def vector_digest(vector: tuple[Value, ...]) -> bytes:
     return h.digest()
 
 
+def _mode_monitor(board: Board, degrade: DegradeConfig | None) -> ModeMonitor:
+    """The board's fault-bound monitor; with `degrade` it plans switches and the board drops
+    frames of the algorithm a tick does not run."""
+    p = board.params
+    board.mode_checked = degrade is not None
+    return ModeMonitor(board.me, p.nodes, p.m, p.algorithm, None if degrade is None else degrade.to)
+
+
 def _us(seconds: float) -> int:
     return round(seconds * 1e6)
 
@@ -244,6 +260,7 @@ class TickDriver:
         sabotage: Sabotage | None = None,
         cpu_clock: Callable[[], float] | None = None,
         validity: Validity | None = None,
+        degrade: DegradeConfig | None = None,
     ) -> None:
         self.board = board
         self.me = board.me
@@ -256,6 +273,8 @@ class TickDriver:
         self.sabotage = sabotage
         #: the checks on our own reading before we command it (None: every sample goes out)
         self.validity = validity
+        #: the fault-bound monitor (always: STATUS=), and the planned switch when `degrade`
+        self.mode = _mode_monitor(board, degrade)
         #: the board's CPU-time clock (the daemon's thread time; the simulator's model)
         self.cpu_clock = cpu_clock
         self._cpu_last: float | None = None
@@ -287,6 +306,7 @@ class TickDriver:
         self._unsent: list[tuple[int, int, float]] = []
         self._decided: TickReport | None = None
         self._replay: list[tuple[int, bytes]] = []
+        self._hits: tuple[MemoryHit, ...] = ()  #: HIL memory errors of the open tick
         #: the `mutate` traitor's memory and counts (made when it first acts)
         self.mutator: Mutator | None = None
         #: peers heard more than a tick away from us (a clock jump beyond the period)
@@ -415,6 +435,10 @@ class TickDriver:
         if sab is not None:
             reading = sab.corrupt_reading(k, reading)
             self.board.adversary = sab.adversary(k)
+            self._hits = tuple(sab.memory_hits(k))
+            for hit in self._hits:
+                if hit.location == READING:
+                    reading = flip_words(reading, hit.flips)
         prev = self._records.get(k - 1)
         rec = self._records.setdefault(k, _TickRecord(k, self.sync.cum))
         rec.cum = self.sync.cum
@@ -428,6 +452,7 @@ class TickDriver:
         self._after_skip = False
         self._stepped = False
         self._send_lag_max = 0.0
+        self._switch(k, out)
         frames = self.board.begin_tick(k, reading)
         frames = [self._with_sync(f, prev) for f in frames]
         self.round = 1
@@ -441,6 +466,14 @@ class TickDriver:
             more = self._close_round(now, early=True)
             out.extend(more)
         return out
+
+    def _switch(self, k: int, out: Actions) -> None:
+        """Tick k runs the algorithm the confirmed vector of k - 2 planned (a `mode` event)."""
+        out.lines += self.mode.open(k)
+        alg = self.mode.algorithm_at(k)
+        if alg != self.board.params.algorithm:
+            self.board.set_algorithm(alg)
+            self.algorithm = alg
 
     def _rejoin(self, now: float, out: Actions) -> bool:
         """f+1 peers agree we are more than a tick off, three ticks running: join them again.
@@ -573,7 +606,7 @@ class TickDriver:
             return out
         # The last round closed: decide now; `done` settles it when the shell is through.
         report = self.board.finish_tick(
-            self.sabotage.memory_fault(k) if self.sabotage is not None else None
+            self.sabotage.memory_fault(k) if self.sabotage is not None else None, self._hits
         )
         self._decided = report
         self.round = 0
@@ -591,6 +624,8 @@ class TickDriver:
             self._confirm = None
         else:
             self._confirm = self._judge(prev, {j: rec.blocks[j] for j in heard if j in rec.blocks})
+            if self._confirm == "ok":
+                self.mode.confirm(prev.tick)
             if self._confirm == MINORITY:
                 out.lines.append(
                     {
@@ -632,6 +667,7 @@ class TickDriver:
     def _settle(self, report: TickReport, now: float) -> Actions:
         """The decision is made (at `now`): check, record, publish or withhold."""
         out = Actions()
+        report = self._land_hits(report)
         d = report.decision
         k = d.tick
         decided = self.vt(now) - self.t0(k)
@@ -646,6 +682,10 @@ class TickDriver:
         overrun = self._overrun(k, late, decided)
         if overrun is not None:
             out.lines.append(overrun)
+        out.lines += report.events  # diagnosis: evidence, isolate, readmit
+        diag = self.board.diagnosis
+        out.lines += self.mode.observe(k, d.vector, () if diag is None else diag.excluded)
+        self.mode.lost(k, len(report.mode_peers), self.timing.f + 1)
         corr, moved = self._correct_clock(k, rec, out)
         reason = late or self._state_reason(report, corr)
         record = self._record(report, rec, decided, corr, moved)
@@ -658,6 +698,20 @@ class TickDriver:
         self._track_down(d.vector)
         out.extend(self._publish(record, output, reason))
         return out
+
+    def _land_hits(self, report: TickReport) -> TickReport:
+        """HIL memory errors in the agreed vector or the output, after COM/MON checked them:
+        what a flip there does is what the rest of the tick (digest, publication) makes of it."""
+        hits, self._hits = self._hits, ()
+        d = report.decision
+        for hit in hits:
+            if hit.location == VECTOR:
+                d = replace(d, vector=cast("tuple[Value, ...]", flip_words(d.vector, hit.flips)))
+            elif hit.location == OUTPUT:
+                d = replace(
+                    d, output=cast("tuple[float | None, ...]", flip_words(d.output, hit.flips))
+                )
+        return report if d is report.decision else replace(report, decision=d)
 
     def _overrun(self, k: int, late: str | None, decided: float) -> dict[str, Any] | None:
         """The `overrun` event for a tick this board sent or decided late (at most 1/s)."""
@@ -791,6 +845,10 @@ class TickDriver:
 
     def _emit(self, record: DecisionRecord, output: dict[str, Any], reason: str | None) -> Actions:
         out = Actions()
+        if reason is None and self.timing.fail_silent and not self.mode.sure_of(record.tick):
+            reason = MODE  # the last check: every other reason says more about why
+        if reason is None:
+            self._check_output(record, output)
         if reason is not None:
             record.withheld = reason
             self.totals["withheld"] += 1
@@ -800,6 +858,16 @@ class TickDriver:
             out.publish.append(output)
         out.lines.append(record)
         return out
+
+    def _check_output(self, record: DecisionRecord, output: dict[str, Any]) -> None:
+        """MON once more, at publication: the output leaving is the vote of the recorded vector.
+
+        COM/MON and the store checked both in `finish_tick`; a confirmed decision then
+        waits a tick in memory, where nothing else guards the output (the soak's memory
+        injections published every flip there silently, docs/hil.md "Soak")."""
+        vector = tuple(monitor.freeze(v) for v in record.vector)
+        if tuple(output["output"]) != monitor.vote(vector, self.board.channels):
+            raise InconsistencyError("memory: output changed before publication")
 
     # -- for STATUS= ------------------------------------------------------------------------
     def cpu_p99(self) -> float | None:
@@ -817,6 +885,8 @@ class TickDriver:
             f"published {self.totals['published']}, withheld {self.totals['withheld']} ({w}), "
             f"precision {prec}, one-way delay {self.latency * 1e3:.2f} ms"
             + ("" if cpu is None else f", tick CPU p99 {cpu * 1e3:.2f} ms")
+            + ("" if self.board.diagnosis is None else f", {self.board.diagnosis.status()}")
+            + f", {self.mode.status()}"
             + self._invalid_status()
         )
 

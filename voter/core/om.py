@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from typing import cast
 
+from voter.core.memhit import flip_words
 from voter.core.protocol import (
     Counters,
     Entry,
@@ -178,6 +180,13 @@ class OMNode:
         this back to theirs and the search finds their counterexample.
         """
         return self._val.get(label, MANIFEST)
+
+    def flip_table(self, flips: tuple[tuple[int, int], ...]) -> None:
+        """A memory error in the received table (HIL injection): COM and the store both see it."""
+        keys = sorted(self._val)
+        flipped = flip_words([self._val[k] for k in keys], flips)
+        assert isinstance(flipped, list)
+        self._val = {k: cast(Value, v) for k, v in zip(keys, flipped, strict=True)}
 
     def received_values(self) -> Mapping[tuple[int, ...], Value]:
         """The EIG tree as received (for traces and the independent monitor path)."""

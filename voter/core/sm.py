@@ -14,8 +14,10 @@ No I/O, no clock, no randomness: keys come in through the KeyRing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from voter.core.crypto import KeyRing, signed_bytes
+from voter.core.memhit import flip_words
 from voter.core.protocol import Counters, Entry, Params, Rejected, check_path, path_ok, valid_paths
 from voter.core.values import Domain, Invalid, Value
 from voter.core.vote import choice
@@ -45,6 +47,12 @@ class SMNode:
         self._accepted: dict[int, list[Value]] = {c: [] for c in params.commanders}
         #: chains accepted in the last round, to be relayed in the next
         self._to_relay: list[Entry] = []
+        #: per commander, each accepted value with the commander's own signature on it: two
+        #: entries for one commander are proof that it equivocated (voter.core.diagnosis)
+        self._signed: dict[int, list[tuple[Value, bytes]]] = {c: [] for c in params.commanders}
+        #: isolated peers (voter.core.diagnosis): a chain they relayed is not accepted, so a
+        #: board the cluster agreed to shut out cannot lend its signature to a second traitor
+        self.excluded_relayers: frozenset[int] = frozenset()
 
     def _sign(self, path: tuple[int, ...], value: Value) -> bytes:
         return self.keys.sign(self.me, signed_bytes(self.params.cluster, self.tick, path, value))
@@ -93,6 +101,12 @@ class SMNode:
             value: Value = None
             if reason is None and len(e.sigs) != len(e.path):
                 reason = "signature count != path length"
+            if (
+                reason is None
+                and self.excluded_relayers
+                and not self.excluded_relayers.isdisjoint(e.path[1:])
+            ):
+                reason = "isolated relayer"
             if reason is None:
                 try:
                     value = self.domain.normalize(e.value)
@@ -111,6 +125,7 @@ class SMNode:
                 continue
             self.counters.received += 1
             self._accepted[e.path[0]].append(value)
+            self._signed[e.path[0]].append((value, e.sigs[0]))
             if round_no <= self.params.m:
                 self._to_relay.append(Entry(e.path, value, e.sigs))
         return rejected
@@ -123,9 +138,24 @@ class SMNode:
             for c in p.commanders
         }
 
+    def flip_table(self, flips: tuple[tuple[int, int], ...]) -> None:
+        """A memory error in the accepted sets V (HIL injection): COM and the store both see it."""
+        keys = sorted(self._accepted)
+        flipped = flip_words([self._accepted[c] for c in keys], flips)
+        assert isinstance(flipped, list)
+        self._accepted = {c: cast("list[Value]", v) for c, v in zip(keys, flipped, strict=True)}
+
     def accepted(self, commander: int) -> list[Value]:
         """V for `commander` (for traces)."""
         return list(self._accepted[commander])
+
+    def signed_values(self, commander: int) -> list[tuple[Value, bytes]]:
+        """Each value accepted from `commander` with the commander's signature over it.
+
+        Every one passed the chain check, so two of them are transferable evidence
+        that the commander signed two different values for this tick.
+        """
+        return list(self._signed[commander])
 
     def accepted_all(self) -> dict[int, list[Value]]:
         """V for every commander (the table the MON path re-decides from)."""
