@@ -42,8 +42,9 @@ PTY_STRATEGIES = frozenset({Strategy.SILENT})
 WINDOW = 8
 #: seconds the boards get, once every command was answered, to log the last commits
 SETTLE_S = 10.0
-#: a new-view's size with a full window of prepared certificates, about (N = 4)
-NEW_VIEW_BYTES = 16 * 1024
+#: the boards' [replication]: the simulator's checkpoint interval; the slot and the
+#: view-change timer are voterd's defaults for the scenario's baud and rate
+REPLICATION = ReplicationConfig(checkpoint_every=16)
 
 
 def unsupported(sc: Scenario) -> str | None:
@@ -52,16 +53,10 @@ def unsupported(sc: Scenario) -> str | None:
         return "the crash-only command log runs in the simulator only (--mode sim)"
     for f in sc.faults:
         if not isinstance(f, Traitor):
-            return f"{type(f).__name__.lower()} faults on a command log run in the simulator only"
+            return f"{f.kind} faults on a command log run in the simulator only"
         if f.strategy not in PTY_STRATEGIES:
             return f"the {f.strategy} traitor on a command log runs in the simulator only"
     return None
-
-
-def replication_for(sc: Scenario) -> ReplicationConfig:
-    """The boards' [replication]: the simulator's checkpoint interval; the slot and the
-    view-change timer are voterd's defaults for the scenario's baud and rate."""
-    return ReplicationConfig(checkpoint_every=16)
 
 
 @dataclass
@@ -81,7 +76,7 @@ class SmrPtyRunner:
             baud=sc.baud,
             seed=sc.seed,
             realtime=self.realtime,
-            replication=replication_for(sc),
+            replication=REPLICATION,
         )
         started = time.monotonic()
         answers: list[dict[str, Any]] = []
