@@ -295,10 +295,14 @@ class ScenarioResult:
         return self.outcome == self.scenario.expect
 
 
-def runner_for(mode: str, rig: Rig | None = None) -> Runner:
+def runner_for(mode: str, rig: Rig | None = None, sc: Scenario | None = None) -> Runner:
     """The runner of a mode: the same interface, the same result type (hil.outcome)."""
     if mode == "sim":
         return SimRunner()
+    if mode == "pty" and sc is not None and sc.replication is not None:
+        from hil.pty_smr import SmrPtyRunner
+
+        return SmrPtyRunner()
     if mode == "pty":
         from hil.pty_run import PtyRunner
 
@@ -322,9 +326,12 @@ def run_scenario(
     """Run one scenario in `mode`, judge it and count it, the same way in every mode."""
     started = time.monotonic()
     if sc.replication is not None and mode != "sim":
-        log_why = "command-log scenarios run in the simulator only (--mode sim; docs/hil.md)"
-        return _skipped(sc, mode, rig, log_why, started)
-    runner = runner_for(mode, rig)
+        from hil.pty_smr import unsupported
+
+        log_why = unsupported(sc) if mode == "pty" else "command-log scenarios: sim or pty mode"
+        if log_why is not None:
+            return _skipped(sc, mode, rig, f"{log_why} (docs/hil.md)", started)
+    runner = runner_for(mode, rig, sc)
     if rig is not None and mode == "serial":
         why = mismatch(sc.nodes, sc.algorithm, sc.m, rig, sc.validity, sc.degrade)
         if why is not None:

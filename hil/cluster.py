@@ -10,6 +10,7 @@ starts is in its own list and is reaped on `stop()`, also after Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -26,7 +27,7 @@ from typing import Any
 
 from hil.fabric import KWORKER_PRIORITY, FabricError, start_process, stop_process, tell_tick0
 from hil.scenario import CHANNELS
-from voter.config import ClusterConfig, NodeConfig, dump_cluster
+from voter.config import ClusterConfig, NodeConfig, ReplicationConfig, dump_cluster
 from voter.core.diagnosis import DiagnosisConfig
 from voter.core.driver import Publish
 from voter.core.mode import DegradeConfig
@@ -112,6 +113,9 @@ class ProcessCluster:
     degrade: DegradeConfig | None = None
     #: [validity] of the generated cluster.toml (per channel; () = no checks)
     validity: tuple[ChannelLimits, ...] = ()
+    #: [replication] of the generated cluster.toml (None = agreement only); its command
+    #: sockets go next to the control sockets unless it names one
+    replication: ReplicationConfig | None = None
     procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     fabric: subprocess.Popen[bytes] | None = None
     start_at: float | None = None
@@ -135,6 +139,13 @@ class ProcessCluster:
 
     def log_path(self, node: int) -> Path:
         return self.out / f"node{node}.jsonl"
+
+    def _replication(self) -> ReplicationConfig | None:
+        rep = self.replication
+        if rep is None or rep.socket:
+            return rep
+        sock = str(self.control_path(0).parent / "cmd{node}.sock")
+        return dataclasses.replace(rep, socket=sock)
 
     # -- set-up ------------------------------------------------------------------
     def setup(self) -> None:
@@ -180,6 +191,7 @@ class ProcessCluster:
             diagnosis=self.diagnosis,
             degrade=self.degrade,
             validity=self.validity,
+            replication=self._replication(),
         )
         self.config_path.write_text(dump_cluster(self.cfg))
 

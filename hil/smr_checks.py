@@ -13,7 +13,10 @@ properties read for a command log:
 - liveness (after stabilisation: judged at the end of the run): every command
   the client sent was accepted by it and executed by every loyal replica still up.
 
-Replicas are nodes 0..N-1, the client is node N; traitors are left out.
+Replicas are nodes 0..N-1, the client's log is node N's; traitors are left out.
+A request names its client (`client`, default N: the simulator's one client);
+on real boards (`hil.pty_smr`) each command goes through a board, which is
+its client, so a command is identified by (client, req) throughout.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ def check_log(logs: Mapping[int, NodeLog], nodes: int, faulty: Iterable[int]) ->
     res = CheckResult(loyal)
     commits = {i: _events(logs[i], "commit") for i in loyal}
     client = logs.get(nodes)
-    requested = {e["req"]: e for e in _events(client, "request")}
+    requested = {_key(e, nodes): e for e in _events(client, "request")}
     replies = _events(client, "reply")
     by_seq: dict[int, dict[int, dict[str, Any]]] = {}
     for i, lines in commits.items():
@@ -47,10 +50,15 @@ def check_log(logs: Mapping[int, NodeLog], nodes: int, faulty: Iterable[int]) ->
     for seq in sorted(by_seq):
         _check_seq(res, seq, by_seq[seq], nodes, requested)
     for r in replies:
-        _check_reply(res, r, by_seq.get(r["seq"], {}))
+        _check_reply(res, r, by_seq.get(r["seq"], {}), nodes)
     up = [i for i in loyal if not _events(logs[i], "crash")]
     _check_liveness(res, requested, replies, commits, up, nodes)
     return res
+
+
+def _key(e: Mapping[str, Any], nodes: int) -> tuple[Any, Any]:
+    """A client log line's command: (client, req); the client is node N unless named."""
+    return (e.get("client", nodes), e.get("req"))
 
 
 def _command_key(e: Mapping[str, Any]) -> str:
@@ -75,7 +83,7 @@ def _check_seq(
     seq: int,
     lines: Mapping[int, dict[str, Any]],
     nodes: int,
-    requested: Mapping[int, Any],
+    requested: Mapping[tuple[Any, Any], Any],
 ) -> None:
     groups: dict[str, list[int]] = {}
     for i, e in lines.items():
@@ -95,11 +103,7 @@ def _check_seq(
         cmd = e.get("command")
         if cmd is None:
             continue
-        if (
-            not isinstance(cmd, dict)
-            or cmd.get("client") != nodes
-            or cmd.get("req") not in requested
-        ):
+        if not isinstance(cmd, dict) or (cmd.get("client"), cmd.get("req")) not in requested:
             res.add(
                 Violation(
                     "validity",
@@ -111,12 +115,13 @@ def _check_seq(
 
 
 def _check_reply(
-    res: CheckResult, r: Mapping[str, Any], lines: Mapping[int, dict[str, Any]]
+    res: CheckResult, r: Mapping[str, Any], lines: Mapping[int, dict[str, Any]], nodes: int
 ) -> None:
+    want = _key(r, nodes)
     wrong = [
         i
         for i, e in lines.items()
-        if (e.get("command") or {}).get("req") != r["req"] or e.get("result") != r["result"]
+        if _key(e.get("command") or {}, -1) != want or e.get("result") != r["result"]
     ]
     if wrong:
         res.add(
@@ -132,22 +137,23 @@ def _check_reply(
 
 def _check_liveness(
     res: CheckResult,
-    requested: Mapping[int, Mapping[str, Any]],
+    requested: Mapping[tuple[Any, Any], Mapping[str, Any]],
     replies: list[dict[str, Any]],
     commits: Mapping[int, list[dict[str, Any]]],
     up: list[int],
     nodes: int,
 ) -> None:
-    accepted = {r["req"] for r in replies}
-    done = {
-        i: {(e.get("command") or {}).get("req") for e in commits[i] if e.get("command")} for i in up
-    }
+    accepted = {_key(r, nodes) for r in replies}
+    done = {i: {_key(e["command"], -1) for e in commits[i] if e.get("command")} for i in up}
     for req, e in sorted(requested.items()):
         missing = [i for i in up if req not in done[i]]
         if req not in accepted:
             missing.append(nodes)
         if missing:
             who = ", ".join("the client" if i == nodes else f"replica {i}" for i in missing)
+            what = req[1] if req[0] == nodes else f"{req[1]} of client {req[0]}"
             res.add(
-                Violation("liveness", e["tick"], missing, f"request {req} never completed at {who}")
+                Violation(
+                    "liveness", e["tick"], missing, f"request {what} never completed at {who}"
+                )
             )

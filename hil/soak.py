@@ -317,7 +317,7 @@ def memory_passed(res: dict[str, Any]) -> bool:
     rows = res["by_location"]
     reading = rows.get(READING, {"sdc": {"k": 0}, "sdc_bounded": 0})
     elsewhere = res["total"]["sdc"]["k"] - reading["sdc"]["k"]
-    return elsewhere == 0 and reading["sdc"]["k"] == reading["sdc_bounded"]
+    return bool(elsewhere == 0 and reading["sdc"]["k"] == reading["sdc_bounded"])
 
 
 def part_total(part: str, plan: SoakPlan) -> int:

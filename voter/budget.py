@@ -528,6 +528,13 @@ class TimingBudget:
     #: a precision bound that scales with the slot (the tick driver's default is slot / 8),
     #: added to each round's fixed precision term
     precision_fraction: float = 0.0
+    #: the command-log slot ([replication]) in the decide phase: its wire time + latency
+    command_log_s: float = 0.0
+
+    @property
+    def decide_total_s(self) -> float:
+        """The decide phase's need: finish_tick CPU p99 and the command-log slot after it."""
+        return self.decide_need_s + self.command_log_s
 
     @property
     def rounds(self) -> int:
@@ -564,7 +571,7 @@ class TimingBudget:
 
     @property
     def decide_fits(self) -> bool:
-        return self.decide_need_s <= self.decide_slot_s * (1 + _EPS)
+        return self.decide_total_s <= self.decide_slot_s * (1 + _EPS)
 
     @property
     def fits(self) -> bool:
@@ -589,7 +596,7 @@ class TimingBudget:
 
     @property
     def _decide_limit_hz(self) -> float:
-        need = self.decide_need_s
+        need = self.decide_total_s
         return math.inf if need <= 0 else (1.0 - ROUNDS_FRACTION) / need
 
     @property
@@ -620,12 +627,13 @@ class TimingBudget:
             return (
                 f"{hz} Hz fits: round {w.round} needs {_ms(w.total_s)} ms of its "
                 f"{_ms(self.slot_s)} ms slot ({w.breakdown()}), deciding "
-                f"{_ms(self.decide_need_s)} of {_ms(self.decide_slot_s)} ms; {best}"
+                f"{_ms(self.decide_total_s)} of {_ms(self.decide_slot_s)} ms; {best}"
             )
         if self.binding == "decide":
+            log = f" + command-log slot {_ms(self.command_log_s)} ms" if self.command_log_s else ""
             return (
-                f"{hz} Hz does not fit: deciding needs {_ms(self.decide_need_s)} ms "
-                f"(finish_tick CPU p99) but the decide phase is {_ms(self.decide_slot_s)} ms "
+                f"{hz} Hz does not fit: deciding needs {_ms(self.decide_total_s)} ms "
+                f"(finish_tick CPU p99{log}) but the decide phase is {_ms(self.decide_slot_s)} ms "
                 f"({1 - ROUNDS_FRACTION:.0%} of the period); {best}"
             )
         label = _TERM_LABEL[w.largest_term]
@@ -638,6 +646,7 @@ class TimingBudget:
     def as_dict(self) -> dict[str, object]:
         """For a log event or STATUS=: the verdict and its figures in ms."""
         w = self.worst_round
+        log = self.command_log_s
         return {
             "tick_hz": self.tick_hz,
             "fits": self.fits,
@@ -653,6 +662,7 @@ class TimingBudget:
             "precision_ms": round(w.precision_s * 1e3, 4),
             "decide_ms": round(self.decide_need_s * 1e3, 4),
             "decide_slot_ms": round(self.decide_slot_s * 1e3, 4),
+            **({"command_log_ms": round(log * 1e3, 4)} if log else {}),
         }
 
 
@@ -762,9 +772,9 @@ def admit_config(
     extra_round1_bytes: int = DEFAULT_EXTRA_ROUND1_BYTES,
     precision_fraction: float = 0.0,
 ) -> TimingBudget:
-    """`admit` for a loaded cluster.toml (voterd, firmware-sim)."""
+    """`admit` for a loaded cluster.toml (voterd, firmware-sim), its command-log slot counted."""
     alg = cfg.algorithm
-    return admit(
+    budget = admit(
         cfg.n,
         cfg.m,
         alg,
@@ -777,3 +787,42 @@ def admit_config(
         extra_round1_bytes=extra_round1_bytes,
         precision_fraction=precision_fraction,
     )
+    if cfg.replication is None:
+        return budget
+    return with_command_log(budget, smr_slot_bytes(cfg), cfg.baud, latency_s)
+
+
+def with_command_log(
+    budget: TimingBudget, slot_bytes: int, baud: int, latency_s: float
+) -> TimingBudget:
+    """`budget` with the command-log slot in its decide phase: the slot's wire time and the
+    link latency (the slot's frames must be read before the next tick's round 1)."""
+    wire_s = slot_bytes * 10 / baud if baud > 0 else 0.0
+    return replace(budget, command_log_s=wire_s + latency_s)
+
+
+def smr_slot_bytes(cfg: ClusterConfig) -> int:
+    """The command-log slot in wire bytes per link per tick: [replication] bytes_per_tick, or
+    half of what the line carries in the decide phase (the other half is for finish_tick),
+    within 64..FRAME_BYTES_MAX (docs/design.md, Command log)."""
+    rep = cfg.replication
+    if rep is not None and rep.bytes_per_tick:
+        return rep.bytes_per_tick
+    return smr_slot_bytes_for(cfg.baud, cfg.tick_hz)
+
+
+#: a new-view's size with a window of prepared certificates, about (N = 4, K = 16)
+NEW_VIEW_BYTES = 16 * 1024
+
+
+def view_timeout_ticks(slot_bytes: int) -> int:
+    """The default view-change timer for a command-log slot: twice the slots a new-view
+    takes (at least 20). Shorter, and on a small slot the backups give up on a view before
+    its new-view has arrived, view after view (measured on pty boards: docs/design.md)."""
+    return max(20, 2 * NEW_VIEW_BYTES // slot_bytes)
+
+
+def smr_slot_bytes_for(baud: int, tick_hz: float) -> int:
+    """The default command-log slot at this baud and rate (see `smr_slot_bytes`)."""
+    line = baud / 10 * (1.0 - ROUNDS_FRACTION) / tick_hz / 2
+    return int(min(FRAME_BYTES_MAX, max(64, line)))

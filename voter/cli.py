@@ -11,6 +11,7 @@ named before anyone flies it, with the highest rate that fits.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -26,16 +27,19 @@ from voter.config import (
     MAX_NODES,
     MAX_TICK_HZ,
     MIN_NODES,
+    REPLICATION_PROTOCOLS,
     SENSOR_KINDS,
     ClusterConfig,
     ConfigFileError,
     NodeConfig,
     OutputConfig,
+    ReplicationConfig,
     dump_cluster,
     load_cluster,
     loads_cluster,
 )
 from voter.core.protocol import ALGORITHMS
+from voter.exitcodes import EXIT_FAILED, EXIT_UNAVAILABLE
 from voter.keys import KeyFileError, generate_key, public_key_hex
 
 if TYPE_CHECKING:
@@ -103,7 +107,33 @@ def _build_parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--logs", type=Path, default=None, metavar="DIR", help="node<ID>.jsonl files are here"
     )
+    _add_command_parser(sub)
     return parser
+
+
+def _add_command_parser(sub: Any) -> None:
+    """`voter command send`: a command for the replicated log ([replication] in cluster.toml)."""
+    command = sub.add_parser(
+        "command",
+        help="the replicated command log",
+        description="Commands for the replicated command log (cluster.toml [replication]).",
+    )
+    csub = command.add_subparsers(
+        dest="command_cmd", required=True, metavar="SUBCOMMAND", parser_class=_Parser
+    )
+    send = csub.add_parser(
+        "send",
+        help="submit a command through a board and wait for f+1 matching replies",
+        description="Submit COMMAND through board --node (its command socket): the board sends "
+        "the signed request to every replica, and the result is printed once f+1 replicas "
+        "replied alike. Exit 0 with the result; 1 with one line if no such answer came within "
+        "--timeout; 69 if the board is not running.",
+    )
+    send.add_argument("--config", required=True, type=Path, metavar="CLUSTER.toml")
+    send.add_argument("--node", required=True, type=int, help="the board to submit through")
+    send.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer")
+    send.add_argument("--json", action="store_true", help="print the answer as one JSON line")
+    send.add_argument("op", nargs="+", metavar="COMMAND", help="the command (words joined)")
 
 
 def _add_init_options(init: argparse.ArgumentParser) -> None:
@@ -145,6 +175,12 @@ def _add_init_options(init: argparse.ArgumentParser) -> None:
         default="",
         metavar="PATH",
         help="unix datagram socket for the voted output; may contain {node} (default: none)",
+    )
+    init.add_argument(
+        "--replication",
+        choices=REPLICATION_PROTOCOLS,
+        default=None,
+        help="also run a replicated command log ([replication], `voter command send`)",
     )
 
 
@@ -265,6 +301,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.cmd == "keygen":
             _keygen(args)
+        elif args.cmd == "command":
+            _command_send(args)
         elif args.cluster_cmd == "init":
             _cluster_init(args)
         elif args.cluster_cmd == "status":
@@ -273,6 +311,25 @@ def main(argv: list[str] | None = None) -> None:
             _cluster_show(args)
     except (KeyFileError, ConfigFileError) as exc:
         fail(str(exc))
+
+
+def _command_send(args: argparse.Namespace) -> None:
+    from voter.commandlog import CommandError, send_command
+
+    cfg = load_cluster(args.config)
+    if cfg.replication is None:
+        fail(f"{cfg.path}: no [replication] table: the cluster runs no command log")
+    if not args.timeout > 0:
+        fail("--timeout must be > 0")
+    try:
+        answer = send_command(cfg.command_socket_for(args.node), " ".join(args.op), args.timeout)
+    except CommandError as e:
+        code = EXIT_UNAVAILABLE if e.unavailable else EXIT_FAILED
+        fail(f"node {args.node}: {e}", code)
+    if args.json:
+        print(json.dumps(answer))
+    else:
+        print(f"committed at seq {answer['seq']}: result {answer['result']}")
 
 
 def _keygen(args: argparse.Namespace) -> None:
@@ -317,10 +374,10 @@ def _timing(args: argparse.Namespace, channels: list[str]) -> TimingBudget | str
     anything is written, so that --check-rate can refuse without leaving files.
     Imported here: the protocol engine is not needed for --help, keygen or show.
     """
-    from voter.budget import admit
+    from voter.budget import admit, smr_slot_bytes_for, with_command_log
 
     try:
-        return admit(
+        budget = admit(
             args.nodes,
             args.m,
             args.algorithm,
@@ -332,6 +389,10 @@ def _timing(args: argparse.Namespace, channels: list[str]) -> TimingBudget | str
         )
     except ValueError as exc:
         return f"{exc}; voterd will refuse this cluster"
+    if args.replication is None:
+        return budget
+    slot = smr_slot_bytes_for(args.baud, float(args.tick_hz))
+    return with_command_log(budget, slot, args.baud, args.latency_ms / 1e3)
 
 
 def _make_config(
@@ -359,6 +420,7 @@ def _make_config(
             for i in range(n)
         ),
         path=out / "cluster.toml",
+        replication=None if args.replication is None else ReplicationConfig(args.replication),
     )
 
 
@@ -474,6 +536,8 @@ def _cluster_show(args: argparse.Namespace) -> None:
     print(f"  decision logs: {cfg.log_dir}/node<ID>.jsonl")
     if cfg.output_socket:
         print(f"  output socket: {cfg.output_socket}")
+    if cfg.replication is not None:
+        print(f"  command log: {_describe_replication(cfg)}")
     for nd in cfg.nodes:
         links = "  ".join(f"{p}={url}" for p, url in sorted(nd.links.items()))
         extra = f"   control: {nd.control}" if nd.control else ""
@@ -489,6 +553,22 @@ def _cluster_show(args: argparse.Namespace) -> None:
             " a board in service needs iio, mavlink, csv or socket (docs/deploy.md, Sensors)",
             file=sys.stderr,
         )
+
+
+def _describe_replication(cfg: ClusterConfig) -> str:
+    """[replication] in one line: protocol, its bound, the slot, the timer, the socket."""
+    rep = cfg.replication
+    assert rep is not None
+    from voter.budget import smr_slot_bytes, view_timeout_ticks
+
+    slot = smr_slot_bytes(cfg)
+    timer = rep.timeout_ticks or view_timeout_ticks(slot)
+    sock = rep.socket or str(cfg.log_dir / "cmd{node}.sock")
+    return (
+        f"{rep.protocol.upper()} (f <= {(cfg.n - 1) // 3} of any kind), "
+        f"{slot} bytes per link per tick after the rounds, view-change timer {timer} ticks, "
+        f"commands on {sock}"
+    )
 
 
 def _describe_validity(cfg: ClusterConfig) -> str:

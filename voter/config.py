@@ -67,6 +67,12 @@ _CLUSTER_OPTIONAL = (
 _NODE_REQUIRED = ("id", "public_key", "key_file", "links")
 _NODE_OPTIONAL = ("control", "sensor", "output")
 
+_REPLICATION_REQUIRED = ("protocol",)
+_REPLICATION_OPTIONAL = ("bytes_per_tick", "timeout_ticks", "checkpoint_every", "socket")
+REPLICATION_PROTOCOLS = ("pbft",)
+#: a command-log slot's bounds in wire bytes per link per tick (voter.core.smr_port)
+SMR_SLOT_BYTES = (64, 4096)
+
 #: MAVLink's NAMED_VALUE_FLOAT holds a name of at most 10 characters
 MAVLINK_NAME_MAX = 10
 
@@ -116,6 +122,25 @@ class NodeConfig:
 
 
 @dataclass(frozen=True)
+class ReplicationConfig:
+    """[replication]: the replicated command log beside the per-tick agreement (issue 14).
+
+    `bytes_per_tick` is the command-log slot after the agreement rounds, in wire
+    bytes per link per tick (0 = half the wire time the decide phase leaves,
+    `voter.budget.smr_slot_bytes`); `timeout_ticks` the view-change timer (0 =
+    scaled to the slot, `voter.budget.view_timeout_ticks`); `socket` the unix
+    socket `voter command send` talks to ({node} substituted; "" = cmd{node}.sock
+    in log_dir).
+    """
+
+    protocol: str = "pbft"
+    bytes_per_tick: int = 0
+    timeout_ticks: int = 0
+    checkpoint_every: int = 16
+    socket: str = ""
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     """The whole cluster as every board must see it (identical file on every board)."""
 
@@ -143,6 +168,8 @@ class ClusterConfig:
     validity: tuple[ChannelLimits, ...] = ()
     #: [degrade]: switch OM -> SM when one more fault would break OM's bound (None: off)
     degrade: DegradeConfig | None = None
+    #: [replication]: the replicated command log; None = agreement only
+    replication: ReplicationConfig | None = None
 
     @property
     def n(self) -> int:
@@ -173,6 +200,14 @@ class ClusterConfig:
     def log_path(self, node_id: int) -> Path:
         """Where node `node_id` writes its decision log."""
         return self.log_dir / f"node{self.node(node_id).id}.jsonl"
+
+    def command_socket_for(self, node_id: int) -> Path:
+        """Where node `node_id` takes commands for the replicated log ([replication] socket)."""
+        rep = self.replication or ReplicationConfig()
+        nid = str(self.node(node_id).id)
+        if rep.socket:
+            return Path(rep.socket.replace("{node}", nid))
+        return self.log_dir / f"cmd{nid}.sock"
 
     def output_socket_for(self, node_id: int) -> str:
         """The output socket path for a node with {node} substituted ("" = none)."""
@@ -282,7 +317,9 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
     # which under systemd is "/" and on a developer's shell is anything.
     abspath = path.resolve()
     base = abspath.parent
-    c.keys(raw, "", ("cluster", "node"), ("output", "validity", "diagnosis", "degrade"))
+    c.keys(
+        raw, "", ("cluster", "node"), ("output", "validity", "diagnosis", "degrade", "replication")
+    )
     cl = c.table(raw["cluster"], "cluster")
     c.keys(cl, "cluster", _CLUSTER_REQUIRED, _CLUSTER_OPTIONAL)
     # Checked in file order: the first bad key is the one the message names.
@@ -304,6 +341,7 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
     diagnosis = _diagnosis(c, raw.get("diagnosis"), algorithm, len(channels))
     validity = _parse_validity(c, raw.get("validity", {}), channels)
     degrade = _degrade(c, raw.get("degrade"), algorithm)
+    replication = _parse_replication(c, raw.get("replication"))
     nodes = _parse_nodes(c, raw["node"], base)
     _check_mavlink_names(c, channels, output, nodes)
     return ClusterConfig(
@@ -324,6 +362,7 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
         diagnosis=diagnosis,
         validity=validity,
         degrade=degrade,
+        replication=replication,
     )
 
 
@@ -370,6 +409,38 @@ def _diagnosis(
                 raise c.error(f"diagnosis.{key}", problem.removeprefix(key + " "))
             pr[key] = float(table[key])
     return DiagnosisConfig(probation_ticks=probation, **pr)
+
+
+def _parse_replication(c: _Checker, value: object) -> ReplicationConfig | None:
+    """[replication]: protocol = "pbft" and the slot, timer and checkpoint bounds."""
+    if value is None:
+        return None
+    t = c.table(value, "replication")
+    c.keys(t, "replication", _REPLICATION_REQUIRED, _REPLICATION_OPTIONAL)
+    protocol = c.string(t["protocol"], "replication.protocol")
+    if protocol not in REPLICATION_PROTOCOLS:
+        raise c.error("replication.protocol", f'must be "pbft", got {protocol!r}')
+    slot = t.get("bytes_per_tick", 0)
+    if not (type(slot) is int and slot == 0):
+        slot = c.integer(slot, "replication.bytes_per_tick", *SMR_SLOT_BYTES)
+    sock = c.string(t.get("socket", ""), "replication.socket")
+    _check_template(c, sock, "replication.socket")
+    return ReplicationConfig(
+        protocol=protocol,
+        bytes_per_tick=slot,
+        timeout_ticks=_timeout_ticks(c, t.get("timeout_ticks", 0)),
+        checkpoint_every=c.integer(
+            t.get("checkpoint_every", 16), "replication.checkpoint_every", 1, 512
+        ),
+        socket=sock,
+    )
+
+
+def _timeout_ticks(c: _Checker, value: object) -> int:
+    """[replication] timeout_ticks: 0 (scaled to the slot) or 2..10**6 ticks."""
+    if type(value) is int and value == 0:
+        return 0
+    return c.integer(value, "replication.timeout_ticks", 2, 10**6)
 
 
 def _algorithm(c: _Checker, value: object) -> Algorithm:
@@ -853,6 +924,17 @@ def dump_cluster(cfg: ClusterConfig) -> str:
         if lim.active:
             lines += ["", f"[validity.{_toml_key(ch)}]"]
             lines += [f"{k} = {_toml_value(v)}" for k, v in lim.changed().items()]
+    if cfg.replication is not None:
+        r = cfg.replication
+        lines += [
+            "",
+            "[replication]",
+            f"protocol = {_toml_str(r.protocol)}",
+            f"bytes_per_tick = {r.bytes_per_tick}",
+            f"timeout_ticks = {r.timeout_ticks}",
+            f"checkpoint_every = {r.checkpoint_every}",
+            f"socket = {_toml_str(r.socket)}",
+        ]
     for nd in cfg.nodes:
         lines += [
             "",

@@ -27,10 +27,12 @@ from typing import Any
 
 from voter.agent import CONTROL, FaultAgent, Restart, reexec
 from voter.budget import TimingBudget
+from voter.commandlog import COMMANDS, CommandLog
 from voter.config import ClusterConfig
 from voter.core.board import InconsistencyError
 from voter.core.driver import Actions, TickDriver
 from voter.core.record import DecisionRecord
+from voter.core.smr_wire import Fragment, SmrFrame
 from voter.decision_log import DecisionLog
 from voter.exitcodes import EXIT_INCONSISTENT, EXIT_OK
 from voter.health import Health
@@ -74,6 +76,8 @@ class Parts:
     health: Health
     output: Output
     agent: FaultAgent | None  # only under --hil
+    #: the replicated command log ([replication] in cluster.toml); None = agreement only
+    commands: CommandLog | None = None
 
 
 class Daemon:
@@ -95,6 +99,8 @@ class Daemon:
         self.parts.links.register(self.sel)
         if self.parts.agent is not None:
             self.parts.agent.open(self.sel)
+        if self.parts.commands is not None:
+            self.parts.commands.open(self.sel)
         self.parts.output.open()
         if self.opts.realtime:
             enter_fifo(self.parts.log)
@@ -152,6 +158,9 @@ class Daemon:
                 if key.data == CONTROL:
                     assert agent is not None
                     agent.on_readable()
+                elif key.data == COMMANDS:
+                    assert self.parts.commands is not None
+                    self.parts.commands.on_readable(key.fileobj)
                 else:
                     self._read(key.data)
             for link in links.polled:
@@ -163,6 +172,10 @@ class Daemon:
             return
         now = self.clock.now()
         for item in items:
+            if isinstance(item, SmrFrame | Fragment):  # only on links of a command-log board
+                if self.parts.commands is not None:
+                    self.parts.commands.on_item(link.peer, item)
+                continue
             if self.joining:
                 self.parts.joiner.observe(link.peer, item, now - self.driver.epoch)
                 continue
@@ -198,6 +211,8 @@ class Daemon:
         time.sleep(seconds)
 
     def _after_decision(self, tick: int) -> None:
+        if self.parts.commands is not None:  # the command-log slot: after the rounds decided
+            self.parts.commands.slot(tick, self.parts.links, self.clock.now())
         self.parts.health.decided(tick)
         if self.parts.agent is not None:
             self.parts.agent.decided(tick)
@@ -289,6 +304,11 @@ class Daemon:
         """The last decisions, STOPPING=1 and the stop line with the run's totals."""
         self._perform(self.driver.stop(self.clock.now()))
         self.parts.health.stopping()
+        if self.parts.commands is not None:
+            totals = self.parts.commands.totals()
+            self.parts.dlog.event(
+                "command-log", node=self.parts.me, tick=self.driver.tick, **totals
+            )
         self.parts.dlog.event(
             "stop",
             node=self.parts.me,
@@ -329,6 +349,8 @@ class Daemon:
         # The lines are already in the kernel; after a crash, restart fast rather than fsync.
         self.parts.dlog.close(fsync=fsync)
         self.parts.links.close()
+        if self.parts.commands is not None:
+            self.parts.commands.close()
         self.parts.sensor.close()
         if self.parts.agent is not None:
             self.parts.agent.close()

@@ -9,10 +9,11 @@ full line is a counted error, because the peer at its far end may simply be dead
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from voter.bytelink import ByteLink, LinkClosed, LinkFull, PortError, SerialLink
-from voter.core.drops import Drop
-from voter.core.frame import Frame, FrameSplitter
+from voter.core.frame import FrameSplitter
+from voter.core.smr_wire import LinkSplitter
 
 
 class LinkError(Exception):
@@ -24,7 +25,9 @@ class Link:
     peer: int
     url: str
     wire: ByteLink
-    splitter: FrameSplitter  #: this link's cluster: a frame from another one fails its CRC
+    #: this link's cluster: a frame from another one fails its CRC; a LinkSplitter also
+    #: takes command-log frames (a cluster with [replication])
+    splitter: FrameSplitter | LinkSplitter
     bytes_in: int = 0
     bytes_out: int = 0
     write_errors: int = 0
@@ -32,19 +35,27 @@ class Link:
 
     @classmethod
     def open(
-        cls, peer: int, url: str, baud: int, cluster: str, write_timeout_s: float = 0.05
+        cls,
+        peer: int,
+        url: str,
+        baud: int,
+        cluster: str,
+        write_timeout_s: float = 0.05,
+        command_log: bool = False,
     ) -> Link:
         try:
             wire = SerialLink.open(url, baud, write_timeout_s)
         except PortError as e:
             raise LinkError(f"link to node {peer}: {e}") from None
-        return cls(peer, url, wire, FrameSplitter(cluster))
+        splitter = LinkSplitter(cluster) if command_log else FrameSplitter(cluster)
+        return cls(peer, url, wire, splitter)
 
     def fileno(self) -> int | None:
         return self.wire.fileno()
 
-    def read_frames(self) -> list[Frame | Drop]:
-        """Everything that arrived since the last call, as frames and drops."""
+    def read_frames(self) -> list[Any]:
+        """Everything that arrived since the last call, as frames and drops (Frame | Drop;
+        with a LinkSplitter also SmrFrame | Fragment, which the daemon routes)."""
         try:
             data = self.wire.read()
         except LinkClosed:

@@ -19,7 +19,15 @@ from typing import Any
 
 from voter._cli_util import HelpFormatter, add_version, epilog, fail
 from voter.agent import FaultAgent
-from voter.budget import ROUNDS_FRACTION, Budget, TimingBudget, admit_config, check_cluster
+from voter.budget import (
+    ROUNDS_FRACTION,
+    Budget,
+    TimingBudget,
+    admit_config,
+    check_cluster,
+    smr_slot_bytes,
+)
+from voter.commandlog import CommandLog, build_port
 from voter.config import ClusterConfig, ConfigFileError, NodeConfig, load_cluster
 from voter.core.board import Board
 from voter.core.crypto import KeyRing
@@ -107,7 +115,9 @@ def _open_io(cfg: ClusterConfig, node: NodeConfig) -> tuple[SensorSource, dict[i
     links: dict[int, Link] = {}
     try:
         for peer, url in sorted(node.links.items()):
-            links[peer] = Link.open(peer, url, cfg.baud, cfg.id)
+            links[peer] = Link.open(
+                peer, url, cfg.baud, cfg.id, command_log=cfg.replication is not None
+            )
     except LinkError as e:
         for link in links.values():
             link.close()
@@ -204,8 +214,21 @@ def build(args: argparse.Namespace) -> Daemon:
         health=health,
         output=output,
         agent=agent,
+        commands=_commands(cfg, args.node, keys, dlog, faults if args.hil else None),
     )
     return Daemon(parts, _options(args, admission))
+
+
+def _commands(
+    cfg: ClusterConfig, node: int, keys: KeyRing, dlog: DecisionLog, faults: FaultState | None
+) -> CommandLog | None:
+    """The replicated command log, when cluster.toml has a [replication] table."""
+    if cfg.replication is None:
+        return None
+    # request numbers from the wall clock: unique across this board's restarts
+    port = build_port(cfg, node, keys, smr_slot_bytes(cfg), first_req=time.time_ns() // 1000)
+    silent = None if faults is None else (lambda tick: faults.traitor(tick) == "silent")
+    return CommandLog(port, cfg.command_socket_for(node), dlog, silent)
 
 
 def _options(args: argparse.Namespace, admission: TimingBudget | None) -> Options:
