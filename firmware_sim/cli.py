@@ -102,8 +102,8 @@ def _scenario(args: argparse.Namespace) -> Scenario:
         fail(f"--fault: {e}")
     diagnosis = None
     if args.diagnosis is not None:
-        if args.algorithm != "sm" or args.diagnosis < 1:
-            fail("--diagnosis needs --algorithm sm and a probation of at least 1 tick")
+        if args.diagnosis < 1:
+            fail("--diagnosis needs a probation of at least 1 tick")
         diagnosis = DiagnosisConfig(probation_ticks=args.diagnosis)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -239,7 +239,8 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         metavar="PROBATION_TICKS",
         default=None,
-        help="SM: isolate proven equivocators by agreement, re-admit after this many clean ticks",
+        help="isolate by agreement (SM: proven equivocators; OM/OMH: a penalty/reward count), "
+        "re-admit after this many clean ticks",
     )
     r.add_argument(
         "--degrade",

@@ -34,7 +34,14 @@ from hil.sim import SimRunner
 from hil.smr_sim import SmrConfig, SmrConfigError
 from hil.verdict import finish, missed_start, missed_start_text
 from voter.config import ConfigFileError, parse_validity, validity_inline
-from voter.core.diagnosis import DEFAULT_PROBATION_TICKS, DiagnosisConfig
+from voter.core.diagnosis import (
+    CONFIG_KEYS,
+    DEFAULT_PROBATION_TICKS,
+    DIAGNOSED,
+    DiagnosisConfig,
+    config_toml,
+    pr_problem,
+)
 from voter.core.driver import parse_publish
 from voter.core.mode import DegradeConfig, parse_degrade
 from voter.core.protocol import ALGORITHMS, Algorithm
@@ -194,19 +201,29 @@ def _degrade(raw: object, where: str, algorithm: Algorithm) -> DegradeConfig | N
 
 
 def _diagnosis(raw: object, where: str, algorithm: Algorithm) -> DiagnosisConfig | None:
-    """`diagnosis = true` or `{ probation_ticks = N }`: the cluster file's [diagnosis]."""
+    """`diagnosis = true` or `{ probation_ticks = N, penalty_threshold = P, reward_decay = K }`:
+    the cluster file's [diagnosis] (the same keys and limits)."""
     if raw is None or raw is False:
         return None
     if raw is True:
         raw = {}
-    if not isinstance(raw, dict) or set(raw) - {"probation_ticks"}:
-        raise CampaignError(f"{where}: diagnosis must be true or {{ probation_ticks = N }}")
-    if algorithm != Algorithm.SM:
-        raise CampaignError(f"{where}: diagnosis needs algorithm 'sm'")
+    if not isinstance(raw, dict) or set(raw) - set(CONFIG_KEYS):
+        raise CampaignError(
+            f"{where}: diagnosis must be true or a table of {', '.join(CONFIG_KEYS)}"
+        )
+    if str(algorithm) not in DIAGNOSED:
+        raise CampaignError(f"{where}: diagnosis needs algorithm sm, om or omh")
     probation = raw.get("probation_ticks", DEFAULT_PROBATION_TICKS)
     if not isinstance(probation, int) or isinstance(probation, bool) or probation < 1:
         raise CampaignError(f"{where}: diagnosis.probation_ticks must be an integer >= 1")
-    return DiagnosisConfig(probation_ticks=probation)
+    pr: dict[str, float] = {}
+    for key in ("penalty_threshold", "reward_decay"):
+        if key in raw:
+            problem = pr_problem(key, raw[key])
+            if problem is not None:
+                raise CampaignError(f"{where}: diagnosis.{problem}")
+            pr[key] = float(raw[key])
+    return DiagnosisConfig(probation_ticks=probation, **pr)
 
 
 def _check_replication(
@@ -414,7 +431,7 @@ def scenario_toml(sc: Scenario, campaign: str) -> str:
         f"fail_silent = {'true' if sc.fail_silent else 'false'}",
     ]
     if sc.diagnosis is not None:
-        lines.append(f"diagnosis = {{ probation_ticks = {sc.diagnosis.probation_ticks} }}")
+        lines.append(f"diagnosis = {{ {', '.join(config_toml(sc.diagnosis))} }}")
     if sc.degrade is not None:
         lines.append(f'degrade = {{ to = "{sc.degrade.to}" }}')
     validity = validity_inline(CHANNELS, sc.validity)
@@ -480,7 +497,8 @@ def scenario_to_json(r: ScenarioResult, campaign: Campaign, out: Path) -> dict[s
         "properties": {p: r.check.counts[p] == 0 for p in r.check.counts},
         "violation_counts": r.check.counts,
         # diagnosis (SPEC: report.json per scenario): ticks from the first equivocation a
-        # loyal board held evidence of to the agreed isolation, and loyal boards isolated
+        # loyal board held evidence of (OM: the first penalised fault) to the agreed
+        # isolation, and loyal boards isolated
         "detection_latency": checked["isolation"].get("detection_latency", {}),
         "false_isolations": checked["isolation"].get("false_isolations", 0),
         **({"isolation": checked["isolation"]} if sc.diagnosis is not None else {}),

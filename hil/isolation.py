@@ -6,7 +6,9 @@ and the streaming checker alike). An isolation is safe only if it is itself agre
 every loyal board that ran the whole time logs the same peer isolated (and
 re-admitted) at the same tick. A loyal peer isolated by any loyal board is a
 false isolation. Detection latency is counted from the first tick a loyal board
-held evidence against the peer (its first observed equivocation).
+held evidence against the peer (its first observed equivocation) or, under OM,
+from the tick whose misbehaviour started the p/r count that isolated it
+(`first_fault_tick` of the `isolate` event).
 
 A planned degradation (`mode` events, docs/design.md) is checked the same way: every
 loyal board that ran the whole time switches to the same algorithm at the same tick.
@@ -44,9 +46,11 @@ class IsolationLedger:
             peer = MODE_ALGORITHMS.index(str(ev["algorithm"]))
         if not isinstance(tick, int) or not isinstance(peer, int):
             return
-        if kind == "evidence":
-            self.first_evidence[peer] = min(tick, self.first_evidence.get(peer, tick))
-        elif kind in KINDS or kind == MODE:
+        first = ev.get("first_fault_tick")  # OM's p/r count: the tick its count started
+        if kind == "evidence" or (kind == "isolate" and isinstance(first, int)):
+            start = tick if kind == "evidence" else int(first)  # type: ignore[arg-type]
+            self.first_evidence[peer] = min(start, self.first_evidence.get(peer, start))
+        if kind in KINDS or kind == MODE:
             self.seen.setdefault(node, set()).add((str(kind), peer, tick))
 
     def verdict(
@@ -101,7 +105,7 @@ def describe(iso: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     isolated = []
     for x in iso.get("isolations", []):
         first = latency.pop(str(x["peer"]), None)
-        after = "" if first is None else f" ({first} ticks after its first equivocation)"
+        after = "" if first is None else f" ({first} ticks after the first fault seen)"
         isolated.append(f"board {x['peer']} at tick {x['tick']}{after}")
     back = [f"board {x['peer']} at tick {x['tick']}" for x in iso.get("readmissions", [])]
     return isolated, back

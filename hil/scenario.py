@@ -43,7 +43,7 @@ class Scenario:
     replication: str | None = None
     #: how many commands the client sends to the command log
     commands: int = 0
-    #: SM equivocation diagnosis: isolation and probation (None: off; docs/design.md, Diagnosis)
+    #: diagnosis (SM evidence, OM p/r counts): isolation, probation (None: off; design.md)
     diagnosis: DiagnosisConfig | None = None
     #: planned degradation OM -> SM (None: off; docs/design.md, "Planned degradation")
     degrade: DegradeConfig | None = None

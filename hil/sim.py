@@ -114,7 +114,7 @@ class SimConfig:
     publish: Publish = "confirmed"
     #: debug: boards publish every decision (no self-checks, no clique avoidance)
     fail_silent: bool = True
-    #: SM equivocation diagnosis (None: off)
+    #: diagnosis: SM evidence or OM p/r counts (None: off)
     diagnosis: DiagnosisConfig | None = None
     #: planned degradation OM -> SM (None: off)
     degrade: DegradeConfig | None = None

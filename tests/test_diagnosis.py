@@ -215,14 +215,18 @@ def test_checker_finds_an_isolation_not_agreed_and_a_false_one() -> None:
 
 
 def test_cluster_file_diagnosis_section(tmp_path: Path) -> None:
-    """[diagnosis] turns it on (SM only), checks its keys, and survives the dump round trip."""
+    """[diagnosis] turns it on (SM evidence, OM p/r), checks its keys, survives the dump."""
     text = cluster_text(algorithm="sm") + "\n[diagnosis]\nprobation_ticks = 40\n"
     cfg = loads_cluster(text, tmp_path / "cluster.toml")
     assert cfg.diagnosis == DiagnosisConfig(probation_ticks=40)
     assert loads_cluster(dump_cluster(cfg), cfg.path) == cfg
     assert loads_cluster(cluster_text(algorithm="sm"), tmp_path / "c.toml").diagnosis is None
-    with pytest.raises(ConfigFileError, match=r"diagnosis.*sm"):
-        loads_cluster(cluster_text() + "\n[diagnosis]\n", tmp_path / "c.toml")
+    om = cluster_text() + "\n[diagnosis]\npenalty_threshold = 4\nreward_decay = 0.5\n"
+    cfg = loads_cluster(om, tmp_path / "om.toml")
+    assert cfg.diagnosis == DiagnosisConfig(penalty_threshold=4.0, reward_decay=0.5)
+    assert loads_cluster(dump_cluster(cfg), cfg.path) == cfg
+    with pytest.raises(ConfigFileError, match=r"diagnosis\.reward_decay"):
+        loads_cluster(cluster_text() + "\n[diagnosis]\nreward_decay = 1\n", tmp_path / "c.toml")
     with pytest.raises(ConfigFileError, match=r"diagnosis\.probation_ticks"):
         loads_cluster(
             cluster_text(algorithm="sm") + "\n[diagnosis]\nprobation_ticks = 0\n",
@@ -259,7 +263,7 @@ def test_second_value_shown_to_one_loyal_board_reaches_every_loyal_board() -> No
 
 
 def test_campaign_diagnosis_key(tmp_path: Path) -> None:
-    """A scenario's `diagnosis` is true or a probation table, SM only; anything else is one line."""
+    """A scenario's `diagnosis` is true or a table of its keys; anything else is one line."""
     head = '[campaign]\nname = "d"\n[[scenario]]\nname = "s"\nalgorithm = "{alg}"\n'
     ok = parse_campaign(tomllib.loads(head.format(alg="sm") + "diagnosis = true\n"), tmp_path)
     assert ok.scenarios[0].diagnosis == DiagnosisConfig()
@@ -267,6 +271,9 @@ def test_campaign_diagnosis_key(tmp_path: Path) -> None:
     ok = parse_campaign(tomllib.loads(head.format(alg="sm") + table), tmp_path)
     assert ok.scenarios[0].diagnosis == DiagnosisConfig(probation_ticks=9)
     assert "probation_ticks = 9" in scenario_toml(ok.scenarios[0], "d")
-    for alg, line in (("om", "diagnosis = true"), ("sm", "diagnosis = { probation = 1 }")):
+    om = parse_campaign(tomllib.loads(head.format(alg="om") + "diagnosis = true\n"), tmp_path)
+    assert om.scenarios[0].diagnosis == DiagnosisConfig()
+    bad = (("om", "diagnosis = { reward_decay = 1.5 }"), ("sm", "diagnosis = { probation = 1 }"))
+    for alg, line in bad:
         with pytest.raises(CampaignError, match="diagnosis"):
             parse_campaign(tomllib.loads(head.format(alg=alg) + line + "\n"), tmp_path)

@@ -21,7 +21,14 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from voter.core.diagnosis import DEFAULT_PROBATION_TICKS, DiagnosisConfig
+from voter.core.diagnosis import (
+    CONFIG_KEYS,
+    DEFAULT_PROBATION_TICKS,
+    DIAGNOSED,
+    DiagnosisConfig,
+    config_toml,
+    pr_problem,
+)
 from voter.core.driver import Publish, parse_publish
 from voter.core.mode import DegradeConfig, parse_degrade
 from voter.core.protocol import ALGORITHMS, Algorithm, fault_bound
@@ -155,7 +162,7 @@ class ClusterConfig:
     fail_silent: bool = True
     #: the cluster-wide [output] table (each node may override keys)
     output: OutputConfig = OutputConfig()
-    #: [diagnosis]: SM equivocation evidence, isolation and probation (None: off)
+    #: [diagnosis]: SM evidence / OM p/r counts, isolation and probation (None: off)
     diagnosis: DiagnosisConfig | None = None
     #: [validity]: per channel, the checks each board runs on its own reading; () = none
     validity: tuple[ChannelLimits, ...] = ()
@@ -378,14 +385,14 @@ MAX_PROBATION_TICKS = 86_400_000
 def _diagnosis(
     c: _Checker, value: object, algorithm: Algorithm, channels: int
 ) -> DiagnosisConfig | None:
-    """`[diagnosis]`: present = on. Only SM has transferable evidence (OM's p/r diagnosis is
-    not built yet); the accusation channel takes one of the MAX_CHANNELS a value may have."""
+    """`[diagnosis]`: present = on. SM isolates on evidence, OM and OMH on a penalty/reward
+    count; the accusation channel takes one of the MAX_CHANNELS a value may have."""
     if value is None:
         return None
     table = c.table(value, "diagnosis")
-    c.keys(table, "diagnosis", (), ("probation_ticks",))
-    if algorithm != Algorithm.SM:
-        raise c.error("diagnosis", f'needs algorithm = "sm" (got {str(algorithm)!r})')
+    c.keys(table, "diagnosis", (), CONFIG_KEYS)
+    if str(algorithm) not in DIAGNOSED:
+        raise c.error("diagnosis", f"needs algorithm sm, om or omh (got {str(algorithm)!r})")
     if channels + 1 > MAX_CHANNELS:
         raise c.error("diagnosis", f"needs one spare channel: at most {MAX_CHANNELS - 1} channels")
     probation = c.integer(
@@ -394,7 +401,14 @@ def _diagnosis(
         1,
         MAX_PROBATION_TICKS,
     )
-    return DiagnosisConfig(probation_ticks=probation)
+    pr: dict[str, float] = {}
+    for key in ("penalty_threshold", "reward_decay"):
+        if key in table:
+            problem = pr_problem(key, table[key])
+            if problem is not None:
+                raise c.error(f"diagnosis.{key}", problem.removeprefix(key + " "))
+            pr[key] = float(table[key])
+    return DiagnosisConfig(probation_ticks=probation, **pr)
 
 
 def _parse_replication(c: _Checker, value: object) -> ReplicationConfig | None:
@@ -903,7 +917,7 @@ def dump_cluster(cfg: ClusterConfig) -> str:
     if output:
         lines += ["", "[output]"] + [f"{k} = {_toml_value(v)}" for k, v in output.items()]
     if cfg.diagnosis is not None:
-        lines += ["", "[diagnosis]", f"probation_ticks = {cfg.diagnosis.probation_ticks}"]
+        lines += ["", "[diagnosis]", *config_toml(cfg.diagnosis)]
     if cfg.degrade is not None:
         lines += ["", "[degrade]", f"to = {_toml_str(cfg.degrade.to)}"]
     for ch, lim in zip(cfg.channels, cfg.validity, strict=False):

@@ -22,7 +22,7 @@ from typing import Any
 from voter.core import monitor
 from voter.core.adversary import Adversary, ChainForge, Traitor
 from voter.core.crypto import KeyRing
-from voter.core.diagnosis import Diagnosis, Evidence, find_evidence, split_value
+from voter.core.diagnosis import Diagnosis, Evidence, find_evidence, om_suspects, split_value
 from voter.core.drops import Drop
 from voter.core.frame import WIRE_VERSION, Frame, check_frame
 from voter.core.ic import Decision, as_json_vector, decide, make_node
@@ -99,7 +99,7 @@ class Board:
         self.params = params
         self.me = me
         self.channels = channels
-        #: SM equivocation diagnosis (None: off); its accusation channel widens the value by one
+        #: SM evidence / OM p/r diagnosis (None: off): its accusation channel widens the value
         self.diagnosis = diagnosis
         self.domain = ReadingDomain(channels + (diagnosis is not None))
         self.keys = keys
@@ -125,6 +125,8 @@ class Board:
         if self._node is not None:
             raise InconsistencyError("algorithm switch inside an open tick")
         self.params = replace(self.params, algorithm=algorithm)
+        if self.diagnosis is not None:  # SM's evidence rule under SM, the p/r count under OM
+            self.diagnosis.pr = is_oral(algorithm)
 
     # -- the tick --------------------------------------------------------------
     def begin_tick(self, tick: int, reading: Value) -> list[Frame]:
@@ -269,8 +271,9 @@ class Board:
     def _diagnose(
         self, node: OMNode | SMNode, com: dict[int, Value]
     ) -> tuple[dict[int, Value], Value, tuple[dict[str, Any], ...]]:
-        """Evidence from this tick's signed values, then the agreed accusations and isolations:
-        (decisions without the accusation channel, own reading, events)."""
+        """Evidence from this tick's signed values (SM) or the peers whose values contradict the
+        agreed ones (OM), then the agreed accusations and isolations: (decisions without the
+        accusation channel, own reading, events)."""
         diag = self.diagnosis
         assert diag is not None and self.tick is not None
         evidence: list[Evidence] = []
@@ -279,8 +282,13 @@ class Board:
                 ev = find_evidence(self.tick, c, node.signed_values(c)) if c != self.me else None
                 if ev is not None:
                     evidence.append(ev)
+        suspects = 0
+        if isinstance(node, OMNode) and diag.pr:
+            suspects = om_suspects(self.params, self.me, node.received_values(), com, diag.excluded)
         n = self.params.nodes
-        vector, events = diag.end_tick(self.tick, [com.get(j) for j in range(n)], evidence)
+        vector, events = diag.end_tick(
+            self.tick, [com.get(j) for j in range(n)], evidence, suspects
+        )
         local = split_value(self._local, self.channels, n)[0]
         return dict(enumerate(vector)), local, tuple(events)
 
