@@ -205,6 +205,14 @@ def main(argv: list[str] | None = None) -> None:
         f"e.g. {', '.join(EXAMPLES)}",
     )
     r.add_argument("--seed", type=int, default=0)
+    _add_board_options(r)
+    r.set_defaults(func=_run)
+    args = parser.parse_args(argv)
+    raise SystemExit(args.func(args))
+
+
+def _add_board_options(r: argparse.ArgumentParser) -> None:
+    """What the boards run with: sensors, checks, view, publication, diagnosis, degradation."""
     r.add_argument(
         "--sensor",
         action="append",
@@ -253,9 +261,6 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="debug: boards publish every decision (no self-checks, no clique avoidance)",
     )
-    r.set_defaults(func=_run)
-    args = parser.parse_args(argv)
-    raise SystemExit(args.func(args))
 
 
 if __name__ == "__main__":

@@ -121,6 +121,21 @@ def parse_campaign(data: Mapping[str, Any], path: Path) -> Campaign:
     return Campaign(name, seed, ticks, tuple(scenarios), path)
 
 
+def _check_ranges(
+    where: str, algorithm: str, expect: str, fail_silent: object, sizes: tuple[int, int, int, float]
+) -> None:
+    """One line for a scenario value out of its range (before anything is built from it)."""
+    nodes, m, ticks, tick_hz = sizes
+    if algorithm not in ALGORITHMS:
+        raise CampaignError(f"{where}: algorithm must be one of {', '.join(ALGORITHMS)}")
+    if expect not in ("safe", "violation"):
+        raise CampaignError(f"{where}: expect must be 'safe' or 'violation'")
+    if not isinstance(fail_silent, bool):
+        raise CampaignError(f"{where}: fail_silent must be true or false")
+    if not 2 <= nodes <= 16 or not 0 <= m <= 6 or ticks < 1 or not 0 < tick_hz <= 1000:
+        raise CampaignError(f"{where}: nodes 2..16, m 0..6, ticks >= 1, tick_hz in (0, 1000]")
+
+
 def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
     where = f"{path}: scenario {k + 1}"
     if not isinstance(t, dict):
@@ -147,18 +162,11 @@ def _scenario(t: Any, k: int, ticks: int, seed: int, path: Path) -> Scenario:
     except (TypeError, ValueError) as e:
         raise CampaignError(f"{where}: {e}") from None
     where = f"{path}: scenario {name!r}"
-    if algorithm not in ALGORITHMS:
-        raise CampaignError(f"{where}: algorithm must be 'om' or 'sm'")
-    if expect not in ("safe", "violation"):
-        raise CampaignError(f"{where}: expect must be 'safe' or 'violation'")
+    _check_ranges(where, algorithm, expect, fail_silent, (nodes, m, sc_ticks, tick_hz))
     try:
         publish = parse_publish(publish_raw)
     except ValueError as e:
         raise CampaignError(f"{where}: {e}") from None
-    if not isinstance(fail_silent, bool):
-        raise CampaignError(f"{where}: fail_silent must be true or false")
-    if not 2 <= nodes <= 16 or not 0 <= m <= 6 or sc_ticks < 1 or not 0 < tick_hz <= 1000:
-        raise CampaignError(f"{where}: nodes 2..16, m 0..6, ticks >= 1, tick_hz in (0, 1000]")
     faults = _scenario_faults(t.get("fault", []), where, nodes, sc_ticks, tick_hz)
     try:
         validity = parse_validity(t.get("validity", {}), CHANNELS, where)
@@ -470,6 +478,20 @@ def reproduce_args(sc: Scenario, campaign: Campaign) -> list[str]:
     return args
 
 
+def _reproduce_command(r: ScenarioResult, campaign: Campaign, out: Path) -> str:
+    """The command that runs this scenario again, into its own directory (so running it
+    leaves this report as it is)."""
+    sc = r.scenario
+    return shlex.join(
+        [
+            *("hil", "campaign", "run", str(campaign.path)),
+            *("--out", str(out / "repro" / sc.name), "--mode", r.mode),
+            *reproduce_args(sc, campaign),
+            *(["--rig", str(r.extra["rig"])] if "rig" in r.extra else []),
+        ]
+    )
+
+
 def scenario_to_json(r: ScenarioResult, campaign: Campaign, out: Path) -> dict[str, Any]:
     sc = r.scenario
     counted, reasons = fault_budget(list(sc.faults))
@@ -512,23 +534,7 @@ def scenario_to_json(r: ScenarioResult, campaign: Campaign, out: Path) -> dict[s
         "coverage": r.coverage,
         "history_hash": r.history_hash,
         "duration_s": round(r.duration_s, 3),
-        "command": (
-            # its own directory: running it leaves this report as it is
-            shlex.join(
-                [
-                    "hil",
-                    "campaign",
-                    "run",
-                    str(campaign.path),
-                    "--out",
-                    str(out / "repro" / sc.name),
-                    "--mode",
-                    r.mode,
-                    *reproduce_args(sc, campaign),
-                    *(["--rig", str(r.extra["rig"])] if "rig" in r.extra else []),
-                ]
-            )
-        ),
+        "command": _reproduce_command(r, campaign, out),
         "shrunk": r.shrunk,
         **({"skipped": r.skipped} if r.skipped is not None else {}),
         **r.extra,
