@@ -35,8 +35,9 @@ from voter.core.diagnosis import make_diagnosis
 from voter.core.driver import TickDriver, Timing
 from voter.core.ic import ic_params
 from voter.core.mode import sizing_algorithm
+from voter.core.protocol import Params
 from voter.core.validity import from_limits
-from voter.core.values import ReadingDomain
+from voter.core.values import ReadingDomain, Value
 from voter.daemon import Daemon, Options, Parts
 from voter.decision_log import DecisionLog
 from voter.exitcodes import (
@@ -165,25 +166,7 @@ def build(args: argparse.Namespace) -> Daemon:
     timing = _timing(cfg, params.rounds, latency_s, budget)
     seed = args.seed if args.seed is not None else args.node
     faults = FaultState(ReadingDomain(len(cfg.channels)), random.Random(seed), cfg.period_s)
-    driver = TickDriver(
-        Board(
-            params,
-            args.node,
-            len(cfg.channels),
-            keys,
-            None
-            if cfg.diagnosis is None
-            else make_diagnosis(cfg.diagnosis, params, args.node, len(cfg.channels)),
-        ),
-        timing,
-        sensor.read,
-        algorithm=cfg.algorithm,
-        sabotage=faults if args.hil else None,
-        cpu_clock=time.process_time,
-        validity=from_limits(cfg.validity, cfg.channels, cfg.period_s),
-        degrade=cfg.degrade,
-    )
-    driver.stop_after = args.until_tick
+    driver = _driver(cfg, args, keys, (params, timing), sensor.read, faults)
     clock = Clock()
     common = args.start_at is not None or args.start_when_told
     health = Health(driver, Notifier(), common_start=common)
@@ -217,6 +200,35 @@ def build(args: argparse.Namespace) -> Daemon:
         commands=_commands(cfg, args.node, keys, dlog, faults if args.hil else None),
     )
     return Daemon(parts, _options(args, admission))
+
+
+def _driver(
+    cfg: ClusterConfig,
+    args: argparse.Namespace,
+    keys: KeyRing,
+    plan: tuple[Params, Timing],
+    read: Callable[[int], Value],
+    faults: FaultState,
+) -> TickDriver:
+    """The board's tick: its Board (with diagnosis when configured) under the tick driver."""
+    params, timing = plan
+    diagnosis = (
+        None
+        if cfg.diagnosis is None
+        else make_diagnosis(cfg.diagnosis, params, args.node, len(cfg.channels))
+    )
+    driver = TickDriver(
+        Board(params, args.node, len(cfg.channels), keys, diagnosis),
+        timing,
+        read,
+        algorithm=cfg.algorithm,
+        sabotage=faults if args.hil else None,
+        cpu_clock=time.process_time,
+        validity=from_limits(cfg.validity, cfg.channels, cfg.period_s),
+        degrade=cfg.degrade,
+    )
+    driver.stop_after = args.until_tick
+    return driver
 
 
 def _commands(
