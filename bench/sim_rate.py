@@ -7,6 +7,7 @@ on a shared 2-vCPU machine only such a ratio means anything (docs/performance.md
 
     .venv/bin/python -m bench.sim_rate --baseline /tmp/main-checkout [--runs 5] [--ticks 1000]
         [--tree step1=/tmp/step1-checkout ...]   # more trees, each also against the baseline
+        [--tree mypyc=build/mypyc]               # the compiled core (`make mypyc`)
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ CASES: tuple[tuple[str, str, list[str], bool], ...] = (
 _ONE_RUN = """
 import json, sys, time
 from hil.sim import SimConfig, simulate
+from voter.core.protocol import Algorithm
 from voter.faultmodel import parse_fault
 alg, ticks, faults = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
-cfg = SimConfig(nodes=4, algorithm=alg, m=1, ticks=ticks, seed=1, tick_hz=20.0,
+cfg = SimConfig(nodes=4, algorithm=Algorithm(alg), m=1, ticks=ticks, seed=1, tick_hz=20.0,
                 faults=[parse_fault(f, 4) for f in faults], fast_lane=sys.argv[4] == "1")
 t0, c0 = time.perf_counter(), time.process_time()
 r = simulate(cfg)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import math
 import random
 import time
 from collections.abc import Callable
@@ -368,8 +369,11 @@ class Simulator:
 
     # -- boards ------------------------------------------------------------------------
     def _cpu(self, decide: bool = False) -> float:
-        base = self.cfg.cpu_ms + self.cpu_rng.expovariate(1.0 / self.cfg.cpu_tail_ms)
-        return (base + (self.cfg.decide_ms if decide else 0.0)) / 1000
+        cfg = self.cfg
+        # `random.expovariate(1 / tail)` spelled out (its exact arithmetic, the same draw):
+        # one call fewer on every event of the simulation.
+        tail = -math.log(1.0 - self.cpu_rng.random()) / (1.0 / cfg.cpu_tail_ms)
+        return (cfg.cpu_ms + tail + (cfg.decide_ms if decide else 0.0)) / 1000
 
     def _wake(self, t: float, i: int, gen: int) -> None:
         b = self.boards[i]

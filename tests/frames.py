@@ -6,6 +6,7 @@ Used by test_frame, test_frame_fuzz, test_seal, test_slots and test_splitter.
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 from itertools import permutations
 
 from hypothesis import strategies as st
@@ -79,7 +80,7 @@ def with_sync(draw: st.DrawFn, frame: Frame) -> Frame:
     """Round-1 frames get a timing block half of the time (rounds >= 2 never carry one)."""
     if frame.round != 1 or not draw(st.booleans()):
         return frame
-    return Frame(*[getattr(frame, f) for f in Frame.__slots__[:-1]], draw(sync_blocks))
+    return replace(frame, sync=draw(sync_blocks))  # not __slots__: a compiled Frame has none
 
 
 def frames_of(

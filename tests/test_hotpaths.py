@@ -10,7 +10,7 @@ import pytest
 from voter.core.crypto import KeyRing, deterministic_seeds, keyring_from_seeds
 from voter.core.ic import ic_params
 from voter.core.monitor import vote as mon_vote
-from voter.core.protocol import check_path, path_ok, valid_paths
+from voter.core.protocol import Algorithm, check_path, path_ok, valid_paths
 from voter.core.values import Invalid, ReadingDomain
 from voter.core.vote import vote_readings
 
@@ -18,7 +18,7 @@ from voter.core.vote import vote_readings
 @pytest.mark.parametrize(("nodes", "m", "alg"), [(4, 1, "om"), (5, 2, "sm"), (7, 2, "om")])
 def test_valid_path_set_agrees_with_check_path(nodes: int, m: int, alg: str) -> None:
     """Any path of ids (or junk) is in the set exactly when check_path passes it."""
-    params = ic_params(nodes, m, alg)  # type: ignore[arg-type]
+    params = ic_params(nodes, m, Algorithm(alg))
     ids = range(-1, nodes + 1)
     for me in range(nodes):
         valid = valid_paths(params, me)
@@ -35,7 +35,7 @@ def test_valid_path_set_agrees_with_check_path(nodes: int, m: int, alg: str) -> 
 
 def test_valid_path_set_is_bounded() -> None:
     """A cluster with too many paths to list falls back to check_path (None), never a huge set."""
-    assert valid_paths(ic_params(16, 6, "om"), 0) is None
+    assert valid_paths(ic_params(16, 6, Algorithm.OM), 0) is None
     assert not path_ok(None, 1, 0, (0,))
 
 

@@ -161,3 +161,18 @@ def test_a_sensor_fault_on_a_channel_the_board_lacks_is_refused() -> None:
 
     with pytest.raises(FaultCommandError, match=r"channel 2 is not in 0\.\.1"):
         faults().apply(b'{"cmd": "sensor", "mode": "step", "channel": 2}')
+
+
+def test_sim_sensor_noise_is_random_gauss_exactly() -> None:
+    """`SimSensor.read` spells `random.gauss` out (speed, issue 12): every reading must be
+    the float the library call gives, or every simulated history would change."""
+
+    for channels in (3, 4, 7):
+        for node in range(4):
+            s = SimSensor(channels, node, 7, 0.05)
+            for tick in range(0, 3000, 7):
+                rng = random.Random(f"7/{node}/{tick}")
+                t = tick * 0.05
+                parts = zip(s.truth(tick), s.bias, s.drift, s.noise, strict=True)
+                ref = tuple(round(x + b + d * t + rng.gauss(0.0, n), 4) for x, b, d, n in parts)
+                assert ref == s.read(tick), (channels, node, tick)

@@ -7,6 +7,7 @@ import pytest
 from hil.checks import check
 from hil.faultspec import faulty_nodes
 from hil.sim import SimConfig, SimResult, Simulator, simulate
+from voter.core.protocol import Algorithm
 from voter.faultmodel import parse_fault
 
 SCENARIOS = {
@@ -25,7 +26,7 @@ TICKS = 120
 
 def _run(alg: str, faults: list[str], fast: bool) -> SimResult:
     cfg = SimConfig(
-        algorithm=alg,  # type: ignore[arg-type]
+        algorithm=Algorithm(alg),
         ticks=TICKS,
         seed=11,
         faults=[parse_fault(f, 4) for f in faults],

@@ -197,18 +197,17 @@ def valid_paths(params: Params, me: int) -> frozenset[tuple[int, ...]] | None:
     accepts in round r from that peer, so a receiver tests one set membership
     per entry and only calls `check_path` (for the reason) on a path that fails.
     """
-    paths = frozenset(
-        islice(
-            (
-                path
-                for c in params.commanders
-                for r in range(1, params.rounds + 1)
-                for path in labels(params.nodes, c, r, me)
-            ),
-            VALID_PATHS_MAX + 1,
-        )
-    )
+    paths = frozenset(islice(_all_paths(params, me), VALID_PATHS_MAX + 1))
     return paths if len(paths) <= VALID_PATHS_MAX else None
+
+
+def _all_paths(params: Params, me: int) -> Iterator[tuple[int, ...]]:
+    """A `def` generator, not a generator expression: compiled with mypyc, a generator
+    expression is built as a whole list, and `islice` would no longer bound the work
+    (1.6 s and 408 MB at N=16, m=5, against 2 ms; issue 12)."""
+    for c in params.commanders:
+        for r in range(1, params.rounds + 1):
+            yield from labels(params.nodes, c, r, me)
 
 
 def path_ok(

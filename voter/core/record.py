@@ -51,7 +51,7 @@ class DecisionRecord:
     timing: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(TIMING_KEYS))
     sync: bool | None = None
     #: confirmed publication: when the decision left the board, after t0 of its tick
-    published_us: float | None = None
+    published_us: int | float | None = None  # int | float: mypyc would turn an int into a float
     withheld: str | None = None
 
     @property

@@ -49,7 +49,7 @@ class SMNode:
         self._to_relay: list[Entry] = []
         #: per commander, each accepted value with the commander's own signature on it: two
         #: entries for one commander are proof that it equivocated (voter.core.diagnosis)
-        self._signed: dict[int, list[tuple[Value, bytes]]] = {c: [] for c in params.commanders}
+        self._signed_by: dict[int, list[tuple[Value, bytes]]] = {c: [] for c in params.commanders}
         #: isolated peers (voter.core.diagnosis): a chain they relayed is not accepted, so a
         #: board the cluster agreed to shut out cannot lend its signature to a second traitor
         self.excluded_relayers: frozenset[int] = frozenset()
@@ -125,7 +125,7 @@ class SMNode:
                 continue
             self.counters.received += 1
             self._accepted[e.path[0]].append(value)
-            self._signed[e.path[0]].append((value, e.sigs[0]))
+            self._signed_by[e.path[0]].append((value, e.sigs[0]))
             if round_no <= self.params.m:
                 self._to_relay.append(Entry(e.path, value, e.sigs))
         return rejected
@@ -155,7 +155,7 @@ class SMNode:
         Every one passed the chain check, so two of them are transferable evidence
         that the commander signed two different values for this tick.
         """
-        return list(self._signed[commander])
+        return list(self._signed_by[commander])
 
     def accepted_all(self) -> dict[int, list[Value]]:
         """V for every commander (the table the MON path re-decides from)."""

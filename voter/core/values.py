@@ -10,7 +10,7 @@ import math
 from collections.abc import Hashable
 from dataclasses import dataclass
 from math import isfinite as _isfinite
-from typing import Protocol, TypeAlias
+from typing import ClassVar, Protocol, TypeAlias
 
 #: A value under agreement: a string for the seed's generals, a tuple of
 #: channel readings (float, or None for a missing channel) for the boards.
@@ -24,7 +24,7 @@ ERROR: None = None
 class Manifest:
     """The type of `MANIFEST`: one instance, so `is` tells it from every value."""
 
-    _instance: Manifest | None = None
+    _instance: ClassVar[Manifest | None] = None
 
     def __new__(cls) -> Manifest:
         if cls._instance is None:
