@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from voter._cli_util import add_version, fail
+from voter._cli_util import add_version, broken_pipe_exit, fail
 from voter.core.driver import PUBLISH_MODES, parse_publish
 from voter.core.protocol import ALGORITHMS
 from voter.faultmodel import EXAMPLES, KINDS
@@ -208,7 +208,11 @@ def main(argv: list[str] | None = None) -> None:
     _add_board_options(r)
     r.set_defaults(func=_run)
     args = parser.parse_args(argv)
-    raise SystemExit(args.func(args))
+    try:
+        code = args.func(args)
+    except BrokenPipeError:  # `firmware-sim run ... | head`: the boards are stopped by now
+        code = broken_pipe_exit()
+    raise SystemExit(code)
 
 
 def _add_board_options(r: argparse.ArgumentParser) -> None:

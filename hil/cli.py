@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from voter._cli_util import HelpFormatter, add_version, epilog, fail
+from voter._cli_util import HelpFormatter, add_version, broken_pipe_exit, epilog, fail
 from voter.core.protocol import ALGORITHMS
 from voter.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
@@ -240,9 +238,8 @@ def main(argv: list[str] | None = None) -> None:
         code = args.func(args)
     except KeyboardInterrupt:
         code = _interrupted(args)
-    except BrokenPipeError:  # `hil verify --json | head`: the reader left; not our error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # quiet final flush
-        code = 128 + signal.SIGPIPE  # what a shell reports for a writer killed by SIGPIPE
+    except BrokenPipeError:  # `hil verify --json | head`
+        code = broken_pipe_exit()
     raise SystemExit(code)
 
 

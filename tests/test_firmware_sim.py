@@ -175,3 +175,23 @@ def test_ctrl_c_leaves_no_orphans_and_readable_logs(tmp_path: Path) -> None:
         lines = (out / f"node{i}.jsonl").read_text().splitlines()
         parsed = [json.loads(x) for x in lines]
         assert parsed[-1].get("event") == "stop"
+
+
+def test_a_reader_that_leaves_early_is_not_a_traceback(tmp_path: Path) -> None:
+    """`firmware-sim run ... | head -1`: the summary's writes after the first line hit a
+    closed pipe; that is the reader's choice, so no traceback, and the shell's 141."""
+    out = tmp_path / "run"
+    args = ["run", "--tick-hz", "25", "--ticks", "20", "--out", str(out), "--no-live"]
+    proc = subprocess.Popen(
+        [str(BIN / "firmware-sim"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline()  # the header line, then the reader leaves
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert 141 == proc.wait(timeout=120), err
+    assert "Traceback" not in err
+    assert (out / "run.json").exists()  # the run itself finished and was written

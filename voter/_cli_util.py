@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -40,6 +42,14 @@ class _VersionAction(argparse.Action):
             number = "unknown"
         print(f"{parser.prog} {number}")
         parser.exit()
+
+
+def broken_pipe_exit() -> int:
+    """`... | head`: the reader of stdout left, which is not our error. Quiet the final
+    flush (it would raise again at exit) and exit as a shell reports a writer killed by
+    SIGPIPE."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
 
 
 def add_version(parser: argparse.ArgumentParser) -> None:
