@@ -228,6 +228,17 @@ def write_junit(out: Path, report: Mapping[str, Any]) -> None:
     ET.ElementTree(suite).write(out / "junit.xml", encoding="utf-8", xml_declaration=True)
 
 
+#: Above this many runs (a `--seeds 1..10000` campaign), only failed runs get a timeline and
+#: a section in report.html: drawing 10^4 plots takes longer than the runs of a fast
+#: campaign and makes a page no browser opens; the summary table and report.json keep all.
+PLOT_EVERY_RUN_UP_TO = 50
+
+
+def drawn(s: Mapping[str, Any], runs: int) -> bool:
+    """Whether a run gets its timeline plot and its section in report.html."""
+    return runs <= PLOT_EVERY_RUN_UP_TO or not s["passed"]
+
+
 def _img(path: Path) -> str:
     if not path.exists():
         why = "plot missing" if plotting() is not None else "no plot: matplotlib is not installed"
@@ -256,7 +267,14 @@ def write_html(out: Path, report: Mapping[str, Any]) -> None:
     scenarios = report["scenarios"]
     passed = sum(1 for s in scenarios if s["passed"])
     rows = "".join(_summary_row(s) for s in scenarios)
-    sections = "".join(_scenario_section(out, s) for s in scenarios)
+    shown = [s for s in scenarios if drawn(s, len(scenarios))]
+    sections = "".join(_scenario_section(out, s) for s in shown)
+    if len(shown) < len(scenarios):
+        sections = (
+            f'<p id="only-failed">{len(scenarios)} runs: only the {len(shown)} failed '
+            f"run(s) are drawn here (above {PLOT_EVERY_RUN_UP_TO} runs a report draws only "
+            "failures); every run is in the summary table and report.json.</p>" + sections
+        )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>voter campaign {e(str(report["campaign"]))}</title>

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import multiprocessing
 import os
@@ -36,7 +37,7 @@ from hil.campaign import (
 )
 from hil.faultspec import faulty_nodes, validate_run
 from hil.progress import RateColumn
-from hil.report import NO_PLOTS, fault_windows, plotting, run_metadata, write_all
+from hil.report import NO_PLOTS, drawn, fault_windows, plotting, run_metadata, write_all
 from hil.rig import Rig, RigError, load_rig
 from hil.scenario import Scenario
 from voter.faultmodel import FaultSpecError
@@ -258,7 +259,7 @@ def _report(campaign: Campaign, results: list[ScenarioResult], opts: Options) ->
             row = scenario_to_json(r, campaign, out)
             png = out / "plots" / f"{r.scenario.name}.png"
             png.unlink(missing_ok=True)  # no stale plot from an earlier run into this --out
-            if plots is not None:
+            if plots is not None and drawn(row, len(results)):
                 plots.timeline_png(
                     png,
                     r.scenario.name,
@@ -346,7 +347,7 @@ def merge(out: Path, parts: Sequence[Path]) -> int:
     if head is None:
         raise CampaignError("nothing to merge")
     names = [s["name"] for s in scenarios]
-    dup = sorted({n for n in names if names.count(n) > 1})
+    dup = sorted(n for n, k in collections.Counter(names).items() if k > 1)
     if dup:
         raise CampaignError(f"scenario(s) in more than one shard: {', '.join(dup)}")
     report = {

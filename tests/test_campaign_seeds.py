@@ -52,3 +52,34 @@ def test_bad_seed_ranges_are_one_line(tmp_path: Path) -> None:
         proc = run_cli("hil", "campaign", "run", str(SMOKE), "--out", str(tmp_path), *bad)
         assert 2 == proc.returncode, proc.stderr
         assert message in proc.stderr and 1 == len(proc.stderr.strip().splitlines())
+
+
+def test_a_large_seed_range_draws_only_its_failed_runs(tmp_path: Path) -> None:
+    """Above PLOT_EVERY_RUN_UP_TO runs, report.html and plots/ hold the failed runs only (a
+    10^4-seed soak would otherwise spend longer drawing than running); every run stays in
+    the summary table and report.json. One scenario passes on every seed, the other is
+    expected to violate and does not, so it fails on every seed."""
+    from hil.report import PLOT_EVERY_RUN_UP_TO
+
+    camp = tmp_path / "c.toml"
+    one = '[[scenario]]\nname = "{}"\nnodes = 4\nalgorithm = "om"\nm = 1\nexpect = "{}"\n'
+    camp.write_text(
+        '[campaign]\nname = "many"\nticks = 10\nseed = 1\n'
+        + one.format("clean", "safe")
+        + one.format("wrongly-expected", "violation")
+    )
+    runs = PLOT_EVERY_RUN_UP_TO // 2 + 1  # per scenario: both together are over the limit
+    out = tmp_path / "r"
+    args = ["--seeds", f"1..{runs}", "--no-shrink", "--no-progress"]
+    proc = run_cli("hil", "campaign", "run", str(camp), "--out", str(out), *args, timeout=600)
+    assert 1 == proc.returncode, proc.stderr
+    rows = json.loads((out / "report.json").read_text())["scenarios"]
+    failed = {r["name"] for r in rows if not r["passed"]}
+    assert 2 * runs == len(rows) and runs == len(failed)
+    assert all(n.startswith("wrongly-expected") for n in failed)
+    page = (out / "report.html").read_text()
+    assert f"{2 * runs} runs: only the {runs} failed" in page
+    assert runs == page.count("<section id=")
+    plotted = {p.stem for p in (out / "plots").glob("*.png")} - {"coverage"}
+    if plotted:  # matplotlib installed: the failed runs' timelines, nothing else
+        assert failed == plotted
