@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import sys
 from pathlib import Path
@@ -243,6 +244,10 @@ def main(argv: list[str] | None = None) -> None:
     raise SystemExit(code)
 
 
+#: Seconds hil may take to exit after "interrupted" before it dumps its threads and quits.
+EXIT_WATCHDOG_S = 30.0
+
+
 def _interrupted(args: argparse.Namespace) -> int:
     """Ctrl-C: by now the runners' `finally` stopped every board and the fabric (pty mode)
     and the pool's workers are terminated (sim --jobs): one line and 130, no traceback."""
@@ -253,6 +258,10 @@ def _interrupted(args: argparse.Namespace) -> int:
         what = f"campaign stopped, every board with it; no report written to {args.out}"
     fresh_line = "\n" if sys.stderr.isatty() else ""  # off a progress bar's line
     print(f"{fresh_line}hil: interrupted: {what}", file=sys.stderr)
+    # Exit runs the libraries' handlers (Dask's join threads and close clusters): should
+    # one of them hang, the user gets every thread's stack and an exit, not a dead
+    # terminal (a Dask campaign's exit once hung in CI after this line).
+    faulthandler.dump_traceback_later(EXIT_WATCHDOG_S, exit=True)
     return EXIT_INTERRUPTED
 
 

@@ -16,6 +16,7 @@ and only when the engine is asked for.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import signal
 import threading
@@ -94,7 +95,10 @@ def _kill_workers(cluster: Any) -> None:
     A graceful close waits for each worker to leave its task, and a worker deep in a
     long pure-Python scenario on a loaded host took over a minute (CI saw it); the
     report is not written anyway. Each nanny is told first that it is closing, so it
-    does not restart the worker it sees die."""
+    does not restart the worker it sees die. Then every process this one started
+    through multiprocessing goes too, a nanny's or not: a worker left alive would
+    hold hil's exit, whose multiprocessing handler joins its children, while the
+    worker waits for hil to exit (its parent-alive pipe) before it does."""
     for nanny in list(getattr(cluster, "workers", {}).values()):
         pid = getattr(nanny, "pid", None)
         if hasattr(nanny, "close_gracefully"):
@@ -102,6 +106,8 @@ def _kill_workers(cluster: Any) -> None:
         if pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+    for child in multiprocessing.active_children():
+        child.kill()
 
 
 @contextlib.contextmanager

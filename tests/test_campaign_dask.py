@@ -10,6 +10,7 @@ scenario loudly, which shows the re-run is what made the first report complete.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -214,3 +215,28 @@ def test_unreachable_scheduler_is_one_line(tmp_path: Path) -> None:
     )
     assert 2 == proc.returncode
     assert "cannot connect" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def _sleep_long() -> None:
+    import time
+
+    time.sleep(600)
+
+
+def test_interrupt_kills_every_multiprocessing_child_not_only_the_nannies() -> None:
+    """A worker no nanny names (started while the cluster closed, or whose pid the nanny
+    had not yet) would hold hil's exit: multiprocessing joins its children at exit and
+    the worker waits for hil to die first."""
+    from hil.dask_run import _kill_workers
+
+    child = multiprocessing.get_context("spawn").Process(target=_sleep_long, daemon=False)
+    child.start()
+    try:
+        _kill_workers(object())  # a cluster without workers: nothing for the nanny loop
+        child.join(30)
+        assert not child.is_alive()
+        assert -signal.SIGKILL == child.exitcode
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join()

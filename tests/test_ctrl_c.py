@@ -183,3 +183,21 @@ def test_ctrl_c_in_a_dask_campaign(tmp_path: Path) -> None:
     assert not (out / "report.json").exists()
     # each worker exits when it sees its parent gone (Dask's parent-alive pipe)
     _wait_for(lambda: not [w for w in workers if _running(w)], what="the workers to exit")
+
+
+def test_a_hung_exit_after_ctrl_c_dumps_its_threads_and_ends() -> None:
+    """Should a library's exit handler hang after "interrupted" (a Dask campaign's once did
+    in CI), hil still ends: every thread's stack on stderr, then exit."""
+    code = (
+        "import argparse, sys, threading, time\n"
+        "from hil import cli\n"
+        "cli.EXIT_WATCHDOG_S = 1.0\n"
+        "threading.Thread(target=time.sleep, args=(600,), name='stuck').start()\n"
+        "sys.exit(cli._interrupted(argparse.Namespace(cmd='cost-table')))\n"
+    )
+    proc = subprocess.run(
+        [str(BIN / "python"), "-c", code], check=False, capture_output=True, text=True, timeout=120
+    )
+    assert proc.stderr.startswith("hil: interrupted: stopped"), proc.stderr
+    assert "most recent call first" in proc.stderr
+    assert 0 != proc.returncode
