@@ -390,7 +390,11 @@ def _soak(args: argparse.Namespace) -> int:
         fail(str(e))
     parts = tuple(p for p in PARTS if not args.only or p in args.only)
     bars = not args.no_progress and sys.stderr.isatty()
-    report = run_soak(plan, Path(args.out), parts, bars, lambda line: print(line, file=sys.stderr))
+    log = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    try:
+        report = run_soak(plan, Path(args.out), parts, bars, log, resume=args.resume)
+    except SoakError as e:
+        fail(str(e))
     for name, part in report["parts"].items():
         print(f"{'PASS' if part['passed'] else 'FAIL'}  {name}: {_soak_line(name, part)}")
     print(f"report: {Path(args.out) / 'report.html'}")
@@ -435,6 +439,7 @@ def _add_soak(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                 "hil soak campaigns/soak/full.toml --out runs/soak             # make soak",
                 "hil soak campaigns/soak/full.toml --out runs/s --scale 0.001  # a small one",
                 "hil soak campaigns/soak/full.toml --out runs/m --only memory",
+                "hil soak campaigns/soak/full.toml --out runs/soak --resume   # after a stop",
             ],
             [
                 (EXIT_OK, "every part passed"),
@@ -456,5 +461,10 @@ def _add_soak(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     s.add_argument(
         "--no-progress", action="store_true", help="no bars (a line a minute goes to stderr)"
+    )
+    s.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with the soak in --out: keep its finished parts and episodes",
     )
     s.set_defaults(func=_soak)

@@ -176,37 +176,84 @@ def _simulate(sc: Scenario, advance: Advance | None) -> tuple[Any, str]:
     return r.check, r.history_hash
 
 
+EPISODES_FILE = "ticks-episodes.jsonl"
+
+
+def _episode_row(index: int, sc: Scenario, check: Any, digest: str, wall: float) -> dict[str, Any]:
+    """What a finished episode adds to the totals: one line of EPISODES_FILE."""
+    return {
+        "index": index,
+        "seed": sc.seed,
+        "counts": dict(check.counts),
+        "published": check.published,
+        "decisions": check.decisions,
+        "hash": digest,
+        "safe": check.safe,
+        "wall_s": round(wall, 3),
+    }
+
+
+def _done_episodes(plan: SoakPlan, out: Path, resume: bool) -> dict[int, dict[str, Any]]:
+    """The episodes an earlier run of this plan into OUT finished (`--resume`), else none
+    (and a fresh EPISODES_FILE headed by the plan).
+
+    Each episode is a pure function of the plan and its index, so a finished one
+    need not run again: a soak stopped by Ctrl-C, a reboot or a session's end goes
+    on from where it was, and its totals are the same as one run's."""
+    path = out / EPISODES_FILE
+    head = {"plan": {f.name: getattr(plan, f.name) for f in fields(SoakPlan)}}
+    if not resume or not path.exists():
+        path.write_text(json.dumps(head) + "\n")
+        return {}
+    lines = path.read_text().splitlines()
+    try:
+        rows = [json.loads(line) for line in lines]
+    except json.JSONDecodeError:  # the line a kill cut short: that episode runs again
+        rows = [json.loads(line) for line in lines[:-1]]
+    if not rows or rows[0] != head:
+        raise SoakError(f"--resume: {path} is from another plan (or scale); use a new --out")
+    return {r["index"]: r for r in rows[1:]}
+
+
 def run_ticks(
-    plan: SoakPlan, out: Path, advance: Advance | None = None, replay: bool = True
+    plan: SoakPlan,
+    out: Path,
+    advance: Advance | None = None,
+    replay: bool = True,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Episodes until `plan.ticks` cluster-ticks ran; failing ones get a reproduction file.
 
-    `replay=False` skips the replays (bench.sim_memory measures one long episode)."""
+    `replay=False` skips the replays (bench.sim_memory measures one long episode);
+    `resume` takes the episodes EPISODES_FILE says an earlier run finished."""
     rng = random.Random(plan.seed)
     episodes = -(-plan.ticks // plan.episode_ticks)
+    done = _done_episodes(plan, out, resume)
     counts = dict.fromkeys(("agreement", "validity", "integrity", "liveness", "timeliness"), 0)
     kinds: dict[str, int] = {}
     hashes: dict[int, tuple[Scenario, str]] = {}
     failing: list[dict[str, Any]] = []
     published = decisions = 0
     rss_start = _peak_rss_mb()
-    started = time.monotonic()
+    wall = 0.0
     for index in range(episodes):
-        sc = draw_episode(rng, index, plan)
-        check, digest = _simulate(sc, advance)
+        sc = draw_episode(rng, index, plan)  # drawn even when done: the draws are a sequence
+        row = done.get(index)
+        if row is None or row["seed"] != sc.seed:
+            row = _run_episode(index, sc, out, plan, advance)
+        wall += row["wall_s"]
         for p in counts:
-            counts[p] += check.counts[p]
-        published += check.published
-        decisions += check.decisions
+            counts[p] += row["counts"][p]
+        published += row["published"]
+        decisions += row["decisions"]
         for f in sc.faults:
             key = f"traitor:{f.strategy}" if hasattr(f, "strategy") else f.kind
             kinds[key] = kinds.get(key, 0) + 1
-        if index in (0, episodes - 1) or not check.safe:
-            hashes[index] = (sc, digest)
-        if not check.safe and len(failing) < 10:
-            failing.append(_failing(sc, check, out, plan))
-        _checkpoint(out, index + 1, plan, counts, started)
-    wall = time.monotonic() - started
+        if index in (0, episodes - 1) or not row["safe"]:
+            hashes[index] = (sc, row["hash"])
+        if "failing" in row and len(failing) < 10:
+            failing.append(row["failing"])
+        _checkpoint(out, index + 1, plan, counts, wall)
     replays = _replay(hashes) if replay else []
     violations = sum(counts[p] for p in SAFETY)
     return {
@@ -214,6 +261,7 @@ def run_ticks(
         "ticks": episodes * plan.episode_ticks,
         "episodes": episodes,
         "episode_ticks": plan.episode_ticks,
+        "resumed_episodes": len(done),
         "violations": violations,
         "counts": counts,
         "loyal_decisions": decisions,
@@ -221,17 +269,31 @@ def run_ticks(
         "faults": dict(sorted(kinds.items())),
         "replays": replays,
         "failing": failing,
-        "wall_s": round(wall, 1),
+        "wall_s": round(wall, 1),  # the episodes' own time, summed over resumed runs
         "ticks_per_s": round(episodes * plan.episode_ticks / wall, 1) if wall else None,
         "peak_rss_mb": {"start": rss_start, "end": _peak_rss_mb()},
     }
 
 
+def _run_episode(
+    index: int, sc: Scenario, out: Path, plan: SoakPlan, advance: Advance | None
+) -> dict[str, Any]:
+    """Simulate one episode and append its row to EPISODES_FILE (flushed: a kill loses
+    at most the episode it cut)."""
+    started = time.monotonic()
+    check, digest = _simulate(sc, advance)
+    row = _episode_row(index, sc, check, digest, time.monotonic() - started)
+    if not check.safe:
+        row["failing"] = _failing(sc, check, out, plan)
+    with (out / EPISODES_FILE).open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    return row
+
+
 def _checkpoint(
-    out: Path, episodes: int, plan: SoakPlan, counts: dict[str, int], started: float
+    out: Path, episodes: int, plan: SoakPlan, counts: dict[str, int], wall: float
 ) -> None:
     """ticks-so-far.json after every episode: what a soak stopped early had shown."""
-    wall = time.monotonic() - started
     ticks = episodes * plan.episode_ticks
     rate = ticks / wall if wall else 0.0
     (out / "ticks-so-far.json").write_text(
@@ -282,10 +344,12 @@ def _peak_rss_mb() -> float:
 
 
 # -- the other parts and the whole ---------------------------------------------------------
-def run_part(part: str, plan: SoakPlan, out: Path, advance: Advance | None) -> dict[str, Any]:
+def run_part(
+    part: str, plan: SoakPlan, out: Path, advance: Advance | None, resume: bool = False
+) -> dict[str, Any]:
     started = time.monotonic()
     if part == "ticks":
-        return run_ticks(plan, out, advance)
+        return run_ticks(plan, out, advance, resume=resume)
     if part == "frames":
         from hil.codec_soak import corrupt_frames
 
@@ -339,9 +403,11 @@ def machine() -> dict[str, Any]:
 class _LineProgress:
     """Plain progress lines for a soak whose stderr is a file: done, rate and ETA."""
 
-    def __init__(self, part: str, total: int, log: Callable[[str], None] | None) -> None:
+    def __init__(
+        self, part: str, total: int, log: Callable[[str], None] | None, start: int = 0
+    ) -> None:
         self.part, self.total, self.log = part, total, log
-        self.done = 0
+        self.done = self.start = start  # a resumed soak's rate counts this run's work only
         self.started = self.last = time.monotonic()
 
     def advance(self, n: int) -> None:
@@ -350,7 +416,7 @@ class _LineProgress:
         if self.log is None or now - self.last < LOG_EVERY_S:
             return
         self.last = now
-        rate = self.done / (now - self.started)
+        rate = (self.done - self.start) / (now - self.started)
         eta = (self.total - self.done) / rate if rate else float("inf")
         self.log(
             f"{self.part}: {self.done:,}/{self.total:,}, {rate:,.1f}/s, "
@@ -392,11 +458,14 @@ def run_soak(
     parts: tuple[str, ...] = PARTS,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Run the chosen parts in order; the report (also written to OUT) says what passed.
 
     `progress`: rich bars (a terminal); else `log` gets a line with rate and ETA every
-    LOG_EVERY_S (a soak in the background, its stderr in a file)."""
+    LOG_EVERY_S (a soak in the background, its stderr in a file). `resume`: the parts
+    OUT's report already holds are kept, and the ticks part goes on from its last
+    finished episode."""
     from hil.report import run_metadata
     from hil.soak_report import write_report
 
@@ -409,18 +478,47 @@ def run_soak(
         "machine": machine(),
         "parts": {},
     }
+    if resume:
+        report["parts"] = _finished_parts(out, report["plan"])
     with _bars(progress) as bar:
         for part in parts:
-            task = bar.add_task(part, total=part_total(part, plan))
-            lines = _LineProgress(part, part_total(part, plan), None if progress else log)
+            if part in report["parts"]:
+                continue
+            total = part_total(part, plan)
+            start = _resumed_ticks(plan, out) if resume and part == "ticks" else 0
+            task = bar.add_task(part, total=total, completed=start)
+            lines = _LineProgress(part, total, None if progress else log, start)
 
             def advance(n: int, task: Any = task, lines: _LineProgress = lines) -> None:
                 bar.advance(task, n)
                 lines.advance(n)
 
-            report["parts"][part] = run_part(part, plan, out, advance)
-            bar.update(task, completed=part_total(part, plan))
+            report["parts"][part] = run_part(part, plan, out, advance, resume)
+            bar.update(task, completed=total)
             write_report(out, report)  # a long soak's finished parts survive a later Ctrl-C
     report["passed"] = all(p["passed"] for p in report["parts"].values())
     write_report(out, report)
     return report
+
+
+def _finished_parts(out: Path, plan: dict[str, Any]) -> dict[str, Any]:
+    """`--resume`: the parts OUT's report.json holds, if it is a report of this plan."""
+    path = out / "report.json"
+    if not path.exists():
+        return {}
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise SoakError(f"--resume: {path} is not a soak report; use a new --out") from None
+    if old.get("plan") != plan:
+        raise SoakError(f"--resume: {path} is from another plan (or scale); use a new --out")
+    parts: dict[str, Any] = old.get("parts", {})
+    return parts
+
+
+def _resumed_ticks(plan: SoakPlan, out: Path) -> int:
+    """Ticks of the episodes an earlier run finished (the bar starts there, not at 0)."""
+    path = out / EPISODES_FILE
+    if not path.exists():
+        return 0
+    return plan.episode_ticks * max(0, len(path.read_text().splitlines()) - 1)

@@ -200,3 +200,45 @@ def test_memory_part_passes_only_bounded_reading_corruption() -> None:
     assert memory_passed(res(967, 967, 0))
     assert not memory_passed(res(967, 966, 0))  # one output left the loyal range
     assert not memory_passed(res(0, 0, 1))  # silent corruption of checkable state
+
+
+def test_a_killed_soak_resumes_to_the_totals_of_one_run(tmp_path: Path) -> None:
+    """`hil soak --resume` after SIGKILL (a reboot, a session's end): the finished episodes
+    are kept, the rest run, and the report's totals and replay hashes are those of an
+    uninterrupted run; a resume into another plan's --out is one line, exit 2."""
+    import os
+    import signal
+    import time
+
+    hil = str(Path(sys.executable).parent / "hil")
+    plan = str(ROOT / "campaigns" / "soak" / "small.toml")
+    args = ["--only", "ticks", "--scale", str(2000 / 9000), "--no-progress"]  # 8 episodes
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    run = subprocess.run([hil, "soak", plan, "--out", str(whole), *args], check=False)
+    assert 0 == run.returncode
+    proc = subprocess.Popen([hil, "soak", plan, "--out", str(cut), *args])
+    episodes = cut / "ticks-episodes.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if episodes.exists() and len(episodes.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    kept = len(episodes.read_text().splitlines()) - 1
+    assert 2 <= kept < 8  # stopped part-way
+    again = subprocess.run([hil, "soak", plan, "--out", str(cut), *args, "--resume"], check=False)
+    assert 0 == again.returncode
+    a = json.loads((whole / "report.json").read_text())["parts"]["ticks"]
+    b = json.loads((cut / "report.json").read_text())["parts"]["ticks"]
+    assert 0 == a["resumed_episodes"] and kept <= b["resumed_episodes"] < 8
+    same = ("ticks", "counts", "loyal_decisions", "loyal_published", "faults", "replays")
+    assert {k: a[k] for k in same} == {k: b[k] for k in same}
+    other = subprocess.run(
+        [hil, "soak", plan, "--out", str(cut), "--only", "ticks", "--scale", "0.5", "--resume"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert 2 == other.returncode and "another plan" in other.stderr
+    assert 1 == len(other.stderr.strip().splitlines())
