@@ -378,7 +378,13 @@ class PaxosReplica:
         for e in lead.entries:
             if e.seq == len(rec.log) + 1:
                 rec.log.append(e)
-        if len(rec.log) < lead.top:
+        # the leader's accepts since this replica listens continue the log: the segments
+        # need only reach the first of them (or the leader's top when it proposed nothing)
+        leader = self.cfg.leader(view)
+        heard = [
+            m.seq for s, m in rec.early if isinstance(m, Accept) and (s, m.view) == (leader, view)
+        ]
+        if len(rec.log) < min(lead.top, min(heard, default=lead.top + 1) - 1):
             return self._ask(now)
         return self._adopt(view, lead.decided, now)
 
@@ -390,7 +396,7 @@ class PaxosReplica:
         self.view, self.normal, self.progress_at = view, True, now
         self.log = {e.seq: e for e in rec.log}
         self.assigned = {e.request.key for e in rec.log if e.request is not None}
-        self.next_seq = len(rec.log) + 1
+        self.next_seq = len(rec.log) + 1  # a follower's: set again by the next view it leads
         self.decided = decided
         leader = self.cfg.leader(view)
         # what the leader has not decided yet it may need this replica's acceptance for
