@@ -11,8 +11,11 @@ line per answer; `hil.smr_checks` judges the boards' `commit` lines against it.
 
 Only what voterd can act out runs here: PBFT (`[replication] protocol =
 "pbft"`) and crash-only (`"paxos"`, the scenario's `replication = "crash"`)
-with `silent` traitors (the fault agent silences the board's command log with
-its agreement frames), and, crash-only, a `crash`: the rig SIGKILLs the board
+with traitors (the fault agent tells the board; `silent` silences its command
+log with its agreement frames, `equivocate`, `lie`, `forge`, `withhold` and
+`random` are `voter.smr_faults` rewriting the board's own replica's sends, the
+same code the simulator runs; `late` stays in the simulator), and, crash-only,
+a `crash`: the rig SIGKILLs the board
 at the tick and restarts it as systemd would; the restarted replica recovers as
 a learner (`voter.core.paxos`, docs/design.md "A restarted board") and its log
 is judged like every other's. Other command-log faults run in the simulator
@@ -42,9 +45,12 @@ from voter.config import ReplicationConfig
 from voter.core.adversary import Strategy
 from voter.core.protocol import Algorithm
 from voter.faultmodel import Crash, Traitor, to_command
+from voter.smr_faults import BOARD_STRATEGIES
 
-#: traitor strategies voterd's command log acts out
-PTY_STRATEGIES = frozenset({Strategy.SILENT})
+#: traitor strategies voterd's command log acts out: silent (the daemon drops the slot's
+#: writes) and the rewrites of `voter.smr_faults` (the board, told to be the traitor by
+#: the fault agent, rewrites its own replica's sends: the simulator's code)
+PTY_STRATEGIES = frozenset({Strategy.SILENT}) | BOARD_STRATEGIES
 #: commands in flight per board (each board holds at most CLIENT_PENDING_MAX)
 WINDOW = 8
 #: seconds the boards get, once every command was answered, to log the last commits

@@ -18,6 +18,7 @@ changes leader: a lost message costs time, never safety).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -114,6 +115,9 @@ class SmrPort:
     #: commit lines up to this sequence number are already in the decision log (a restarted
     #: board that recovers the log replays them without logging them twice)
     logged_upto: int = 0
+    #: HIL: a traitor's rewrite of this replica's sends (tick, sends, requests it holds);
+    #: `voter.smr_faults.BoardTraitor`. None: loyal
+    rewrite: Callable[[int, list[Send], list[Request]], list[Send]] | None = None
     drops: dict[str, int] = field(default_factory=dict)
     bytes_sent: int = 0
 
@@ -243,6 +247,8 @@ class SmrPort:
             else:
                 sends += self.replica.receive(src, msg, tick)
         sends += self.replica.tick(tick)
+        if self.rewrite is not None:
+            sends = self.rewrite(tick, sends, list(self.replica.pending.values()))
         for a in self.answers.values():
             waited = tick - a.submitted
             if a.result is None and waited > 0 and waited % self.resend_ticks == 0:
