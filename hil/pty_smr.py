@@ -9,20 +9,29 @@ in the simulator) is written from what the boards did: a `request` line per
 `command` line a board logged (the board is the command's client), a `reply`
 line per answer; `hil.smr_checks` judges the boards' `commit` lines against it.
 
-Only what voterd can act out runs here: PBFT with `silent` traitors (a silent
-or crashed primary; the fault agent silences the board's command log with its
-agreement frames). Other command-log faults run in the simulator (`unsupported`
-says why, and the campaign skips the scenario with that line).
+Only what voterd can act out runs here: PBFT (`[replication] protocol =
+"pbft"`) and crash-only (`"paxos"`, the scenario's `replication = "crash"`)
+with traitors (the fault agent tells the board; `silent` silences its command
+log with its agreement frames, `equivocate`, `lie`, `forge`, `withhold` and
+`random` are `voter.smr_faults` rewriting the board's own replica's sends, the
+same code the simulator runs; `late` stays in the simulator), and, crash-only,
+a `crash`: the rig SIGKILLs the board
+at the tick and restarts it as systemd would; the restarted replica recovers as
+a learner (`voter.core.paxos`, docs/design.md "A restarted board") and its log
+is judged like every other's. Other command-log faults run in the simulator
+(`unsupported` says why, and the campaign skips the scenario with that line).
+With fewer than 4 boards the agreement beside the log is SM(1) (OM(1) needs 4).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import selectors
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +43,14 @@ from hil.scenario import Scenario
 from voter.commandlog import connect
 from voter.config import ReplicationConfig
 from voter.core.adversary import Strategy
-from voter.faultmodel import Traitor, to_command
+from voter.core.protocol import Algorithm
+from voter.faultmodel import Crash, Traitor, to_command
+from voter.smr_faults import BOARD_STRATEGIES
 
-#: traitor strategies voterd's command log acts out
-PTY_STRATEGIES = frozenset({Strategy.SILENT})
+#: traitor strategies voterd's command log acts out: silent (the daemon drops the slot's
+#: writes) and the rewrites of `voter.smr_faults` (the board, told to be the traitor by
+#: the fault agent, rewrites its own replica's sends: the simulator's code)
+PTY_STRATEGIES = frozenset({Strategy.SILENT}) | BOARD_STRATEGIES
 #: commands in flight per board (each board holds at most CLIENT_PENDING_MAX)
 WINDOW = 8
 #: seconds the boards get, once every command was answered, to log the last commits
@@ -45,18 +58,60 @@ SETTLE_S = 10.0
 #: the boards' [replication]: the simulator's checkpoint interval; the slot and the
 #: view-change timer are voterd's defaults for the scenario's baud and rate
 REPLICATION = ReplicationConfig(checkpoint_every=16)
+#: a scenario's `replication` -> voterd's [replication] protocol
+PROTOCOL = {"pbft": "pbft", "crash": "paxos"}
+#: seconds a killed board stays down before the rig starts it again (systemd: RestartSec)
+RESTART_DELAY_S = 0.5
 
 
 def unsupported(sc: Scenario) -> str | None:
     """Why `sc` cannot run on pty boards, or None."""
-    if sc.replication != "pbft":
-        return "the crash-only command log runs in the simulator only (--mode sim)"
+    if sc.replication not in PROTOCOL:
+        return f"replication {sc.replication!r} runs in the simulator only (--mode sim)"
     for f in sc.faults:
+        if isinstance(f, Crash):
+            if sc.replication != "crash":
+                return "a crashed PBFT board on pty restarts empty (no recovery): simulator only"
+            continue
         if not isinstance(f, Traitor):
             return f"{f.kind} faults on a command log run in the simulator only"
         if f.strategy not in PTY_STRATEGIES:
             return f"the {f.strategy} traitor on a command log runs in the simulator only"
     return None
+
+
+def cluster_for(sc: Scenario, out: Path, realtime: bool) -> ProcessCluster:
+    """The boards of a command-log scenario: its protocol; SM(1) beside it below 4 boards."""
+    small = sc.nodes < 4
+    return ProcessCluster(
+        out,
+        nodes=sc.nodes,
+        algorithm=Algorithm.SM if small else sc.algorithm,
+        m=1 if small else sc.m,
+        tick_hz=sc.tick_hz,
+        baud=sc.baud,
+        seed=sc.seed,
+        realtime=realtime,
+        replication=dataclasses.replace(REPLICATION, protocol=PROTOCOL[sc.replication or ""]),
+    )
+
+
+@dataclass
+class Crasher:
+    """Kills each crashing board once its log reaches the crash tick, then restarts it."""
+
+    cluster: ProcessCluster
+    crashes: dict[int, int]
+    last_tick: int
+    done: set[int] = field(default_factory=set)
+
+    def poll(self) -> None:
+        for node, at in self.crashes.items():
+            if node not in self.done and (self.cluster.last_tick(node) or -1) >= at:
+                self.cluster.kill(node)
+                self.done.add(node)
+                time.sleep(RESTART_DELAY_S)
+                self.cluster.restart(node, until_tick=self.last_tick)
 
 
 @dataclass
@@ -69,26 +124,22 @@ class SmrPtyRunner:
     def run(
         self, sc: Scenario, out: Path, progress: Callable[[int], None] | None = None
     ) -> RunOutcome:
-        cluster = ProcessCluster(
-            out,
-            nodes=sc.nodes,
-            tick_hz=sc.tick_hz,
-            baud=sc.baud,
-            seed=sc.seed,
-            realtime=self.realtime,
-            replication=REPLICATION,
-        )
+        cluster = cluster_for(sc, out, self.realtime)
         started = time.monotonic()
         answers: list[dict[str, Any]] = []
+        crashes = {f.node: f.at_tick for f in sc.faults if isinstance(f, Crash)}
+        crasher = Crasher(cluster, crashes, sc.ticks - 1)
         try:
             cluster.setup()
             cluster.start(until_tick=sc.ticks - 1)
             for f in sc.faults:
-                if isinstance(f, Traitor):  # the only kind `unsupported` lets through
+                if isinstance(f, Traitor):
                     cluster.control(f.node, to_command(f))
             loyal = [i for i in range(sc.nodes) if i not in faulty_nodes(sc.faults)]
-            answers = _client(cluster, sc, loyal, progress)
-            _settle(cluster, loyal, len(answers))
+            # the rig submits through boards that stay up; a restarted board is judged too
+            clients = [i for i in loyal if i not in crashes]
+            answers = _client(cluster, sc, clients, progress, crasher.poll)
+            _settle(cluster, loyal, len(answers), crasher.poll)
             exit_codes = {i: p.poll() for i, p in cluster.procs.items()}
         finally:
             fabric = cluster.stop()
@@ -100,6 +151,8 @@ class SmrPtyRunner:
             links=sum_links(fabric),
             link_detail=fabric,
             duration_s=time.monotonic() - started,
+            restarts=sum(cluster.restarts.values()),
+            crashes=len(crasher.done),
             extra={
                 "command_log": summary(logs, sc, len(answers)),
                 "exit_codes": {str(k): v for k, v in exit_codes.items()},
@@ -113,6 +166,7 @@ def _client(
     sc: Scenario,
     boards: list[int],
     progress: Callable[[int], None] | None,
+    poll: Callable[[], None],
 ) -> list[dict[str, Any]]:
     """Submit sc.commands commands round-robin through `boards`; the answers, as they came."""
     assert cluster.cfg is not None
@@ -139,6 +193,7 @@ def _client(
                     a = json.loads(key.fileobj.recv(4096))  # type: ignore[union-attr]
                     if a.get("ok") and flying.pop(a.get("id"), None) is not None:
                         answers.append(a | {"client": key.data})
+            poll()
             if progress is not None:
                 progress(min((cluster.last_tick(b) or 0) for b in boards))
             if not cluster.running():
@@ -160,7 +215,7 @@ def summary(logs: Mapping[int, NodeLog], sc: Scenario, accepted: int) -> dict[st
         for kind, n in e.get("messages", {}).items():
             messages[kind] = messages.get(kind, 0) + n
     return {
-        "protocol": "pbft",
+        "protocol": sc.replication,
         "commands": sc.commands,
         "accepted": accepted,
         "ticks_run": max((e["tick"] for e in commits), default=0),
@@ -180,10 +235,13 @@ def _commit_count(cluster: ProcessCluster, node: int) -> int:
     return text.count('"event":"commit"')
 
 
-def _settle(cluster: ProcessCluster, boards: list[int], commands: int) -> None:
+def _settle(
+    cluster: ProcessCluster, boards: list[int], commands: int, poll: Callable[[], None]
+) -> None:
     """Wait (bounded) until every loyal board logged at least `commands` commits."""
     deadline = time.monotonic() + SETTLE_S
     while time.monotonic() < deadline and cluster.running():
+        poll()  # a crash due after the last answer still happens
         if all(_commit_count(cluster, b) >= commands for b in boards):
             return
         time.sleep(0.2)

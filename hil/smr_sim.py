@@ -10,7 +10,7 @@ event (SPEC.md); the client logs its `request`s and accepted `reply`s; the
 checker (`hil.smr_checks`) judges only those lines.
 
 Faults, in the project's vocabulary (voter/faultmodel.py): `traitor` (the
-strategies in hil.smr_adversary), `crash` (the replica stops at `at_tick` and
+strategies in voter.smr_faults), `crash` (the replica stops at `at_tick` and
 stays down: recovery by state transfer is not built), `link-drop`, `link-delay`
 (ceil(delay_ms / tick_ms) extra ticks), `link-jitter`; a partition between link
 groups is link-drop p = 1 on the links that cross it, in a window.
@@ -33,13 +33,13 @@ from hil.checks import NodeLog
 from hil.faultspec import faulty_nodes
 from hil.outcome import RunnerError, RunOutcome
 from hil.scenario import Scenario
-from hil.smr_adversary import SMR_STRATEGIES, Adversary, Coalition
 from voter.core.adversary import Strategy
 from voter.core.crypto import KeyRing, deterministic_seeds, keyring_from_seeds
 from voter.core.paxos import PaxosConfig, PaxosReplica
 from voter.core.pbft import PbftConfig, PbftReplica
 from voter.core.smr import Replica, Reply, Request, Send, sign, verify
 from voter.faultmodel import Crash, Fault, LinkDelay, LinkDrop, LinkJitter, Traitor
+from voter.smr_faults import SMR_STRATEGIES, Adversary, Coalition
 
 PROTOCOLS = ("pbft", "crash")
 CLUSTER = "voter"

@@ -60,8 +60,8 @@ def command_log_inside_bound(draw: st.DrawFn) -> dict[str, object]:
     """A command-log run the theory says is safe and live: PBFT N=4 with one faulty replica
     (any strategy, any window, lossy links at it), or crash-only N=3 with one crash or a
     lossy/slow link at one board."""
-    from hil.smr_adversary import SMR_STRATEGIES
     from voter.faultmodel import Crash, LinkDelay, LinkDrop, LinkSelector, Traitor, Window
+    from voter.smr_faults import SMR_STRATEGIES
 
     protocol = draw(st.sampled_from(["pbft", "crash"]))
     nodes = 4 if protocol == "pbft" else 3

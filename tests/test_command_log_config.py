@@ -106,3 +106,32 @@ def test_cluster_init_writes_replication_and_show_describes_it(tmp_path: Path) -
     shown = run_cli("voter", "cluster", "show", str(out / "cluster.toml"))
     assert "command log: PBFT (f <= 1 of any kind), 184 bytes" in shown.stdout
     assert "view-change timer 178 ticks" in shown.stdout
+
+
+def test_paxos_is_accepted_on_three_boards_and_refused_below_its_bound(tmp_path: Path) -> None:
+    """`protocol = "paxos"` loads on 2f+1 = 3 boards (SM, which 3 boards can run); PBFT on
+    the same 3 boards, and Paxos on 2, are one line naming replication.protocol and the bound."""
+    paxos = '\n[replication]\nprotocol = "paxos"\n'
+    cfg = load(cluster_text(3, algorithm="sm") + paxos, tmp_path)
+    assert cfg.replication is not None and "paxos" == cfg.replication.protocol
+    assert cfg == load(dump_cluster(cfg), tmp_path)
+    for text, need in (
+        (cluster_text(3, algorithm="sm") + TABLE, "pbft needs at least 4 boards (N = 3f+1"),
+        (cluster_text(2, algorithm="sm") + paxos, "paxos needs at least 3 boards (N = 2f+1"),
+    ):
+        with pytest.raises(ConfigFileError, match=r"replication\.protocol") as e:
+            load(text, tmp_path)
+        assert need in str(e.value) and 1 == len(str(e.value).splitlines())
+
+
+def test_cluster_show_describes_a_crash_only_command_log(tmp_path: Path) -> None:
+    """`voter cluster init --nodes 3 --replication paxos`: `cluster show` names the model,
+    its bound and that it signs nothing."""
+    out = tmp_path / "c"
+    r = run_cli(
+        "voter", "cluster", "init", "--nodes", "3", "--algorithm", "sm", "--out", str(out),
+        "--replication", "paxos",
+    )  # fmt: skip
+    assert 0 == r.returncode, r.stderr
+    shown = run_cli("voter", "cluster", "show", str(out / "cluster.toml"))
+    assert "command log: crash-only Multi-Paxos (f <= 1 crashes, no signatures)" in shown.stdout

@@ -110,13 +110,13 @@ def test_the_checker_sees_a_command_log_pty_run_that_lost_commands(tmp_path: Pat
 
 
 def test_unsupported_command_log_faults_are_skipped_with_a_reason(tmp_path: Path) -> None:
-    """An equivocating primary is acted out by the simulator only: one line says so."""
+    """A late primary is acted out by the simulator only (its network delays): one line."""
     sc = Scenario(
-        name="equivocating",
+        name="late",
         nodes=4,
         replication="pbft",
         commands=10,
-        faults=(Traitor(0, Strategy.EQUIVOCATE),),
+        faults=(Traitor(0, Strategy.LATE),),
     )
     result = run_scenario(sc, "pty", tmp_path)
     assert result.skipped is not None and "simulator only" in result.skipped

@@ -78,3 +78,23 @@ def test_a_client_that_hangs_up_is_forgotten(tmp_path: Path) -> None:
         log.close()
         log.dlog.close()
     assert not log.path.exists()
+
+
+def test_the_last_logged_commit_is_found_behind_other_lines_and_in_rotated_files(
+    tmp_path: Path,
+) -> None:
+    """What a restarted crash-only board must not log twice: the newest commit line, read
+    backwards across blocks, past a line a kill -9 cut, and in path.1 when the current file
+    was just rotated; 0 without any."""
+    from voter.commandlog import last_logged_commit
+
+    path = tmp_path / "node0.jsonl"
+    assert 0 == last_logged_commit(path)
+    lines = [{"event": "commit", "node": 0, "tick": t, "seq": t + 1} for t in range(5)]
+    lines += [{"event": "decision", "node": 0, "tick": t, "pad": "x" * 200} for t in range(400)]
+    text = "".join(json.dumps(x, separators=(",", ":")) + "\n" for x in lines)
+    path.write_text(text + '{"event":"commit","node":0,"tick":9,"se')  # cut by the kill
+    assert 5 == last_logged_commit(path)
+    path.rename(tmp_path / "node0.jsonl.1")
+    path.write_text('{"event":"joined","node":0,"tick":0,"how":"peers"}\n')
+    assert 5 == last_logged_commit(path)

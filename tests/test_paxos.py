@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hil.smr_checks import check_log
 from hil.smr_sim import SmrConfig, simulate
 from voter.core.adversary import Strategy
-from voter.core.paxos import DoViewChange, Entry, merge_logs
-from voter.core.smr import Request
+from voter.core.paxos import (
+    RECOVERY_CHUNK,
+    Accept,
+    Decide,
+    DoViewChange,
+    Entry,
+    PaxosConfig,
+    PaxosReplica,
+    merge_logs,
+)
+from voter.core.smr import Request, Send
 from voter.faultmodel import Crash, Traitor
 
 
@@ -47,3 +58,86 @@ def test_the_new_leader_keeps_the_highest_view_entry_and_fills_gaps() -> None:
         DoViewChange(2, (Entry(1, 1, b),), 2),
     ]
     assert merge_logs(2, logs) == (Entry(1, 2, b), Entry(2, 2, None), Entry(3, 2, b))
+
+
+class Net:
+    """Three replicas and a reliable in-memory network, delivered in send order; `down`
+    replicas neither receive nor tick (a crash)."""
+
+    def __init__(self, timeout: int = 5) -> None:
+        cfg = PaxosConfig(3, clients=(3,), timeout_ticks=timeout)
+        self.reps = [PaxosReplica(i, cfg) for i in range(3)]
+        self.queue: list[tuple[int, Send]] = []
+        self.down: set[int] = set()
+        self.now = 0
+
+    def send(self, src: int, sends: list[Send]) -> None:
+        self.queue += [(src, s) for s in sends if s.dst < 3]
+
+    def run(self, ticks: int, drop: Callable[[int, Send], bool] = lambda _s, _m: False) -> None:
+        for _ in range(ticks):
+            self.now += 1
+            queue, self.queue = self.queue, []
+            for src, s in queue:
+                if s.dst not in self.down and not drop(src, s):
+                    self.send(s.dst, self.reps[s.dst].receive(src, s.msg, self.now))
+            for i, r in enumerate(self.reps):
+                if i not in self.down:
+                    self.send(i, r.tick(self.now))
+
+    def request(self, req: Request) -> None:
+        for i, r in enumerate(self.reps):
+            if i not in self.down:
+                self.send(i, r.receive(3, req, self.now))
+
+    def committed(self, i: int) -> list[str | None]:
+        return [None if e.request is None else e.request.op for e in self.reps[i].executed]
+
+
+def test_an_acceptor_restarted_empty_breaks_safety_and_a_learner_does_not() -> None:
+    """Why a restarted replica recovers as a learner. Command a is decided at seq 1 by the
+    leader 0 and replica 1 (replica 2 missed the accept). Replica 1 restarts with empty
+    state, 0 crashes. An empty acceptor joins the view change and view 2 (leader 2) never
+    hears of a: b takes seq 1, while 0 executed a there. A learner (`recover`) does not
+    vote before it caught up with a leader: no new view, nothing decided against a."""
+    a, b = Request(3, 0, "a"), Request(3, 1, "b")
+
+    def scenario(learner: bool) -> Net:
+        net = Net()
+        net.request(a)
+        net.run(4, drop=lambda src, s: s.dst == 2 and isinstance(s.msg, Accept | Decide))
+        assert ["a"] == net.committed(0) == net.committed(1) and [] == net.committed(2)
+        net.reps[1] = PaxosReplica(1, net.reps[1].cfg)  # restarted: state lost
+        if learner:
+            net.reps[1].recover()
+        net.down.add(0)
+        net.reps[2].pending.clear()  # replica 2 never heard of a
+        net.request(b)
+        net.run(200)
+        return net
+
+    empty = scenario(learner=False)
+    assert ["b"] == empty.committed(2)[:1] and ["a"] == empty.committed(0)  # two logs
+    safe = scenario(learner=True)
+    assert [] == safe.committed(2) and safe.reps[1].recovering
+
+
+def test_a_learner_takes_the_leaders_log_then_follows() -> None:
+    """Replica 2 restarts while 0 leads: it answers nothing until f+1 = 2 others answered
+    and leader 0 sent its log (in chunks of RECOVERY_CHUNK); then it executes the same
+    commands and acknowledges new accepts like any follower."""
+    net = Net()
+    for k in range(RECOVERY_CHUNK + 10):
+        net.request(Request(3, k, f"c{k}"))
+    net.run(10)
+    net.reps[2] = PaxosReplica(2, net.reps[2].cfg)
+    net.reps[2].recover()
+    net.request(Request(3, 999, "late"))
+    net.run(3)
+    assert net.reps[2].recovering and 0 == net.reps[2].counts.sent.get("Accepted", 0)
+    net.run(20)
+    assert not net.reps[2].recovering and 0 == net.reps[2].view
+    assert net.committed(0) == net.committed(2) and "late" == net.committed(2)[-1]
+    net.request(Request(3, 1000, "after"))
+    net.run(5)
+    assert "after" == net.committed(2)[-1] and net.reps[2].counts.sent["Accepted"] >= 1

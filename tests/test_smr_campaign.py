@@ -37,9 +37,10 @@ def test_each_shipped_scenario_gets_its_expected_outcome(name: str, tmp_path: Pa
 
 
 def test_a_replay_has_the_same_history_and_pty_mode_says_why_not(tmp_path: Path) -> None:
-    """A replay is the same history; an equivocating primary is acted out in sim mode only."""
+    """A replay is the same history; an isolated primary (link faults) is acted out in sim
+    mode only."""
     shipped = {s.name: s for s in load_campaign(SHIPPED).scenarios}
-    sc = replace(shipped["pbft-n4-equivocating-primary"], commands=50)
+    sc = replace(shipped["pbft-n4-isolated-primary"], commands=50)
     one, two = run_scenario(sc, "sim", tmp_path), run_scenario(sc, "sim", tmp_path)
     assert one.history_hash == two.history_hash and one.history_hash
     pty = run_scenario(sc, "pty", tmp_path)

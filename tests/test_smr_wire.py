@@ -1,4 +1,5 @@
-"""The command log's wire codec: every PBFT message round-trips, and no bytes make it raise."""
+"""The command log's wire codec: every PBFT and Paxos message round-trips, and no bytes make it
+raise."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from voter.core import paxos
 from voter.core.drops import DETAIL_MAX, DROP_CRC, DROP_SCHEMA, Drop
 from voter.core.frame import Frame, encode_frame
 from voter.core.pbft import (
@@ -57,6 +59,7 @@ view_changes = st.builds(
     node,
     sig,
 )
+entries = st.lists(st.builds(paxos.Entry, small, small, opt_req), max_size=4).map(tuple)
 messages = st.one_of(
     requests,
     st.builds(Reply, small, small, ints, small, st.text(max_size=16), node, sig),
@@ -75,6 +78,14 @@ messages = st.one_of(
     st.builds(Fetch, small, small, node),
     st.builds(Segment, small, st.lists(st.tuples(small, opt_req), max_size=4).map(tuple), node),
     st.builds(AskView, small, node),
+    # the crash-only log's (unsigned)
+    st.builds(paxos.Accept, small, small, opt_req),
+    st.builds(paxos.Accepted, small, small, node),
+    st.builds(paxos.Decide, small, small),
+    st.builds(paxos.DoViewChange, small, entries, node),
+    st.builds(paxos.StartView, small, entries, small),
+    st.builds(paxos.Recover, node, small, small),
+    st.builds(paxos.Recovery, small, small, node, small, small, entries),
 )
 
 

@@ -564,8 +564,12 @@ def _describe_replication(cfg: ClusterConfig) -> str:
     slot = smr_slot_bytes(cfg)
     timer = rep.timeout_ticks or view_timeout_ticks(slot)
     sock = rep.socket or str(cfg.log_dir / "cmd{node}.sock")
+    if rep.protocol == "paxos":
+        bound = f"crash-only Multi-Paxos (f <= {(cfg.n - 1) // 2} crashes, no signatures)"
+    else:
+        bound = f"PBFT (f <= {(cfg.n - 1) // 3} of any kind)"
     return (
-        f"{rep.protocol.upper()} (f <= {(cfg.n - 1) // 3} of any kind), "
+        f"{bound}, "
         f"{slot} bytes per link per tick after the rounds, view-change timer {timer} ticks, "
         f"commands on {sock}"
     )

@@ -1,9 +1,10 @@
-"""The board's replicated command log in voterd: the PBFT port, its command socket, its slot.
+"""The board's replicated command log in voterd: the port, its command socket, its slot.
 
 Built by `voter.voterd` when cluster.toml has a [replication] table; the loop
 (`voter.daemon`) hands it command-log frames as they are read and calls `slot`
 once per tick right after the agreement decided (docs/design.md, Command log).
-The port (`voter.core.smr_port`) does the protocol; this module does the I/O:
+The port (`voter.core.smr_port`) does the protocol (PBFT, or the crash-only
+Multi-Paxos: [replication] protocol); this module does the I/O:
 the links' writes, the decision log's `commit` lines and the unix socket
 `voter command send` talks to. The socket is SOCK_SEQPACKET: a client
 connects (the answer needs no address of its own, so it works across the
@@ -11,8 +12,9 @@ service's private network namespace and /tmp) and sends commands as JSON
 packets ``{"op": "...", "id": ...}`` (`id` optional, an integer or a string the
 answer echoes, so one connection may have many commands in flight). Each gets
 ``{"ok": true, "id", "req", "seq", "result", "tick"}`` on the same connection
-once f+1 replicas replied alike, or at once ``{"ok": false, "id", "error"}``
-for a command the board refuses. At most CONNECTIONS_MAX clients at a time.
+once f+1 replicas replied alike (crash-only: once the leader replied), or at
+once ``{"ok": false, "id", "error"}`` for a command the board refuses. At most CONNECTIONS_MAX
+clients at a time.
 
 Under --hil, the `silent` traitor silences the command log too: the replica
 still takes what arrives, but nothing it sends leaves the board.
@@ -32,10 +34,11 @@ from typing import Any
 from voter.budget import view_timeout_ticks
 from voter.config import ClusterConfig
 from voter.core.crypto import KeyRing
+from voter.core.paxos import PaxosConfig, PaxosReplica
 from voter.core.pbft import PbftConfig, PbftReplica
 from voter.core.smr_port import SmrPort
 from voter.core.smr_wire import Fragment, SmrFrame
-from voter.decision_log import DecisionLog
+from voter.decision_log import KEEP_FILES, DecisionLog
 from voter.exitcodes import SetupError
 from voter.peerlinks import PeerLinks
 
@@ -50,28 +53,73 @@ CONNECTIONS_MAX = 16
 def build_port(
     cfg: ClusterConfig, me: int, keys: KeyRing, slot_bytes: int, first_req: int = 1
 ) -> SmrPort:
-    """The PBFT replica and port of board `me` ([replication] must be set); its requests are
-    numbered from `first_req` (voterd: the wall clock in µs, so a restart never repeats one)."""
+    """The replica and port of board `me` ([replication] must be set); its requests are
+    numbered from `first_req` (voterd: the wall clock in µs, so a restart never repeats one).
+    Every board is a client (of the commands sent to it). Crash-only Paxos signs nothing:
+    `keys` serve PBFT only."""
     rep = cfg.replication
     assert rep is not None
     timeout = rep.timeout_ticks or view_timeout_ticks(slot_bytes)
-    pcfg = PbftConfig(
-        cfg.n,
-        clients=tuple(range(cfg.n)),  # each board is the client of the commands sent to it
-        timeout_ticks=timeout,
-        checkpoint_every=rep.checkpoint_every,
-        cluster=cfg.id,
-    )
+    clients = tuple(range(cfg.n))
+    replica: PbftReplica | PaxosReplica
+    if rep.protocol == "paxos":
+        replica = PaxosReplica(me, PaxosConfig(cfg.n, clients=clients, timeout_ticks=timeout))
+    else:
+        pcfg = PbftConfig(
+            cfg.n,
+            clients=clients,
+            timeout_ticks=timeout,
+            checkpoint_every=rep.checkpoint_every,
+            cluster=cfg.id,
+        )
+        replica = PbftReplica(me, pcfg, keys)
     peers = tuple(n.id for n in cfg.nodes if n.id != me)
     return SmrPort(
         me,
-        PbftReplica(me, pcfg, keys),
+        replica,
         cfg.id,
         peers,
         slot_bytes,
         resend_ticks=2 * timeout,
         next_req=first_req,
     )
+
+
+def last_logged_commit(path: Path, keep: int = KEEP_FILES) -> int:
+    """The sequence number of the last `commit` line in decision log `path`, or in the
+    files it rotated to (`path`.1, .2, ...; 0: none)."""
+    for k in range(keep + 1):
+        seq = _last_commit_in(path if k == 0 else path.with_name(f"{path.name}.{k}"))
+        if seq:
+            return seq
+    return 0
+
+
+def _last_commit_in(path: Path, block: int = 64 * 1024) -> int:
+    """Read backwards in blocks: on a restart the log may be long, and its newest commit
+    may lie behind hours of per-tick lines. A line cut by a kill -9 is skipped."""
+    try:
+        fh = path.open("rb")
+    except OSError:
+        return 0
+    with fh:
+        end = fh.seek(0, os.SEEK_END)
+        tail = b""
+        while end > 0:
+            start = max(0, end - block)
+            fh.seek(start)
+            chunk = fh.read(end - start) + tail
+            lines = chunk.split(b"\n")
+            tail = lines.pop(0) if start > 0 else b""  # maybe cut: joined with the next block
+            for raw in reversed(lines):
+                if b'"event":"commit"' not in raw:
+                    continue
+                with contextlib.suppress(ValueError):
+                    seq = json.loads(raw).get("seq")
+                    if type(seq) is int:
+                        return seq
+            end = start
+    return 0
 
 
 class CommandLog:
@@ -95,6 +143,8 @@ class CommandLog:
         #: request number -> the connection to answer on and the client's id of the command
         self.waiting: dict[int, tuple[socket.socket, Any]] = {}
         self.tick = 0
+        #: a restarted crash-only replica still learning the log (`joined`)
+        self.recovering = False
 
     def open(self, sel: selectors.BaseSelector) -> None:
         """Listen on the command socket (SetupError: one line, exit 69)."""
@@ -120,10 +170,30 @@ class CommandLog:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
 
+    def joined(self, how: str, tick: int) -> None:
+        """The daemon joined (`how`: "peers", a running cluster; "cold" or "common-start").
+
+        A crash-only replica that joins a running cluster was restarted and has lost what
+        it accepted: it recovers as a learner (`voter.core.paxos`, docs/design.md "A
+        restarted board") and does not log again the commits its decision log holds. On
+        a cold or common start the whole cluster starts a new log: nothing to recover.
+        """
+        rep = self.port.replica
+        if how == "peers" and isinstance(rep, PaxosReplica):
+            self.port.logged_upto = last_logged_commit(self.dlog.path)
+            rep.recover()
+            self.recovering = True
+            me, logged = self.port.me, self.port.logged_upto
+            self.dlog.event("command-log-recovering", node=me, tick=tick, logged=logged)
+
     def totals(self) -> dict[str, Any]:
         """The `command-log` line at stop: what this board's replica sent, dropped, signed."""
         rep, port = self.port.replica, self.port
+        # the board's key ring under PBFT (the agreement's own signatures too under SM);
+        # crash-only Paxos signs and verifies nothing
+        keys = rep.keys if isinstance(rep, PbftReplica) else None
         return {
+            "protocol": "pbft" if isinstance(rep, PbftReplica) else "paxos",
             "view": rep.view,
             "view_changes": rep.counts.view_changes,
             "executed": rep.last_exec,
@@ -131,9 +201,8 @@ class CommandLog:
             "refused": rep.refused,
             "dropped": dict(sorted(port.drops.items())),
             "bytes_sent": port.bytes_sent,
-            # the board's key ring: the agreement's own signatures too under SM
-            "signatures": rep.keys.signs,
-            "verifies": rep.keys.verifies,
+            "signatures": 0 if keys is None else keys.signs,
+            "verifies": 0 if keys is None else keys.verifies,
         }
 
     def on_item(self, peer: int, item: SmrFrame | Fragment) -> None:
@@ -216,6 +285,16 @@ class CommandLog:
                 links.send(dst, data, now, now)
         for line in lines:
             self.dlog.write(line)
+        rep = self.port.replica
+        if self.recovering and isinstance(rep, PaxosReplica) and not rep.recovering:
+            self.recovering = False
+            self.dlog.event(
+                "command-log-recovered",
+                node=self.port.me,
+                tick=tick,
+                view=rep.view,
+                executed=rep.last_exec,
+            )
         for a in self.port.answered():
             to = self.waiting.pop(a.req, None)
             if to is not None and to[0] in self.conns:

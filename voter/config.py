@@ -69,7 +69,9 @@ _NODE_OPTIONAL = ("control", "sensor", "output")
 
 _REPLICATION_REQUIRED = ("protocol",)
 _REPLICATION_OPTIONAL = ("bytes_per_tick", "timeout_ticks", "checkpoint_every", "socket")
-REPLICATION_PROTOCOLS = ("pbft",)
+REPLICATION_PROTOCOLS = ("pbft", "paxos")
+#: boards a command-log protocol needs to tolerate one fault: 3f+1 (Byzantine), 2f+1 (crash)
+REPLICATION_NODES_MIN = {"pbft": 4, "paxos": 3}
 #: a command-log slot's bounds in wire bytes per link per tick (voter.core.smr_port)
 SMR_SLOT_BYTES = (64, 4096)
 
@@ -343,6 +345,7 @@ def _parse(raw: dict[str, Any], path: Path) -> ClusterConfig:
     degrade = _degrade(c, raw.get("degrade"), algorithm)
     replication = _parse_replication(c, raw.get("replication"))
     nodes = _parse_nodes(c, raw["node"], base)
+    _check_replication_size(c, replication, len(nodes))
     _check_mavlink_names(c, channels, output, nodes)
     return ClusterConfig(
         id=cluster_id,
@@ -412,14 +415,14 @@ def _diagnosis(
 
 
 def _parse_replication(c: _Checker, value: object) -> ReplicationConfig | None:
-    """[replication]: protocol = "pbft" and the slot, timer and checkpoint bounds."""
+    """[replication]: protocol = "pbft" or "paxos" and the slot, timer and checkpoint bounds."""
     if value is None:
         return None
     t = c.table(value, "replication")
     c.keys(t, "replication", _REPLICATION_REQUIRED, _REPLICATION_OPTIONAL)
     protocol = c.string(t["protocol"], "replication.protocol")
     if protocol not in REPLICATION_PROTOCOLS:
-        raise c.error("replication.protocol", f'must be "pbft", got {protocol!r}')
+        raise c.error("replication.protocol", f'must be "pbft" or "paxos", got {protocol!r}')
     slot = t.get("bytes_per_tick", 0)
     if not (type(slot) is int and slot == 0):
         slot = c.integer(slot, "replication.bytes_per_tick", *SMR_SLOT_BYTES)
@@ -433,6 +436,19 @@ def _parse_replication(c: _Checker, value: object) -> ReplicationConfig | None:
             t.get("checkpoint_every", 16), "replication.checkpoint_every", 1, 512
         ),
         socket=sock,
+    )
+
+
+def _check_replication_size(c: _Checker, rep: ReplicationConfig | None, n: int) -> None:
+    """PBFT tolerates f faults of any kind with 3f+1 boards, crash-only Paxos f crashes with
+    2f+1: fewer than 4 (3) boards tolerate none, which no one configures on purpose."""
+    if rep is None or n >= REPLICATION_NODES_MIN[rep.protocol]:
+        return
+    need = REPLICATION_NODES_MIN[rep.protocol]
+    bound = "3f+1" if rep.protocol == "pbft" else "2f+1"
+    raise c.error(
+        "replication.protocol",
+        f"{rep.protocol} needs at least {need} boards (N = {bound}, f >= 1), the cluster has {n}",
     )
 
 

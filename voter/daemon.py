@@ -257,6 +257,8 @@ class Daemon:
         extra = {"peers": peers} if how != "common-start" else {}
         self.parts.dlog.event("joined", node=self.parts.me, tick=first, how=how, **extra)
         self.parts.log.event("joined", tick=first, how=how)
+        if self.parts.commands is not None:  # a restarted crash-only replica recovers
+            self.parts.commands.joined(how, first)
         return first
 
     # -- the loop ----------------------------------------------------------------

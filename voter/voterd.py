@@ -29,6 +29,7 @@ from voter.budget import (
 )
 from voter.commandlog import CommandLog, build_port
 from voter.config import ClusterConfig, ConfigFileError, NodeConfig, load_cluster
+from voter.core.adversary import Strategy
 from voter.core.board import Board
 from voter.core.crypto import KeyRing
 from voter.core.diagnosis import make_diagnosis
@@ -58,6 +59,7 @@ from voter.output import Output, OutputError, open_outputs
 from voter.peerlinks import PeerLinks
 from voter.sdnotify import Notifier
 from voter.sensors import SensorError, SensorSource, open_sensor
+from voter.smr_faults import BoardTraitor
 
 
 def _load(args: argparse.Namespace) -> tuple[ClusterConfig, NodeConfig, Budget]:
@@ -197,7 +199,7 @@ def build(args: argparse.Namespace) -> Daemon:
         health=health,
         output=output,
         agent=agent,
-        commands=_commands(cfg, args.node, keys, dlog, faults if args.hil else None),
+        commands=_commands(cfg, args.node, keys, dlog, faults if args.hil else None, seed),
     )
     return Daemon(parts, _options(args, admission))
 
@@ -232,14 +234,24 @@ def _driver(
 
 
 def _commands(
-    cfg: ClusterConfig, node: int, keys: KeyRing, dlog: DecisionLog, faults: FaultState | None
+    cfg: ClusterConfig,
+    node: int,
+    keys: KeyRing,
+    dlog: DecisionLog,
+    faults: FaultState | None,
+    seed: int,
 ) -> CommandLog | None:
-    """The replicated command log, when cluster.toml has a [replication] table."""
+    """The replicated command log, when cluster.toml has a [replication] table; under --hil
+    the traitor the fault agent sets acts in it too (silent: its writes dropped; the
+    others: `voter.smr_faults.BoardTraitor` rewrites its replica's sends)."""
     if cfg.replication is None:
         return None
     # request numbers from the wall clock: unique across this board's restarts
     port = build_port(cfg, node, keys, smr_slot_bytes(cfg), first_req=time.time_ns() // 1000)
-    silent = None if faults is None else (lambda tick: faults.traitor(tick) == "silent")
+    if faults is None:
+        return CommandLog(port, cfg.command_socket_for(node), dlog)
+    port.rewrite = BoardTraitor(node, cfg.n, cfg.id, keys, faults.traitor, random.Random(seed))
+    silent = lambda tick: faults.traitor(tick) == Strategy.SILENT  # noqa: E731
     return CommandLog(port, cfg.command_socket_for(node), dlog, silent)
 
 

@@ -15,6 +15,15 @@ f+1 logs has it), fills gaps with nothing, and starts the view by sending the
 result to all. Nothing in this protocol defends against a replica that lies:
 an equivocating leader splits the followers (the seed's 3f+1 argument, shown by
 campaigns/command-log.toml). Pure: no I/O, no clock, no randomness.
+
+Recovery (a restarted board, docs/design.md "A restarted board"): an acceptor
+that restarts with empty state has forgotten what it accepted, and a decision
+counted on its acceptance could be lost at the next leader change. So a replica
+started with `recover()` is a learner: it neither accepts, nor votes, nor asks
+for a view change; it asks everyone (Recover), and once f+1 others answered and
+the leader of the highest view they name sent its log, chunk by chunk, it takes
+that log and view and only then acts as a follower (Viewstamped Replication's
+recovery, without disk).
 """
 
 from __future__ import annotations
@@ -70,6 +79,34 @@ class StartView:
     decided: int
 
 
+@dataclass(frozen=True, slots=True)
+class Recover:
+    """A recovering replica asks for the current view and the leader's log from `start`."""
+
+    node: int
+    nonce: int
+    start: int
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """The answer: every normal replica its view; the leader also its log from `start`
+    (at most RECOVERY_CHUNK entries), its commit point and its highest sequence number."""
+
+    view: int
+    nonce: int
+    node: int
+    decided: int
+    top: int
+    entries: tuple[Entry, ...]
+
+
+#: log entries one Recovery carries at most (the rest: the next round)
+RECOVERY_CHUNK = 64
+#: Accept and Decide messages a recovering replica keeps for after it caught up, at most
+RECOVERY_EARLY_MAX = 1024
+
+
 @dataclass(frozen=True)
 class PaxosConfig:
     nodes: int
@@ -106,19 +143,31 @@ class PaxosReplica:
     vc_attempt: int = 0
     changes: dict[int, dict[int, DoViewChange]] = field(default_factory=dict)
     refused: int = 0
+    #: a learner after a restart (`recover`): no accepts, votes or view changes yet
+    recovering: bool = False
+    rec: _Recovering | None = None
 
     @property
     def is_leader(self) -> bool:
         return self.cfg.leader(self.view) == self.node
 
     def receive(self, src: int, msg: Any, now: int) -> list[Send]:
-        out = self._dispatch(src, msg, now)
+        if isinstance(msg, Recover):
+            out = self._on_recover(src, msg)
+        elif self.recovering:
+            out = self._while_recovering(src, msg, now)
+        else:
+            out = self._dispatch(src, msg, now)
         self.counts.add(out)
         return out
 
     def tick(self, now: int) -> list[Send]:
         out: list[Send] = []
-        if self.normal:
+        if self.recovering:
+            assert self.rec is not None
+            if self.rec.nonce == 0 or now - self.rec.sent_at >= self.cfg.timeout_ticks:
+                out = self._ask(now)  # the first round, or a round nobody completed
+        elif self.normal:
             if self.pending and now - self.progress_at > self.cfg.timeout_ticks:
                 out = self._start_view_change(self.view + 1, now)
         elif now - self.vc_started > self.cfg.timeout_ticks * 2 ** min(self.vc_attempt, 6):
@@ -270,6 +319,104 @@ class PaxosReplica:
             return []
         self.acks = {e.seq: {self.node} for e in log if e.seq > self.last_exec}
         return self._propose()
+
+    # -- recovery (a restarted replica) ---------------------------------------------------
+    def recover(self) -> None:
+        """Become a learner: this replica's state was lost (a restart), see the module doc."""
+        self.recovering, self.normal, self.rec = True, False, _Recovering()
+        self.log, self.acks, self.decided, self.last_exec = {}, {}, 0, 0
+        self.service, self.changes = Service(), {}
+
+    def _ask(self, now: int) -> list[Send]:
+        """A new round: ask everyone for the view and the leader for the log from `start`."""
+        rec = self.rec
+        assert rec is not None
+        rec.nonce += 1
+        rec.sent_at, rec.replies = now, {}
+        start = len(rec.log) + 1
+        return broadcast(Recover(self.node, rec.nonce, start), self.cfg.nodes, self.node)
+
+    def _on_recover(self, src: int, r: Recover) -> list[Send]:
+        """Answer a recovering replica: only a normal one does (VR), the leader with its log."""
+        if self.recovering or not self.normal or r.node != src or src == self.node:
+            return []
+        if not self.is_leader:
+            return [Send(src, Recovery(self.view, r.nonce, self.node, 0, 0, ()))]
+        top = max(self.log, default=0)
+        end = min(top, r.start + RECOVERY_CHUNK - 1)
+        entries: list[Entry] = []
+        for seq in range(r.start, end + 1):
+            if seq not in self.log:
+                break
+            entries.append(self.log[seq])
+        return [
+            Send(src, Recovery(self.view, r.nonce, self.node, self.decided, top, tuple(entries)))
+        ]
+
+    def _while_recovering(self, src: int, msg: Any, now: int) -> list[Send]:
+        rec = self.rec
+        assert rec is not None
+        if isinstance(msg, Request):
+            if msg.client in self.cfg.clients and msg.key not in self.pending:
+                self.pending[msg.key] = msg  # proposed or executed once this replica is back
+            return []
+        if isinstance(msg, Accept | Decide):
+            if len(rec.early) < RECOVERY_EARLY_MAX:
+                rec.early.append((src, msg))  # after the leader's log: replayed on adoption
+            return []
+        if not isinstance(msg, Recovery) or msg.nonce != rec.nonce or msg.node != src:
+            return []  # a view change goes on without a learner
+        rec.replies[src] = msg
+        if len(rec.replies) < self.cfg.f + 1:
+            return []
+        view = max(r.view for r in rec.replies.values())
+        lead = rec.replies.get(self.cfg.leader(view))
+        if lead is None or lead.view != view:
+            return []  # the leader of the newest view has not answered (yet)
+        if rec.view != view:  # another leader's log: start over (its tail may differ)
+            rec.view, rec.log = view, []
+        for e in lead.entries:
+            if e.seq == len(rec.log) + 1:
+                rec.log.append(e)
+        # the leader's accepts since this replica listens continue the log: the segments
+        # need only reach the first of them (or the leader's top when it proposed nothing)
+        leader = self.cfg.leader(view)
+        heard = [
+            m.seq for s, m in rec.early if isinstance(m, Accept) and (s, m.view) == (leader, view)
+        ]
+        if len(rec.log) < min(lead.top, min(heard, default=lead.top + 1) - 1):
+            return self._ask(now)
+        return self._adopt(view, lead.decided, now)
+
+    def _adopt(self, view: int, decided: int, now: int) -> list[Send]:
+        """Caught up with view `view`'s leader: its log is ours; a follower from here on."""
+        rec = self.rec
+        assert rec is not None
+        self.recovering, self.rec = False, None
+        self.view, self.normal, self.progress_at = view, True, now
+        self.log = {e.seq: e for e in rec.log}
+        self.assigned = {e.request.key for e in rec.log if e.request is not None}
+        self.next_seq = len(rec.log) + 1  # a follower's: set again by the next view it leads
+        self.decided = decided
+        leader = self.cfg.leader(view)
+        # what the leader has not decided yet it may need this replica's acceptance for
+        out = [Send(leader, Accepted(view, e.seq, self.node)) for e in rec.log if e.seq > decided]
+        out += self._execute(now)
+        for src, msg in rec.early:
+            out += self._dispatch(src, msg, now)
+        return out
+
+
+@dataclass
+class _Recovering:
+    """A learner's recovery: this round's nonce and answers, the leader's log so far."""
+
+    nonce: int = 0
+    sent_at: int = 0
+    replies: dict[int, Recovery] = field(default_factory=dict)
+    view: int = -1
+    log: list[Entry] = field(default_factory=list)
+    early: list[tuple[int, Any]] = field(default_factory=list)
 
 
 def merge_logs(view: int, changes: Any) -> tuple[Entry, ...]:

@@ -1,4 +1,4 @@
-"""One board's command-log port: its PBFT replica, bounded queues, per-tick byte budget; pure.
+"""One board's command-log port: its replica, bounded queues, per-tick byte budget; pure.
 
 The daemon hands it what the links delivered (`on_item`, any time: only
 queued) and, once per tick after the agreement rounds decided, calls `step`:
@@ -8,18 +8,23 @@ leave in this tick's command-log slot (docs/design.md, Command log). Messages
 larger than what a slot may carry go as fragments over several ticks. The
 board is also the client of the commands submitted on it (`submit`): the
 request goes to every replica and the answer is the first result f+1 replicas
-sent alike. No I/O, no clock, no randomness; every queue is bounded and a
-message that does not fit is a counted drop (PBFT retransmits, times out and
-catches up: a lost message costs time, never safety).
+sent alike (PBFT: signed requests and replies), or the leader's reply
+(crash-only Paxos: unsigned, only the leader replies, nobody lies). No I/O,
+no clock, no randomness; every queue is bounded and a message that does not
+fit is a counted drop (PBFT retransmits, times out and catches up; Paxos
+changes leader: a lost message costs time, never safety).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from voter.core import paxos
 from voter.core.drops import Drop
+from voter.core.paxos import PaxosReplica
 from voter.core.pbft import Commit, NewView, PbftReplica, Prepare, PrePrepare, ViewChange
 from voter.core.smr import Reply, Request, Send, sign, verify
 from voter.core.smr_wire import (
@@ -49,7 +54,18 @@ SLOT_BYTES_MIN = FRAME_OVERHEAD + 32
 #: commands submitted on this board and not yet answered, at most
 CLIENT_PENDING_MAX = 64
 #: messages of a view: once this replica is in a later one, a queued one is not worth its bytes
-_VIEW_BOUND = (PrePrepare, Prepare, Commit, ViewChange, NewView)
+_VIEW_BOUND = (
+    PrePrepare,
+    Prepare,
+    Commit,
+    ViewChange,
+    NewView,
+    paxos.Accept,
+    paxos.Accepted,
+    paxos.Decide,
+    paxos.DoViewChange,
+    paxos.StartView,
+)
 
 
 @dataclass
@@ -76,7 +92,7 @@ class SmrPort:
     """The command log of board `me`: replica, queues, slot filling, its own client."""
 
     me: int
-    replica: PbftReplica
+    replica: PbftReplica | PaxosReplica
     cluster: str
     peers: tuple[int, ...]
     #: wire bytes per link per tick in the command-log slot
@@ -96,6 +112,12 @@ class SmrPort:
     #: the daemon starts it from the wall clock in microseconds, as PBFT's client timestamps
     next_req: int = 1
     logged: int = 0
+    #: commit lines up to this sequence number are already in the decision log (a restarted
+    #: board that recovers the log replays them without logging them twice)
+    logged_upto: int = 0
+    #: HIL: a traitor's rewrite of this replica's sends (tick, sends, requests it holds);
+    #: `voter.smr_faults.BoardTraitor`. None: loyal
+    rewrite: Callable[[int, list[Send], list[Request]], list[Send]] | None = None
     drops: dict[str, int] = field(default_factory=dict)
     bytes_sent: int = 0
 
@@ -109,6 +131,11 @@ class SmrPort:
     @property
     def f(self) -> int:
         return self.replica.cfg.f
+
+    @property
+    def reply_quorum(self) -> int:
+        """Matching replies an answer needs: f+1 under PBFT, the leader's one when crash-only."""
+        return self.f + 1 if isinstance(self.replica, PbftReplica) else 1
 
     def _drop(self, reason: str) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + 1
@@ -170,10 +197,12 @@ class SmrPort:
         return req_no
 
     def _request(self, req_no: int, op: str) -> Request:
-        """The signed request; ValueError for an op the codec refuses (too long, not UTF-8)."""
+        """The request (signed under PBFT); ValueError for an op the codec refuses (too long,
+        not UTF-8)."""
         rep = self.replica
         req = Request(self.me, req_no, op)
-        req = replace(req, sig=sign(rep.keys, self.me, req, rep.cfg.cluster))
+        if isinstance(rep, PbftReplica):
+            req = replace(req, sig=sign(rep.keys, self.me, req, rep.cfg.cluster))
         encode_message(req)
         return req
 
@@ -188,13 +217,15 @@ class SmrPort:
         ans = self.answers.get(reply.req)
         if ans is None or ans.result is not None or reply.client != self.me or src != reply.node:
             return
-        if not verify(rep.keys, reply.node, reply, rep.cfg.cluster):
+        if isinstance(rep, PbftReplica) and not verify(
+            rep.keys, reply.node, reply, rep.cfg.cluster
+        ):
             self._drop("reply-signature")
             return
         ans.replies[reply.node] = (reply.seq, reply.result)
         votes = list(ans.replies.values())
         for v in set(votes):
-            if votes.count(v) >= self.f + 1:
+            if votes.count(v) >= self.reply_quorum:
                 ans.seq, ans.result = v
                 return
 
@@ -216,12 +247,14 @@ class SmrPort:
             else:
                 sends += self.replica.receive(src, msg, tick)
         sends += self.replica.tick(tick)
+        if self.rewrite is not None:
+            sends = self.rewrite(tick, sends, list(self.replica.pending.values()))
         for a in self.answers.values():
             waited = tick - a.submitted
             if a.result is None and waited > 0 and waited % self.resend_ticks == 0:
                 self._send_request(a.req, a.op, tick)
         self._route(sends, tick)
-        lines = [e.event(self.me, tick) for e in self.replica.executed]
+        lines = [e.event(self.me, tick) for e in self.replica.executed if e.seq > self.logged_upto]
         self.logged += len(lines)
         self.replica.executed.clear()  # logged: a board runs for months, the list must not grow
         return [(p, w) for p in self.peers for w in self._fill(p)], lines

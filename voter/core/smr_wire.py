@@ -1,7 +1,8 @@
-"""The command log's wire codec: PBFT messages <-> sealed link frames, bounded; it stays pure.
+"""The command log's wire codec: PBFT and Paxos messages <-> sealed link frames, bounded; pure.
 
-PBFT messages ride the same links as the per-tick agreement frames, sealed the
-same way (`voter.core.seal`: COBS, CRC-32C seeded by the cluster, 0x00), so
+Command-log messages (PBFT's, or the crash-only Paxos's) ride the same links as
+the per-tick agreement frames, sealed the same way (`voter.core.seal`: COBS,
+CRC-32C seeded by the cluster, 0x00), so
 line noise and another cluster's bytes fail exactly as they do for a frame.
 They are told apart by the version nibble of the payload's first byte:
 agreement frames carry `voter.core.frame.WIRE_VERSION` (3), command-log frames
@@ -38,6 +39,16 @@ import msgpack
 
 from voter.core.drops import DROP_CRC, DROP_SCHEMA, DROP_VERSION, Drop, drop
 from voter.core.frame import WIRE_VERSION, Frame, decode_frame
+from voter.core.paxos import (
+    Accept,
+    Accepted,
+    Decide,
+    DoViewChange,
+    Entry,
+    Recover,
+    Recovery,
+    StartView,
+)
 from voter.core.pbft import (
     AskView,
     Checkpoint,
@@ -101,6 +112,15 @@ _SCHEMA: dict[type, tuple[_Spec, ...]] = {
     Fetch: ("i", "i", "i"),
     Segment: ("i", ("tup", ("pair", "i", ("opt", Request))), "i"),
     AskView: ("i", "i"),
+    # the crash-only log (voter.core.paxos): unsigned
+    Entry: ("i", "i", ("opt", Request)),
+    Accept: ("i", "i", ("opt", Request)),
+    Accepted: ("i", "i", "i"),
+    Decide: ("i", "i"),
+    DoViewChange: ("i", ("tup", Entry), "i"),
+    StartView: ("i", ("tup", Entry), "i"),
+    Recover: ("i", "i", "i"),
+    Recovery: ("i", "i", "i", "i", "i", ("tup", Entry)),
 }
 #: the top-level kinds, by wire code (append only: a code is never reused)
 KINDS: tuple[type, ...] = (
@@ -115,6 +135,13 @@ KINDS: tuple[type, ...] = (
     Fetch,
     Segment,
     AskView,
+    Accept,
+    Accepted,
+    Decide,
+    DoViewChange,
+    StartView,
+    Recover,
+    Recovery,
 )
 _CODE = {cls: code for code, cls in enumerate(KINDS)}
 

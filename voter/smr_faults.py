@@ -1,5 +1,11 @@
 """What a traitor replica does to the command log: the HIL strategies on PBFT and Paxos sends.
 
+One implementation for both places a traitor acts: the command-log simulator
+(`hil.smr_sim`, which holds every replica) and voterd under --hil
+(`voter.commandlog`, where the board told to be a traitor rewrites its own
+replica's sends in its command-log layer, `BoardTraitor`). voter/ holds it so
+the daemon needs nothing from hil/.
+
 A traitor runs the honest replica (voter.core.pbft / voter.core.paxos) and this
 module rewrites what it sends, per receiver, as the rig would: `silent` (a
 silent primary), `late` (a slow one), `withhold` (each message only to the lower
@@ -9,7 +15,8 @@ wrong digest or result; under Paxos a changed command in every accept), `forge`
 and `equivocate`: as primary or leader a *different* request for the same
 sequence number to each receiver (the other requests it holds: it cannot forge
 the client's signature), and, with every other equivocating traitor (a
-coalition: the simulator holds their keys), a prepare and a commit for exactly
+coalition: the simulator holds their keys; a board holds only its own, so on
+boards the coalition is the board alone), a prepare and a commit for exactly
 what each receiver was sent, at once. One equivocator cannot make a loyal PBFT
 replica prepare (2f backup prepares must match); two of four can (2f+1 = 3
 includes both), which is the bound. Under Paxos one is enough: nothing checks.
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -147,3 +155,37 @@ class Adversary:
             else:  # late: honest, delayed by the network
                 out.append(s)
         return out
+
+
+#: the strategies a board acts out in its own command-log layer (`late` needs the
+#: simulator's network to delay; `silent` is the daemon's: it drops the slot's writes)
+BOARD_STRATEGIES = SMR_STRATEGIES - {Strategy.LATE, Strategy.SILENT}
+
+
+@dataclass
+class BoardTraitor:
+    """A board's own command-log traitor under --hil: the rewrite `SmrPort.step` calls.
+
+    `strategy(tick)` is the traitor the fault agent was told to be at that tick (None:
+    loyal); the board signs its lies with its own key (its coalition is itself). The
+    coalition's memory of what it told whom grows with the run: for HIL runs only.
+    """
+
+    node: int
+    nodes: int
+    cluster: str
+    keys: KeyRing
+    strategy: Callable[[int], Strategy | None]
+    rng: random.Random
+    _advs: dict[Strategy, Adversary] = field(default_factory=dict)
+
+    def __call__(self, tick: int, sends: list[Send], held: list[Request]) -> list[Send]:
+        st = self.strategy(tick)
+        if st is None or st not in BOARD_STRATEGIES:
+            return sends
+        adv = self._advs.get(st)
+        if adv is None:
+            members = {self.node} if st == Strategy.EQUIVOCATE else set()
+            c = Coalition(self.keys, self.cluster, self.nodes, members)
+            adv = self._advs[st] = Adversary(self.node, st, c, self.rng)
+        return adv.rewrite(sends, held)
