@@ -1,9 +1,10 @@
 """`make bench`'s node-tick CPU against its Ed25519 floor, this tree against others, interleaved.
 
 Each run is a fresh interpreter on one tree (PYTHONPATH) running that tree's own
-`bench.run.crypto_costs_us` and `bench.run.cpu_case` exactly as `make bench`
-does (the floor is the same definition: median sign and verify through the
-libsodium bindings, times the signs and verifies the tick made). Runs of the
+`bench.run.crypto_costs_us` (the floor, as `make bench` defines it: median sign
+and verify through the libsodium bindings, times the signs and verifies the tick
+made) and `bench.run.cpu_case`'s loop, timed on the wall and the thread's CPU
+clock alike for every tree (an older tree's `cpu_case` has only the wall clock). Runs of the
 trees alternate, so all see the same machine load; the figures are medians over
 runs, and a tree's ratio to the baseline is of medians from the same session.
 
@@ -24,15 +25,42 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 _ONE_RUN = """
-import json, sys
-from bench.run import cpu_case, crypto_costs_us
+import json, statistics, sys, time
+from bench.run import CHANNELS, crypto_costs_us
+from voter.core.board import Board
+from voter.core.frame import FrameSplitter, encode_frame
+from voter.core.ic import ic_params
 from voter.core.protocol import Algorithm
-alg, ticks = sys.argv[1], int(sys.argv[2])
+from voter.simkeys import board_keys
+alg, ticks, n = Algorithm(sys.argv[1]), int(sys.argv[2]), 4
 sign_us, verify_us = crypto_costs_us(3000)
-r = cpu_case(Algorithm(alg), 1, 4, ticks)
-floor = r["signs"] * sign_us + r["verifies"] * verify_us
-print(json.dumps({"tick_us": r["tick_us"], "floor_us": floor, "sign_us": sign_us,
-                  "verify_us": verify_us, "ratio": r["tick_us"] / floor if floor else None}))
+# bench.run.cpu_case's loop, with both clocks, so every tree is timed the same way
+params = ic_params(n, 1, alg, "bench")
+keys = board_keys(n, "bench")
+boards = [Board(params, i, CHANNELS, keys[i]) for i in range(n)]
+splitters = {(i, j): FrameSplitter(params.cluster) for i in range(n) for j in range(n)}
+wall, cpu = [], []
+for tick in range(ticks):
+    t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
+    out = [b.begin_tick(tick, (1000.0 + i + tick * 1e-3, 60.0, 2.0)) for i, b in enumerate(boards)]
+    for _ in range(params.rounds):
+        for fs in out:
+            for f in fs:
+                for item in splitters[(f.src, f.dst)].feed(encode_frame(f)):
+                    boards[f.dst].on_frame(f.src, item)
+        out = [b.next_round() for b in boards]
+    for b in boards:
+        b.finish_tick()
+    cpu.append(time.thread_time_ns() - c0)
+    wall.append(time.perf_counter_ns() - t0)
+signs = sum(k.signs for k in keys.values()) / ticks / n
+verifies = sum(k.verifies for k in keys.values()) / ticks / n
+floor = signs * sign_us + verifies * verify_us
+tick_us = statistics.median(wall) / 1e3 / n
+tick_cpu_us = statistics.median(cpu) / 1e3 / n
+print(json.dumps({"tick_us": tick_us, "tick_cpu_us": tick_cpu_us, "floor_us": floor,
+                  "sign_us": sign_us, "verify_us": verify_us, "ratio": tick_us / floor,
+                  "ratio_cpu": tick_cpu_us / floor}))
 """
 
 
@@ -81,7 +109,7 @@ def summary(
     out: dict[str, dict[str, object]] = {}
     for (alg, label), rs in runs.items():
         entry: dict[str, object] = {}
-        for key in ("tick_us", "floor_us", "ratio"):
+        for key in ("tick_us", "tick_cpu_us", "floor_us", "ratio", "ratio_cpu"):
             xs = [r[key] for r in rs]
             entry[key] = round(statistics.median(xs), 2)
             entry[f"{key}_range"] = f"{min(xs):.2f}-{max(xs):.2f}"
