@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import statistics
 import time
@@ -120,9 +121,9 @@ def cpu_case(alg: Algorithm, m: int, n: int, ticks: int) -> dict[str, Any]:
     keys = board_keys(n, "bench")
     boards = [Board(params, i, CHANNELS, keys[i]) for i in range(n)]
     splitters = {(i, j): FrameSplitter(params.cluster) for i in range(n) for j in range(n)}
-    times = []
+    times, cpu_times = [], []
     for tick in range(ticks):
-        t0 = time.perf_counter_ns()
+        t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
         out = [
             b.begin_tick(tick, (1000.0 + i + tick * 1e-3, 60.0, 2.0)) for i, b in enumerate(boards)
         ]
@@ -134,11 +135,15 @@ def cpu_case(alg: Algorithm, m: int, n: int, ticks: int) -> dict[str, Any]:
             out = [b.next_round() for b in boards]
         for b in boards:
             b.finish_tick()
+        cpu_times.append(time.thread_time_ns() - c0)
         times.append(time.perf_counter_ns() - t0)
     signs = sum(k.signs for k in keys.values()) / ticks / n
     verifies = sum(k.verifies for k in keys.values()) / ticks / n
     return {
         "tick_us": round(statistics.median(times) / 1e3 / n, 1),
+        # The same ticks on the thread's CPU clock: a cluster-tick of several ms is often
+        # preempted on a loaded machine, a 20-100 us sign or verify of the floor rarely is.
+        "tick_cpu_us": round(statistics.median(cpu_times) / 1e3 / n, 1),
         "signs": signs,
         "verifies": verifies,
     }
@@ -257,8 +262,6 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    import os
-
     return f"{cpu}, {os.cpu_count()} vCPU, Python {platform.python_version()}, {platform.system()}"
 
 
@@ -292,6 +295,10 @@ def run(quick: bool) -> dict[str, Any]:
 
     results["cpu"] = _cpu_results(60 if quick else 400, sign_us, verify_us)
     print("cpu:", results["cpu"], flush=True)
+    compiled = compiled_cpu(60 if quick else 400, 500 if quick else 3000)
+    if compiled is not None:
+        results["cpu_mypyc"] = compiled
+        print("cpu (mypyc):", compiled, flush=True)
 
     sim_ticks = 300 if quick else 3000
     results["sim"] = {}
@@ -317,10 +324,54 @@ def _cpu_results(ticks: int, sign_us: float, verify_us: float) -> dict[str, Any]
     for a in ALGS:
         m, n = 1, 4
         r = cpu_case(a, m, n, ticks)
-        r["crypto_floor_us"] = round(r["signs"] * sign_us + r["verifies"] * verify_us, 1)
-        r["ratio"] = round(r["tick_us"] / r["crypto_floor_us"], 2) if r["crypto_floor_us"] else None
+        floor = r["crypto_floor_us"] = round(r["signs"] * sign_us + r["verifies"] * verify_us, 1)
+        r["ratio"] = round(r["tick_us"] / floor, 2) if floor else None
+        r["ratio_cpu"] = round(r["tick_cpu_us"] / floor, 2) if floor else None
         cpu[case_name(a, m, n)] = r
     return cpu
+
+
+#: The compiled build `make mypyc` leaves here (a copy of the tree, extensions in place).
+MYPYC_TREE = ROOT / "build" / "mypyc"
+
+_COMPILED_CPU = """
+import json, sys
+from bench.run import _cpu_results, crypto_costs_us
+import voter.core.board as b
+assert b.__file__.endswith(".so"), b.__file__
+sign_us, verify_us = crypto_costs_us(int(sys.argv[2]))
+r = _cpu_results(int(sys.argv[1]), sign_us, verify_us)
+print(json.dumps({"sign_us": sign_us, "verify_us": verify_us, "cpu": r}))
+"""
+
+
+def compiled_cpu(ticks: int, samples: int) -> dict[str, Any] | None:
+    """The CPU cases on the compiled build, if `make mypyc` built it from this very source.
+
+    A build older than the source (any .py of the tree differs from its copy) would
+    measure other code, so it is left out rather than reported under this tree's name.
+    Run in its own interpreter, its own floor measured in it, right after the pure cases.
+    """
+    import subprocess
+    import sys
+
+    if not (MYPYC_TREE / "voter" / "core").is_dir():
+        return None
+    for src in [*ROOT.glob("voter/**/*.py"), *ROOT.glob("hil/*.py"), ROOT / "bench" / "run.py"]:
+        copy = MYPYC_TREE / src.relative_to(ROOT)
+        if not copy.is_file() or copy.read_bytes() != src.read_bytes():
+            print(f"cpu (mypyc): skipped, build/mypyc is older than {src.relative_to(ROOT)}")
+            return None
+    out = subprocess.run(
+        [sys.executable, "-c", _COMPILED_CPU, str(ticks), str(samples)],
+        env={**os.environ, "PYTHONPATH": str(MYPYC_TREE)},
+        cwd=MYPYC_TREE,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    got: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return got
 
 
 def _realtime_results(a: Algorithm, quick: bool, wire: dict[str, Any]) -> dict[str, Any]:
@@ -432,13 +483,21 @@ def _md_cpu(r: dict[str, Any]) -> list[str]:
         "### CPU: one node's full tick (decode, verify, decide with COM/MON and ECC, "
         "vote, sign, encode)",
         "",
-        "| case | tick | signs + verifies | crypto floor | ratio |",
+        "Tick: median wall time (thread CPU time); ratios to the Ed25519 floor measured in the "
+        "same interpreter. Rows marked mypyc: the compiled build (`make mypyc`), measured "
+        "right after the pure rows with its own floor, when it was built from this source.",
+        "",
+        "| case | tick (CPU) | signs + verifies | crypto floor | ratio (CPU) |",
         "|---|---|---|---|---|",
     ]
-    for k, c in r["cpu"].items():
+    rows = [(k, c) for k, c in r["cpu"].items()]
+    rows += [(f"{k} mypyc", c) for k, c in r.get("cpu_mypyc", {}).get("cpu", {}).items()]
+    for k, c in rows:
+        cpu_t = f" ({c['tick_cpu_us']} µs)" if "tick_cpu_us" in c else ""
+        cpu_r = f" ({c['ratio_cpu']})" if "ratio_cpu" in c else ""
         lines.append(
-            f"| {k} | {c['tick_us']} µs | {c['signs']:.0f} + {c['verifies']:.0f} | "
-            f"{c['crypto_floor_us']} µs | {c['ratio']} |"
+            f"| {k} | {c['tick_us']} µs{cpu_t} | {c['signs']:.0f} + {c['verifies']:.0f} | "
+            f"{c['crypto_floor_us']} µs | {c['ratio']}{cpu_r} |"
         )
     return lines
 

@@ -62,6 +62,7 @@ from voter.core.frame import (
     FrameSplitter,
     SyncBlock,
     check_frame,
+    decode_frame,
     encode_frame,
     encoded_size,
     wire_size,
@@ -69,7 +70,7 @@ from voter.core.frame import (
 from voter.core.ic import ic_params
 from voter.core.om import OMNode
 from voter.core.protocol import M_MAX, NODES_MAX, Algorithm, Entry
-from voter.core.seal import CLUSTER_MAX
+from voter.core.seal import CLUSTER_MAX, seal_payload
 from voter.core.splitter import FRAME_BYTES_MAX
 from voter.core.values import ReadingDomain
 from voter.testing import board_keys
@@ -509,3 +510,27 @@ def test_encoder_refuses_a_timing_block_no_decoder_returns(round_no: int, sync: 
     frame = Frame(WIRE_VERSION, "c", 0, 1, 5, round_no, (Entry((0,), None),), sync)
     with pytest.raises(ValueError):
         encode_frame(frame)
+
+
+def test_every_cut_of_a_signed_entry_names_the_field_that_runs_past_the_end() -> None:
+    """A signed entry cut short anywhere (re-sealed, so the CRC passes) is a schema drop that
+    names the field cut: the path, the value tag, the reading (read inline for signed
+    entries) or the signatures; whole, it decodes to itself."""
+    frame = Frame(
+        WIRE_VERSION, "voter", 1, 2, 7, 2, (Entry((0, 1), (1.5, -2.0, 3.25), (SIG, SIG)),)
+    )
+    payload = cobs_decode(encode_frame(frame)[:-1])[:-4]
+    header = 3  # first byte, src/dst, tick 7
+    # head at 3, path at 4-5, value tag at 6, 3 floats at 7-30, 2 signatures at 31-158
+    fields = [
+        (header + 3, "path runs past the end"),
+        (header + 4, "value runs past the end"),
+        (header + 4 + 24, "reading runs past the end"),
+        (len(payload), "signatures run past the end"),
+    ]
+    for cut in range(header + 1, len(payload)):
+        got = decode_frame(seal_payload(payload[:cut], "voter")[:-1], "voter")
+        assert isinstance(got, Drop) and DROP_SCHEMA == got.reason, cut
+        want = next(text for end, text in fields if cut < end)
+        assert want == got.detail, cut
+    assert frame == decode_frame(seal_payload(payload, "voter")[:-1], "voter")

@@ -156,6 +156,33 @@ def test_correction_is_written_back() -> None:
     assert (2, 0) == (store.corrected, store.detected)
 
 
+def test_reads_of_unchanged_data_reuse_checks_and_still_find_every_flip() -> None:
+    """A read of data unchanged since `put` reuses the check bytes `put` computed; a flip of
+    any raw bit after a clean read (data or check bits) is still corrected, a flip undone
+    before the read leaves nothing to correct, and a double in a word still raises."""
+    blob = b"reused checks, same findings"
+    for bit in range(CODE_BITS * 5):  # every bit of the length word and 4 data words
+        store = EccStore()
+        store.put("k", blob)
+        assert blob == store.get("k")
+        store.flip_bit("k", bit)
+        assert blob == store.get("k"), bit
+        assert (1, 0) == (store.corrected, store.detected), bit
+        store.flip_bit("k", bit)
+        store.flip_bit("k", bit)  # flipped and restored: the data equals what was written
+        assert blob == store.get("k")
+        assert (1, 0) == (store.corrected, store.detected), bit
+    store = EccStore()
+    store.put("k", blob)
+    assert blob == store.get("k")
+    store.flip_bit("k", CODE_BITS + 3)
+    store.flip_bit("k", CODE_BITS + 30)
+    with pytest.raises(UncorrectableError):
+        store.get("k")
+    store.put("k", blob)  # a new put replaces the data and what reads compare it with
+    assert blob == store.get("k")
+
+
 def test_two_flips_in_one_word_raise() -> None:
     """Two flips in the same word raise UncorrectableError naming key and word, counted."""
     store = EccStore()

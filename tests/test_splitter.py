@@ -40,6 +40,29 @@ def test_splitter_byte_by_byte() -> None:
     assert (THREE, 3, 0) == (out, splitter.frames, splitter.drops)
 
 
+@given(st.binary(min_size=1, max_size=FRAME_BYTES_MAX + 20).map(lambda b: b.replace(b"\x00", b"")))
+def test_a_read_of_one_whole_body_decodes_as_through_the_loop(body: bytes) -> None:
+    """A read of exactly one body and its delimiter (the common read, taken without the
+    loop) gives what the same body gives behind an empty body: frame or the same drop."""
+    fast, slow = FrameSplitter("voter"), FrameSplitter("voter")
+    got = fast.feed(body + b"\x00")
+    assert slow.feed(b"\x00" + body + b"\x00") == got
+    assert (slow.frames, slow.drops, slow.drop_reasons) == (
+        fast.frames,
+        fast.drops,
+        fast.drop_reasons,
+    )
+    assert 0 == fast.buffered
+
+
+def test_a_read_of_one_whole_frame_decodes_it() -> None:
+    """Each golden frame read alone, delimiter included, is decoded once and counted."""
+    for f in THREE:
+        splitter = FrameSplitter(f.cluster)
+        assert [f] == splitter.feed(encode_frame(f))
+        assert (1, 0) == (splitter.frames, splitter.drops)
+
+
 def test_splitter_several_frames_in_one_read() -> None:
     """One read holding several frames (and empty bodies) yields all of them in order."""
     splitter = FrameSplitter("voter")

@@ -194,6 +194,8 @@ class Frame:
 # -- schema (checked on encode; the decoder's grammar admits nothing else) ----------
 def _entry_problem(path: object, value: object, sigs: object, sm: bool) -> str | None:
     """Why (path, value, sigs) is not a valid entry, or None."""
+    if _entry_fine(path, value, sigs, sm):
+        return None
     if type(path) is not tuple or not 1 <= len(path) <= PATH_MAX:
         return f"path must be an array of 1..{PATH_MAX} node ids"
     for p in path:
@@ -225,6 +227,29 @@ def _entry_problem(path: object, value: object, sigs: object, sm: bool) -> str |
             if not isinstance(s, bytes) or len(s) != SIGNATURE_BYTES:
                 return f"signature must be {SIGNATURE_BYTES} bytes"
     return None
+
+
+def _entry_fine(path: object, value: object, sigs: object, sm: bool) -> bool:
+    """The entries our own boards build, accepted in one pass: a path of node ids, a reading
+    of float64 channels, one 64-byte signature per node under SM. False means: ask
+    `_entry_problem` for the reason (it also accepts the other valid values)."""
+    if type(path) is not tuple or type(value) is not tuple or not 1 <= len(path) <= PATH_MAX:
+        return False
+    for p in path:
+        if type(p) is not int or not 0 <= p < NODES_MAX:
+            return False
+    if not 1 <= len(value) <= CHANNELS_MAX:
+        return False
+    for x in value:
+        if type(x) is not float:
+            return False
+    if sm:
+        if type(sigs) is not tuple or len(sigs) != len(path):
+            return False
+        for sig in sigs:
+            if type(sig) is not bytes or len(sig) != SIGNATURE_BYTES:
+                return False
+    return True
 
 
 def _header_problem(src: object, dst: object, tick: object, rnd: object) -> str | None:
@@ -364,11 +389,16 @@ def _payload(frame: Frame) -> bytes:
         out += bytes(count - at)
     else:
         for e in entries:
-            out.append(len(e.path) | (_SIGNED if e.sigs else 0))
-            out += bytes(e.path)
-            _put_value(out, e.value)
-            for sig in e.sigs:
-                out += sig
+            path, value, sigs = e.path, e.value, e.sigs
+            out.append(len(path) | (_SIGNED if sigs else 0))
+            out += bytes(path)
+            if type(value) is tuple and None not in value:  # the common case, inline
+                out.append(_READING | (len(value) - 1))
+                out += _FLOATS[len(value)].pack(*value)
+            else:
+                _put_value(out, value)
+            if sigs:
+                out += b"".join(sigs)
     return bytes(out)
 
 
@@ -615,18 +645,33 @@ def _frame_from(buf: bytes, cluster: str) -> Frame:
             path = tuple(buf[i:j])
             if max(path) >= NODES_MAX:
                 raise _Bad(f"path holds a node id above {NODES_MAX - 1}")
-            value, i = _value(buf, j, end)
-            if value is _ABSENT_SLOT:
-                raise _Bad("absent value outside a positional body")
+            tag = buf[j] if j < end else 0
+            if tag & _KIND_BITS == _READING:
+                # The common value inline (a reading with every channel): `_value` does the same.
+                i = j + 9 + 8 * (tag & _CHANNEL_BITS)
+                if i > end:
+                    raise _Bad("reading runs past the end")
+                value = _FLOATS[(tag & _CHANNEL_BITS) + 1].unpack_from(buf, j + 1)
+            else:
+                value, i = _value(buf, j, end)
+                if value is _ABSENT_SLOT:
+                    raise _Bad("absent value outside a positional body")
             sigs: tuple[bytes, ...] = ()
             if head & _SIGNED:
                 j = i + SIGNATURE_BYTES * length
                 if j > end:
                     raise _Bad("signatures run past the end")
-                sigs = tuple([buf[k : k + SIGNATURE_BYTES] for k in range(i, j, SIGNATURE_BYTES)])
+                sigs = _signatures(buf, i, j)
                 i = j
             entries.append(Entry(path, value, sigs))
     return Frame(WIRE_VERSION, cluster, src, dst, tick, rnd, tuple(entries), sync)
+
+
+def _signatures(buf: bytes, i: int, j: int) -> tuple[bytes, ...]:
+    """The 64-byte signatures in buf[i:j] (j - i a multiple of 64, checked by the caller)."""
+    if j - i == SIGNATURE_BYTES:  # round 1 of SM: one signature, no list to build
+        return (buf[i:j],)
+    return tuple([buf[k : k + SIGNATURE_BYTES] for k in range(i, j, SIGNATURE_BYTES)])
 
 
 def _sync(buf: bytes, i: int, end: int) -> tuple[SyncBlock | None, int]:

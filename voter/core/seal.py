@@ -39,9 +39,20 @@ def crc_seed(cluster: str) -> int:
 
     ValueError for a cluster no encoder may use (too long, or not UTF-8 encodable).
     """
+    seed = _SEEDS.get(cluster) if type(cluster) is str else None
+    if seed is not None:  # every frame asks twice (encode checks it, the seal uses it)
+        return seed
     if type(cluster) is not str or len(cluster) > CLUSTER_MAX:
         raise ValueError(f"cluster must be a string of at most {CLUSTER_MAX} chars")
-    return _crc_seed(cluster)
+    seed = _crc_seed(cluster)
+    if len(_SEEDS) < _SEEDS_MAX:
+        _SEEDS[cluster] = seed
+    return seed
+
+
+#: Seeds of the clusters (domains) seen, for the lookup above; bounded like the cache below.
+_SEEDS: dict[str, int] = {}
+_SEEDS_MAX = 16
 
 
 @functools.lru_cache(maxsize=16)

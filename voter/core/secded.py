@@ -204,15 +204,24 @@ class EccStore:
     def __init__(self) -> None:
         #: key -> (data bytes, 8 per word; check bytes, 1 per word)
         self._words: dict[str, tuple[bytearray, bytearray]] = {}
+        #: key -> (a copy of the data bytes as `put` wrote them, their check bytes as an int):
+        #: a read of data still equal to the copy reuses the checks instead of recomputing
+        #: them (a pure function of the data); data that changed in any bit is not equal to
+        #: it and is checked in full, so what a read finds and corrects is the same
+        self._written: dict[str, tuple[bytes, int]] = {}
         self.corrected = 0
         self.detected = 0
 
     def put(self, key: str, blob: bytes) -> None:
         """Store `blob` under `key`, replacing any previous blob."""
         size = len(blob)
-        data = bytearray(size.to_bytes(WORD_BYTES, "little") + blob + bytes(-size % WORD_BYTES))
-        checks = _checks(data).to_bytes(len(data) // WORD_BYTES, "little")
-        self._words[key] = (data, bytearray(checks))
+        raw = size.to_bytes(WORD_BYTES, "little") + blob + bytes(-size % WORD_BYTES)
+        checks = _checks(raw)
+        self._words[key] = (
+            bytearray(raw),
+            bytearray(checks.to_bytes(len(raw) // WORD_BYTES, "little")),
+        )
+        self._written[key] = (raw, checks)
 
     def get(self, key: str) -> bytes:
         """The blob under `key`, with single-bit errors corrected in place."""
@@ -222,10 +231,12 @@ class EccStore:
     def delete(self, key: str) -> None:
         """Remove `key` (KeyError if absent)."""
         del self._words[key]
+        del self._written[key]
 
     def clear(self) -> None:
         """Remove every key; the counters are kept."""
         self._words.clear()
+        self._written.clear()
 
     def keys(self) -> list[str]:
         """A snapshot of the stored keys, in insertion order."""
@@ -286,7 +297,10 @@ class EccStore:
         # miscorrect into a valid-looking word, and some of those land here.
         data, check = self._words[key]
         words = len(check)
-        diff = _checks(data) ^ int.from_bytes(check, "little")
+        raw, checks = self._written[key]
+        if data != raw:  # changed since it was written (a memory error): check every word
+            checks = _checks(data)
+        diff = checks ^ int.from_bytes(check, "little")
         if diff:
             # Words in order, as a word-by-word decoder would meet them.
             for index, syndrome in enumerate(diff.to_bytes(words, "little")):

@@ -92,20 +92,19 @@ class SMNode:
     # -- receiving -------------------------------------------------------------
     def receive(self, round_no: int, src: int, entries: Sequence[Entry]) -> list[Rejected]:
         rejected: list[Rejected] = []
+        valid, excluded, counters = self._valid, self.excluded_relayers, self.counters
+        relay = round_no <= self.params.m
         for index, e in enumerate(entries):
+            path, sigs = e.path, e.sigs
             reason = (
                 None
-                if path_ok(self._valid, round_no, src, e.path)
-                else check_path(self.params, self.me, round_no, src, e.path)
+                if path_ok(valid, round_no, src, path)
+                else check_path(self.params, self.me, round_no, src, path)
             )
             value: Value = None
-            if reason is None and len(e.sigs) != len(e.path):
+            if reason is None and len(sigs) != len(path):
                 reason = "signature count != path length"
-            if (
-                reason is None
-                and self.excluded_relayers
-                and not self.excluded_relayers.isdisjoint(e.path[1:])
-            ):
+            if reason is None and excluded and not excluded.isdisjoint(path[1:]):
                 reason = "isolated relayer"
             if reason is None:
                 try:
@@ -113,21 +112,23 @@ class SMNode:
                 except Invalid:
                     reason = "value outside domain"
             if reason is None:
-                seen = self._accepted[e.path[0]]
-                if value in seen:
-                    self.counters.received += 1
+                seen = self._accepted[path[0]]
+                if value in seen:  # already in V: changes nothing, not even verified
+                    counters.received += 1
                     continue
-                if not self.chain_is_valid(e.path, value, e.sigs):
+                if not self.chain_is_valid(path, value, sigs):
                     reason = "bad signature"
             if reason is not None:
-                self.counters.reject(reason)
+                counters.reject(reason)
                 rejected.append(Rejected(round_no, src, reason, index))
                 continue
-            self.counters.received += 1
-            self._accepted[e.path[0]].append(value)
-            self._signed_by[e.path[0]].append((value, e.sigs[0]))
-            if round_no <= self.params.m:
-                self._to_relay.append(Entry(e.path, value, e.sigs))
+            counters.received += 1
+            seen.append(value)
+            self._signed_by[path[0]].append((value, sigs[0]))
+            if relay:
+                self._to_relay.append(
+                    e if value is e.value and type(e) is Entry else Entry(path, value, sigs)
+                )
         return rejected
 
     # -- deciding --------------------------------------------------------------

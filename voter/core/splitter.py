@@ -49,9 +49,15 @@ class Splitter(Generic[T]):
 
     def feed(self, data: bytes | bytearray) -> list[T | Drop]:
         """Take the next bytes read from the link; return what completed, in order."""
+        n = len(data)
+        if 1 < n <= FRAME_BYTES_MAX + 1 and not self._buf and not self._discarding:
+            # The common read: exactly one whole body and its delimiter (what the loop
+            # below returns for it, without the loop).
+            idx = data.find(b"\x00")
+            if idx == n - 1:
+                return [self._count(self._decode(data[:idx]))]
         out: list[T | Drop] = []
         start = 0
-        n = len(data)
         while start <= n:
             idx = data.find(b"\x00", start)
             end = n if idx < 0 else idx

@@ -48,14 +48,9 @@ def mid_value(samples: Sequence[float]) -> float:
 def vote_readings(vector: Sequence[Value], channels: int) -> tuple[float | None, ...]:
     """Per channel, mid-value select over the non-ERROR entries; None where none is left."""
     out: list[float | None] = []
+    readings = [entry for entry in vector if entry is not ERROR and isinstance(entry, tuple)]
     for ch in range(channels):
-        samples: list[float] = []
-        for entry in vector:
-            if entry is ERROR or not isinstance(entry, tuple):
-                continue
-            x = entry[ch]
-            if isinstance(x, float):
-                samples.append(x)
+        samples = [entry[ch] for entry in readings if isinstance(entry[ch], float)]
         out.append(mid_value(samples) if samples else None)
     return tuple(out)
 
