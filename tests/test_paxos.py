@@ -18,6 +18,7 @@ from voter.core.paxos import (
     merge_logs,
 )
 from voter.core.smr import Request, Send
+from voter.core.smr_wire import decode_message, encode_message
 from voter.faultmodel import Crash, Traitor
 
 
@@ -62,17 +63,29 @@ def test_the_new_leader_keeps_the_highest_view_entry_and_fills_gaps() -> None:
 
 class Net:
     """Three replicas and a reliable in-memory network, delivered in send order; `down`
-    replicas neither receive nor tick (a crash)."""
+    replicas neither receive nor tick (a crash). With `wire`, every message goes through
+    the command-log codec (voter.core.smr_wire) as on the boards: one it refuses (beyond
+    MESSAGE_BYTES_MAX, ITEMS_MAX entries) is lost, counted in `too_long`."""
 
-    def __init__(self, timeout: int = 5) -> None:
+    def __init__(self, timeout: int = 5, wire: bool = False) -> None:
         cfg = PaxosConfig(3, clients=(3,), timeout_ticks=timeout)
         self.reps = [PaxosReplica(i, cfg) for i in range(3)]
         self.queue: list[tuple[int, Send]] = []
         self.down: set[int] = set()
         self.now = 0
+        self.wire, self.too_long = wire, 0
 
     def send(self, src: int, sends: list[Send]) -> None:
-        self.queue += [(src, s) for s in sends if s.dst < 3]
+        for s in sends:
+            if s.dst >= 3:
+                continue
+            if self.wire:
+                try:
+                    s = Send(s.dst, decode_message(encode_message(s.msg)))
+                except ValueError:
+                    self.too_long += 1
+                    continue
+            self.queue.append((src, s))
 
     def run(self, ticks: int, drop: Callable[[int, Send], bool] = lambda _s, _m: False) -> None:
         for _ in range(ticks):
@@ -141,3 +154,45 @@ def test_a_learner_takes_the_leaders_log_then_follows() -> None:
     net.request(Request(3, 1000, "after"))
     net.run(5)
     assert "after" == net.committed(2)[-1] and net.reps[2].counts.sent["Accepted"] >= 1
+
+
+def test_a_leader_crash_after_2100_commands_keeps_the_log_going_over_the_wire() -> None:
+    """Issue 14: a view change used to send the whole log (DoViewChange, StartView), beyond
+    the codec's limits past ~1,000 commands, so a leader crash stopped the log for good.
+    Now each carries only the entries above a commit point: the two survivors elect
+    replica 1, go on with the same log, and no message is refused as too long."""
+    net = Net(wire=True)
+    for k in range(2100):
+        net.request(Request(3, k, f"c{k}"))
+        if k % 50 == 49:
+            net.run(4)
+    net.run(10)
+    assert 2100 == len(net.committed(0)) == len(net.committed(1)) == len(net.committed(2))
+    net.down.add(0)
+    net.request(Request(3, 5000, "after-crash"))
+    net.run(200)
+    assert ["c2099", "after-crash"] == net.committed(2)[-2:]
+    assert net.committed(1) == net.committed(2)
+    assert net.committed(1)[:2100] == net.committed(0)
+    assert net.reps[1].view >= 1 and net.reps[1].is_leader and net.reps[1].normal
+    assert 0 == net.too_long
+    assert 2101 <= len(net.reps[1].log) == len(net.reps[2].log)  # nothing trimmed: design.md
+
+
+def test_a_new_leader_behind_the_commit_point_fetches_before_starting_the_view() -> None:
+    """Replica 1 misses every Decide while 0 leads (it accepted all, executed none); 0
+    crashes. Replica 2 reports commit point 130, above which it sends nothing: leader 1 of
+    view 1 must fetch 1..130 in chunks (AskLog, LogChunk) from 2 before StartView, then the
+    log goes on alike on both."""
+    net = Net(wire=True)
+    for k in range(130):
+        net.request(Request(3, k, f"c{k}"))
+    net.run(6, drop=lambda src, s: s.dst == 1 and isinstance(s.msg, Decide))
+    assert [] == net.committed(1) and 130 == len(net.committed(2))
+    net.down.add(0)
+    net.request(Request(3, 999, "next"))
+    net.run(300)
+    assert net.reps[1].is_leader and net.reps[1].normal
+    assert net.committed(1) == net.committed(2) and "next" == net.committed(1)[-1]
+    assert net.reps[1].counts.sent["AskLog"] >= 130 // RECOVERY_CHUNK
+    assert 0 == net.too_long

@@ -82,10 +82,12 @@ messages = st.one_of(
     st.builds(paxos.Accept, small, small, opt_req),
     st.builds(paxos.Accepted, small, small, node),
     st.builds(paxos.Decide, small, small),
-    st.builds(paxos.DoViewChange, small, entries, node),
+    st.builds(paxos.DoViewChange, small, entries, node, small),
     st.builds(paxos.StartView, small, entries, small),
     st.builds(paxos.Recover, node, small, small),
     st.builds(paxos.Recovery, small, small, node, small, small, entries),
+    st.builds(paxos.AskLog, node, small),
+    st.builds(paxos.LogChunk, node, small, entries),
 )
 
 

@@ -65,14 +65,19 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class DoViewChange:
+    """A vote for `view`: the sender's commit point and only its log entries above it
+    (bounded by what is in flight, not by the log's length: docs/design.md)."""
+
     view: int
     log: tuple[Entry, ...]
     node: int
+    decided: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class StartView:
-    """The new leader's log; everything up to `decided` it has executed (followers ack the rest)."""
+    """The new leader's log above the view's commit point; everything up to `decided` it has
+    executed (followers ack the rest, and fetch what they miss below it)."""
 
     view: int
     log: tuple[Entry, ...]
@@ -98,6 +103,24 @@ class Recovery:
     node: int
     decided: int
     top: int
+    entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AskLog:
+    """A replica behind a commit point asks for executed entries from `start`."""
+
+    node: int
+    start: int
+
+
+@dataclass(frozen=True, slots=True)
+class LogChunk:
+    """Executed (hence chosen) entries from the asked start, at most RECOVERY_CHUNK; `upto`
+    is the answerer's last executed sequence number."""
+
+    node: int
+    upto: int
     entries: tuple[Entry, ...]
 
 
@@ -146,6 +169,8 @@ class PaxosReplica:
     #: a learner after a restart (`recover`): no accepts, votes or view changes yet
     recovering: bool = False
     rec: _Recovering | None = None
+    #: when this replica last asked for executed entries it misses (0: not fetching)
+    fetch_at: int = 0
 
     @property
     def is_leader(self) -> bool:
@@ -167,6 +192,8 @@ class PaxosReplica:
             assert self.rec is not None
             if self.rec.nonce == 0 or now - self.rec.sent_at >= self.cfg.timeout_ticks:
                 out = self._ask(now)  # the first round, or a round nobody completed
+        elif self.fetch_at and now - self.fetch_at > self.cfg.timeout_ticks:
+            out = self._fetch(now, None)  # the asked replica did not help: ask everyone
         elif self.normal:
             if self.pending and now - self.progress_at > self.cfg.timeout_ticks:
                 out = self._start_view_change(self.view + 1, now)
@@ -182,6 +209,10 @@ class PaxosReplica:
             return self._on_do_view_change(msg, now)
         if isinstance(msg, StartView):
             return self._on_start_view(src, msg, now)
+        if isinstance(msg, AskLog):
+            return self._on_ask_log(src, msg)
+        if isinstance(msg, LogChunk):
+            return self._on_log_chunk(src, msg, now)
         if not isinstance(msg, Accept | Accepted | Decide) or msg.view != self.view:
             self.refused += 1  # another view's message: the sender will catch up or time out
             return []
@@ -265,7 +296,8 @@ class PaxosReplica:
     def _start_view_change(self, view: int, now: int) -> list[Send]:
         self.view, self.normal = view, False
         self.vc_started, self.vc_attempt = now, self.vc_attempt + 1
-        dvc = DoViewChange(view, tuple(self.log[s] for s in sorted(self.log)), self.node)
+        above = tuple(self.log[s] for s in sorted(self.log) if s > self.decided)
+        dvc = DoViewChange(view, above, self.node, self.decided)
         leader = self.cfg.leader(view)
         if leader == self.node:
             return self._on_do_view_change(dvc, now)
@@ -280,12 +312,21 @@ class PaxosReplica:
         if dvc.view > self.view and dvc.node != self.node:  # a follower asks: join with own log
             out += self._start_view_change(dvc.view, now)
         self.changes.setdefault(dvc.view, {})[dvc.node] = dvc
-        got = self.changes[dvc.view]
-        if len(got) < self.cfg.f + 1 or self.view != dvc.view or self.normal:
-            return out
-        log = merge_logs(dvc.view, got.values())
-        sv = StartView(dvc.view, log, self.last_exec)
-        return out + broadcast(sv, self.cfg.nodes, self.node) + self._begin(dvc.view, log, now)
+        return out + self._try_start(now)
+
+    def _try_start(self, now: int) -> list[Send]:
+        """With f+1 votes for this view: start it once this leader executed up to the highest
+        commit point among them (fetching what it misses first, docs/design.md)."""
+        got = self.changes.get(self.view, {})
+        if len(got) < self.cfg.f + 1 or self.normal or not self.is_leader:
+            return []
+        point = max(d.decided for d in got.values())
+        self.decided = max(self.decided, point)
+        if self.last_exec < point:
+            return [] if self.fetch_at else self._fetch(now, None)
+        log = merge_logs(self.view, got.values(), point)
+        sv = StartView(self.view, log, self.last_exec)
+        return broadcast(sv, self.cfg.nodes, self.node) + self._begin(self.view, log, now)
 
     def _on_start_view(self, src: int, sv: StartView, now: int) -> list[Send]:
         if src != self.cfg.leader(sv.view) or sv.view < self.view:
@@ -297,10 +338,14 @@ class PaxosReplica:
         acks = [
             Send(src, Accepted(sv.view, e.seq, self.node)) for e in sv.log if e.seq > sv.decided
         ]
-        return out + acks + self._execute(now)
+        out += acks + self._execute(now)
+        if self.decided > self.last_exec and not self.fetch_at:
+            out += self._fetch(now, src)  # below the view's commit point: from the leader
+        return out
 
     def _begin(self, view: int, log: tuple[Entry, ...], now: int) -> list[Send]:
-        """Enter `view` with `log`: everything not yet executed is re-accepted in this view."""
+        """Enter `view` with `log` (the entries above its commit point): everything not yet
+        executed is re-accepted in this view."""
         self.view, self.normal = view, True
         self.progress_at, self.vc_attempt = now, 0
         self.counts.view_changes += 1
@@ -314,11 +359,54 @@ class PaxosReplica:
                 self.assigned.add(e.request.key)
         top = max((e.seq for e in log), default=self.last_exec)
         self.next_seq = max(top, self.last_exec) + 1
-        self.decided = self.last_exec
+        self.decided = max(self.decided, self.last_exec)
         if not self.is_leader:
             return []
         self.acks = {e.seq: {self.node} for e in log if e.seq > self.last_exec}
         return self._propose()
+
+    # -- catching up below a commit point (bounded view change) --------------------------
+    def _fetch(self, now: int, dst: int | None) -> list[Send]:
+        """Ask `dst` (None: everyone) for executed entries this replica misses."""
+        if self.decided <= self.last_exec:
+            self.fetch_at = 0
+            return []
+        self.fetch_at = now
+        ask = AskLog(self.node, self.last_exec + 1)
+        if dst is None:
+            return broadcast(ask, self.cfg.nodes, self.node)
+        return [Send(dst, ask)]
+
+    def _on_ask_log(self, src: int, f: AskLog) -> list[Send]:
+        """Executed entries are chosen: any replica may hand them out, in any view."""
+        if f.node != src or src == self.node or f.start > self.last_exec or f.start < 1:
+            return []
+        end = min(self.last_exec, f.start + RECOVERY_CHUNK - 1)
+        entries = tuple(self.log[s] for s in range(f.start, end + 1))
+        return [Send(src, LogChunk(self.node, self.last_exec, entries))]
+
+    def _on_log_chunk(self, src: int, f: LogChunk, now: int) -> list[Send]:
+        """Take the chosen entries that continue this replica's executed prefix, execute them,
+        and ask the same replica for the next chunk while it had more."""
+        if f.node != src or src == self.node:
+            return []
+        before = self.last_exec
+        seq = before
+        for e in f.entries:
+            if e.seq != seq + 1 or e.seq > f.upto:
+                break
+            self.log[e.seq] = e
+            seq = e.seq
+        if seq == before:
+            return []
+        self.decided = max(self.decided, seq)
+        out = self._execute(now)
+        self.fetch_at = 0
+        if self.decided > self.last_exec:
+            out += self._fetch(now, src)
+        if not self.normal:
+            out += self._try_start(now)
+        return out
 
     # -- recovery (a restarted replica) ---------------------------------------------------
     def recover(self) -> None:
@@ -419,12 +507,15 @@ class _Recovering:
     early: list[tuple[int, Any]] = field(default_factory=list)
 
 
-def merge_logs(view: int, changes: Any) -> tuple[Entry, ...]:
-    """The new view's log: per sequence number the entry of the highest view, gaps as null."""
+def merge_logs(view: int, changes: Any, above: int = 0) -> tuple[Entry, ...]:
+    """The new view's log above the commit point `above`: per sequence number the entry of
+    the highest view, gaps as null (why that is safe: docs/design.md, "Bounded view change")."""
     best: dict[int, Entry] = {}
     for c in changes:
         for e in c.log:
-            if e.seq not in best or e.view > best[e.seq].view:
+            if e.seq > above and (e.seq not in best or e.view > best[e.seq].view):
                 best[e.seq] = e
-    top = max(best, default=0)
-    return tuple(Entry(s, view, best[s].request if s in best else None) for s in range(1, top + 1))
+    top = max(best, default=above)
+    return tuple(
+        Entry(s, view, best[s].request if s in best else None) for s in range(above + 1, top + 1)
+    )

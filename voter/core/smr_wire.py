@@ -42,9 +42,11 @@ from voter.core.frame import WIRE_VERSION, Frame, decode_frame
 from voter.core.paxos import (
     Accept,
     Accepted,
+    AskLog,
     Decide,
     DoViewChange,
     Entry,
+    LogChunk,
     Recover,
     Recovery,
     StartView,
@@ -117,10 +119,12 @@ _SCHEMA: dict[type, tuple[_Spec, ...]] = {
     Accept: ("i", "i", ("opt", Request)),
     Accepted: ("i", "i", "i"),
     Decide: ("i", "i"),
-    DoViewChange: ("i", ("tup", Entry), "i"),
+    DoViewChange: ("i", ("tup", Entry), "i", "i"),
     StartView: ("i", ("tup", Entry), "i"),
     Recover: ("i", "i", "i"),
     Recovery: ("i", "i", "i", "i", "i", ("tup", Entry)),
+    AskLog: ("i", "i"),
+    LogChunk: ("i", "i", ("tup", Entry)),
 }
 #: the top-level kinds, by wire code (append only: a code is never reused)
 KINDS: tuple[type, ...] = (
@@ -142,6 +146,8 @@ KINDS: tuple[type, ...] = (
     StartView,
     Recover,
     Recovery,
+    AskLog,
+    LogChunk,
 )
 _CODE = {cls: code for code, cls in enumerate(KINDS)}
 
