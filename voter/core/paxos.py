@@ -108,7 +108,7 @@ class Recovery:
 
 @dataclass(frozen=True, slots=True)
 class AskLog:
-    """A replica behind a commit point asks for executed entries from `start`."""
+    """A replica behind its commit point asks for the chosen entries from `start`."""
 
     node: int
     start: int
@@ -116,8 +116,8 @@ class AskLog:
 
 @dataclass(frozen=True, slots=True)
 class LogChunk:
-    """Executed (hence chosen) entries from the asked start, at most RECOVERY_CHUNK; `upto`
-    is the answerer's last executed sequence number."""
+    """Chosen entries from the asked start (held at or below the answerer's commit point
+    `upto`), at most RECOVERY_CHUNK."""
 
     node: int
     upto: int
@@ -321,12 +321,15 @@ class PaxosReplica:
         if len(got) < self.cfg.f + 1 or self.normal or not self.is_leader:
             return []
         point = max(d.decided for d in got.values())
-        self.decided = max(self.decided, point)
+        if point > self.decided:  # own entries in between may be another view's: not chosen
+            self.log = {s: e for s, e in self.log.items() if not self.decided < s <= point}
+            self.decided = point
+        out = self._execute(now)
         if self.last_exec < point:
-            return [] if self.fetch_at else self._fetch(now, None)
+            return out + ([] if self.fetch_at else self._fetch(now, None))
         log = merge_logs(self.view, got.values(), point)
         sv = StartView(self.view, log, self.last_exec)
-        return broadcast(sv, self.cfg.nodes, self.node) + self._begin(self.view, log, now)
+        return out + broadcast(sv, self.cfg.nodes, self.node) + self._begin(self.view, log, now)
 
     def _on_start_view(self, src: int, sv: StartView, now: int) -> list[Send]:
         if src != self.cfg.leader(sv.view) or sv.view < self.view:
@@ -367,7 +370,7 @@ class PaxosReplica:
 
     # -- catching up below a commit point (bounded view change) --------------------------
     def _fetch(self, now: int, dst: int | None) -> list[Send]:
-        """Ask `dst` (None: everyone) for executed entries this replica misses."""
+        """Ask `dst` (None: everyone) for the chosen entries this replica misses."""
         if self.decided <= self.last_exec:
             self.fetch_at = 0
             return []
@@ -378,12 +381,20 @@ class PaxosReplica:
         return [Send(dst, ask)]
 
     def _on_ask_log(self, src: int, f: AskLog) -> list[Send]:
-        """Executed entries are chosen: any replica may hand them out, in any view."""
-        if f.node != src or src == self.node or f.start > self.last_exec or f.start < 1:
+        """Every entry a replica holds at or below its commit point is the chosen one (the
+        invariant of docs/design.md, "Bounded view change"): any replica may hand those out,
+        in any view, the run that starts at the asked number."""
+        if f.node != src or src == self.node or f.start < 1 or f.start not in self.log:
             return []
-        end = min(self.last_exec, f.start + RECOVERY_CHUNK - 1)
-        entries = tuple(self.log[s] for s in range(f.start, end + 1))
-        return [Send(src, LogChunk(self.node, self.last_exec, entries))]
+        end = min(self.decided, f.start + RECOVERY_CHUNK - 1)
+        entries: list[Entry] = []
+        for seq in range(f.start, end + 1):
+            if seq not in self.log:
+                break
+            entries.append(self.log[seq])
+        if not entries:
+            return []
+        return [Send(src, LogChunk(self.node, self.decided, tuple(entries)))]
 
     def _on_log_chunk(self, src: int, f: LogChunk, now: int) -> list[Send]:
         """Take the chosen entries that continue this replica's executed prefix, execute them,
@@ -405,6 +416,7 @@ class PaxosReplica:
         if self.decided > self.last_exec:
             out += self._fetch(now, src)
         if not self.normal:
+            self.vc_started = now  # the view change progresses: no reason to give up on it
             out += self._try_start(now)
         return out
 
