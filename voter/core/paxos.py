@@ -7,13 +7,17 @@ leader counts f+1 acceptances including its own, executes, replies to the
 client (one reply suffices: nobody lies) and tells the followers (decide), who
 execute in order. Two message delays from the leader to a decision.
 
-Leader change: a follower that sees no progress on a pending request for a
-timeout sends its whole accepted log to the next view's leader; with f+1 logs
-(its own among them) that leader keeps, per sequence number, the entry from
-the highest view (a decided entry was accepted by f+1 replicas, so one of any
-f+1 logs has it), fills gaps with nothing, and starts the view by sending the
-result to all. Nothing in this protocol defends against a replica that lies:
-an equivocating leader splits the followers (the seed's 3f+1 argument, shown by
+Leader change (bounded, docs/design.md "Bounded view change"): a follower that
+sees no progress on a pending request for a timeout sends its commit point and
+its accepted entries above it to the next view's leader; with f+1 of them (its
+own among them) that leader takes the highest commit point M, fetches the chosen
+entries it misses up to M (AskLog/LogChunk, from any replica: what a replica
+holds at or below its commit point is chosen), keeps above M, per sequence
+number, the entry from the highest view (a decided entry was accepted by f+1
+replicas, so one of any f+1 of them has it or knows a commit point past it),
+fills gaps with nothing, and starts the view by sending that suffix to all.
+Nothing in this protocol defends against a replica that lies: an equivocating
+leader splits the followers (the seed's 3f+1 argument, shown by
 campaigns/command-log.toml). Pure: no I/O, no clock, no randomness.
 
 Recovery (a restarted board, docs/design.md "A restarted board"): an acceptor
