@@ -198,12 +198,12 @@ def test_a_new_leader_behind_the_commit_point_fetches_before_starting_the_view()
     assert 0 == net.too_long
 
 
-def test_held_entries_below_the_commit_point_are_served_when_nobody_executed_them() -> None:
-    """Replica 2 missed the accept of seq 50 (it holds 51..100 and knows 100 is decided but
-    executed only 49); replica 1 missed every decide above 60. Leader 0 crashes. New leader
-    1 learns commit point 100 from 2, drops its own unconfirmed 61..100, and nobody alive has
-    executed them: 2 hands out what it holds at or below its commit point (61..100), then
-    fetches 50 from 1. Both end with the same 100 commands and go on."""
+def test_a_decide_past_a_missed_accept_stops_at_the_gap_and_the_gap_is_fetched() -> None:
+    """Replica 2 missed the accept of seq 50 and replica 1 every decide above 60; leader 0
+    crashes. A decide never raises a commit point past what the replica holds (2 reports
+    49, not 100: a point its holder can always hand out below), so new leader 1 (point 60)
+    starts at once with the entries above 60, and 2 fetches 50..60 from it in a chunk.
+    Both end with the same 100 commands and go on."""
     net = Net(wire=True)
     for k in range(100):
         net.request(Request(3, k, f"c{k}"))
@@ -215,11 +215,11 @@ def test_held_entries_below_the_commit_point_are_served_when_nobody_executed_the
         )
 
     net.run(4, drop=lost)
-    assert (49, 100) == (net.reps[2].last_exec, net.reps[2].decided)
+    assert (49, 49) == (net.reps[2].last_exec, net.reps[2].decided)
     assert (60, 60) == (net.reps[1].last_exec, net.reps[1].decided)
     net.down.add(0)
     net.request(Request(3, 999, "next"))
     net.run(300)
     assert net.reps[1].is_leader and net.reps[1].normal
-    assert net.reps[2].counts.sent["LogChunk"] >= 1 and net.reps[1].counts.sent["LogChunk"] >= 1
+    assert net.reps[1].counts.sent["LogChunk"] >= 1 and net.reps[2].counts.sent["AskLog"] >= 1
     assert net.committed(1) == net.committed(2) == [f"c{k}" for k in range(100)] + ["next"]

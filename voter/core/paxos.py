@@ -173,8 +173,14 @@ class PaxosReplica:
     #: a learner after a restart (`recover`): no accepts, votes or view changes yet
     recovering: bool = False
     rec: _Recovering | None = None
-    #: when this replica last asked for executed entries it misses (0: not fetching)
+    #: when this replica last asked for chosen entries it misses (0: not fetching)
     fetch_at: int = 0
+    #: a start-view's commit point this follower does not hold yet: it fetches up to it and
+    #: acknowledges nothing before (so f+1 acceptances mean f+1 complete prefixes)
+    target: int = 0
+    #: accepted entries a start-view left out (below its point), not known to be chosen: kept
+    #: for the next do-view-change only, never executed (docs/design.md, invariant I)
+    unconfirmed: dict[int, Entry] = field(default_factory=dict)
 
     @property
     def is_leader(self) -> bool:
@@ -260,6 +266,8 @@ class PaxosReplica:
         self.log[a.seq] = Entry(a.seq, a.view, a.request)
         if a.request is not None and a.request.key not in self.service.done:
             self.pending.setdefault(a.request.key, a.request)
+        if self.last_exec < self.target:
+            return []  # acknowledged once this replica holds the view's prefix
         return [Send(src, Accepted(a.view, a.seq, self.node))]
 
     def _on_accepted(self, a: Accepted, now: int) -> list[Send]:
@@ -276,8 +284,17 @@ class PaxosReplica:
     def _on_decide(self, src: int, d: Decide, now: int) -> list[Send]:
         if src != self.cfg.leader(self.view):
             return []
-        self.decided = max(self.decided, d.upto)
+        self.decided = self._held_upto(d.upto)
         return self._execute(now)
+
+    def _held_upto(self, upto: int) -> int:
+        """The commit point to take from `upto`: no further than this replica holds every
+        entry (a missed accept is a gap), so a replica reporting a commit point can always
+        hand out what lies below it (docs/design.md, "Bounded view change")."""
+        point = max(self.decided, self.last_exec)
+        while point < upto and point + 1 in self.log:
+            point += 1
+        return point
 
     def _execute(self, now: int) -> list[Send]:
         out: list[Send] = []
@@ -300,7 +317,8 @@ class PaxosReplica:
     def _start_view_change(self, view: int, now: int) -> list[Send]:
         self.view, self.normal = view, False
         self.vc_started, self.vc_attempt = now, self.vc_attempt + 1
-        above = tuple(self.log[s] for s in sorted(self.log) if s > self.decided)
+        mine = self.unconfirmed | self.log
+        above = tuple(mine[s] for s in sorted(mine) if s > self.decided)
         dvc = DoViewChange(view, above, self.node, self.decided)
         leader = self.cfg.leader(view)
         if leader == self.node:
@@ -325,11 +343,9 @@ class PaxosReplica:
         if len(got) < self.cfg.f + 1 or self.normal or not self.is_leader:
             return []
         point = max(d.decided for d in got.values())
-        if point > self.decided:  # own entries in between may be another view's: not chosen
-            self.log = {s: e for s, e in self.log.items() if not self.decided < s <= point}
-            self.decided = point
         out = self._execute(now)
-        if self.last_exec < point:
+        if self.last_exec < point:  # fetched chunks overwrite own entries, maybe another view's
+            self.target = max(self.target, point)
             return out + ([] if self.fetch_at else self._fetch(now, None))
         log = merge_logs(self.view, got.values(), point)
         sv = StartView(self.view, log, self.last_exec)
@@ -340,25 +356,29 @@ class PaxosReplica:
             return []
         if sv.view == self.view and self.normal:
             return []
-        out = self._begin(sv.view, sv.log, now)
+        out = self._begin(sv.view, sv.log, now, sv.decided)
+        if any(s not in self.log for s in range(self.last_exec + 1, sv.decided + 1)):
+            self.target = max(self.target, sv.decided)  # behind the view's point: fetch first
+            return out + ([] if self.fetch_at else self._fetch(now, src))
         self.decided = max(self.decided, sv.decided)
         acks = [
             Send(src, Accepted(sv.view, e.seq, self.node)) for e in sv.log if e.seq > sv.decided
         ]
-        out += acks + self._execute(now)
-        if self.decided > self.last_exec and not self.fetch_at:
-            out += self._fetch(now, src)  # below the view's commit point: from the leader
-        return out
+        return out + acks + self._execute(now)
 
-    def _begin(self, view: int, log: tuple[Entry, ...], now: int) -> list[Send]:
+    def _begin(self, view: int, log: tuple[Entry, ...], now: int, point: int = 0) -> list[Send]:
         """Enter `view` with `log` (the entries above its commit point): everything not yet
-        executed is re-accepted in this view."""
+        executed is re-accepted in this view; what this replica accepted below the view's
+        `point` and the log leaves out it keeps aside, unconfirmed (docs/design.md)."""
         self.view, self.normal = view, True
         self.progress_at, self.vc_attempt = now, 0
         self.counts.view_changes += 1
         self.changes = {v: d for v, d in self.changes.items() if v > view}
-        self.log = {s: e for s, e in self.log.items() if s <= self.last_exec}
-        self.assigned, self.acks = set(), {}
+        chosen = max(self.last_exec, self.decided)
+        aside = self.unconfirmed | {s: e for s, e in self.log.items() if s > chosen}
+        self.unconfirmed = {s: e for s, e in aside.items() if chosen < s <= point}
+        self.log = {s: e for s, e in self.log.items() if s <= chosen}
+        self.assigned, self.acks, self.target = set(), {}, 0
         for e in log:
             if e.seq > self.last_exec:
                 self.log[e.seq] = e
@@ -375,7 +395,7 @@ class PaxosReplica:
     # -- catching up below a commit point (bounded view change) --------------------------
     def _fetch(self, now: int, dst: int | None) -> list[Send]:
         """Ask `dst` (None: everyone) for the chosen entries this replica misses."""
-        if self.decided <= self.last_exec:
+        if max(self.decided, self.target) <= self.last_exec:
             self.fetch_at = 0
             return []
         self.fetch_at = now
@@ -408,6 +428,8 @@ class PaxosReplica:
         before = self.last_exec
         seq = before
         for e in f.entries:
+            if e.seq <= seq:
+                continue  # another answer came first
             if e.seq != seq + 1 or e.seq > f.upto:
                 break
             self.log[e.seq] = e
@@ -415,10 +437,16 @@ class PaxosReplica:
         if seq == before:
             return []
         self.decided = max(self.decided, seq)
+        self.unconfirmed = {s: e for s, e in self.unconfirmed.items() if s > seq}
         out = self._execute(now)
         self.fetch_at = 0
-        if self.decided > self.last_exec:
+        if max(self.decided, self.target) > self.last_exec:
             out += self._fetch(now, src)
+        elif self.target and self.normal and not self.is_leader:
+            self.target = 0  # caught up: acknowledge what this view's leader sent meanwhile
+            leader = self.cfg.leader(self.view)
+            held = [e for s, e in sorted(self.log.items()) if s > self.last_exec]
+            out += [Send(leader, Accepted(self.view, e.seq, self.node)) for e in held]
         if not self.normal:
             self.vc_started = now  # the view change progresses: no reason to give up on it
             out += self._try_start(now)
