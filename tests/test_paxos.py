@@ -230,8 +230,8 @@ def test_lossy_links_and_one_crash_keep_one_log_and_finish() -> None:
     """20 seeded runs over the codec: links lose 0-40 % of messages until tick 250, one
     replica crashes at a seeded tick, 70 % of the first 150 ticks bring a command. The
     executed logs never disagree (each a prefix of another) and, by tick 2,000, both
-    survivors executed every command. (Seed 65 stopped for good with a bounded view change
-    that let a decide or a start-view raise a commit point past the entries held.)"""
+    survivors executed every command. (The first bounded view change, which let a decide or
+    a start-view raise a commit point past the entries held, stopped for good in such runs.)"""
     for seed in [65, 78, *range(18)]:
         rng = random.Random(seed)
         net = Net(wire=True)
