@@ -601,8 +601,8 @@ class Simulator:
         if b.up and t < b.busy_until:
             self._defer(dst, b.busy_until, (src, dst, data, sent, frame))  # in the buffer
             return
-        items: list[Frame | Drop] = [frame] if frame is not None else b.receive(src, data)
-        if data is not sent and data != sent:
+        items: list[Frame | Drop] = [] if frame is not None else b.receive(src, data)
+        if data is not sent and data != sent:  # (never on the fast lane: both are _UNREAD)
             # Detected = the damage never became a frame other than the one sent (it was
             # dropped, or merged into a neighbour that was then dropped).
             self.coverage.link_corrupted += 1
@@ -613,12 +613,15 @@ class Simulator:
                 self.coverage.link_detected += 1
         if not b.up:
             return
-        acts = Actions()
         d = b.driver
         deciding = d.round == d.rounds
         try:
-            for item in items:
-                acts.extend(d.on_frame(src, item, self.local(dst, t)))
+            if frame is not None:  # the fast lane: one frame, its actions as they are
+                acts = d.on_frame(src, frame, self.local(dst, t))
+            else:
+                acts = Actions()
+                for item in items:
+                    acts.extend(d.on_frame(src, item, self.local(dst, t)))
         except InconsistencyError as e:
             self._stop(dst, t, d.tick, str(e))
             return
