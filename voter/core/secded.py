@@ -204,6 +204,8 @@ class EccStore:
     def __init__(self) -> None:
         #: key -> (data bytes, 8 per word; check bytes, 1 per word)
         self._words: dict[str, tuple[bytearray, bytearray]] = {}
+        #: `msgpack.packb` makes a Packer per call (a Python wrapper, twice a tick per board)
+        self._packer = msgpack.Packer(use_bin_type=True)
         self.corrected = 0
         self.detected = 0
 
@@ -259,7 +261,7 @@ class EccStore:
 
     def put_obj(self, key: str, obj: object) -> None:
         """Store a msgpack-able object (tuples come back as lists)."""
-        packed: bytes = msgpack.packb(obj, use_bin_type=True)
+        packed: bytes = self._packer.pack(obj)  # == msgpack.packb(obj, use_bin_type=True)
         self.put(key, packed)
 
     def get_obj(self, key: str) -> object:
