@@ -181,6 +181,28 @@ def _written_out_inits() -> list[tuple[type, dict[str, object]]]:
             },
         ),
         (_Pending, {"tick": 1, "record": DecisionRecord(1, 2), "output": {"o": 1}, "reason": "x"}),
+        (
+            DecisionRecord,
+            {
+                "tick": 1,
+                "node": 2,
+                "algorithm": "om",
+                "local": [1.0],
+                "vector": [[1.0]],
+                "output": [1.0],
+                "messages": 3,
+                "late": 4,
+                "dropped": 5,
+                "corrected": 6,
+                "reasons": {"r": 1},
+                "invalid": {"a": "stale"},
+                "cpu_us": 7.5,
+                "timing": {"decided_us": 8},
+                "sync": False,
+                "published_us": 9,
+                "withheld": "clock",
+            },
+        ),
     ]
 
 
