@@ -7,8 +7,9 @@ they arrive, `done` when the writes are through), with the same HIL fault code
 
 - **time**: true time is a float in seconds; board i's clock reads
   t * (1 + drift_i) + offset_i (a clock-step fault moves offset_i). Every event (a
-  board waking, a frame arriving) goes through one priority queue ordered by
-  (time, sequence);
+  board waking, a frame arriving) is ordered by (time, sequence), as in one priority
+  queue; frames waiting for a busy board and re-armed wake-ups keep their place in
+  that order without a heap entry each (`_defer`, `_schedule`);
 - **CPU**: each call into the driver keeps its board busy for a processing time
   drawn from a distribution (`cpu_ms` median, with an exponential tail, a
   decision `decide_ms` more), and a `stall` fault freezes it, before or after it
