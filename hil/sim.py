@@ -346,7 +346,7 @@ class Simulator:
         Only the wake-up scheduled last counts (an earlier one would find itself stale and
         do nothing), and most are re-armed before they come due: after every frame a board
         takes. So a queued entry with an earlier or equal key carries the new one: when it
-        comes out of the queue, `_wake` puts the new key back in if anything else comes
+        comes out of the queue, `_carried_wake` puts the new key back if anything else comes
         first. Each wake-up still takes its sequence number here, so every event keeps
         the place in the order it had with one queue entry per wake-up.
         """
