@@ -7,8 +7,9 @@ they arrive, `done` when the writes are through), with the same HIL fault code
 
 - **time**: true time is a float in seconds; board i's clock reads
   t * (1 + drift_i) + offset_i (a clock-step fault moves offset_i). Every event (a
-  board waking, a frame arriving) goes through one priority queue ordered by
-  (time, sequence);
+  board waking, a frame arriving) is ordered by (time, sequence), as in one priority
+  queue; frames waiting for a busy board and re-armed wake-ups keep their place in
+  that order without a heap entry each (`_defer`, `_schedule`);
 - **CPU**: each call into the driver keeps its board busy for a processing time
   drawn from a distribution (`cpu_ms` median, with an exponential tail, a
   decision `decide_ms` more), and a `stall` fault freezes it, before or after it
@@ -40,6 +41,7 @@ import json
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -78,6 +80,8 @@ CHANNELS = 3
 RESTART_S = 1.0  # systemd RestartSec=1s in the shipped unit
 #: the bytes of a fast-lane arrival: never read (the receiver is handed the Frame)
 _UNREAD = b""
+#: a frame on its way: (source, destination, bytes as arrived, bytes as sent, Frame or None)
+_Arrival = tuple[int, int, bytes, bytes, Frame | None]
 #: the simulator's own counters, in the order they are reported
 COUNTERS = (
     "frames_sent",
@@ -182,7 +186,11 @@ class _SimBoard:
         self.driver.stop_after = sim.cfg.ticks - 1
         self.up = True
         self.busy_until = 0.0
-        self.wake_gen = 0
+        #: the key (true time, sequence) of the wake-up last scheduled: the only one that counts
+        self.wake_t = 0.0
+        self.wake_seq = 0
+        #: the key of the queue entry that stands for it (None: none queued); see `_schedule`
+        self.carrier: tuple[float, int] | None = None
         #: per peer j: the cable end the simulator writes j's arriving bytes into ...
         self.wires: dict[int, MemoryLink] = {}
         #: ... and this board's framed link on the other end, as voterd has per port
@@ -252,6 +260,14 @@ class Simulator:
         self.counters = dict.fromkeys(COUNTERS, 0)
         self._queue: list[tuple[float, int, str, Any]] = []
         self._seq = 0
+        #: true time at which the run stops taking events
+        self._end = (cfg.ticks + 2) * self.period + 5 * RESTART_S
+        #: per board: frames that arrived while it was busy, as (time, sequence, arrival), in
+        #: queue order; one "drain" entry in `_queue` stands for the head (see `_defer`)
+        self._deferred: dict[int, deque[tuple[float, int, _Arrival]]] = {
+            i: deque() for i in range(cfg.nodes)
+        }
+        self._draining = -1
         self._hash = hashlib.sha256()
         self._progress_tick = 0
         for i, b in self.boards.items():
@@ -325,23 +341,37 @@ class Simulator:
             self.log_files[node].write(ev)
 
     def _schedule(self, i: int, not_before: float) -> None:
-        """(Re)arm board i's wake-up at its driver's next deadline."""
+        """(Re)arm board i's wake-up at its driver's next deadline.
+
+        Only the wake-up scheduled last counts (an earlier one would find itself stale and
+        do nothing), and most are re-armed before they come due: after every frame a board
+        takes. So a queued entry with an earlier or equal key carries the new one: when it
+        comes out of the queue, `_carried_wake` puts the new key back if anything else comes
+        first. Each wake-up still takes its sequence number here, so every event keeps
+        the place in the order it had with one queue entry per wake-up.
+        """
         b = self.boards[i]
-        b.wake_gen += 1
         t = max(not_before, self.true_time(i, b.driver.next_deadline()))
-        self._push(t, "wake", (i, b.wake_gen))
+        self._seq += 1
+        b.wake_t, b.wake_seq = t, self._seq
+        if b.carrier is not None and b.carrier[0] <= t:
+            return
+        b.carrier = (t, self._seq)
+        heapq.heappush(self._queue, (t, self._seq, "wake", i))
 
     # -- running -----------------------------------------------------------------------
     def run(self) -> SimResult:
-        end = (self.cfg.ticks + 2) * self.period + 5 * RESTART_S
+        end = self._end
         while self._queue:
-            t, _, kind, payload = heapq.heappop(self._queue)
+            t, seq, kind, payload = heapq.heappop(self._queue)
             if t > end:
                 break
             if kind == "wake":
-                self._wake(t, *payload)
+                self._carried_wake(t, seq, payload)
             elif kind == "arrive":
                 self._arrive(t, *payload)
+            elif kind == "drain":
+                self._drain(payload, end)
             elif kind == "restart":
                 self._restart(t, payload)
         for i, b in self.boards.items():
@@ -375,10 +405,23 @@ class Simulator:
         tail = -math.log(1.0 - self.cpu_rng.random()) / (1.0 / cfg.cpu_tail_ms)
         return (cfg.cpu_ms + tail + (cfg.decide_ms if decide else 0.0)) / 1000
 
-    def _wake(self, t: float, i: int, gen: int) -> None:
+    def _carried_wake(self, t: float, seq: int, i: int) -> None:
+        """A wake-up entry came out of the queue: stale, board i's wake-up, or its carrier."""
         b = self.boards[i]
-        if not b.up or gen != b.wake_gen:
+        if b.carrier != (t, seq):
+            return  # re-armed earlier since (or a board of a previous life)
+        b.carrier = None
+        if not b.up:
             return
+        key = (b.wake_t, b.wake_seq)
+        if key != (t, seq) and (b.wake_t > self._end or (self._queue and self._queue[0] < key)):
+            b.carrier = key  # something else comes first: the wake-up goes back in the queue
+            heapq.heappush(self._queue, (*key, "wake", i))
+            return
+        self._wake(b.wake_t, i)
+
+    def _wake(self, t: float, i: int) -> None:
+        b = self.boards[i]
         if t < b.busy_until:
             self._schedule(i, b.busy_until)
             return
@@ -474,7 +517,6 @@ class Simulator:
     def _down(self, i: int, t: float) -> None:
         b = self.boards[i]
         b.up = False
-        b.wake_gen += 1
         self._push(t + RESTART_S, "restart", i)
 
     def _stop(self, i: int, t: float, k: int, reason: str) -> None:
@@ -558,10 +600,10 @@ class Simulator:
     ) -> None:
         b = self.boards[dst]
         if b.up and t < b.busy_until:
-            self._push(b.busy_until, "arrive", (src, dst, data, sent, frame))  # in the buffer
+            self._defer(dst, b.busy_until, (src, dst, data, sent, frame))  # in the buffer
             return
-        items: list[Frame | Drop] = [frame] if frame is not None else b.receive(src, data)
-        if data is not sent and data != sent:
+        items: list[Frame | Drop] = [] if frame is not None else b.receive(src, data)
+        if data is not sent and data != sent:  # (never on the fast lane: both are _UNREAD)
             # Detected = the damage never became a frame other than the one sent (it was
             # dropped, or merged into a neighbour that was then dropped).
             self.coverage.link_corrupted += 1
@@ -572,17 +614,56 @@ class Simulator:
                 self.coverage.link_detected += 1
         if not b.up:
             return
-        acts = Actions()
         d = b.driver
         deciding = d.round == d.rounds
         try:
-            for item in items:
-                acts.extend(d.on_frame(src, item, self.local(dst, t)))
+            if frame is not None:  # the fast lane: one frame, its actions as they are
+                acts = d.on_frame(src, frame, self.local(dst, t))
+            else:
+                acts = Actions()
+                for item in items:
+                    acts.extend(d.on_frame(src, item, self.local(dst, t)))
         except InconsistencyError as e:
             self._stop(dst, t, d.tick, str(e))
             return
         self._perform(dst, t, acts, self._cpu(deciding and d.round == 0))
         self._schedule(dst, b.busy_until)
+
+    def _defer(self, dst: int, t: float, arrival: _Arrival) -> None:
+        """An arrival waits in `dst`'s input buffer until `t`: exactly as if it went back into
+        the queue as (t, next sequence), without the heap's push and pop.
+
+        A third of all events were these re-queued arrivals (a board takes one frame while
+        the peers' others wait, and each wait ends at the next busy spell). The buffer keeps
+        them in queue order (a board's busy time only grows, so each key is above the last);
+        `_drain` runs its head while that head is ahead of everything in the heap. A key
+        that would not come last goes through the heap as before.
+        """
+        self._seq += 1
+        fifo = self._deferred[dst]
+        if not fifo:
+            fifo.append((t, self._seq, arrival))
+            if self._draining != dst:  # `_drain` re-enters the head itself
+                heapq.heappush(self._queue, (t, self._seq, "drain", dst))
+        elif t >= fifo[-1][0]:
+            fifo.append((t, self._seq, arrival))
+        else:
+            heapq.heappush(self._queue, (t, self._seq, "arrive", arrival))
+
+    def _drain(self, dst: int, end: float) -> None:
+        """Run `dst`'s buffered arrivals in queue order while each comes before the heap's top."""
+        fifo, queue = self._deferred[dst], self._queue
+        while True:
+            t, _, arrival = fifo.popleft()
+            self._draining = dst
+            self._arrive(t, *arrival)
+            self._draining = -1
+            if not fifo:
+                return
+            t, seq, _ = fifo[0]
+            if t > end or (queue and (t, seq) > queue[0][:2]):
+                heapq.heappush(queue, (t, seq, "drain", dst))
+                return
 
 
 def simulate(

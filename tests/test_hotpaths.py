@@ -112,3 +112,123 @@ def test_signed_bytes_are_the_canonical_list_layout() -> None:
         )
         assert want == signed_bytes("c", 7, path, value)
         assert want == signed_bytes("c", 7, list(path), value)
+
+
+def _written_out_inits() -> list[tuple[type, dict[str, object]]]:
+    """The dataclasses whose __init__ is written out (mypyc runs a generated one
+    interpreted), each with a value for every field, none of them its default."""
+    from voter.core.board import TickCounters, TickReport
+    from voter.core.clock import Correction, Sample
+    from voter.core.driver import Actions, Outgoing, _Pending, _TickRecord
+    from voter.core.frame import Frame, SyncBlock
+    from voter.core.ic import Decision
+    from voter.core.mode import Census
+    from voter.core.protocol import Counters, Entry
+    from voter.core.record import DecisionRecord
+
+    entry = Entry((0,), (1.5,), (b"s",))
+    frame = Frame(1, "c", 0, 1, 7, 1, (entry,), SyncBlock(b"dg", 3, 4, 5))
+    decision = Decision(7, 1, (1.0,), ((1.0,),), (1.0,), 3, 4, 5)
+    return [
+        (SyncBlock, {"digest": b"d", "heard": 5, "echo_us": 6, "lag_us": 7}),
+        (Entry, {"path": (0, 1), "value": (2.5,), "sigs": (b"x",)}),
+        (Frame, {f: getattr(frame, f) for f in frame.__dataclass_fields__}),
+        (Counters, {"sent": 1, "received": 2, "rejected": 3, "reasons": {"r": 1}}),
+        (Sample, {"tick": 3, "theta": 0.5, "rtt": 0.25}),
+        (
+            Correction,
+            {"slew": 0.1, "step": 0.2, "midpoint": 0.3, "precision": 0.4, "in_sync": False},
+        ),
+        (TickCounters, {"late": 1, "dropped": 2, "reasons": {"r": 2}}),
+        (
+            TickReport,
+            {
+                "decision": decision,
+                "late": 1,
+                "dropped": 2,
+                "reasons": {"r": 3},
+                "corrected": 4,
+                "events": ({"event": "e"},),
+                "mode_peers": frozenset({2}),
+            },
+        ),
+        (Decision, {f: getattr(decision, f) for f in decision.__dataclass_fields__}),
+        (Census, {"manifest": 1, "isolated": 2}),
+        (Outgoing, {"dst": 2, "raw": b"r", "frame": frame, "due": 0.5}),
+        (
+            Actions,
+            {
+                "sends": [Outgoing(1, None, frame, 0.0)],
+                "lines": [{"event": "e"}],
+                "publish": [{"tick": 1}],
+                "stall_s": 0.5,
+                "stall_when": "before-send",
+                "decided": 3,
+            },
+        ),
+        (
+            _TickRecord,
+            {
+                "tick": 4,
+                "cum": 0.5,
+                "send_lag": 0.25,
+                "arrivals": {1: 0.1},
+                "late": True,
+                "heard": 6,
+                "digest": b"d",
+                "invalid": {"a": "stale"},
+                "blocks": {1: SyncBlock()},
+            },
+        ),
+        (_Pending, {"tick": 1, "record": DecisionRecord(1, 2), "output": {"o": 1}, "reason": "x"}),
+        (
+            DecisionRecord,
+            {
+                "tick": 1,
+                "node": 2,
+                "algorithm": "om",
+                "local": [1.0],
+                "vector": [[1.0]],
+                "output": [1.0],
+                "messages": 3,
+                "late": 4,
+                "dropped": 5,
+                "corrected": 6,
+                "reasons": {"r": 1},
+                "invalid": {"a": "stale"},
+                "cpu_us": 7.5,
+                "timing": {"decided_us": 8},
+                "sync": False,
+                "published_us": 9,
+                "withheld": "clock",
+            },
+        ),
+    ]
+
+
+@pytest.mark.parametrize(("cls", "values"), _written_out_inits(), ids=lambda x: str(x)[-20:])
+def test_written_out_inits_are_the_dataclass_ones(cls: type, values: dict[str, object]) -> None:
+    """Every field is a parameter of the same name, in field order, with the field's default."""
+    import dataclasses
+
+    fields = dataclasses.fields(cls)
+    assert [f.name for f in fields] == list(values)
+    by_name = cls(**values)
+    by_position = cls(*values.values())
+    for f in fields:
+        assert getattr(by_name, f.name) == values[f.name], f.name
+        assert getattr(by_position, f.name) == values[f.name], f.name
+    required = {f.name: values[f.name] for f in fields if _no_default(f)}
+    plain = cls(**required)
+    for f in fields:
+        if not _no_default(f):
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            assert getattr(plain, f.name) == default, f.name
+            assert getattr(plain, f.name) != values[f.name], f"{f.name}: pick a non-default value"
+
+
+def _no_default(f: object) -> bool:
+    import dataclasses
+
+    assert isinstance(f, dataclasses.Field)
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING

@@ -10,8 +10,10 @@ while running is a missing reading, counted by the source, never an exception.
 
 from __future__ import annotations
 
+import _random
 import contextlib
 import csv
+import hashlib
 import json
 import math
 import os
@@ -38,7 +40,15 @@ class SensorSource(Protocol):
     def close(self) -> None: ...
 
 
-def _normals(rng: random.Random, count: int) -> list[float]:
+def _seed(rng: _random.Random, text: str) -> None:
+    """Give `rng` the state of `random.Random(text)`: random.py's seeding of a str (version 2:
+    the text and its SHA-512 as one integer), without random.py's Python-level `__init__`
+    and `seed`, which were most of a compiled sensor read."""
+    raw = text.encode()
+    rng.seed(int.from_bytes(raw + hashlib.sha512(raw).digest()))
+
+
+def _normals(rng: _random.Random, count: int) -> list[float]:
     """`count` successive `rng.gauss(0.0, 1.0)` draws of a freshly seeded generator, in
     `random.gauss`'s own arithmetic (Box-Muller pairs, the sine kept for the next draw).
 
@@ -77,6 +87,7 @@ class SimSensor:
         # each board's sensor also wanders off slowly (units per second), as real ones do
         self.drift = [rng.gauss(0.0, 0.002) for _ in range(channels)]
         self.noise = [0.5, 0.2, 0.05] + [0.01] * max(0, channels - 3)
+        self._rng = _random.Random()  # re-seeded for every read (`_seed`)
 
     def truth(self, tick: int) -> list[float]:
         t = tick * self.period_s
@@ -89,9 +100,9 @@ class SimSensor:
         return base[: self.channels]
 
     def read(self, tick: int) -> Reading | None:
-        rng = random.Random(f"{self.seed}/{self.node}/{tick}")
+        _seed(self._rng, f"{self.seed}/{self.node}/{tick}")
         t = tick * self.period_s
-        z = _normals(rng, self.channels)
+        z = _normals(self._rng, self.channels)
         values = [
             round(x + b + d * t + (0.0 + zi * n), 4)  # `rng.gauss(0.0, n)`: mu + z * sigma
             for x, b, d, n, zi in zip(

@@ -50,6 +50,14 @@ class TickCounters:
     dropped: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
+    # Written out: mypyc leaves a dataclass's generated __init__ interpreted (docs/design.md).
+    def __init__(
+        self, late: int = 0, dropped: int = 0, reasons: dict[str, int] | None = None
+    ) -> None:
+        self.late = late
+        self.dropped = dropped
+        self.reasons = {} if reasons is None else reasons
+
     def drop(self, reason: str) -> None:
         self.dropped += 1
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
@@ -66,6 +74,25 @@ class TickReport:
     events: tuple[dict[str, Any], ...] = ()
     #: peers whose frames this tick were of the other algorithm (planned degradation)
     mode_peers: frozenset[int] = frozenset()
+
+    # Written out: mypyc leaves a dataclass's generated __init__ interpreted (docs/design.md).
+    def __init__(
+        self,
+        decision: Decision,
+        late: int,
+        dropped: int,
+        reasons: dict[str, int],
+        corrected: int = 0,
+        events: tuple[dict[str, Any], ...] = (),
+        mode_peers: frozenset[int] = frozenset(),
+    ) -> None:
+        object.__setattr__(self, "decision", decision)
+        object.__setattr__(self, "late", late)
+        object.__setattr__(self, "dropped", dropped)
+        object.__setattr__(self, "reasons", reasons)
+        object.__setattr__(self, "corrected", corrected)
+        object.__setattr__(self, "events", events)
+        object.__setattr__(self, "mode_peers", mode_peers)
 
 
 @dataclass(slots=True)

@@ -48,6 +48,12 @@ class Sample:
     theta: float  #: peer's vt minus ours, plus our cumulative correction at the time
     rtt: float
 
+    # Written out: mypyc leaves a dataclass's generated __init__ interpreted (docs/design.md).
+    def __init__(self, tick: int, theta: float, rtt: float) -> None:
+        object.__setattr__(self, "tick", tick)
+        object.__setattr__(self, "theta", theta)
+        object.__setattr__(self, "rtt", rtt)
+
 
 def two_way(x: float, s_peer: float, y: float, s_me: float) -> tuple[float, float]:
     """(offset, round trip) from the four lags of one exchange (see the module docstring)."""
@@ -63,6 +69,21 @@ class Correction:
     midpoint: float | None = None  #: fault-tolerant midpoint of the filtered offsets
     precision: float | None = None  #: largest pairwise offset among the clocks we see
     in_sync: bool = True  #: |midpoint| within the precision bound (or nothing known)
+
+    # Written out: mypyc leaves a dataclass's generated __init__ interpreted (docs/design.md).
+    def __init__(
+        self,
+        slew: float = 0.0,
+        step: float = 0.0,
+        midpoint: float | None = None,
+        precision: float | None = None,
+        in_sync: bool = True,
+    ) -> None:
+        self.slew = slew
+        self.step = step
+        self.midpoint = midpoint
+        self.precision = precision
+        self.in_sync = in_sync
 
 
 @dataclass

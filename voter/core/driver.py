@@ -163,6 +163,13 @@ class Outgoing:
     frame: Frame | None  #: the frame `data` encodes (None: bytes a traitor made up or replays)
     due: float  #: local time to write it (later than now only for the `late` traitor)
 
+    # Written out: mypyc leaves a dataclass's generated __init__ interpreted (docs/design.md).
+    def __init__(self, dst: int, raw: bytes | None, frame: Frame | None, due: float) -> None:
+        self.dst = dst
+        self.raw = raw
+        self.frame = frame
+        self.due = due
+
     @property
     def data(self) -> bytes:
         """The wire bytes, encoded on first use: the simulator's fast lane needs only their size."""
@@ -185,6 +192,23 @@ class Actions:
     stall_when: str = ""
     #: the tick whose decision `done` just settled (the shell's cue for health and GC)
     decided: int | None = None
+
+    # Written out: mypyc leaves a dataclass's generated __init__ interpreted (docs/design.md).
+    def __init__(
+        self,
+        sends: list[Outgoing] | None = None,
+        lines: list[DecisionRecord | dict[str, Any]] | None = None,
+        publish: list[dict[str, Any]] | None = None,
+        stall_s: float = 0.0,
+        stall_when: str = "",
+        decided: int | None = None,
+    ) -> None:
+        self.sends = [] if sends is None else sends
+        self.lines = [] if lines is None else lines
+        self.publish = [] if publish is None else publish
+        self.stall_s = stall_s
+        self.stall_when = stall_when
+        self.decided = decided
 
     def extend(self, other: Actions) -> None:
         self.sends += other.sends
@@ -212,6 +236,29 @@ class _TickRecord:
     #: round-1 timing blocks received for this tick, with whether each was in time
     blocks: dict[int, SyncBlock] = field(default_factory=dict)
 
+    # Written out: mypyc leaves a dataclass's generated __init__ interpreted (docs/design.md).
+    def __init__(
+        self,
+        tick: int,
+        cum: float,
+        send_lag: float | None = None,
+        arrivals: dict[int, float] | None = None,
+        late: bool = False,
+        heard: int = 0,
+        digest: bytes | None = None,
+        invalid: dict[str, str] | None = None,
+        blocks: dict[int, SyncBlock] | None = None,
+    ) -> None:
+        self.tick = tick
+        self.cum = cum
+        self.send_lag = send_lag
+        self.arrivals = {} if arrivals is None else arrivals
+        self.late = late
+        self.heard = heard
+        self.digest = digest
+        self.invalid = {} if invalid is None else invalid
+        self.blocks = {} if blocks is None else blocks
+
 
 @dataclass
 class _Pending:
@@ -221,6 +268,15 @@ class _Pending:
     record: DecisionRecord
     output: dict[str, Any]
     reason: str | None
+
+    # Written out: mypyc leaves a dataclass's generated __init__ interpreted (docs/design.md).
+    def __init__(
+        self, tick: int, record: DecisionRecord, output: dict[str, Any], reason: str | None
+    ) -> None:
+        self.tick = tick
+        self.record = record
+        self.output = output
+        self.reason = reason
 
 
 def vector_digest(vector: tuple[Value, ...]) -> bytes:
@@ -521,7 +577,7 @@ class TickDriver:
             None if arrival is None else _us(arrival),
             None if prev.send_lag is None else max(0, _us(prev.send_lag)),
         )
-        if block == SyncBlock():
+        if block.is_empty():
             return frame
         # Not `dataclasses.replace`: it looks the fields up on every call (1/4 of this method).
         f = frame

@@ -171,6 +171,25 @@ class SyncBlock:
     echo_us: int | None = None
     lag_us: int | None = None
 
+    # Written out: mypyc leaves a dataclass's generated __init__ interpreted (docs/design.md).
+    def __init__(
+        self,
+        digest: bytes | None = None,
+        heard: int = 0,
+        echo_us: int | None = None,
+        lag_us: int | None = None,
+    ) -> None:
+        object.__setattr__(self, "digest", digest)
+        object.__setattr__(self, "heard", heard)
+        object.__setattr__(self, "echo_us", echo_us)
+        object.__setattr__(self, "lag_us", lag_us)
+
+    def is_empty(self) -> bool:
+        """Equal to `SyncBlock()` (nothing to say), without the dataclass's `__eq__`."""
+        return (
+            self.digest is None and self.heard == 0 and self.echo_us is None and self.lag_us is None
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Frame:
@@ -189,6 +208,27 @@ class Frame:
     round: int
     entries: tuple[Entry, ...]
     sync: SyncBlock | None = None
+
+    # Written out: mypyc leaves a dataclass's generated __init__ interpreted (docs/design.md).
+    def __init__(
+        self,
+        version: int,
+        cluster: str,
+        src: int,
+        dst: int,
+        tick: int,
+        round: int,
+        entries: tuple[Entry, ...],
+        sync: SyncBlock | None = None,
+    ) -> None:
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "cluster", cluster)
+        object.__setattr__(self, "src", src)
+        object.__setattr__(self, "dst", dst)
+        object.__setattr__(self, "tick", tick)
+        object.__setattr__(self, "round", round)
+        object.__setattr__(self, "entries", entries)
+        object.__setattr__(self, "sync", sync)
 
 
 # -- schema (checked on encode; the decoder's grammar admits nothing else) ----------

@@ -52,6 +52,27 @@ class Decision:
     received: int
     rejected: int
 
+    # Written out: mypyc leaves a dataclass's generated __init__ interpreted (docs/design.md).
+    def __init__(
+        self,
+        tick: int,
+        node: int,
+        local: Value,
+        vector: tuple[Value, ...],
+        output: tuple[float | None, ...],
+        sent: int,
+        received: int,
+        rejected: int,
+    ) -> None:
+        object.__setattr__(self, "tick", tick)
+        object.__setattr__(self, "node", node)
+        object.__setattr__(self, "local", local)
+        object.__setattr__(self, "vector", vector)
+        object.__setattr__(self, "output", output)
+        object.__setattr__(self, "sent", sent)
+        object.__setattr__(self, "received", received)
+        object.__setattr__(self, "rejected", rejected)
+
     @property
     def messages(self) -> int:
         """Value messages this node sent plus received in the tick (18 for OM(1), N=4)."""

@@ -134,6 +134,12 @@ class Entry:
     value: Value
     sigs: tuple[bytes, ...] = ()
 
+    # Written out: mypyc leaves a dataclass's generated __init__ interpreted (docs/design.md).
+    def __init__(self, path: tuple[int, ...], value: Value, sigs: tuple[bytes, ...] = ()) -> None:
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "sigs", sigs)
+
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
@@ -153,6 +159,19 @@ class Counters:
     received: int = 0
     rejected: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+
+    # Written out: mypyc leaves a dataclass's generated __init__ interpreted (docs/design.md).
+    def __init__(
+        self,
+        sent: int = 0,
+        received: int = 0,
+        rejected: int = 0,
+        reasons: dict[str, int] | None = None,
+    ) -> None:
+        self.sent = sent
+        self.received = received
+        self.rejected = rejected
+        self.reasons = {} if reasons is None else reasons
 
     def reject(self, reason: str) -> None:
         self.rejected += 1

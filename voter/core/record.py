@@ -54,6 +54,45 @@ class DecisionRecord:
     published_us: int | float | None = None  # int | float: mypyc would turn an int into a float
     withheld: str | None = None
 
+    # Written out: mypyc leaves a dataclass's generated __init__ interpreted (docs/design.md).
+    def __init__(
+        self,
+        tick: int,
+        node: int,
+        algorithm: str = "",
+        local: Any = None,
+        vector: Any = None,
+        output: Any = None,
+        messages: int = 0,
+        late: int = 0,
+        dropped: int = 0,
+        corrected: int = 0,
+        reasons: dict[str, int] | None = None,
+        invalid: dict[str, str] | None = None,
+        cpu_us: float | None = None,
+        timing: dict[str, float | None] | None = None,
+        sync: bool | None = None,
+        published_us: int | float | None = None,
+        withheld: str | None = None,
+    ) -> None:
+        self.tick = tick
+        self.node = node
+        self.algorithm = algorithm
+        self.local = local
+        self.vector = vector
+        self.output = output
+        self.messages = messages
+        self.late = late
+        self.dropped = dropped
+        self.corrected = corrected
+        self.reasons = reasons
+        self.invalid = invalid
+        self.cpu_us = cpu_us
+        self.timing = dict.fromkeys(TIMING_KEYS) if timing is None else timing
+        self.sync = sync
+        self.published_us = published_us
+        self.withheld = withheld
+
     @property
     def published(self) -> bool:
         return self.withheld is None

@@ -209,6 +209,8 @@ class EccStore:
         #: them (a pure function of the data); data that changed in any bit is not equal to
         #: it and is checked in full, so what a read finds and corrects is the same
         self._written: dict[str, tuple[bytes, int]] = {}
+        #: `msgpack.packb` makes a Packer per call (a Python wrapper, twice a tick per board)
+        self._packer = msgpack.Packer(use_bin_type=True)
         self.corrected = 0
         self.detected = 0
 
@@ -270,7 +272,7 @@ class EccStore:
 
     def put_obj(self, key: str, obj: object) -> None:
         """Store a msgpack-able object (tuples come back as lists)."""
-        packed: bytes = msgpack.packb(obj, use_bin_type=True)
+        packed: bytes = self._packer.pack(obj)  # == msgpack.packb(obj, use_bin_type=True)
         self.put(key, packed)
 
     def get_obj(self, key: str) -> object:
