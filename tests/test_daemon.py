@@ -48,12 +48,21 @@ def events(c: ProcessCluster, node: int) -> list[dict]:
 
 @pytest.mark.parametrize("alg", ["om", "sm"])
 def test_four_daemons_decide_every_tick_identically(tmp_path: Path, alg: str) -> None:
-    """4 voterd on ptys, 150 ticks at 50 Hz: every board decides every tick, same vectors."""
+    """4 voterd on ptys, 150 ticks: every board decides every tick it did not skip and count
+    as skipped, and the decided vectors agree."""
     c, codes = run_cluster(tmp_path, 150, algorithm=alg)
     assert {0} == set(codes.values())
     res = check(read_run(c.out, 4), faulty=[], window=(0, 149))
     assert res.agreement and res.validity and res.liveness
-    assert 600 == res.decisions
+    # Every board-tick is decided, or skipped by a board that knew it was late and said so
+    # (a `skip` event and its stop line's count). CI on this VM saw SM boards descheduled
+    # for ~20 ms (send lag 23.6 ms against an 11.9 ms limit, then tick 34 skipped, 20 ms
+    # late): a board that cannot keep time must skip, never decide late in silence.
+    skipped = sum(
+        e.get("skipped", 0) for n in range(4) for e in events(c, n) if e["event"] == "stop"
+    )
+    skips = sum(e["to"] - e["tick"] for n in range(4) for e in events(c, n) if e["event"] == "skip")
+    assert 600 == res.decisions + skipped and skipped == skips
     first = next(json.loads(x) for x in c.log_path(0).read_text().splitlines() if '"vector"' in x)
     assert {
         "tick",
