@@ -192,6 +192,8 @@ def test_a_reader_that_leaves_early_is_not_a_traceback(tmp_path: Path) -> None:
     assert proc.stdout.readline()  # the header line, then the reader leaves
     proc.stdout.close()
     err = proc.stderr.read()
-    assert 141 == proc.wait(timeout=120), err
+    # 141 when a write came after the close; 0 when every line was already in the pipe's
+    # buffer before the reader left (CI saw that: stdout to a pipe is block-buffered)
+    assert proc.wait(timeout=120) in (0, 141), err
     assert "Traceback" not in err
     assert (out / "run.json").exists()  # the run itself finished and was written
