@@ -48,25 +48,44 @@ def case_name(alg: str, m: int, n: int) -> str:
     return f"{alg}{m}_n{n}"
 
 
-def crypto_costs_us(samples: int = 2000) -> tuple[float, float]:
-    """Median Ed25519 sign and verify cost in microseconds, on 80-byte messages.
+class CryptoClock:
+    """Times Ed25519 sign and verify on 80-byte messages, a few at a time, on demand.
 
     Through the libsodium bindings, exactly as `KeyRing` calls them: the floor is
     the signature arithmetic, not PyNaCl's SigningKey/VerifyKey object wrappers.
+    `cpu_case` takes its samples between the ticks it compares them with: this VM's
+    speed drifts by up to ~1.7x between two runs a few seconds apart (sign 66 us,
+    then 40 us), so a floor measured once, before the ticks, can be off by as much.
     """
-    key = SigningKey(b"\x01" * 32)
-    pk, sk = crypto_sign_seed_keypair(bytes(key))
-    sign_t, verify_t = [], []
-    for i in range(samples):
-        msg = i.to_bytes(8, "big") * 10
-        t0 = time.perf_counter_ns()
-        sig = crypto_sign(msg, sk)[:64]
-        t1 = time.perf_counter_ns()
-        crypto_sign_open(sig + msg, pk)
-        t2 = time.perf_counter_ns()
-        sign_t.append(t1 - t0)
-        verify_t.append(t2 - t1)
-    return statistics.median(sign_t) / 1e3, statistics.median(verify_t) / 1e3
+
+    def __init__(self) -> None:
+        key = SigningKey(b"\x01" * 32)
+        self._pk, self._sk = crypto_sign_seed_keypair(bytes(key))
+        self._i = 0
+        self.sign_ns: list[int] = []
+        self.verify_ns: list[int] = []
+
+    def sample(self, count: int = 1) -> None:
+        for _ in range(count):
+            self._i += 1
+            msg = self._i.to_bytes(8, "big") * 10
+            t0 = time.perf_counter_ns()
+            sig = crypto_sign(msg, self._sk)[:64]
+            t1 = time.perf_counter_ns()
+            crypto_sign_open(sig + msg, self._pk)
+            t2 = time.perf_counter_ns()
+            self.sign_ns.append(t1 - t0)
+            self.verify_ns.append(t2 - t1)
+
+    def medians_us(self) -> tuple[float, float]:
+        return statistics.median(self.sign_ns) / 1e3, statistics.median(self.verify_ns) / 1e3
+
+
+def crypto_costs_us(samples: int = 2000) -> tuple[float, float]:
+    """Median Ed25519 sign and verify cost in microseconds, `samples` of each in a row."""
+    clock = CryptoClock()
+    clock.sample(samples)
+    return clock.medians_us()
 
 
 # -- 1. wire ---------------------------------------------------------------------------
@@ -115,14 +134,18 @@ def cpu_case(alg: Algorithm, m: int, n: int, ticks: int) -> dict[str, Any]:
     """One node's full tick: decode, verify, decide (COM/MON, ECC), vote, sign, encode.
 
     The cluster runs in one process with real encoded frames; each board has its
-    own key ring and caches. Per-node time = cluster time / N.
+    own key ring and caches. Per-node time = cluster time / N. Between ticks, four
+    signs and four verifies are timed (`CryptoClock`): the crypto floor's costs,
+    measured at the same moments as the ticks they are compared with.
     """
     params = ic_params(n, m, alg, "bench")
     keys = board_keys(n, "bench")
     boards = [Board(params, i, CHANNELS, keys[i]) for i in range(n)]
     splitters = {(i, j): FrameSplitter(params.cluster) for i in range(n) for j in range(n)}
+    clock = CryptoClock()
     times, cpu_times = [], []
     for tick in range(ticks):
+        clock.sample(FLOOR_SAMPLES_PER_TICK)
         t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
         out = [
             b.begin_tick(tick, (1000.0 + i + tick * 1e-3, 60.0, 2.0)) for i, b in enumerate(boards)
@@ -139,6 +162,7 @@ def cpu_case(alg: Algorithm, m: int, n: int, ticks: int) -> dict[str, Any]:
         times.append(time.perf_counter_ns() - t0)
     signs = sum(k.signs for k in keys.values()) / ticks / n
     verifies = sum(k.verifies for k in keys.values()) / ticks / n
+    sign_us, verify_us = clock.medians_us()
     return {
         "tick_us": round(statistics.median(times) / 1e3 / n, 1),
         # The same ticks on the thread's CPU clock: a cluster-tick of several ms is often
@@ -146,7 +170,13 @@ def cpu_case(alg: Algorithm, m: int, n: int, ticks: int) -> dict[str, Any]:
         "tick_cpu_us": round(statistics.median(cpu_times) / 1e3 / n, 1),
         "signs": signs,
         "verifies": verifies,
+        "sign_us": round(sign_us, 2),
+        "verify_us": round(verify_us, 2),
     }
+
+
+#: Ed25519 signs and verifies timed before each tick of `cpu_case` (its floor's samples).
+FLOOR_SAMPLES_PER_TICK = 4
 
 
 # -- 3. real time ----------------------------------------------------------------------
@@ -293,9 +323,9 @@ def run(quick: bool) -> dict[str, Any]:
     results["wire"] = {case_name(a, m, n): wire_case(a, m, n) for a, m, n in WIRE_CASES}
     print("wire:", {k: v["bytes_per_link_tick"] for k, v in results["wire"].items()}, flush=True)
 
-    results["cpu"] = _cpu_results(60 if quick else 400, sign_us, verify_us)
+    results["cpu"] = _cpu_results(60 if quick else 400)
     print("cpu:", results["cpu"], flush=True)
-    compiled = compiled_cpu(60 if quick else 400, 500 if quick else 3000)
+    compiled = compiled_cpu(60 if quick else 400)
     if compiled is not None:
         results["cpu_mypyc"] = compiled
         print("cpu (mypyc):", compiled, flush=True)
@@ -318,13 +348,15 @@ def run(quick: bool) -> dict[str, Any]:
     return results
 
 
-def _cpu_results(ticks: int, sign_us: float, verify_us: float) -> dict[str, Any]:
-    """Each algorithm's node tick at N=4, m=1, next to its Ed25519 floor."""
+def _cpu_results(ticks: int) -> dict[str, Any]:
+    """Each algorithm's node tick at N=4, m=1, next to its Ed25519 floor (sampled between
+    the ticks, see `cpu_case`)."""
     cpu: dict[str, Any] = {}
     for a in ALGS:
         m, n = 1, 4
         r = cpu_case(a, m, n, ticks)
-        floor = r["crypto_floor_us"] = round(r["signs"] * sign_us + r["verifies"] * verify_us, 1)
+        floor = r["signs"] * r["sign_us"] + r["verifies"] * r["verify_us"]
+        floor = r["crypto_floor_us"] = round(floor, 1)
         r["ratio"] = round(r["tick_us"] / floor, 2) if floor else None
         r["ratio_cpu"] = round(r["tick_cpu_us"] / floor, 2) if floor else None
         cpu[case_name(a, m, n)] = r
@@ -336,16 +368,14 @@ MYPYC_TREE = ROOT / "build" / "mypyc"
 
 _COMPILED_CPU = """
 import json, sys
-from bench.run import _cpu_results, crypto_costs_us
+from bench.run import _cpu_results
 import voter.core.board as b
 assert b.__file__.endswith(".so"), b.__file__
-sign_us, verify_us = crypto_costs_us(int(sys.argv[2]))
-r = _cpu_results(int(sys.argv[1]), sign_us, verify_us)
-print(json.dumps({"sign_us": sign_us, "verify_us": verify_us, "cpu": r}))
+print(json.dumps({"cpu": _cpu_results(int(sys.argv[1]))}))
 """
 
 
-def compiled_cpu(ticks: int, samples: int) -> dict[str, Any] | None:
+def compiled_cpu(ticks: int) -> dict[str, Any] | None:
     """The CPU cases on the compiled build, if `make mypyc` built it from this very source.
 
     A build older than the source (any .py of the tree differs from its copy) would
@@ -363,7 +393,7 @@ def compiled_cpu(ticks: int, samples: int) -> dict[str, Any] | None:
             print(f"cpu (mypyc): skipped, build/mypyc is older than {src.relative_to(ROOT)}")
             return None
     out = subprocess.run(
-        [sys.executable, "-c", _COMPILED_CPU, str(ticks), str(samples)],
+        [sys.executable, "-c", _COMPILED_CPU, str(ticks)],
         env={**os.environ, "PYTHONPATH": str(MYPYC_TREE)},
         cwd=MYPYC_TREE,
         check=True,
@@ -483,12 +513,14 @@ def _md_cpu(r: dict[str, Any]) -> list[str]:
         "### CPU: one node's full tick (decode, verify, decide with COM/MON and ECC, "
         "vote, sign, encode)",
         "",
-        "Tick: median wall time (thread CPU time); ratios to the Ed25519 floor measured in the "
-        "same interpreter. Rows marked mypyc: the compiled build (`make mypyc`), measured "
-        "right after the pure rows with its own floor, when it was built from this source.",
+        "Tick: median wall time (thread CPU time); ratios to the Ed25519 floor: signs and "
+        "verifies the tick made, each at the median cost of 4 signs and 4 verifies timed "
+        "before every tick of the same loop (the machine's speed drifts). Rows marked mypyc: "
+        "the compiled build (`make mypyc`), measured right after the pure rows with its own "
+        "floor, when it was built from this source.",
         "",
-        "| case | tick (CPU) | signs + verifies | crypto floor | ratio (CPU) |",
-        "|---|---|---|---|---|",
+        "| case | tick (CPU) | signs + verifies | sign, verify | crypto floor | ratio (CPU) |",
+        "|---|---|---|---|---|---|",
     ]
     rows = [(k, c) for k, c in r["cpu"].items()]
     rows += [(f"{k} mypyc", c) for k, c in r.get("cpu_mypyc", {}).get("cpu", {}).items()]
@@ -497,6 +529,7 @@ def _md_cpu(r: dict[str, Any]) -> list[str]:
         cpu_r = f" ({c['ratio_cpu']})" if "ratio_cpu" in c else ""
         lines.append(
             f"| {k} | {c['tick_us']} µs{cpu_t} | {c['signs']:.0f} + {c['verifies']:.0f} | "
+            f"{c.get('sign_us', '?')}, {c.get('verify_us', '?')} µs | "
             f"{c['crypto_floor_us']} µs | {c['ratio']}{cpu_r} |"
         )
     return lines
