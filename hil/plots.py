@@ -1,4 +1,5 @@
-"""Campaign plots (matplotlib, Agg, PNG): a timeline per scenario and detection coverage.
+"""Campaign and soak plots (matplotlib, Agg, PNG): a timeline per scenario, detection
+coverage, and the soak's episodes and memory injections.
 
 The one module that imports matplotlib. Boards install voter without it (a plain
 `pip install .`), so hil.report imports this only when matplotlib is there and
@@ -140,4 +141,85 @@ def coverage_png(path: Path, rows: Sequence[tuple[str, int, int]]) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
+    plt.close(fig)
+
+
+#: the soak's injection classes (hil.injection.CLASSES), each with its colour
+CLASS_COLORS = {
+    "corrected": "#4caf50",
+    "detected": "#1e88e5",
+    "masked": "#9e9e9e",
+    "sdc": "#e53935",
+}
+
+
+def soak_episodes_png(path: Path, episodes: Sequence[Mapping[str, Any]]) -> None:
+    """Per episode of the soak's ticks part: the share of loyal decisions published, and
+    the episode's wall time; an unsafe episode is a red cross on both."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 4.6), dpi=100, sharex=True)
+    for alg, color in (("om", "#1e88e5"), ("sm", "#8e24aa"), ("?", "#616161")):
+        sel = [e for e in episodes if str(e.get("algorithm", "?")).lower() == alg]
+        if not sel:
+            continue
+        xs = [e["index"] for e in sel]
+        share = [100.0 * e["published"] / e["decisions"] if e["decisions"] else 0.0 for e in sel]
+        label = alg.upper() + "(1)" if alg != "?" else "algorithm not recorded"
+        top.scatter(xs, share, s=9, color=color, label=label)
+        bottom.scatter(xs, [e["wall_s"] for e in sel], s=9, color=color)
+    bad = [e for e in episodes if not e["safe"]]
+    for ax, key in ((top, "published"), (bottom, "wall_s")):
+        if bad:
+            ys = [
+                (100.0 * e["published"] / e["decisions"] if e["decisions"] else 0.0)
+                if key == "published"
+                else e["wall_s"]
+                for e in bad
+            ]
+            ax.scatter([e["index"] for e in bad], ys, marker="x", s=40, color="#b71c1c")
+    top.set_ylabel("published, % of\nloyal decisions")
+    top.legend(fontsize=8, loc="lower left", frameon=False)
+    bottom.set_ylabel("episode wall, s")
+    bottom.set_yscale("log")
+    bottom.set_xlabel(f"episode ({len(episodes):,}; unsafe: {len(bad)})")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def soak_memory_png(path: Path, rows: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """rows: (location or pattern, its report.json row): each row's injections by class as
+    one stacked bar, the silent share with its Clopper-Pearson 95 % interval beside it."""
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.4), dpi=100)
+    for k, (_name, row) in enumerate(rows):
+        if not row["n"]:
+            ax.text(0.01, k, "no injections", va="center", fontsize=8)
+            continue
+        left = 0.0
+        for cls, color in CLASS_COLORS.items():
+            ax.barh(k, row[cls]["rate"], left=left, color=color)
+            left += row[cls]["rate"]
+        sdc = row["sdc"]
+        ax.text(
+            1.01,
+            k,
+            f"n={row['n']:,}  sdc {sdc['k']:,} ({sdc['low95']:.1%}-{sdc['high95']:.1%})",
+            va="center",
+            fontsize=8,
+        )
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of injections")
+    ax.legend(
+        handles=[Patch(color=c, label=n) for n, c in CLASS_COLORS.items()],
+        ncol=4,
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.35 if len(rows) < 6 else -0.15),
+        frameon=False,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)

@@ -239,7 +239,7 @@ def drawn(s: Mapping[str, Any], runs: int) -> bool:
     return runs <= PLOT_EVERY_RUN_UP_TO or not s["passed"]
 
 
-def _img(path: Path) -> str:
+def embed_png(path: Path) -> str:
     if not path.exists():
         why = "plot missing" if plotting() is not None else "no plot: matplotlib is not installed"
         return f"<p><em>({why})</em></p>"
@@ -397,7 +397,7 @@ def _coverage_section(out: Path, cov: Sequence[Mapping[str, Any]]) -> str:
         "<th>undetected</th><th>mechanism</th></tr>"
         + cov_rows
         + "</table>"
-        + _img(out / "plots" / "coverage.png")
+        + embed_png(out / "plots" / "coverage.png")
     )
 
 
@@ -433,7 +433,7 @@ got <b>{e(s["outcome"])}</b>. Fault budget: {s["fault_budget"]["counted"]} count
 {_boards_table(s)}
 {_isolation_html(s)}
 {_modes_html(s)}
-{_img(out / "plots" / (s["name"] + ".png"))}
+{embed_png(out / "plots" / (s["name"] + ".png"))}
 {_violations_html(s)}{shrunk}
 <details><summary>counters</summary><table>{counters}</table></details>
 <p>Reproduce: <code>{e(s["command"])}</code></p></section>"""

@@ -184,6 +184,7 @@ def _episode_row(index: int, sc: Scenario, check: Any, digest: str, wall: float)
     return {
         "index": index,
         "seed": sc.seed,
+        "algorithm": str(sc.algorithm),  # for the report's plot (rows of older runs lack it)
         "counts": dict(check.counts),
         "published": check.published,
         "decisions": check.decisions,

@@ -1,4 +1,5 @@
-"""`hil soak`'s report.json and report.html: counts with their Clopper-Pearson 95 % intervals."""
+"""`hil soak`'s report.json and report.html: counts with their Clopper-Pearson 95 % intervals,
+and plots of the ticks part's episodes and the memory injections (when matplotlib is here)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.injection import CLASSES
+from hil.report import NO_PLOTS, embed_png, plotting
 
 
 def _pct(p: dict[str, Any]) -> str:
@@ -74,13 +76,45 @@ def _plain(part: str, p: dict[str, Any]) -> str:
     return _table([part, ""], rows)
 
 
+def _episodes(out: Path) -> list[dict[str, Any]]:
+    """The finished episodes' rows (hil.soak.EPISODES_FILE, after its plan line)."""
+    from hil.soak import EPISODES_FILE
+
+    path = out / EPISODES_FILE
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines()[1:] if line.strip()]
+    return [r for r in rows if "index" in r]
+
+
+def _plots(out: Path, part: str, p: dict[str, Any]) -> str:
+    """The part's plots as <img> (PNG files in OUT/plots, embedded), or a note without them."""
+    plots = plotting()
+    if part not in ("ticks", "memory"):
+        return ""
+    if plots is None:
+        return f"<p><em>({html.escape(NO_PLOTS)})</em></p>"
+    if part == "ticks":
+        episodes = _episodes(out)
+        if not episodes:
+            return ""
+        plots.soak_episodes_png(out / "plots" / "soak-episodes.png", episodes)
+        return embed_png(out / "plots" / "soak-episodes.png")
+    imgs = []
+    for key in ("by_location", "by_pattern"):
+        png = out / "plots" / f"soak-memory-{key.removeprefix('by_')}.png"
+        plots.soak_memory_png(png, list(p[key].items()))
+        imgs.append(embed_png(png))
+    return "".join(imgs)
+
+
 def write_report(out: Path, report: dict[str, Any]) -> None:
     (out / "report.json").write_text(json.dumps(report, indent=1, sort_keys=False) + "\n")
     sections = []
     for part, p in report["parts"].items():
         body = _ticks(p) if part == "ticks" else _memory(p) if part == "memory" else _plain(part, p)
         mark = "PASS" if p.get("passed") else "FAIL"
-        sections.append(f"<h2>{html.escape(part)}: {mark}</h2>{body}")
+        sections.append(f"<h2>{html.escape(part)}: {mark}</h2>{_plots(out, part, p)}{body}")
     m = report["machine"]
     page = (
         "<!doctype html><meta charset=utf-8><title>soak "

@@ -16,7 +16,7 @@ import pytest
 from hil import codec_soak
 from hil.campaign import load_campaign
 from hil.injection import HIT_TICK, Injection, classify_run, run_injections, tally
-from hil.soak import SoakError, SoakPlan, draw_episode, load_plan, run_ticks
+from hil.soak import SoakError, SoakPlan, draw_episode, load_plan, run_soak, run_ticks
 from hil.stats import clopper_pearson
 from voter.core import frame as frame_mod
 from voter.core.driver import TickDriver
@@ -178,7 +178,25 @@ def test_hil_soak_command_writes_the_report(tmp_path: Path) -> None:
     assert set(report["parts"]) == {"ticks", "frames", "memory", "fuzz"}
     assert proc.returncode == (0 if report["passed"] else 1)
     assert "silent corruption in: output" not in proc.stdout
-    assert (out / "report.html").read_text().count("<h2>") == 4
+    page = (out / "report.html").read_text()
+    assert page.count("<h2>") == 4
+    # the episodes and the injections as plots, embedded (matplotlib is a test dependency)
+    for alt in ("soak-episodes", "soak-memory-location", "soak-memory-pattern"):
+        assert f'<img alt="{alt}" src="data:image/png;base64,' in page
+
+
+def test_soak_report_without_matplotlib_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain `pip install .` has no matplotlib: the soak report says why it has no plots."""
+    import hil.soak_report
+
+    monkeypatch.setattr(hil.soak_report, "plotting", lambda: None)
+    plan = load_plan(ROOT / "campaigns" / "soak" / "small.toml").scaled(0.05)
+    report = run_soak(plan, tmp_path, parts=("memory",))
+    page = (tmp_path / "report.html").read_text()
+    assert report["parts"]["memory"]["injections"] > 0
+    assert "<img" not in page and "matplotlib is not installed" in page
 
 
 def test_memory_part_passes_only_bounded_reading_corruption() -> None:
