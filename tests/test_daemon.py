@@ -304,3 +304,25 @@ def test_a_slow_board_still_starts_at_tick_0(tmp_path: Path, readiness: bool) ->
         assert ["start: already told"] == rejected
     else:
         assert joined[3] >= (SLOW_START_S - 1.0) * TEST_HZ  # it missed the common start
+
+
+def test_a_board_told_to_wait_for_a_rig_that_never_speaks_gives_up(tmp_path: Path) -> None:
+    """--start-when-told with no rig to say `start` (it died, or never ran): after
+    --start-timeout the board exits 69 with one line and a stop line in its decision log,
+    instead of waiting for good."""
+    c = ProcessCluster(tmp_path / "run", tick_hz=TEST_HZ)
+    c.setup()
+    cmd = c.voterd_cmd(0, common_start=True, until_tick=None)
+    assert "--start-when-told" in cmd
+    began = time.monotonic()
+    proc = subprocess.run(
+        [*cmd, "--start-timeout", "1.5"], capture_output=True, text=True, timeout=60, check=False
+    )
+    waited = time.monotonic() - began
+    assert EXIT_UNAVAILABLE == proc.returncode
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("voterd: error:")]
+    assert 1 == len(errors) and "no `start` from the rig within 1.5 s" in errors[0]
+    assert "Traceback" not in proc.stderr
+    assert waited >= 1.5  # it did wait for the rig first
+    stops = [e for e in events(c, 0) if e["event"] == "stop"]
+    assert [EXIT_UNAVAILABLE] == [e["code"] for e in stops]

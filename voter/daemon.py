@@ -34,7 +34,7 @@ from voter.core.driver import Actions, TickDriver
 from voter.core.record import DecisionRecord
 from voter.core.smr_wire import Fragment, SmrFrame
 from voter.decision_log import DecisionLog
-from voter.exitcodes import EXIT_INCONSISTENT, EXIT_OK
+from voter.exitcodes import EXIT_INCONSISTENT, EXIT_OK, EXIT_UNAVAILABLE, SetupError
 from voter.health import Health
 from voter.join import Joiner, first_tick, listen_s
 from voter.links import Link
@@ -55,6 +55,8 @@ class Options:
     start_at: float | None = None  # a common epoch on time.monotonic() (HIL: shared power-on)
     #: HIL: the common epoch comes in the rig's `start` command, sent once all boards are ready
     start_when_told: bool = False
+    #: ... and gives up after this long without it (the rig may have died): exit 69
+    start_timeout_s: float = 300.0
     max_ticks: int | None = None
     #: the measured timing budget (logged at start)
     admission: TimingBudget | None = None
@@ -245,8 +247,16 @@ class Daemon:
         """
         agent = self.parts.agent
         assert agent is not None  # --start-when-told is a HIL option
+        give_up = self.clock.now() + self.opts.start_timeout_s
         while not self.stopping and agent.start_at is None:
-            self.wait_until(self.clock.now() + 0.5, done=lambda: agent.start_at is not None)
+            if self.clock.now() >= give_up:
+                # A rig that died (or never came) would leave the board waiting for good.
+                raise SetupError(
+                    f"HIL: no `start` from the rig within {self.opts.start_timeout_s:g} s "
+                    "(--start-timeout); is the rig running?"
+                )
+            wake = min(give_up, self.clock.now() + 0.5)
+            self.wait_until(wake, done=lambda: agent.start_at is not None)
             self.parts.health.waiting()
         return agent.start_at
 
@@ -282,6 +292,10 @@ class Daemon:
         except Restart as r:
             self._close(fsync=False)
             reexec(r.start_at)  # None: --start-when-told
+        except SetupError as e:  # no `start` came: the decision log says why it ends
+            self.parts.dlog.event("stop", node=self.parts.me, reason=str(e), code=EXIT_UNAVAILABLE)
+            self._close(fsync=False)
+            raise
         return self._stop()
 
     def _vote(self) -> None:

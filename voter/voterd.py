@@ -262,6 +262,7 @@ def _options(args: argparse.Namespace, admission: TimingBudget | None) -> Option
         realtime=not args.no_realtime,
         start_at=args.start_at,
         start_when_told=args.start_when_told,
+        start_timeout_s=args.start_timeout,
         max_ticks=args.ticks,
         admission=admission,
     )
@@ -318,6 +319,13 @@ def _parser() -> argparse.ArgumentParser:
         help="HIL: get ready, then wait for the rig's `start` command (a common tick 0 "
         "chosen once every board is ready)",
     )
+    parser.add_argument(
+        "--start-timeout",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="HIL: with --start-when-told, exit 69 after S seconds without `start` (default: 300)",
+    )
     parser.add_argument("--ticks", type=int, default=None, help="stop after this many ticks")
     parser.add_argument(
         "--until-tick", type=int, default=None, help="stop after deciding this tick"
@@ -341,6 +349,8 @@ def main(argv: list[str] | None = None, exit_fn: Callable[[int], Any] = SystemEx
         fail("--start-when-told is a HIL option (add --hil)")
     if args.start_when_told and args.start_at is not None:
         fail("--start-at and --start-when-told are two ways to start: give one")
+    if not args.start_timeout > 0:
+        fail("--start-timeout must be a positive number of seconds")
     daemon = build(args)
     try:
         code = daemon.run()
