@@ -135,3 +135,22 @@ def test_busy_mavlink_serial_port_is_one_line_at_start(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert 1 == len(proc.stderr.strip().splitlines()), proc.stderr
     assert f"output.mavlink: port {tty} is busy" in proc.stderr
+
+
+def test_cluster_init_writes_the_output_table(tmp_path: Path) -> None:
+    """`voter cluster init --output-udp --output-mavlink`: an [output] table voterd loads;
+    channel names too long for MAVLink need --output-mavlink-names, said in one line."""
+    out = tmp_path / "c"
+    args = ["voter", "cluster", "init", "--nodes", "4", "--out", str(out)]
+    args += ["--output-udp", "127.0.0.1:14600", "--output-mavlink", "udp:127.0.0.1:14550"]
+    too_long = run_cli(*args)  # the default channels: altitude_m, airspeed_mps, pitch_deg
+    assert 2 == too_long.returncode and not out.exists()
+    assert 1 == len(too_long.stderr.strip().splitlines()) and "mavlink" in too_long.stderr
+    proc = run_cli(*args, "--output-mavlink-names", "alt,aspd,pitch")
+    assert 0 == proc.returncode, proc.stderr
+    text = (out / "cluster.toml").read_text()
+    assert "[output]" in text
+    want = OutputConfig(
+        udp="127.0.0.1:14600", mavlink="udp:127.0.0.1:14550", mavlink_names=("alt", "aspd", "pitch")
+    )
+    assert want == loads_cluster(text, out / "cluster.toml").output

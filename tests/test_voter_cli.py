@@ -160,6 +160,8 @@ def test_cluster_init_refuses_existing_keys(tmp_path: Path) -> None:
         (["--nodes", "4", "--link-template", "/dev/x{port}"], "--link-template"),
         (["--nodes", "4", "--link-template", "/dev/ttyAMA0"], "--link-template"),
         (["--nodes", "4", "--output-socket", "/run/{id}"], "output_socket"),
+        (["--nodes", "4", "--output-udp", "ground.local:14600"], "output.udp"),
+        (["--nodes", "4", "--output-mavlink", "tcp:1.2.3.4:5"], "output.mavlink"),
         (["--nodes", "4", "--bogus"], "unrecognized arguments"),
         ([], "required: --nodes"),
     ],

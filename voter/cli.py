@@ -177,6 +177,25 @@ def _add_init_options(init: argparse.ArgumentParser) -> None:
         help="unix datagram socket for the voted output; may contain {node} (default: none)",
     )
     init.add_argument(
+        "--output-udp",
+        default="",
+        metavar="HOST:PORT",
+        help="[output] udp: one JSON datagram per decided tick (docs/deploy.md; default: off)",
+    )
+    init.add_argument(
+        "--output-mavlink",
+        default="",
+        metavar="TARGET",
+        help="[output] mavlink: serial:PORT or udp:HOST:PORT (needs pymavlink; default: off)",
+    )
+    init.add_argument(
+        "--output-mavlink-names",
+        default="",
+        metavar="a,b,c",
+        help="[output] mavlink_names: each channel's name on MAVLink, at most 10 characters "
+        "(default: the channel names, if they fit)",
+    )
+    init.add_argument(
         "--replication",
         choices=REPLICATION_PROTOCOLS,
         default=None,
@@ -408,6 +427,11 @@ def _make_config(
         baud=args.baud,
         log_dir=out / args.log_dir,
         output_socket=args.output_socket,
+        output=OutputConfig(
+            udp=args.output_udp,
+            mavlink=args.output_mavlink,
+            mavlink_names=tuple(n for n in args.output_mavlink_names.split(",") if n),
+        ),
         nodes=tuple(
             NodeConfig(
                 id=i,
