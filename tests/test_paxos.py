@@ -252,3 +252,16 @@ def test_lossy_links_and_one_crash_keep_one_log_and_finish() -> None:
             for b in logs:
                 assert a[: len(b)] == b[: len(a)], seed
         assert all(len(logs[i]) >= k for i in range(3) if i != victim), seed
+
+
+def test_a_runaway_client_is_refused_past_its_share() -> None:
+    """Crash-only replicas bound a client's unanswered requests too (a runaway client, not a
+    liar): PENDING_PER_CLIENT kept, the rest counted refused, another client still served."""
+    from voter.core.smr import PENDING_PER_CLIENT
+
+    rep = PaxosReplica(1, PaxosConfig(3, clients=(3, 4)))
+    for n in range(PENDING_PER_CLIENT + 300):
+        rep.receive(3, Request(3, n, "x"), 0)
+    rep.receive(4, Request(4, 0, "y"), 0)
+    assert PENDING_PER_CLIENT == sum(1 for client, _ in rep.pending if client == 3)
+    assert (4, 0) in rep.pending and 300 == rep.refused

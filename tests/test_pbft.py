@@ -221,3 +221,31 @@ def test_n7_tolerates_two_faulty_primaries_in_a_row() -> None:
     r, holds = run(7, 60, *faults)
     assert holds and len(r.accepted) == 60
     assert min(r.view_changes[i] for i in range(2, 7)) >= 2
+
+
+@pytest.mark.parametrize("bound", [True, False])
+def test_a_flooding_client_is_refused_past_its_share_and_others_are_served(
+    monkeypatch: pytest.MonkeyPatch, bound: bool
+) -> None:
+    """A faulty client signs 200 more fresh request numbers than PENDING_PER_CLIENT: a replica
+    keeps that many and counts the rest refused, and another client's request still gets
+    in. Without the bound (switched off) every one stays in memory until it is ordered."""
+    from voter.core import smr
+
+    if not bound:
+        monkeypatch.setattr(smr, "PENDING_PER_CLIENT", 10**9)
+    seeds = deterministic_seeds(6, b"t")
+    keys = keyring_from_seeds(seeds, range(6))
+    rep = PbftReplica(1, PbftConfig(4, (4, 5)), keyring_from_seeds(seeds, [1]))
+    flood = smr.PENDING_PER_CLIENT + 200 if bound else 1224
+    for n in range(flood):
+        req = Request(4, n, "x")
+        assert [] == rep.receive(4, replace(req, sig=sign(keys, 4, req, "voter")), 0)
+    other = Request(5, 0, "y")
+    rep.receive(5, replace(other, sig=sign(keys, 5, other, "voter")), 0)
+    kept = sum(1 for client, _ in rep.pending if client == 4)
+    assert other.key in rep.pending
+    if bound:
+        assert (smr.PENDING_PER_CLIENT, 200) == (kept, rep.refused)
+    else:
+        assert (flood, 0) == (kept, rep.refused)

@@ -35,7 +35,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from voter.core.smr import Counts, Executed, Reply, Request, Send, Service, broadcast
+from voter.core.smr import (
+    Counts,
+    Executed,
+    Reply,
+    Request,
+    Send,
+    Service,
+    broadcast,
+    room_for,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +250,9 @@ class PaxosReplica:
         done = self.service.done.get(req.key)
         if done is not None:
             return [Send(req.client, self._reply(req, *done))] if self.is_leader else []
+        if not room_for(self.pending, req):
+            self.refused += 1
+            return []
         if req.key not in self.pending:
             if not self.pending:
                 self.progress_at = now
@@ -489,8 +501,8 @@ class PaxosReplica:
         rec = self.rec
         assert rec is not None
         if isinstance(msg, Request):
-            if msg.client in self.cfg.clients and msg.key not in self.pending:
-                self.pending[msg.key] = msg  # proposed or executed once this replica is back
+            if msg.client in self.cfg.clients and room_for(self.pending, msg):
+                self.pending.setdefault(msg.key, msg)  # proposed or executed once back
             return []
         if isinstance(msg, Accept | Decide):
             if len(rec.early) < RECOVERY_EARLY_MAX:

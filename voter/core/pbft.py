@@ -40,6 +40,7 @@ from voter.core.smr import (
     Service,
     broadcast,
     digest,
+    room_for,
     sign,
     verify,
 )
@@ -299,6 +300,8 @@ class PbftReplica:
         done = self.service.done.get(req.key)
         if done is not None:  # a retransmission: the reply again
             return [Send(req.client, self._reply(req, done[0], done[1]))]
+        if not room_for(self.pending, req):
+            return self._refuse()
         if req.key not in self.pending:
             if not self.pending:
                 self.progress_at = now

@@ -177,6 +177,20 @@ class Replica(Protocol):
     def tick(self, now: int) -> list[Send]: ...
 
 
+#: Requests a replica holds unanswered for one client. A client may pipeline (the log orders
+#: 2K = 32 at a time under PBFT), so the bound is far above any window; a client past it is
+#: faulty or runaway, and without a bound its fresh request numbers would grow every
+#: replica's memory without end. Refused and counted.
+PENDING_PER_CLIENT = 1024
+
+
+def room_for(pending: dict[tuple[int, int], Request], req: Request) -> bool:
+    """Whether `req` may wait in `pending`: already there, or its client is under the bound."""
+    if req.key in pending:
+        return True
+    return sum(1 for client, _ in pending if client == req.client) < PENDING_PER_CLIENT
+
+
 def broadcast(msg: Any, nodes: int, me: int) -> list[Send]:
     return [Send(j, msg) for j in range(nodes) if j != me]
 
