@@ -99,6 +99,11 @@ WITHHELD_REASONS = (
 )
 #: a peer missing from this many consecutive agreed vectors is known to be down
 DOWN_AFTER_TICKS = 3
+#: `_rejoin` takes over from the two-way sync beyond this many periods of offset. The
+#: exchange pairs frames of neighbouring ticks and steps offsets up to ~0.95 of a period
+#: (measured); from 1 to 2 periods neither path saw the jump, and the board withheld
+#: every tick after it (the 10^6-tick soak's episodes 32 and 41: docs/design.md).
+REJOIN_PERIODS = 0.8
 
 
 class Sabotage(Protocol):
@@ -532,15 +537,18 @@ class TickDriver:
             self.algorithm = alg
 
     def _rejoin(self, now: float, out: Actions) -> bool:
-        """f+1 peers agree we are more than a tick off, three ticks running: join them again.
+        """f+1 peers agree we are most of a tick off or more, three ticks running: join
+        them again.
 
         The two-way exchange only pairs frames of neighbouring ticks, so a clock
-        that jumped by more than a period is found here, from the one-way arrival
+        that jumped by a period or more is found here, from the one-way arrival
         of the peers' round-1 frames, as when the board first joined.
         """
         offsets = list(self._far.offsets().values())
         self._far = JoinListener(self.period)
         agreed = join_offset(offsets, self.timing.f, self.slot / 2)
+        if agreed is not None and abs(agreed) <= REJOIN_PERIODS * self.period:
+            agreed = None  # the two-way exchange measures and steps this (TwoWaySync)
         self._far_ticks = self._far_ticks + 1 if agreed is not None else 0
         if agreed is None or self._far_ticks < 3:
             return False
@@ -608,12 +616,13 @@ class TickDriver:
         """Arrival time and timing block of a peer's round-1 frame (this tick or the next)."""
         if not self.started:
             return
+        if check_frame(frame, cluster=self.cluster, src=peer, dst=self.me) is not None:
+            return
+        # Every round-1 frame times the one-way view `_rejoin` reads: a clock that jumped
+        # by 1-2 periods still sees its peers' frames as of a neighbouring tick.
+        self._far.observe(peer, frame.tick, self.vt(now), self.latency)
         # A late frame of the previous tick still times the link (the echo needs it).
         if not self.tick - 1 <= frame.tick <= self.tick + 1:
-            if check_frame(frame, cluster=self.cluster, src=peer, dst=self.me) is None:
-                self._far.observe(peer, frame.tick, self.vt(now), self.latency)
-            return
-        if check_frame(frame, cluster=self.cluster, src=peer, dst=self.me) is not None:
             return
         rec = self._records.get(frame.tick)
         if rec is None:
@@ -795,6 +804,8 @@ class TickDriver:
         moved = corr.step or corr.slew
         if corr.step:
             self._stepped = True
+            # What the one-way view saw was the clock before this step: not a second one.
+            self._far, self._far_ticks = JoinListener(self.period), 0
             out.lines.append(
                 {"event": "clock-step", "node": self.me, "tick": k, "step_us": _us(corr.step)}
             )
