@@ -232,3 +232,18 @@ def _no_default(f: object) -> bool:
 
     assert isinstance(f, dataclasses.Field)
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def test_signed_bytes_are_packb_ones_after_a_failed_pack() -> None:
+    """The one shared Packer gives msgpack.packb's bytes, also right after a pack that failed."""
+    import msgpack
+
+    from voter.core.crypto import DOMAIN_TAG, signed_bytes
+
+    cases = [((0,), (1.0, -2.5, 3.0)), ((2, 1), None), ((3, 0, 1), "ERR"), ((1,), (1.0, None))]
+    for path, value in cases:
+        want = msgpack.packb((DOMAIN_TAG, "c", 7, path[0], list(path), value), use_bin_type=True)
+        assert signed_bytes("c", 7, path, value) == want
+        with pytest.raises(TypeError):
+            signed_bytes("c", 7, (0, object()), (1.0,))  # type: ignore[arg-type]
+        assert signed_bytes("c", 7, path, value) == want

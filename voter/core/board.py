@@ -28,7 +28,7 @@ from voter.core.frame import WIRE_VERSION, Frame, check_frame
 from voter.core.ic import Decision, as_json_vector, decide, make_node
 from voter.core.memhit import CODEWORD_BITS, STORE, TABLE, MemoryHit
 from voter.core.om import OMNode
-from voter.core.protocol import Algorithm, Params, is_oral
+from voter.core.protocol import Algorithm, Params, is_oral, slot_setters
 from voter.core.secded import EccStore, UncorrectableError
 from voter.core.sm import SMNode
 from voter.core.values import ReadingDomain, Value
@@ -86,13 +86,24 @@ class TickReport:
         events: tuple[dict[str, Any], ...] = (),
         mode_peers: frozenset[int] = frozenset(),
     ) -> None:
-        object.__setattr__(self, "decision", decision)
-        object.__setattr__(self, "late", late)
-        object.__setattr__(self, "dropped", dropped)
-        object.__setattr__(self, "reasons", reasons)
-        object.__setattr__(self, "corrected", corrected)
-        object.__setattr__(self, "events", events)
-        object.__setattr__(self, "mode_peers", mode_peers)
+        _report_decision(self, decision)
+        _report_late(self, late)
+        _report_dropped(self, dropped)
+        _report_reasons(self, reasons)
+        _report_corrected(self, corrected)
+        _report_events(self, events)
+        _report_mode_peers(self, mode_peers)
+
+
+(
+    _report_decision,
+    _report_late,
+    _report_dropped,
+    _report_reasons,
+    _report_corrected,
+    _report_events,
+    _report_mode_peers,
+) = slot_setters(TickReport)
 
 
 @dataclass(slots=True)

@@ -90,7 +90,7 @@ from voter.core.drops import (
     Drop,
     drop,
 )
-from voter.core.protocol import M_MAX, NODES_MAX, Entry
+from voter.core.protocol import M_MAX, NODES_MAX, Entry, slot_setters
 from voter.core.seal import CRC_BYTES, crc_seed, open_body, payload_crc, seal_payload
 from voter.core.slots import positional_slots, slot_paths
 from voter.core.splitter import FRAME_BYTES_MAX, Splitter
@@ -179,10 +179,10 @@ class SyncBlock:
         echo_us: int | None = None,
         lag_us: int | None = None,
     ) -> None:
-        object.__setattr__(self, "digest", digest)
-        object.__setattr__(self, "heard", heard)
-        object.__setattr__(self, "echo_us", echo_us)
-        object.__setattr__(self, "lag_us", lag_us)
+        _sync_digest(self, digest)
+        _sync_heard(self, heard)
+        _sync_echo_us(self, echo_us)
+        _sync_lag_us(self, lag_us)
 
     def is_empty(self) -> bool:
         """Equal to `SyncBlock()` (nothing to say), without the dataclass's `__eq__`."""
@@ -221,14 +221,27 @@ class Frame:
         entries: tuple[Entry, ...],
         sync: SyncBlock | None = None,
     ) -> None:
-        object.__setattr__(self, "version", version)
-        object.__setattr__(self, "cluster", cluster)
-        object.__setattr__(self, "src", src)
-        object.__setattr__(self, "dst", dst)
-        object.__setattr__(self, "tick", tick)
-        object.__setattr__(self, "round", round)
-        object.__setattr__(self, "entries", entries)
-        object.__setattr__(self, "sync", sync)
+        _frame_version(self, version)
+        _frame_cluster(self, cluster)
+        _frame_src(self, src)
+        _frame_dst(self, dst)
+        _frame_tick(self, tick)
+        _frame_round(self, round)
+        _frame_entries(self, entries)
+        _frame_sync(self, sync)
+
+
+_sync_digest, _sync_heard, _sync_echo_us, _sync_lag_us = slot_setters(SyncBlock)
+(
+    _frame_version,
+    _frame_cluster,
+    _frame_src,
+    _frame_dst,
+    _frame_tick,
+    _frame_round,
+    _frame_entries,
+    _frame_sync,
+) = slot_setters(Frame)
 
 
 # -- schema (checked on encode; the decoder's grammar admits nothing else) ----------
