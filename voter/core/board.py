@@ -228,14 +228,17 @@ class Board:
         if isinstance(item, Drop):
             c.drop(item.reason)
             return
-        bad = check_frame(item, cluster=self.params.cluster, src=peer, dst=self.me)
-        if bad is not None:
-            c.drop(bad.reason)
-            return
+        params = self.params
+        if item.src != peer or item.dst != self.me or item.cluster != params.cluster:
+            # Only then can `check_frame` find something (it checks exactly these three).
+            bad = check_frame(item, cluster=params.cluster, src=peer, dst=self.me)
+            if bad is not None:
+                c.drop(bad.reason)
+                return
         self.totals.frames_in += 1
         now = (self.tick if self.tick is not None else -1, self.round)
         at = (item.tick, item.round)
-        if self._driven is not None and at == now and self.round <= self.params.rounds:
+        if self._driven is not None and at == now and self.round <= params.m + 1:
             self._receive(item)
         elif at <= now:
             c.late += 1

@@ -760,7 +760,8 @@ def _frame_from(buf: bytes, cluster: str) -> Frame:
                 j = i + SIGNATURE_BYTES * length
                 if j > end:
                     raise _Bad("signatures run past the end")
-                sigs = _signatures(buf, i, j)
+                # round 1 of SM: one signature, no list to build
+                sigs = (buf[i:j],) if length == 1 else _signatures(buf, i, j)
                 i = j
             entries.append(Entry(path, value, sigs))
     return Frame(WIRE_VERSION, cluster, src, dst, tick, rnd, tuple(entries), sync)
