@@ -712,7 +712,10 @@ def _frame_from(buf: bytes, cluster: str) -> Frame:
     tick, i = _uvarint(buf, 2, end, TICK_MAX, "tick")
     sync: SyncBlock | None = None
     if rnd == 1:
-        sync, i = _sync(buf, i, end)
+        if i < end and buf[i] == 0:
+            i += 1  # flags 0: no timing block (what `_sync` returns for it)
+        else:
+            sync, i = _sync(buf, i, end)
     entries: list[Entry] = []
     if buf[0] & _POSITIONAL:
         values: list[object] = []
