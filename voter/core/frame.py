@@ -443,7 +443,11 @@ def _payload(frame: Frame) -> bytes:
     out = bytearray((WIRE_VERSION << _VERSION_SHIFT | rnd, src << 4 | dst))
     _put_uvarint(out, frame.tick)
     if rnd == 1:
-        _put_sync(out, frame.sync)
+        sync = frame.sync
+        if sync is None:
+            out.append(0)  # what `_put_sync` writes for it
+        else:
+            _put_sync(out, sync)
     elif frame.sync is not None:
         raise ValueError("only round-1 frames carry a timing block")
     if positional is not None:
@@ -503,7 +507,7 @@ def _signed_entry(path: tuple[int, ...], value: object, sigs: tuple[bytes, ...])
 
 def encode_frame(frame: Frame) -> bytes:
     """The frame's wire bytes, trailing 0x00 included; ValueError if it breaks a limit."""
-    wire = _wire_bytes(frame)
+    wire = seal_payload(_payload(frame), frame.cluster)  # `_wire_bytes`, inline
     if len(wire) - 1 > FRAME_BYTES_MAX:
         raise ValueError(f"frame body is {len(wire) - 1} bytes, limit {FRAME_BYTES_MAX}")
     return wire
@@ -684,7 +688,7 @@ def decode_frame(body: bytes | bytearray | memoryview, cluster: str) -> Frame | 
     if isinstance(opened, Drop):
         return opened
     payload, got = opened
-    want = payload_crc(payload, cluster)
+    want: int = crc32c.crc32c(payload, crc_seed(cluster))  # `payload_crc`, inline
     if got != want:
         if got == crc32c.crc32c(payload):
             # Version 1 sealed the payload alone (and a v1 payload is a msgpack array).

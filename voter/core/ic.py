@@ -92,7 +92,7 @@ class Decision:
 
 
 def agreed_vector(decisions: Mapping[int, Value], nodes: int) -> tuple[Value, ...]:
-    return tuple(decisions.get(j, ERROR) for j in range(nodes))
+    return tuple([decisions.get(j, ERROR) for j in range(nodes)])
 
 
 def decide(
