@@ -247,3 +247,24 @@ def test_signed_bytes_are_packb_ones_after_a_failed_pack() -> None:
         with pytest.raises(TypeError):
             signed_bytes("c", 7, (0, object()), (1.0,))  # type: ignore[arg-type]
         assert signed_bytes("c", 7, path, value) == want
+
+
+def test_stored_vector_bytes_are_those_of_its_json_form() -> None:
+    """The board stores the agreed vector as it is: msgpack packs its tuples as the lists of
+    `as_json_vector`, byte for byte, so the ECC store holds what it held before."""
+    import msgpack
+
+    from voter.core.board import Board
+    from voter.core.ic import as_json_vector
+    from voter.simkeys import board_keys
+
+    params = ic_params(4, 1, Algorithm.SM, "c")
+    keys = board_keys(4, "c")
+    board = Board(params, 0, 3, keys[0])
+    board.begin_tick(1, (1.0, None, 3.0))
+    board.next_round()
+    report = board.finish_tick()
+    vector = report.decision.vector
+    assert any(type(v) is tuple for v in vector) and None in vector
+    want = msgpack.packb(as_json_vector(vector), use_bin_type=True)
+    assert board.store.get("vector") == want

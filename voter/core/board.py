@@ -25,7 +25,7 @@ from voter.core.crypto import KeyRing
 from voter.core.diagnosis import Diagnosis, Evidence, find_evidence, om_suspects, split_value
 from voter.core.drops import Drop
 from voter.core.frame import WIRE_VERSION, Frame, check_frame
-from voter.core.ic import Decision, as_json_vector, decide, make_node
+from voter.core.ic import Decision, decide, make_node
 from voter.core.memhit import CODEWORD_BITS, STORE, TABLE, MemoryHit
 from voter.core.om import OMNode
 from voter.core.protocol import Algorithm, Params, is_oral, slot_setters
@@ -356,7 +356,8 @@ class Board:
 
     def _check_stored_vector(self, vector: tuple[Value, ...]) -> None:
         """The agreed vector is what gets published: it too passes through the store."""
-        self.store.put_obj("vector", as_json_vector(vector))
+        # msgpack packs a tuple as the list `as_json_vector` would make of it: the same bytes
+        self.store.put_obj("vector", vector)
         try:
             stored = self.store.get_obj("vector")
         except UncorrectableError as e:

@@ -767,8 +767,13 @@ def _frame_from(buf: bytes, cluster: str) -> Frame:
                 j = i + SIGNATURE_BYTES * length
                 if j > end:
                     raise _Bad("signatures run past the end")
-                # round 1 of SM: one signature, no list to build
-                sigs = (buf[i:j],) if length == 1 else _signatures(buf, i, j)
+                # rounds 1 and 2 of SM: one or two signatures, no list to build
+                if length == 1:
+                    sigs = (buf[i:j],)
+                elif length == 2:
+                    sigs = (buf[i : i + SIGNATURE_BYTES], buf[i + SIGNATURE_BYTES : j])
+                else:
+                    sigs = _signatures(buf, i, j)
                 i = j
             entries.append(Entry(path, value, sigs))
     return Frame(WIRE_VERSION, cluster, src, dst, tick, rnd, tuple(entries), sync)
