@@ -250,12 +250,13 @@ def test_signed_bytes_are_packb_ones_after_a_failed_pack() -> None:
 
 
 def test_stored_vector_bytes_are_those_of_its_json_form() -> None:
-    """The board stores the agreed vector as it is: msgpack packs its tuples as the lists of
-    `as_json_vector`, byte for byte, so the ECC store holds what it held before."""
+    """The board stores the agreed vector and V as they are: msgpack packs their tuples as
+    the lists they were once copied into, byte for byte, so the ECC store holds the same."""
     import msgpack
 
     from voter.core.board import Board
     from voter.core.ic import as_json_vector
+    from voter.core.monitor import sm_table
     from voter.simkeys import board_keys
 
     params = ic_params(4, 1, Algorithm.SM, "c")
@@ -268,3 +269,8 @@ def test_stored_vector_bytes_are_those_of_its_json_form() -> None:
     assert any(type(v) is tuple for v in vector) and None in vector
     want = msgpack.packb(as_json_vector(vector), use_bin_type=True)
     assert board.store.get("vector") == want
+    # and the SM table (V per commander) as the lists it was once copied into
+    accepted = {0: [(1.0, None, 3.0)], 1: [(2.0, 5.0, 6.0), "x", None], 2: []}
+    lists = [[c, [list(v) if type(v) is tuple else v for v in vs]] for c, vs in accepted.items()]
+    packed = msgpack.packb(sm_table(accepted), use_bin_type=True)
+    assert packed == msgpack.packb(lists, use_bin_type=True)
