@@ -91,6 +91,7 @@ from voter.core.drops import (
     drop,
 )
 from voter.core.protocol import M_MAX, NODES_MAX, Entry, slot_setters
+from voter.core.seal import _SEEDS as _CRC_SEEDS
 from voter.core.seal import CRC_BYTES, crc_seed, open_body, payload_crc, seal_payload
 from voter.core.slots import positional_slots, slot_paths
 from voter.core.splitter import FRAME_BYTES_MAX, Splitter
@@ -396,11 +397,21 @@ def _payload(frame: Frame) -> bytes:
     """Validate every field limit except the total size and return the unsealed payload."""
     if type(frame.version) is not int or frame.version != WIRE_VERSION:
         raise ValueError(f"frame version must be {WIRE_VERSION}, got {frame.version!r}")
-    crc_seed(frame.cluster)  # a cluster no frame can carry: ValueError before any work
-    src, dst, rnd, entries = frame.src, frame.dst, frame.round, frame.entries
-    problem = _header_problem(src, dst, frame.tick, rnd)
-    if problem is not None:
-        raise ValueError(problem)
+    cluster = frame.cluster
+    if type(cluster) is not str or cluster not in _CRC_SEEDS:  # `crc_seed`'s own fast path
+        crc_seed(cluster)  # a cluster no frame can carry: ValueError before any work
+    src, dst, rnd, entries, tick = frame.src, frame.dst, frame.round, frame.entries, frame.tick
+    if not (  # what `_header_problem` accepts, without the call
+        type(src) is int
+        and type(dst) is int
+        and type(tick) is int
+        and type(rnd) is int
+        and 0 <= src < NODES_MAX
+        and 0 <= dst < NODES_MAX
+        and 0 <= tick <= TICK_MAX
+        and 1 <= rnd <= ROUND_MAX
+    ):
+        raise ValueError(_header_problem(src, dst, tick, rnd))
     if type(entries) is not tuple or len(entries) > ENTRIES_MAX:
         raise ValueError(f"entries must be a tuple of at most {ENTRIES_MAX} Entry")
     # One pass validates every entry and rules the positional form in or out.
@@ -422,9 +433,10 @@ def _payload(frame: Frame) -> bytes:
                 or hit[2] is not value
                 or hit[3] is not sigs
             ):
-                problem = _entry_problem(path, value, sigs, True)
-                if problem is not None:
-                    raise ValueError(f"entry {index}: {problem}")
+                if not _entry_fine(path, value, sigs, True):  # the common entry, without a call
+                    problem = _entry_problem(path, value, sigs, True)
+                    if problem is not None:
+                        raise ValueError(f"entry {index}: {problem}")
                 hit = (e, path, value, sigs, _signed_entry(path, value, sigs))
                 if len(cache) >= _SIGNED_ENTRIES_MAX:
                     cache.clear()
@@ -441,7 +453,10 @@ def _payload(frame: Frame) -> bytes:
                 top = max(top, *path)
     positional = positional_slots(entries, src, dst, rnd, top + 1, ENTRIES_MAX) if fits else None
     out = bytearray((WIRE_VERSION << _VERSION_SHIFT | rnd, src << 4 | dst))
-    _put_uvarint(out, frame.tick)
+    while tick > 0x7F:  # `_put_uvarint`, inline
+        out.append((tick & 0x7F) | 0x80)
+        tick >>= 7
+    out.append(tick)
     if rnd == 1:
         sync = frame.sync
         if sync is None:
@@ -688,7 +703,8 @@ def decode_frame(body: bytes | bytearray | memoryview, cluster: str) -> Frame | 
     if isinstance(opened, Drop):
         return opened
     payload, got = opened
-    want: int = crc32c.crc32c(payload, crc_seed(cluster))  # `payload_crc`, inline
+    seed = _CRC_SEEDS.get(cluster) if type(cluster) is str else None  # `crc_seed`, inline
+    want: int = crc32c.crc32c(payload, crc_seed(cluster) if seed is None else seed)
     if got != want:
         if got == crc32c.crc32c(payload):
             # Version 1 sealed the payload alone (and a v1 payload is a msgpack array).
