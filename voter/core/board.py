@@ -236,11 +236,19 @@ class Board:
                 c.drop(bad.reason)
                 return
         self.totals.frames_in += 1
-        now = (self.tick if self.tick is not None else -1, self.round)
-        at = (item.tick, item.round)
-        if self._driven is not None and at == now and self.round <= params.m + 1:
+        rnd = self.round
+        # A driven node means an open tick (self.tick set): the (tick, round) compared as is.
+        if (
+            self._driven is not None
+            and item.tick == self.tick
+            and item.round == rnd
+            and rnd <= params.m + 1
+        ):
             self._receive(item)
-        elif at <= now:
+            return
+        now = (self.tick if self.tick is not None else -1, rnd)
+        at = (item.tick, item.round)
+        if at <= now:
             c.late += 1
         elif item.tick > now[0] + 1:
             c.drop(DROP_FUTURE)

@@ -105,15 +105,15 @@ def decide(
     channels: int,
 ) -> Decision:
     vector = agreed_vector(decisions, nodes)
-    return Decision(
-        tick=tick,
-        node=me,
-        local=local,
-        vector=vector,
-        output=vote_readings(vector, channels),
-        sent=counters.sent,
-        received=counters.received,
-        rejected=counters.rejected,
+    return Decision(  # positional: a keyword call costs more in pure Python
+        tick,
+        me,
+        local,
+        vector,
+        vote_readings(vector, channels),
+        counters.sent,
+        counters.received,
+        counters.rejected,
     )
 
 
