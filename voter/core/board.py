@@ -191,9 +191,10 @@ class Board:
         else:
             self._driven = node
         # Buffered frames from older ticks can no longer be used.
-        for key in [k for k in self._early if k[0] < tick]:
-            del self._early[key]
-            self._counters.late += 1
+        if self._early:
+            for key in [k for k in self._early if k[0] < tick]:
+                del self._early[key]
+                self._counters.late += 1
         frames = self._frames(1)
         self._deliver_early()
         return frames
@@ -370,7 +371,10 @@ class Board:
             stored = self.store.get_obj("vector")
         except UncorrectableError as e:
             raise InconsistencyError(f"memory: {e}") from None
-        if not isinstance(stored, list) or tuple(map(monitor.freeze, stored)) != vector:
+        if (
+            not isinstance(stored, list)
+            or tuple([tuple(v) if isinstance(v, list) else v for v in stored]) != vector
+        ):  # `monitor.freeze` of each, inline
             raise InconsistencyError("memory: agreed vector changed in the store")
 
     def _add_to_totals(self, node: OMNode | SMNode, corrected: int) -> None:

@@ -129,7 +129,7 @@ def sm_decisions(
     for c, vs in table:
         if not isinstance(c, int) or not isinstance(vs, list):
             raise ValueError("SM table row must be [commander, [values]]")
-        accepted[c] = [freeze(v) for v in vs]
+        accepted[c] = [tuple(v) if isinstance(v, list) else v for v in vs]  # `freeze`, inline
     out: dict[int, Value] = {}
     for c in params.commanders:
         if c == me:
