@@ -155,6 +155,39 @@ def test_sm_frames_stay_explicit() -> None:
             assert f == decode(body(f), f.cluster)
 
 
+def test_a_signed_entry_is_encoded_once_and_checked_again_once_changed() -> None:
+    """One Entry object relayed in several frames encodes as a fresh equal one does; changed
+    behind its frozen front it is validated again, and the cache of encoded entries stays
+    bounded."""
+    from voter.core import frame as codec
+
+    sig = bytes(range(64))
+    e = Entry((0, 2), (1.5, -2.0), (sig, sig))
+    for dst in (1, 3, 1):
+        frame = Frame(WIRE_VERSION, "c", 2, dst, 7, 2, (e, Entry((1, 2), None, (sig, sig))))
+        twin = Frame(
+            WIRE_VERSION,
+            "c",
+            2,
+            dst,
+            7,
+            2,
+            (Entry((0, 2), (1.5, -2.0), (sig, sig)), Entry((1, 2), None, (sig, sig))),
+        )
+        assert encode_frame(frame) == encode_frame(twin)
+        assert decode(body(frame), "c") == twin
+    object.__setattr__(e, "sigs", (sig, sig[:63]))
+    with pytest.raises(ValueError, match="signature"):
+        encode_frame(Frame(WIRE_VERSION, "c", 2, 1, 7, 2, (e,)))
+    object.__setattr__(e, "sigs", (sig, sig))
+    object.__setattr__(e, "value", (1, 2))
+    with pytest.raises(ValueError, match="float64"):
+        encode_frame(Frame(WIRE_VERSION, "c", 2, 1, 7, 2, (e,)))
+    for k in range(3 * codec._SIGNED_ENTRIES_MAX):
+        encode_frame(Frame(WIRE_VERSION, "c", 0, 1, k, 1, (Entry((0,), (float(k),), (sig,)),)))
+        assert len(codec._SIGNED_ENTRIES) <= codec._SIGNED_ENTRIES_MAX
+
+
 def test_absent_slot_and_nil_value_stay_different() -> None:
     """A slot the sender left out is not an entry; a slot it filled with ERROR is (exactness)."""
     relayed = Entry((3, 1), (1.0,))

@@ -232,3 +232,45 @@ def _no_default(f: object) -> bool:
 
     assert isinstance(f, dataclasses.Field)
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def test_signed_bytes_are_packb_ones_after_a_failed_pack() -> None:
+    """The one shared Packer gives msgpack.packb's bytes, also right after a pack that failed."""
+    import msgpack
+
+    from voter.core.crypto import DOMAIN_TAG, signed_bytes
+
+    cases = [((0,), (1.0, -2.5, 3.0)), ((2, 1), None), ((3, 0, 1), "ERR"), ((1,), (1.0, None))]
+    for path, value in cases:
+        want = msgpack.packb((DOMAIN_TAG, "c", 7, path[0], list(path), value), use_bin_type=True)
+        assert signed_bytes("c", 7, path, value) == want
+        with pytest.raises(TypeError):
+            signed_bytes("c", 7, (0, object()), (1.0,))  # type: ignore[arg-type]
+        assert signed_bytes("c", 7, path, value) == want
+
+
+def test_stored_vector_bytes_are_those_of_its_json_form() -> None:
+    """The board stores the agreed vector and V as they are: msgpack packs their tuples as
+    the lists they were once copied into, byte for byte, so the ECC store holds the same."""
+    import msgpack
+
+    from voter.core.board import Board
+    from voter.core.ic import as_json_vector
+    from voter.core.monitor import sm_table
+    from voter.simkeys import board_keys
+
+    params = ic_params(4, 1, Algorithm.SM, "c")
+    keys = board_keys(4, "c")
+    board = Board(params, 0, 3, keys[0])
+    board.begin_tick(1, (1.0, None, 3.0))
+    board.next_round()
+    report = board.finish_tick()
+    vector = report.decision.vector
+    assert any(type(v) is tuple for v in vector) and None in vector
+    want = msgpack.packb(as_json_vector(vector), use_bin_type=True)
+    assert board.store.get("vector") == want
+    # and the SM table (V per commander) as the lists it was once copied into
+    accepted = {0: [(1.0, None, 3.0)], 1: [(2.0, 5.0, 6.0), "x", None], 2: []}
+    lists = [[c, [list(v) if type(v) is tuple else v for v in vs]] for c, vs in accepted.items()]
+    packed = msgpack.packb(sm_table(accepted), use_bin_type=True)
+    assert packed == msgpack.packb(lists, use_bin_type=True)

@@ -25,10 +25,10 @@ from voter.core.crypto import KeyRing
 from voter.core.diagnosis import Diagnosis, Evidence, find_evidence, om_suspects, split_value
 from voter.core.drops import Drop
 from voter.core.frame import WIRE_VERSION, Frame, check_frame
-from voter.core.ic import Decision, as_json_vector, decide, make_node
+from voter.core.ic import Decision, decide, make_node
 from voter.core.memhit import CODEWORD_BITS, STORE, TABLE, MemoryHit
 from voter.core.om import OMNode
-from voter.core.protocol import Algorithm, Params, is_oral
+from voter.core.protocol import Algorithm, Params, is_oral, slot_setters
 from voter.core.secded import EccStore, UncorrectableError
 from voter.core.sm import SMNode
 from voter.core.values import ReadingDomain, Value
@@ -86,13 +86,24 @@ class TickReport:
         events: tuple[dict[str, Any], ...] = (),
         mode_peers: frozenset[int] = frozenset(),
     ) -> None:
-        object.__setattr__(self, "decision", decision)
-        object.__setattr__(self, "late", late)
-        object.__setattr__(self, "dropped", dropped)
-        object.__setattr__(self, "reasons", reasons)
-        object.__setattr__(self, "corrected", corrected)
-        object.__setattr__(self, "events", events)
-        object.__setattr__(self, "mode_peers", mode_peers)
+        _report_decision(self, decision)
+        _report_late(self, late)
+        _report_dropped(self, dropped)
+        _report_reasons(self, reasons)
+        _report_corrected(self, corrected)
+        _report_events(self, events)
+        _report_mode_peers(self, mode_peers)
+
+
+(
+    _report_decision,
+    _report_late,
+    _report_dropped,
+    _report_reasons,
+    _report_corrected,
+    _report_events,
+    _report_mode_peers,
+) = slot_setters(TickReport)
 
 
 @dataclass(slots=True)
@@ -180,9 +191,10 @@ class Board:
         else:
             self._driven = node
         # Buffered frames from older ticks can no longer be used.
-        for key in [k for k in self._early if k[0] < tick]:
-            del self._early[key]
-            self._counters.late += 1
+        if self._early:
+            for key in [k for k in self._early if k[0] < tick]:
+                del self._early[key]
+                self._counters.late += 1
         frames = self._frames(1)
         self._deliver_early()
         return frames
@@ -217,16 +229,27 @@ class Board:
         if isinstance(item, Drop):
             c.drop(item.reason)
             return
-        bad = check_frame(item, cluster=self.params.cluster, src=peer, dst=self.me)
-        if bad is not None:
-            c.drop(bad.reason)
-            return
+        params = self.params
+        if item.src != peer or item.dst != self.me or item.cluster != params.cluster:
+            # Only then can `check_frame` find something (it checks exactly these three).
+            bad = check_frame(item, cluster=params.cluster, src=peer, dst=self.me)
+            if bad is not None:
+                c.drop(bad.reason)
+                return
         self.totals.frames_in += 1
-        now = (self.tick if self.tick is not None else -1, self.round)
-        at = (item.tick, item.round)
-        if self._driven is not None and at == now and self.round <= self.params.rounds:
+        rnd = self.round
+        # A driven node means an open tick (self.tick set): the (tick, round) compared as is.
+        if (
+            self._driven is not None
+            and item.tick == self.tick
+            and item.round == rnd
+            and rnd <= params.m + 1
+        ):
             self._receive(item)
-        elif at <= now:
+            return
+        now = (self.tick if self.tick is not None else -1, rnd)
+        at = (item.tick, item.round)
+        if at <= now:
             c.late += 1
         elif item.tick > now[0] + 1:
             c.drop(DROP_FUTURE)
@@ -342,12 +365,16 @@ class Board:
 
     def _check_stored_vector(self, vector: tuple[Value, ...]) -> None:
         """The agreed vector is what gets published: it too passes through the store."""
-        self.store.put_obj("vector", as_json_vector(vector))
+        # msgpack packs a tuple as the list `as_json_vector` would make of it: the same bytes
+        self.store.put_obj("vector", vector)
         try:
             stored = self.store.get_obj("vector")
         except UncorrectableError as e:
             raise InconsistencyError(f"memory: {e}") from None
-        if not isinstance(stored, list) or tuple(map(monitor.freeze, stored)) != vector:
+        if (
+            not isinstance(stored, list)
+            or tuple([tuple(v) if isinstance(v, list) else v for v in stored]) != vector
+        ):  # `monitor.freeze` of each, inline
             raise InconsistencyError("memory: agreed vector changed in the store")
 
     def _add_to_totals(self, node: OMNode | SMNode, corrected: int) -> None:

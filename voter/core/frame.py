@@ -90,7 +90,8 @@ from voter.core.drops import (
     Drop,
     drop,
 )
-from voter.core.protocol import M_MAX, NODES_MAX, Entry
+from voter.core.protocol import M_MAX, NODES_MAX, Entry, slot_setters
+from voter.core.seal import _SEEDS as _CRC_SEEDS
 from voter.core.seal import CRC_BYTES, crc_seed, open_body, payload_crc, seal_payload
 from voter.core.slots import positional_slots, slot_paths
 from voter.core.splitter import FRAME_BYTES_MAX, Splitter
@@ -179,10 +180,10 @@ class SyncBlock:
         echo_us: int | None = None,
         lag_us: int | None = None,
     ) -> None:
-        object.__setattr__(self, "digest", digest)
-        object.__setattr__(self, "heard", heard)
-        object.__setattr__(self, "echo_us", echo_us)
-        object.__setattr__(self, "lag_us", lag_us)
+        _sync_digest(self, digest)
+        _sync_heard(self, heard)
+        _sync_echo_us(self, echo_us)
+        _sync_lag_us(self, lag_us)
 
     def is_empty(self) -> bool:
         """Equal to `SyncBlock()` (nothing to say), without the dataclass's `__eq__`."""
@@ -221,14 +222,27 @@ class Frame:
         entries: tuple[Entry, ...],
         sync: SyncBlock | None = None,
     ) -> None:
-        object.__setattr__(self, "version", version)
-        object.__setattr__(self, "cluster", cluster)
-        object.__setattr__(self, "src", src)
-        object.__setattr__(self, "dst", dst)
-        object.__setattr__(self, "tick", tick)
-        object.__setattr__(self, "round", round)
-        object.__setattr__(self, "entries", entries)
-        object.__setattr__(self, "sync", sync)
+        _frame_version(self, version)
+        _frame_cluster(self, cluster)
+        _frame_src(self, src)
+        _frame_dst(self, dst)
+        _frame_tick(self, tick)
+        _frame_round(self, round)
+        _frame_entries(self, entries)
+        _frame_sync(self, sync)
+
+
+_sync_digest, _sync_heard, _sync_echo_us, _sync_lag_us = slot_setters(SyncBlock)
+(
+    _frame_version,
+    _frame_cluster,
+    _frame_src,
+    _frame_dst,
+    _frame_tick,
+    _frame_round,
+    _frame_entries,
+    _frame_sync,
+) = slot_setters(Frame)
 
 
 # -- schema (checked on encode; the decoder's grammar admits nothing else) ----------
@@ -383,21 +397,53 @@ def _payload(frame: Frame) -> bytes:
     """Validate every field limit except the total size and return the unsealed payload."""
     if type(frame.version) is not int or frame.version != WIRE_VERSION:
         raise ValueError(f"frame version must be {WIRE_VERSION}, got {frame.version!r}")
-    crc_seed(frame.cluster)  # a cluster no frame can carry: ValueError before any work
-    src, dst, rnd, entries = frame.src, frame.dst, frame.round, frame.entries
-    problem = _header_problem(src, dst, frame.tick, rnd)
-    if problem is not None:
-        raise ValueError(problem)
+    cluster = frame.cluster
+    if type(cluster) is not str or cluster not in _CRC_SEEDS:  # `crc_seed`'s own fast path
+        crc_seed(cluster)  # a cluster no frame can carry: ValueError before any work
+    src, dst, rnd, entries, tick = frame.src, frame.dst, frame.round, frame.entries, frame.tick
+    if not (  # what `_header_problem` accepts, without the call
+        type(src) is int
+        and type(dst) is int
+        and type(tick) is int
+        and type(rnd) is int
+        and 0 <= src < NODES_MAX
+        and 0 <= dst < NODES_MAX
+        and 0 <= tick <= TICK_MAX
+        and 1 <= rnd <= ROUND_MAX
+    ):
+        raise ValueError(_header_problem(src, dst, tick, rnd))
     if type(entries) is not tuple or len(entries) > ENTRIES_MAX:
         raise ValueError(f"entries must be a tuple of at most {ENTRIES_MAX} Entry")
     # One pass validates every entry and rules the positional form in or out.
     fits = bool(entries) and src != dst
     top = max(src, dst)
+    signed: list[bytes] = []  # the encoded signed entries (all of them, or the frame is mixed)
+    cache = _SIGNED_ENTRIES
     for index, e in enumerate(entries):
         if type(e) is not Entry:
             raise ValueError(f"entry {index} is {type(e).__name__}, not Entry")
-        path, sigs = e.path, e.sigs
-        problem = _entry_problem(path, e.value, sigs, bool(sigs))
+        path, value, sigs = e.path, e.value, e.sigs
+        if sigs:  # never positional
+            fits = False
+            hit = cache.get(id(e))
+            if (
+                hit is None
+                or hit[0] is not e
+                or hit[1] is not path
+                or hit[2] is not value
+                or hit[3] is not sigs
+            ):
+                if not _entry_fine(path, value, sigs, True):  # the common entry, without a call
+                    problem = _entry_problem(path, value, sigs, True)
+                    if problem is not None:
+                        raise ValueError(f"entry {index}: {problem}")
+                hit = (e, path, value, sigs, _signed_entry(path, value, sigs))
+                if len(cache) >= _SIGNED_ENTRIES_MAX:
+                    cache.clear()
+                cache[id(e)] = hit
+            signed.append(hit[4])
+            continue
+        problem = _entry_problem(path, value, sigs, False)
         if problem is not None:
             raise ValueError(f"entry {index}: {problem}")
         if fits:
@@ -407,9 +453,16 @@ def _payload(frame: Frame) -> bytes:
                 top = max(top, *path)
     positional = positional_slots(entries, src, dst, rnd, top + 1, ENTRIES_MAX) if fits else None
     out = bytearray((WIRE_VERSION << _VERSION_SHIFT | rnd, src << 4 | dst))
-    _put_uvarint(out, frame.tick)
+    while tick > 0x7F:  # `_put_uvarint`, inline
+        out.append((tick & 0x7F) | 0x80)
+        tick >>= 7
+    out.append(tick)
     if rnd == 1:
-        _put_sync(out, frame.sync)
+        sync = frame.sync
+        if sync is None:
+            out.append(0)  # what `_put_sync` writes for it
+        else:
+            _put_sync(out, sync)
     elif frame.sync is not None:
         raise ValueError("only round-1 frames carry a timing block")
     if positional is not None:
@@ -427,6 +480,8 @@ def _payload(frame: Frame) -> bytes:
                 _put_value(out, value)
             at = slot + 1
         out += bytes(count - at)
+    elif len(signed) == len(entries):
+        out += b"".join(signed)
     else:
         for e in entries:
             path, value, sigs = e.path, e.value, e.sigs
@@ -442,9 +497,32 @@ def _payload(frame: Frame) -> bytes:
     return bytes(out)
 
 
+#: Signed entries already validated and encoded, by id: an SM board relays one Entry object
+#: to several peers (its own value to all N-1 in round 1, each relay to N-2 in round 2), and
+#: validating and encoding it again for every frame was a tenth of the encoder. A hit must be
+#: the same object with the same field objects (held here, so no id is reused while cached;
+#: the fields are tuples of floats, ints and bytes, which cannot change), so an entry changed
+#: with `object.__setattr__` is validated afresh. Bounded: cleared when full.
+_SIGNED_ENTRIES: dict[int, tuple[Entry, tuple[int, ...], object, tuple[bytes, ...], bytes]] = {}
+_SIGNED_ENTRIES_MAX = 256
+
+
+def _signed_entry(path: tuple[int, ...], value: object, sigs: tuple[bytes, ...]) -> bytes:
+    """The explicit-form bytes of one signed entry already checked by `_entry_problem`."""
+    out = bytearray((len(path) | _SIGNED,))
+    out += bytes(path)
+    if type(value) is tuple and None not in value:  # the common case, inline
+        out.append(_READING | (len(value) - 1))
+        out += _FLOATS[len(value)].pack(*value)
+    else:
+        _put_value(out, value)
+    out += b"".join(sigs)
+    return bytes(out)
+
+
 def encode_frame(frame: Frame) -> bytes:
     """The frame's wire bytes, trailing 0x00 included; ValueError if it breaks a limit."""
-    wire = _wire_bytes(frame)
+    wire = seal_payload(_payload(frame), frame.cluster)  # `_wire_bytes`, inline
     if len(wire) - 1 > FRAME_BYTES_MAX:
         raise ValueError(f"frame body is {len(wire) - 1} bytes, limit {FRAME_BYTES_MAX}")
     return wire
@@ -625,7 +703,8 @@ def decode_frame(body: bytes | bytearray | memoryview, cluster: str) -> Frame | 
     if isinstance(opened, Drop):
         return opened
     payload, got = opened
-    want = payload_crc(payload, cluster)
+    seed = _CRC_SEEDS.get(cluster) if type(cluster) is str else None  # `crc_seed`, inline
+    want: int = crc32c.crc32c(payload, crc_seed(cluster) if seed is None else seed)
     if got != want:
         if got == crc32c.crc32c(payload):
             # Version 1 sealed the payload alone (and a v1 payload is a msgpack array).
@@ -653,7 +732,10 @@ def _frame_from(buf: bytes, cluster: str) -> Frame:
     tick, i = _uvarint(buf, 2, end, TICK_MAX, "tick")
     sync: SyncBlock | None = None
     if rnd == 1:
-        sync, i = _sync(buf, i, end)
+        if i < end and buf[i] == 0:
+            i += 1  # flags 0: no timing block (what `_sync` returns for it)
+        else:
+            sync, i = _sync(buf, i, end)
     entries: list[Entry] = []
     if buf[0] & _POSITIONAL:
         values: list[object] = []
@@ -701,7 +783,13 @@ def _frame_from(buf: bytes, cluster: str) -> Frame:
                 j = i + SIGNATURE_BYTES * length
                 if j > end:
                     raise _Bad("signatures run past the end")
-                sigs = _signatures(buf, i, j)
+                # rounds 1 and 2 of SM: one or two signatures, no list to build
+                if length == 1:
+                    sigs = (buf[i:j],)
+                elif length == 2:
+                    sigs = (buf[i : i + SIGNATURE_BYTES], buf[i + SIGNATURE_BYTES : j])
+                else:
+                    sigs = _signatures(buf, i, j)
                 i = j
             entries.append(Entry(path, value, sigs))
     return Frame(WIRE_VERSION, cluster, src, dst, tick, rnd, tuple(entries), sync)

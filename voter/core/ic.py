@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from voter.core.crypto import KeyRing
 from voter.core.om import OMNode
-from voter.core.protocol import Algorithm, Counters, Params, is_oral
+from voter.core.protocol import Algorithm, Counters, Params, is_oral, slot_setters
 from voter.core.sm import SMNode
 from voter.core.values import ERROR, Domain, Value
 from voter.core.vote import vote_readings
@@ -64,14 +64,14 @@ class Decision:
         received: int,
         rejected: int,
     ) -> None:
-        object.__setattr__(self, "tick", tick)
-        object.__setattr__(self, "node", node)
-        object.__setattr__(self, "local", local)
-        object.__setattr__(self, "vector", vector)
-        object.__setattr__(self, "output", output)
-        object.__setattr__(self, "sent", sent)
-        object.__setattr__(self, "received", received)
-        object.__setattr__(self, "rejected", rejected)
+        _decision_tick(self, tick)
+        _decision_node(self, node)
+        _decision_local(self, local)
+        _decision_vector(self, vector)
+        _decision_output(self, output)
+        _decision_sent(self, sent)
+        _decision_received(self, received)
+        _decision_rejected(self, rejected)
 
     @property
     def messages(self) -> int:
@@ -79,8 +79,20 @@ class Decision:
         return self.sent + self.received
 
 
+(
+    _decision_tick,
+    _decision_node,
+    _decision_local,
+    _decision_vector,
+    _decision_output,
+    _decision_sent,
+    _decision_received,
+    _decision_rejected,
+) = slot_setters(Decision)
+
+
 def agreed_vector(decisions: Mapping[int, Value], nodes: int) -> tuple[Value, ...]:
-    return tuple(decisions.get(j, ERROR) for j in range(nodes))
+    return tuple([decisions.get(j, ERROR) for j in range(nodes)])
 
 
 def decide(
@@ -93,15 +105,15 @@ def decide(
     channels: int,
 ) -> Decision:
     vector = agreed_vector(decisions, nodes)
-    return Decision(
-        tick=tick,
-        node=me,
-        local=local,
-        vector=vector,
-        output=vote_readings(vector, channels),
-        sent=counters.sent,
-        received=counters.received,
-        rejected=counters.rejected,
+    return Decision(  # positional: a keyword call costs more in pure Python
+        tick,
+        me,
+        local,
+        vector,
+        vote_readings(vector, channels),
+        counters.sent,
+        counters.received,
+        counters.rejected,
     )
 
 

@@ -32,10 +32,9 @@ def om_table(values: Mapping[tuple[int, ...], Value]) -> list[list[object]]:
 
 
 def sm_table(accepted: Mapping[int, Sequence[Value]]) -> list[list[object]]:
-    return [
-        [c, [list(v) if isinstance(v, tuple) else v for v in vs]]
-        for c, vs in sorted(accepted.items())
-    ]
+    """V per commander in a msgpack-ready form for the ECC store. The readings stay tuples:
+    msgpack packs a tuple exactly as the list it would be copied into (the same bytes)."""
+    return [[c, list(vs)] for c, vs in sorted(accepted.items())]
 
 
 def _strict_majority(votes: list[Value], default: Value) -> Value:
@@ -130,7 +129,7 @@ def sm_decisions(
     for c, vs in table:
         if not isinstance(c, int) or not isinstance(vs, list):
             raise ValueError("SM table row must be [commander, [values]]")
-        accepted[c] = [freeze(v) for v in vs]
+        accepted[c] = [tuple(v) if isinstance(v, list) else v for v in vs]  # `freeze`, inline
     out: dict[int, Value] = {}
     for c in params.commanders:
         if c == me:

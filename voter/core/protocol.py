@@ -8,11 +8,12 @@ batched, one frame per link per round.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 from itertools import islice, permutations
+from typing import Any
 
 from voter.core.values import Value
 
@@ -89,6 +90,15 @@ def mix_within_bound(
     return asymmetric + symmetric + manifest <= fault_bound(algorithm, nodes, m)
 
 
+def slot_setters(cls: type) -> tuple[Callable[[Any, Any], None], ...]:
+    """The `__set__` of each field's slot, in field order: what a frozen dataclass's written-out
+    `__init__` calls. `object.__setattr__(self, name, v)` ends at the same slot but first
+    looks the name up on the class, which made it ~40% of building a `Frame` or an `Entry`
+    (docs/performance.md); frozen still means frozen: only these setters skip the class's
+    `__setattr__`, and only the `__init__`s call them."""
+    return tuple(cls.__dict__[f].__set__ for f in cls.__dataclass_fields__)  # type: ignore[attr-defined]
+
+
 class ConfigError(ValueError):
     """Parameters that cannot describe a cluster (our caller's mistake, not a peer's)."""
 
@@ -136,9 +146,12 @@ class Entry:
 
     # Written out: mypyc leaves a dataclass's generated __init__ interpreted (docs/design.md).
     def __init__(self, path: tuple[int, ...], value: Value, sigs: tuple[bytes, ...] = ()) -> None:
-        object.__setattr__(self, "path", path)
-        object.__setattr__(self, "value", value)
-        object.__setattr__(self, "sigs", sigs)
+        _entry_path(self, path)
+        _entry_value(self, value)
+        _entry_sigs(self, sigs)
+
+
+_entry_path, _entry_value, _entry_sigs = slot_setters(Entry)
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,7 +77,8 @@ def seal_payload(payload: bytes, cluster: str) -> bytes:
     `encode_frame` uses it; tests use it to build well-framed frames with wrong
     contents (a schema error must reach the schema check).
     """
-    crc = payload_crc(payload, cluster)
+    seed = _SEEDS.get(cluster) if type(cluster) is str else None  # `crc_seed`, inline
+    crc: int = crc32c.crc32c(payload, crc_seed(cluster) if seed is None else seed)
     return cobs_encode(payload + crc.to_bytes(CRC_BYTES, "big")) + b"\x00"
 
 

@@ -86,7 +86,7 @@ class SMNode:
                     if j not in path:
                         out[j].append(relayed)
             self._to_relay = []
-        self.counters.sent += sum(len(es) for es in out.values())
+        self.counters.sent += sum(map(len, out.values()))
         return out
 
     # -- receiving -------------------------------------------------------------

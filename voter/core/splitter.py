@@ -55,7 +55,11 @@ class Splitter(Generic[T]):
             # below returns for it, without the loop).
             idx = data.find(b"\x00")
             if idx == n - 1:
-                return [self._count(self._decode(data[:idx]))]
+                item = self._decode(data[:idx])
+                if isinstance(item, Drop):
+                    return [self._count(item)]
+                self.frames += 1  # `_count` of an item, inline
+                return [item]
         out: list[T | Drop] = []
         start = 0
         while start <= n:
