@@ -312,13 +312,15 @@ def test_a_board_told_to_wait_for_a_rig_that_never_speaks_gives_up(tmp_path: Pat
     instead of waiting for good."""
     c = ProcessCluster(tmp_path / "run", tick_hz=TEST_HZ)
     c.setup()
-    cmd = c.voterd_cmd(0, common_start=True, until_tick=None)
-    assert "--start-when-told" in cmd
-    began = time.monotonic()
-    proc = subprocess.run(
-        [*cmd, "--start-timeout", "1.5"], capture_output=True, text=True, timeout=60, check=False
-    )
-    waited = time.monotonic() - began
+    try:
+        cmd = c.voterd_cmd(0, common_start=True, until_tick=None)
+        assert "--start-when-told" in cmd
+        began = time.monotonic()
+        cmd += ["--start-timeout", "1.5"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        waited = time.monotonic() - began
+    finally:
+        c.stop()  # the link fabric setup() started
     assert EXIT_UNAVAILABLE == proc.returncode
     errors = [line for line in proc.stderr.splitlines() if line.startswith("voterd: error:")]
     assert 1 == len(errors) and "no `start` from the rig within 1.5 s" in errors[0]
