@@ -176,25 +176,7 @@ def _add_init_options(init: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="unix datagram socket for the voted output; may contain {node} (default: none)",
     )
-    init.add_argument(
-        "--output-udp",
-        default="",
-        metavar="HOST:PORT",
-        help="[output] udp: one JSON datagram per decided tick (docs/deploy.md; default: off)",
-    )
-    init.add_argument(
-        "--output-mavlink",
-        default="",
-        metavar="TARGET",
-        help="[output] mavlink: serial:PORT or udp:HOST:PORT (needs pymavlink; default: off)",
-    )
-    init.add_argument(
-        "--output-mavlink-names",
-        default="",
-        metavar="a,b,c",
-        help="[output] mavlink_names: each channel's name on MAVLink, at most 10 characters "
-        "(default: the channel names, if they fit)",
-    )
+    _add_output_options(init)
     init.add_argument(
         "--replication",
         choices=REPLICATION_PROTOCOLS,
@@ -246,6 +228,29 @@ _SENSOR_REQUIRED = {
     "iio": ("sensor_device", "sensor_channels"),
     "mavlink": ("sensor_port", "sensor_channels"),
 }
+
+
+def _add_output_options(init: argparse.ArgumentParser) -> None:
+    """The [output] table's network outputs (docs/deploy.md), off unless given."""
+    init.add_argument(
+        "--output-udp",
+        default="",
+        metavar="HOST:PORT",
+        help="[output] udp: one JSON datagram per decided tick (docs/deploy.md; default: off)",
+    )
+    init.add_argument(
+        "--output-mavlink",
+        default="",
+        metavar="TARGET",
+        help="[output] mavlink: serial:PORT or udp:HOST:PORT (needs pymavlink; default: off)",
+    )
+    init.add_argument(
+        "--output-mavlink-names",
+        default="",
+        metavar="a,b,c",
+        help="[output] mavlink_names: each channel's name on MAVLink, at most 10 characters "
+        "(default: the channel names, if they fit)",
+    )
 
 
 def _add_sensor_options(init: argparse.ArgumentParser) -> None:

@@ -274,6 +274,29 @@ EXAMPLES = (
 )
 
 
+def _add_start_options(parser: argparse.ArgumentParser) -> None:
+    """The HIL rig's ways to give every board the same tick 0."""
+    parser.add_argument(
+        "--start-at",
+        type=float,
+        default=None,
+        help="HIL: common epoch on CLOCK_MONOTONIC instead of listening",
+    )
+    parser.add_argument(
+        "--start-when-told",
+        action="store_true",
+        help="HIL: get ready, then wait for the rig's `start` command (a common tick 0 "
+        "chosen once every board is ready)",
+    )
+    parser.add_argument(
+        "--start-timeout",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="HIL: with --start-when-told, exit 69 after S seconds without `start`",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="voterd",
@@ -307,25 +330,7 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds to listen for running peers before a cold start "
         "(default: 5 periods, at least 0.5)",
     )
-    parser.add_argument(
-        "--start-at",
-        type=float,
-        default=None,
-        help="HIL: common epoch on CLOCK_MONOTONIC instead of listening",
-    )
-    parser.add_argument(
-        "--start-when-told",
-        action="store_true",
-        help="HIL: get ready, then wait for the rig's `start` command (a common tick 0 "
-        "chosen once every board is ready)",
-    )
-    parser.add_argument(
-        "--start-timeout",
-        type=float,
-        default=300.0,
-        metavar="S",
-        help="HIL: with --start-when-told, exit 69 after S seconds without `start` (default: 300)",
-    )
+    _add_start_options(parser)
     parser.add_argument("--ticks", type=int, default=None, help="stop after this many ticks")
     parser.add_argument(
         "--until-tick", type=int, default=None, help="stop after deciding this tick"
