@@ -437,7 +437,7 @@ def _payload(frame: Frame) -> bytes:
                     problem = _entry_problem(path, value, sigs, True)
                     if problem is not None:
                         raise ValueError(f"entry {index}: {problem}")
-                hit = (e, path, value, sigs, _signed_entry(path, value, sigs))
+                hit = (e, path, value, sigs, _entry_bytes(path, value, sigs))
                 if len(cache) >= _SIGNED_ENTRIES_MAX:
                     cache.clear()
                 cache[id(e)] = hit
@@ -484,16 +484,7 @@ def _payload(frame: Frame) -> bytes:
         out += b"".join(signed)
     else:
         for e in entries:
-            path, value, sigs = e.path, e.value, e.sigs
-            out.append(len(path) | (_SIGNED if sigs else 0))
-            out += bytes(path)
-            if type(value) is tuple and None not in value:  # the common case, inline
-                out.append(_READING | (len(value) - 1))
-                out += _FLOATS[len(value)].pack(*value)
-            else:
-                _put_value(out, value)
-            if sigs:
-                out += b"".join(sigs)
+            out += _entry_bytes(e.path, e.value, e.sigs)
     return bytes(out)
 
 
@@ -507,16 +498,17 @@ _SIGNED_ENTRIES: dict[int, tuple[Entry, tuple[int, ...], object, tuple[bytes, ..
 _SIGNED_ENTRIES_MAX = 256
 
 
-def _signed_entry(path: tuple[int, ...], value: object, sigs: tuple[bytes, ...]) -> bytes:
-    """The explicit-form bytes of one signed entry already checked by `_entry_problem`."""
-    out = bytearray((len(path) | _SIGNED,))
+def _entry_bytes(path: tuple[int, ...], value: object, sigs: tuple[bytes, ...]) -> bytes:
+    """The explicit-form bytes of one entry already checked by `_entry_problem`."""
+    out = bytearray((len(path) | (_SIGNED if sigs else 0),))
     out += bytes(path)
     if type(value) is tuple and None not in value:  # the common case, inline
         out.append(_READING | (len(value) - 1))
         out += _FLOATS[len(value)].pack(*value)
     else:
         _put_value(out, value)
-    out += b"".join(sigs)
+    if sigs:
+        out += b"".join(sigs)
     return bytes(out)
 
 
