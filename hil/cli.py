@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import faulthandler
 import json
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from voter._cli_util import HelpFormatter, add_version, broken_pipe_exit, epilog, fail
 from voter.core.protocol import ALGORITHMS
@@ -244,11 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     raise SystemExit(code)
 
 
-#: Seconds hil may take to exit after "interrupted" before it dumps its threads and quits.
-EXIT_WATCHDOG_S = 30.0
-
-
-def _interrupted(args: argparse.Namespace) -> int:
+def _interrupted(args: argparse.Namespace) -> NoReturn:
     """Ctrl-C: by now the runners' `finally` stopped every board and the fabric (pty mode)
     and the pool's workers are terminated (sim --jobs): one line and 130, no traceback."""
     what = {"verify": "search stopped, nothing printed"}.get(args.cmd, "stopped")
@@ -258,11 +254,12 @@ def _interrupted(args: argparse.Namespace) -> int:
         what = f"campaign stopped, every board with it; no report written to {args.out}"
     fresh_line = "\n" if sys.stderr.isatty() else ""  # off a progress bar's line
     print(f"{fresh_line}hil: interrupted: {what}", file=sys.stderr)
-    # Exit runs the libraries' handlers (Dask's join threads and close clusters): should
-    # one of them hang, the user gets every thread's stack and an exit, not a dead
-    # terminal (a Dask campaign's exit once hung in CI after this line).
-    faulthandler.dump_traceback_later(EXIT_WATCHDOG_S, exit=True)
-    return EXIT_INTERRUPTED
+    # Nothing is left to do, and the interpreter's exit runs library finalizers that can
+    # hang: in CI a Dask `Client.__del__` waited for good on its stopped event loop after
+    # this line (the watchdog that was here dumped that stack). End now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

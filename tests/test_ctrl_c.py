@@ -186,12 +186,11 @@ def test_ctrl_c_in_a_dask_campaign(tmp_path: Path) -> None:
 
 
 def test_a_hung_exit_after_ctrl_c_dumps_its_threads_and_ends() -> None:
-    """Should a library's exit handler hang after "interrupted" (a Dask campaign's once did
-    in CI), hil still ends: every thread's stack on stderr, then exit."""
+    """Nothing left after "interrupted" holds hil's exit: a thread that would never end (as a
+    Dask client's finalizer once waited in CI) is not waited for; 130 at once."""
     code = (
         "import argparse, sys, threading, time\n"
         "from hil import cli\n"
-        "cli.EXIT_WATCHDOG_S = 1.0\n"
         "threading.Thread(target=time.sleep, args=(600,), name='stuck').start()\n"
         "sys.exit(cli._interrupted(argparse.Namespace(cmd='cost-table')))\n"
     )
@@ -199,5 +198,5 @@ def test_a_hung_exit_after_ctrl_c_dumps_its_threads_and_ends() -> None:
         [str(BIN / "python"), "-c", code], check=False, capture_output=True, text=True, timeout=120
     )
     assert proc.stderr.startswith("hil: interrupted: stopped"), proc.stderr
-    assert "most recent call first" in proc.stderr
+    assert 130 == proc.returncode
     assert 0 != proc.returncode
